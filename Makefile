@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Each creates the Python 3.10 virtualenv in .venv on first use.
+PY := .venv/bin/python
+
+.PHONY: demo test lint bench docs venv clean
+
+venv:
+	@scripts/venv.sh
+
+demo: venv
+	$(PY) examples/demo.py
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(PY) -m ruff check nnabla_modules tests benchmarks examples
+	$(PY) -m ruff format --check nnabla_modules tests benchmarks examples
+
+bench: venv
+	$(PY) -m benchmarks
+
+docs:
+	@EXTRAS=test,docs scripts/venv.sh
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+clean:
+	rm -rf .venv docs/_build .pytest_cache

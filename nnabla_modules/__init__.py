@@ -1,0 +1,15 @@
+"""nnabla_modules: PyTorch-like module classes whose weights stay in NNabla's registry.
+
+Each module instance owns a unique parameter-scope prefix; calling it enters
+that scope and runs NNabla's own parametric functions, so the weights live in
+``nn.get_parameters()`` under the prefix and can be enumerated, frozen, saved
+and loaded per object.
+"""
+
+__version__ = "0.1.0"
+
+from .layers import *  # noqa: F401,F403
+from .layers import __all__ as _layer_names
+from .module import Module
+
+__all__ = ["Module", *_layer_names]

@@ -1,0 +1,178 @@
+"""Direct access to NNabla's parameter registry.
+
+NNabla keeps parameters in one tree of ``OrderedDict`` scopes rooted at
+``nnabla.parameter.root_scope``; ``nn.parameter_scope(name)`` always enters a
+scope *relative* to the current one (a leading ``/`` is stripped, not
+absolute). Modules need absolute scopes, so they set
+``nnabla.parameter.current_scope`` themselves, creating the intermediate
+scopes exactly as ``nn.parameter_scope`` does (an empty ``OrderedDict`` stored
+under the name).
+"""
+
+from collections import OrderedDict
+
+import nnabla as nn
+import nnabla.parameter as _parameter
+import nnabla.parametric_functions as _PF
+
+
+def root_scope():
+    return _parameter.root_scope
+
+
+def current_scope():
+    return _parameter.current_scope
+
+
+def set_current_scope(scope):
+    _parameter.current_scope = scope
+
+
+def child_scope(scope, name, owner):
+    """Returns ``scope[name]``, creating it as ``nn.parameter_scope`` would."""
+    child = scope.get(name)
+    if child is None:
+        child = scope[name] = OrderedDict()
+    elif not isinstance(child, dict):
+        raise ValueError(
+            f"{owner}: the registry holds a parameter named {name!r} where this "
+            f"module needs a scope of that name; give the module another name="
+        )
+    return child
+
+
+def resolve(path, owner, create=True):
+    """The scope dict at the absolute ``path`` (a tuple of names), or None."""
+    scope = _parameter.root_scope
+    for name in path:
+        if create:
+            scope = child_scope(scope, name, owner)
+        else:
+            scope = scope.get(name)
+            if not isinstance(scope, dict):
+                return None
+    return scope
+
+
+_path_cache = {}
+
+
+def path_of(scope):
+    """The absolute path of a scope dict reachable from the registry root.
+
+    Returns None for a dict that is not in the registry (a custom ``scope=``
+    given to ``nn.parameter_scope``, or one detached by ``clear_parameters``).
+    """
+    root = _parameter.root_scope
+    if scope is root:
+        return ()
+    cached = _path_cache.get(id(scope))
+    if cached is not None and cached[0] is scope and resolve(cached[1], None, False) is scope:
+        return cached[1]
+    found = find_subscope(root, scope)
+    if found is not None:
+        if len(_path_cache) > 4096:
+            _path_cache.clear()
+        _path_cache[id(scope)] = (scope, found)
+    return found
+
+
+def find_subscope(base, target):
+    """The path from ``base`` down to the dict ``target`` (depth first), or None."""
+    stack = [(base, ())]
+    while stack:
+        scope, path = stack.pop()
+        for name, value in scope.items():
+            if isinstance(value, dict):
+                if value is target:
+                    return path + (name,)
+                stack.append((value, path + (name,)))
+    return None
+
+
+def lookup(scope, key):
+    """The registry entry at the relative ``key`` ('a/b/W') below ``scope``, or None."""
+    for name in key.split("/"):
+        if not isinstance(scope, dict):
+            return None
+        scope = scope.get(name)
+    return scope
+
+
+def iter_claimed(scope, trie, prefix=""):
+    """Yields ``(key, Variable)`` for the leaves of ``scope`` that ``trie`` names.
+
+    Registry order, pruned to the claimed branches: a drop-in module at the
+    registry root walks only what it owns, not the whole registry.
+    """
+    for name, value in scope.items():
+        sub = trie.get(name)
+        if sub is None:
+            continue
+        key = prefix + name
+        if isinstance(value, dict):
+            if sub is not LEAF:
+                yield from iter_claimed(value, sub, key + "/")
+        elif sub is LEAF:
+            yield key, value
+
+
+LEAF = object()
+
+
+def make_trie(keys):
+    trie = {}
+    for key in keys:
+        *scopes, leaf = key.split("/")
+        node = trie
+        for name in scopes:
+            nxt = node.get(name)
+            if nxt is None or nxt is LEAF:
+                nxt = node[name] = {}
+            node = nxt
+        node.setdefault(leaf, LEAF)
+    return trie
+
+
+# --- the ownership hook ----------------------------------------------------
+#
+# A module owns the registry entries that its code creates or uses. All of
+# NNabla's parametric functions obtain their parameters through
+# ``nnabla.parameter.get_parameter_or_create``; while a module call is running
+# (and only then) that function is replaced by one that also records the entry
+# in the innermost active module. Plain PF code outside modules never sees it.
+
+_original_get_parameter_or_create = _parameter.get_parameter_or_create
+_HOOKED_NAMESPACES = (_parameter, _PF)
+
+#: Innermost-last stack of the modules whose call is running.
+active = []
+
+
+def _tracked_get_parameter_or_create(
+    name, shape=None, initializer=None, need_grad=True, as_need_grad=None
+):
+    if "/" in name or not active:
+        # A nested name recurses into this function once per level.
+        return _original_get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
+    state = active[-1]._module_state
+    requested = need_grad
+    if state.frozen:
+        need_grad = as_need_grad = False
+    param = _original_get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
+    state.claim(_parameter.current_scope, name, requested)
+    return param
+
+
+def install_hook():
+    for namespace in _HOOKED_NAMESPACES:
+        namespace.get_parameter_or_create = _tracked_get_parameter_or_create
+
+
+def remove_hook():
+    for namespace in _HOOKED_NAMESPACES:
+        namespace.get_parameter_or_create = _original_get_parameter_or_create
+
+
+def is_variable(value):
+    return isinstance(value, nn.Variable)

@@ -1,0 +1,219 @@
+"""One adapter turns a parametric function into a module class.
+
+A layer class *declares* which ``PF`` function it mirrors and which constructor
+arguments are input sizes; the adapter derives everything else from PF's own
+signature: the constructor (PF's keyword arguments, names and defaults), the
+call (PF's inputs in PF's order), the docstring (PF's argument docs) and the
+eager creation of parameters (PF itself, on example inputs of the declared
+sizes).
+"""
+
+import inspect
+import re
+from collections import OrderedDict
+
+import nnabla as nn
+
+from ..module import Module, describe
+
+REQUIRED = inspect.Parameter.empty
+
+
+class Layer(Module):
+    """Base of the modules that mirror one ``nnabla.parametric_functions`` function.
+
+    Subclasses declare:
+
+    * ``pf_function``: the PF function;
+    * ``inputs``: the names of PF's input Variables, in PF's order;
+    * ``own_args``: ``(name, default)`` of constructor arguments PF does not
+      take (input sizes, mostly), placed first;
+    * ``positional``: the constructor's positional order when it must differ
+      from PF's (the seed's classes); the other arguments become keyword-only;
+    * ``inference_args``: PF arguments that inference sets (``eval()`` or
+      ``test=True``), e.g. ``{"batch_stat": False}``;
+
+    and implement ``_example_inputs`` (Variables of the declared sizes, for
+    creating the parameters before the first call) and ``_check_inputs``.
+    """
+
+    pf_function = None
+    inputs = ("inp",)
+    own_args = ()
+    positional = None
+    inference_args = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.pf_function is None:
+            return
+        if "pf_function" in cls.__dict__:  # a plain function would bind as a method
+            cls.pf_function = staticmethod(cls.__dict__["pf_function"])
+        pf_params = _pf_parameters(cls.pf_function, cls.inputs)
+        cls._pf_arg_names = tuple(pf_params)
+        cls.__signature__ = _constructor_signature(cls, pf_params)
+        cls.__doc__ = _docstring(cls, pf_params)
+
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = self.__signature__.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{type(self).__name__}{self.__signature__}: {error}") from None
+        bound.apply_defaults()
+        self.config = OrderedDict(bound.arguments)
+        self._configure(self.config)
+        self._pf_kwargs = {name: self.config[name] for name in self._pf_arg_names}
+
+    def _configure(self, config):
+        """Validates and normalizes the constructor arguments in place."""
+
+    def __call__(self, *inputs, test=False, **overrides):
+        if not 0 < len(inputs) <= len(self.inputs):
+            raise TypeError(
+                f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
+                f"got {len(inputs)} positional arguments"
+            )
+        self._check_inputs(*inputs)
+        kwargs = self._pf_kwargs
+        if (test or not self.training) and self.inference_args:
+            kwargs = {**kwargs, **self.inference_args}
+        if overrides:
+            unknown = set(overrides) - set(self._pf_arg_names) - set(self.inputs)
+            if unknown:
+                raise TypeError(
+                    f"{describe(self)}: {self.pf_function.__name__} takes no argument "
+                    f"{', '.join(sorted(unknown))}"
+                )
+            kwargs = {**kwargs, **overrides}
+        if len(inputs) > 1:
+            kwargs = {**kwargs, **dict(zip(self.inputs[1:], inputs[1:]))}
+        try:
+            return self.pf_function(inputs[0], **kwargs)
+        except (ValueError, RuntimeError) as error:
+            raise type(error)(f"{describe(self)}: {error}") from error
+
+    def _create_parameters(self):
+        inputs = self._example_inputs()
+        if inputs is None:
+            return
+        with nn.auto_forward(False):
+            self.pf_function(*inputs[:1], **{**self._pf_kwargs, **_named(self, inputs)})
+
+    def _example_inputs(self):
+        """Variables of the declared sizes, or None when the sizes are unknown."""
+        return None
+
+    def _check_inputs(self, *inputs):
+        """Raises a ValueError naming the module when an input disagrees with the sizes."""
+
+    def _size_error(self, what, expected, got):
+        return ValueError(
+            f"{describe(self)}: {what} is {got}, but the module was constructed for "
+            f"{expected}. Pass inputs of that size, or construct the layer for this one."
+        )
+
+    def extra_repr(self):
+        shown = []
+        for name, param in self.__signature__.parameters.items():
+            value = self.config[name]
+            if param.default is REQUIRED:
+                shown.append(repr(value))
+            elif not _same(value, param.default):
+                shown.append(f"{name}={value!r}")
+        return ", ".join(shown)
+
+
+def _named(layer, inputs):
+    return dict(zip(layer.inputs[1:], inputs[1:]))
+
+
+def _same(value, default):
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except Exception:  # arrays and other values without a plain truth value
+        return value is default
+
+
+def _pf_parameters(pf_function, inputs):
+    signature = inspect.signature(pf_function)
+    return OrderedDict(
+        (name, param)
+        for name, param in signature.parameters.items()
+        if name not in inputs and name != "name"
+    )
+
+
+def _constructor_signature(cls, pf_params):
+    params = OrderedDict(
+        (name, inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
+        for name, default in cls.own_args
+    )
+    for name, param in pf_params.items():
+        params.setdefault(name, param.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    order = cls.positional or tuple(params)
+    positional = [params[name] for name in order]
+    keyword_only = [
+        param.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for name, param in params.items()
+        if name not in order
+    ]
+    return inspect.Signature(positional + keyword_only)
+
+
+_ARG_LINE = re.compile(r"^(\s+)(\w+)\s*(\(.*?\))?\s*:")
+
+
+def _arg_docs(docstring):
+    """``{argument: its lines}`` from the ``Args:`` section of a docstring."""
+    docs, current, indent, in_args = {}, None, None, False
+    for line in inspect.cleandoc(docstring or "").split("\n"):
+        if line.strip() == "Args:":
+            in_args = True
+            continue
+        if not in_args:
+            continue
+        if line and not line.startswith(" "):
+            break  # the next section
+        match = _ARG_LINE.match(line)
+        if match and (indent is None or len(match.group(1)) == indent):
+            indent = len(match.group(1))
+            current = match.group(2)
+            docs[current] = [line.strip()]
+        elif current is not None and line.strip():
+            docs[current].append(line.strip())
+    return docs
+
+
+def _docstring(cls, pf_params):
+    own = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+    summary, _, rest = own.partition("\n\n")
+    # Arguments documented by the class or a base (Conv2d inherits ``inmaps``).
+    own_docs = {**getattr(cls, "_own_arg_docs", {}), **_arg_docs(rest)}
+    cls._own_arg_docs = own_docs
+    pf_docs = _arg_docs(cls.pf_function.__doc__)
+    pf_name = cls.pf_function.__name__
+    lines = [
+        summary or f"Module form of ``PF.{pf_name}``.",
+        "",
+        f"Mirrors :func:`nnabla.parametric_functions.{pf_name}`: the same parameter names, "
+        "shapes and initializers, created by PF itself under this module's prefix. "
+        f"Call it with {', '.join(cls.inputs)} as PF takes them; keyword arguments of the "
+        "call override the constructor's for that call.",
+        "",
+        "Args:",
+    ]
+    for name in cls.__signature__.parameters:
+        text = own_docs.get(name) or pf_docs.get(name) or [f"{name}: See ``PF.{pf_name}``."]
+        lines.append("    " + text[0])
+        lines.extend("        " + more for more in text[1:])
+    lines.append("")
+    lines.append(_strip_args(rest))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _strip_args(text):
+    if "Args:" not in text:
+        return text
+    before, section = text.split("Args:", 1)
+    after = re.split(r"\n(?=\S)", section, maxsplit=1)
+    return before + (after[1] if len(after) > 1 else "")

@@ -1,0 +1,201 @@
+"""Convolution and deconvolution layers."""
+
+import nnabla as nn
+import nnabla.parametric_functions as PF
+
+from ._adapter import REQUIRED, Layer
+
+_SEED_ORDER = (
+    "inmaps", "outmaps", "kernel", "pad", "stride", "dilation", "group",
+    "w_init", "b_init", "base_axis", "fix_parameters", "rng", "with_bias",
+)  # fmt: skip
+_SPATIAL_ARGS = ("kernel", "pad", "stride", "dilation", "output_padding")
+
+
+class _ConvolutionFamily(Layer):
+    """Shared by the layers whose input is ``(batch..., inmaps, *spatial)``."""
+
+    own_args = (("inmaps", REQUIRED),)
+    positional = _SEED_ORDER
+    spatial_dims = None  # Conv2d: 2; None: any
+
+    def _configure(self, config):
+        dims = self.spatial_dims
+        for arg in _SPATIAL_ARGS:
+            value = config.get(arg)
+            if dims is not None and isinstance(value, int):
+                config[arg] = (value,) * dims
+        if dims is not None and len(config["kernel"]) != dims:
+            raise ValueError(
+                f"{type(self).__name__}: kernel {config['kernel']} has "
+                f"{len(config['kernel'])} dimensions, expected {dims}"
+            )
+
+    def _channel_axis(self, ndim):
+        return ndim - 1 if self.config.get("channel_last") else self.config["base_axis"]
+
+    def _example_inputs(self):
+        config = self.config
+        kernel = tuple(config["kernel"])
+        dilation = config["dilation"] or (1,) * len(kernel)
+        pad = config["pad"] or (0,) * len(kernel)
+        # Large enough for any stride and padding: the output is at least 1.
+        spatial = tuple(d * (k - 1) + 1 + 2 * p for k, d, p in zip(kernel, dilation, pad))
+        batch = (1,) * config["base_axis"]
+        channels = (config["inmaps"],)
+        shape = batch + (spatial + channels if config.get("channel_last") else channels + spatial)
+        return (nn.Variable(shape),)
+
+    def _check_inputs(self, x, *_):
+        kernel = self.config["kernel"]
+        expected_ndim = self.config["base_axis"] + 1 + len(kernel)
+        if x.ndim != expected_ndim:
+            raise self._size_error(
+                f"the input {x.shape} has {x.ndim} dimensions", f"{expected_ndim}", x.ndim
+            )
+        inmaps = x.shape[self._channel_axis(x.ndim)]
+        if inmaps != self.config["inmaps"]:
+            raise self._size_error(
+                f"the input {x.shape} has {inmaps} channels", self.config["inmaps"], inmaps
+            )
+
+
+class Convolution(_ConvolutionFamily):
+    """N-D convolution with a bias term.
+
+    Args:
+        inmaps (int): Number of input channels (the input's ``base_axis``
+            dimension, or its last with ``channel_last=True``).
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> conv = nm.Convolution(3, 16, (3, 3), pad=(1, 1), name="conv1")
+        >>> conv(nn.Variable((2, 3, 8, 8))).shape
+        (2, 16, 8, 8)
+        >>> {k: v.shape for k, v in conv.get_parameters().items()}
+        {'conv/W': (16, 3, 3, 3), 'conv/b': (16,)}
+    """
+
+    pf_function = PF.convolution
+
+
+class Conv1d(Convolution):
+    """1-D convolution; ``kernel``, ``pad``, ``stride``, ``dilation`` may be ints.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.Conv1d(4, 8, 3, name="c1")(nn.Variable((2, 4, 10))).shape
+        (2, 8, 8)
+    """
+
+    spatial_dims = 1
+
+
+class Conv2d(Convolution):
+    """2-D convolution; ``kernel``, ``pad``, ``stride``, ``dilation`` may be ints.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.Conv2d(3, 8, (3, 3), pad=(1, 1), name="c2")(nn.Variable((2, 3, 5, 5))).shape
+        (2, 8, 5, 5)
+    """
+
+    spatial_dims = 2
+
+
+class Conv3d(Convolution):
+    """3-D convolution; ``kernel``, ``pad``, ``stride``, ``dilation`` may be ints.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.Conv3d(1, 2, 3, name="c3")(nn.Variable((1, 1, 4, 4, 4))).shape
+        (1, 2, 2, 2, 2)
+    """
+
+    spatial_dims = 3
+
+
+class ConvNd(Convolution):
+    """N-D convolution (the number of dimensions is ``len(kernel)``).
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.ConvNd(2, 4, (3,), name="cn")(nn.Variable((1, 2, 6))).shape
+        (1, 4, 4)
+    """
+
+
+class Deconvolution(_ConvolutionFamily):
+    """N-D deconvolution (transposed convolution) with a bias term.
+
+    The weight has PF's shape ``(inmaps, outmaps // group, *kernel)``.
+
+    Args:
+        inmaps (int): Number of input channels.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> deconv = nm.Deconvolution(8, 4, (2, 2), stride=(2, 2), name="up")
+        >>> deconv(nn.Variable((1, 8, 5, 5))).shape
+        (1, 4, 10, 10)
+        >>> deconv.get_parameters()["deconv/W"].shape
+        (8, 4, 2, 2)
+    """
+
+    pf_function = PF.deconvolution
+
+
+class Deconv1d(Deconvolution):
+    """1-D deconvolution; spatial arguments may be ints.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.Deconv1d(4, 2, 3, name="d1")(nn.Variable((1, 4, 5))).shape
+        (1, 2, 7)
+    """
+
+    spatial_dims = 1
+
+
+class Deconv2d(Deconvolution):
+    """2-D deconvolution; spatial arguments may be ints.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.Deconv2d(4, 2, 2, stride=2, name="d2")(nn.Variable((1, 4, 3, 3))).shape
+        (1, 2, 6, 6)
+    """
+
+    spatial_dims = 2
+
+
+class Deconv3d(Deconvolution):
+    """3-D deconvolution; spatial arguments may be ints.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.Deconv3d(2, 1, 2, name="d3")(nn.Variable((1, 2, 2, 2, 2))).shape
+        (1, 1, 3, 3, 3)
+    """
+
+    spatial_dims = 3
+
+
+class DeconvNd(Deconvolution):
+    """N-D deconvolution (the number of dimensions is ``len(kernel)``).
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> nm.DeconvNd(2, 2, (3,), name="dn")(nn.Variable((1, 2, 4))).shape
+        (1, 2, 6)
+    """

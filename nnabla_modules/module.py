@@ -1,0 +1,538 @@
+"""The ``Module`` base class: an object that owns a parameter-scope prefix.
+
+Calling a module enters ``nn.parameter_scope(prefix)`` at an absolute path and
+runs the module's code there, so everything NNabla's parametric functions
+create lands in NNabla's own registry under the prefix. The naming rules live
+in :mod:`nnabla_modules._naming`; registry access in
+:mod:`nnabla_modules._registry`.
+"""
+
+import functools
+import inspect
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _registry
+from ._naming import check_name, join, root_names, snake_case
+
+_NOT_GIVEN = object()
+#: Bumped whenever a module is named, renamed or adopted; prefix caches compare it.
+_naming_epoch = [0]
+
+
+class _State:
+    """Bookkeeping of one module, kept apart from the user's attributes."""
+
+    __slots__ = (
+        "given_name",  # the name= given (None: automatic)
+        "parent",  # the module that first held this one, or None for a root
+        "local",  # tuple: local name as scope levels (() for name="")
+        "construction_path",  # tuple: NNabla scope active at construction
+        "claims",  # OrderedDict relative key -> need_grad its creator asked for
+        "scope",  # the registry dict entered by the last call
+        "relpaths",  # id(dict) -> (dict, "relative/path/") below ``scope``
+        "frozen",
+        "prefix",
+        "prefix_epoch",
+    )
+
+    def __init__(self, given_name, construction_path):
+        self.given_name = given_name
+        self.parent = None
+        self.local = ()
+        self.construction_path = construction_path
+        self.claims = OrderedDict()
+        self.scope = None
+        self.relpaths = {}
+        self.frozen = False
+        self.prefix = None
+        self.prefix_epoch = -1
+
+    def claim(self, scope, name, need_grad):
+        """Records that this module's own code created or used ``scope[name]``."""
+        if scope is self.scope:
+            key = name
+        else:
+            hit = self.relpaths.get(id(scope))
+            if hit is None or hit[0] is not scope:
+                path = _registry.find_subscope(self.scope, scope)
+                if path is None:
+                    return  # not under this module's prefix: not its entry
+                hit = self.relpaths[id(scope)] = (scope, join(path) + "/")
+            key = hit[1] + name
+        if key not in self.claims:
+            self.claims[key] = need_grad
+
+
+class ModuleMeta(type):
+    """Lets subclasses skip ``super().__init__()``, take ``name=``, override ``__call__``."""
+
+    def __new__(mcls, cls_name, bases, namespace, **kwargs):
+        call = namespace.get("__call__")
+        if call is not None and not getattr(call, "_enters_scope", False):
+            namespace["__call__"] = _entering_scope(call)
+        return super().__new__(mcls, cls_name, bases, namespace, **kwargs)
+
+    def __call__(cls, *args, name=_NOT_GIVEN, **kwargs):
+        if cls.__new__ is object.__new__:
+            module = object.__new__(cls)
+        else:
+            module = cls.__new__(cls, *args, **kwargs)
+        takes_name = _init_takes_name(cls)
+        if takes_name and name is _NOT_GIVEN:
+            name = _positional_name(cls, args, kwargs)
+        _init_state(module, None if name is _NOT_GIVEN else name)
+        if takes_name and name is not _NOT_GIVEN:
+            kwargs["name"] = name
+        module.__init__(*args, **kwargs)
+        _adopt_attributes(module)
+        return module
+
+
+@functools.lru_cache(maxsize=None)
+def _init_takes_name(cls):
+    try:
+        return "name" in inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _positional_name(cls, args, kwargs):
+    try:
+        bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs)
+    except TypeError:
+        return _NOT_GIVEN
+    return bound.arguments.get("name", _NOT_GIVEN)
+
+
+def _init_state(module, name):
+    cls = type(module)
+    if name is not None:
+        check_name(name, f"{cls.__name__}(name={name!r})")
+    path = _construction_path(cls.__name__)
+    state = _State(name, path)
+    object.__setattr__(module, "_module_state", state)
+    object.__setattr__(module, "training", True)
+    _hold_root_name(module)
+
+
+def _construction_path(what):
+    scope = _registry.current_scope()
+    active = _registry.active
+    if active and active[-1]._module_state.scope is scope:
+        return _prefix(active[-1])
+    path = _registry.path_of(scope)
+    if path is None:
+        raise RuntimeError(
+            f"{what}: the active NNabla parameter scope is not part of the registry "
+            "(a custom scope= dict, or one removed by nn.clear_parameters()); "
+            "construct modules outside such a scope."
+        )
+    return path
+
+
+def _hold_root_name(module):
+    state = module._module_state
+    if state.given_name is None:
+        base = snake_case(type(module).__name__)
+        state.local = (root_names.allocate(state.construction_path, base),)
+    else:
+        state.local = (state.given_name,) if state.given_name else ()
+    root_names.hold(state.construction_path + state.local, module)
+    _naming_epoch[0] += 1
+
+
+def _entering_scope(call):
+    @functools.wraps(call)
+    def entering_scope(self, *args, **kwargs):
+        active = _registry.active
+        if active and active[-1] is self:  # super().__call__ chains
+            return call(self, *args, **kwargs)
+        return _run_in_scope(self, call, args, kwargs)
+
+    entering_scope._enters_scope = True
+    return entering_scope
+
+
+def _run_in_scope(module, fn, args, kwargs):
+    active = _registry.active
+    caller = active[-1] if active else None
+    if caller is not None and module._module_state.parent is None:
+        _adopt_from_callers(module)  # e.g. a list filled after the parent was built
+    scope = _enter_scope(module, caller)
+    previous = _registry.current_scope()
+    if not active:
+        _registry.install_hook()
+    active.append(module)
+    _registry.set_current_scope(scope)
+    try:
+        return fn(module, *args, **kwargs)
+    finally:
+        _registry.set_current_scope(previous)
+        active.pop()
+        if not active:
+            _registry.remove_hook()
+
+
+def _adopt_from_callers(module):
+    for caller in reversed(_registry.active):
+        _adopt_attributes(caller)
+        if module._module_state.parent is not None:
+            return
+
+
+def _enter_scope(module, caller):
+    state = module._module_state
+    prefix = _prefix(module)
+    parent = state.parent
+    if parent is not None and parent is caller and caller._module_state.scope is not None:
+        scope = caller._module_state.scope
+        for level in state.local:
+            scope = _registry.child_scope(scope, level, describe(module))
+    else:
+        scope = _registry.resolve(prefix, describe(module))
+    if scope is not state.scope:
+        state.scope = scope
+        state.relpaths = {}
+    return scope
+
+
+def _prefix(module):
+    state = module._module_state
+    if state.prefix_epoch != _naming_epoch[0]:
+        if state.parent is None:
+            state.prefix = state.construction_path + state.local
+        else:
+            state.prefix = _prefix(state.parent) + state.local
+        state.prefix_epoch = _naming_epoch[0]
+    return state.prefix
+
+
+def describe(module):
+    """``Conv2d 'res_unit/conv0'``: how errors name a module."""
+    prefix = join(_prefix(module))
+    where = f"'{prefix}'" if prefix else "at the registry root"
+    return f"{type(module).__name__} {where}"
+
+
+# --- adoption: how a parent finds its children ------------------------------
+
+_CONTAINERS = (list, tuple, dict)
+
+
+def _adopt_attributes(parent):
+    seen = set()
+    for attr, value in list(vars(parent).items()):
+        if isinstance(value, Module):
+            _adopt(parent, value, (attr,))
+        elif isinstance(value, _CONTAINERS) and attr != "_module_state":
+            _adopt_within(parent, value, (attr,), seen)
+
+
+def _adopt_within(parent, value, path, seen):
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, Module):
+            _adopt(parent, item, path + (key,))
+        elif isinstance(item, _CONTAINERS):
+            _adopt_within(parent, item, path + (key,), seen)
+
+
+def _adopt(parent, child, path):
+    state = child._module_state
+    if state.parent is not None or _is_ancestor(child, parent):
+        return  # held before (shared), or a back-reference up the tree
+    old_prefix = _prefix(child)
+    if _has_parameters(child):
+        raise RuntimeError(
+            f"{describe(child)} already has parameters; holding it as "
+            f"{join(str(p) for p in path)!r} in {describe(parent)} would move them to "
+            "a new prefix. Hold the module in its parent before its first use, or "
+            "construct a new one and load this one's weights into it "
+            "(new.load_parameters(path) after old.save_parameters(path))."
+        )
+    levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module") for p in path)
+    root_names.release(old_prefix, child)
+    state.parent = parent
+    given = state.given_name
+    state.local = levels if given is None else ((given,) if given else ())
+    _naming_epoch[0] += 1
+
+
+def _is_ancestor(candidate, module):
+    while module is not None:
+        if module is candidate:
+            return True
+        module = module._module_state.parent
+    return False
+
+
+def _has_parameters(module):
+    return any(m._module_state.claims for _, m in _walk(module))
+
+
+def _children(module):
+    """``(local name, child)`` pairs of the modules this one holds, in attribute order."""
+    _adopt_attributes(module)
+    found = OrderedDict()
+
+    def visit(value):
+        if isinstance(value, Module):
+            if value._module_state.parent is module and id(value) not in found:
+                found[id(value)] = value
+        elif isinstance(value, _CONTAINERS):
+            if id(value) in seen:
+                return
+            seen.add(id(value))
+            for item in value.values() if isinstance(value, dict) else value:
+                visit(item)
+
+    seen = set()
+    for attr, value in vars(module).items():
+        if attr != "_module_state":
+            visit(value)
+    return [(join(child._module_state.local), child) for child in found.values()]
+
+
+def _walk(module, relative=()):
+    """Yields ``(relative path tuple, module)`` for the module and its descendants."""
+    seen = set()
+    stack = [(relative, module)]
+    while stack:
+        path, current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield path, current
+        children = _children(current)
+        for _, child in reversed(children):
+            stack.append((path + child._module_state.local, child))
+
+
+class Module(metaclass=ModuleMeta):
+    """Base class of every module: an object that owns a parameter-scope prefix.
+
+    Subclass it like a PyTorch ``nn.Module``: create the layers in
+    ``__init__`` (no ``super().__init__()`` call needed) and compute in
+    ``__call__`` (or ``forward``). Calling the module enters its parameter
+    scope, so both its layer modules and any ``PF.*`` code written directly in
+    ``__call__`` create their parameters under its prefix.
+
+    Every module accepts ``name=`` at construction, whether or not its
+    ``__init__`` declares it. See :doc:`/concepts` for the naming rules.
+
+    Example:
+
+        >>> import nnabla as nn
+        >>> import nnabla.functions as F
+        >>> import nnabla_modules as nm
+        >>> class MLP(nm.Module):
+        ...     def __init__(self, n_in, n_hidden, n_out):
+        ...         self.fc1 = nm.Linear(n_in, n_hidden)
+        ...         self.fc2 = nm.Linear(n_hidden, n_out)
+        ...     def __call__(self, x):
+        ...         return self.fc2(F.relu(self.fc1(x)))
+        >>> mlp = MLP(4, 8, 2, name="mlp")
+        >>> list(mlp.get_parameters())
+        ['fc1/affine/W', 'fc1/affine/b', 'fc2/affine/W', 'fc2/affine/b']
+    """
+
+    def __setattr__(self, attr, value):
+        object.__setattr__(self, attr, value)
+        if isinstance(value, Module):
+            _adopt(self, value, (attr,))
+        elif isinstance(value, _CONTAINERS):
+            _adopt_within(self, value, (attr,), set())
+
+    def __call__(self, *args, **kwargs):
+        forward = getattr(self, "forward", None)
+        if forward is None:
+            raise NotImplementedError(
+                f"{describe(self)}: define __call__ (or forward) to compute the output"
+            )
+        return forward(*args, **kwargs)
+
+    # --- names ---------------------------------------------------------------
+
+    @property
+    def name(self):
+        """The local name: given, attribute path, or automatic (``""``: no level)."""
+        return join(self._module_state.local)
+
+    @name.setter
+    def name(self, name):
+        state = self._module_state
+        if name is None or name == state.given_name:
+            return
+        check_name(name, describe(self))
+        if _has_parameters(self):
+            raise RuntimeError(
+                f"{describe(self)} already has parameters; renaming it to {name!r} would "
+                "create a second set of weights. Give name= at construction instead."
+            )
+        old_prefix = _prefix(self)
+        state.given_name = name
+        if state.parent is None:
+            root_names.release(old_prefix, self)
+            _hold_root_name(self)
+        else:
+            state.local = (name,) if name else ()
+            _naming_epoch[0] += 1
+
+    @property
+    def prefix(self):
+        """The full parameter-scope prefix, e.g. ``"res_unit/conv0"``."""
+        return join(_prefix(self))
+
+    # --- enumeration -----------------------------------------------------------
+
+    def get_parameters(self, grad_only=True, recursive=True):
+        """The module's parameters, keyed relative to its prefix.
+
+        Creates them first where the module can (layers given input sizes).
+
+        Args:
+            grad_only (bool): Only parameters with ``need_grad=True`` (not the
+                batch-norm running statistics, not frozen weights).
+            recursive (bool): Include the descendants' parameters; ``False``
+                gives only what this module's own code created.
+
+        Returns:
+            OrderedDict: key -> the registry's own ``nn.Variable``, in registry
+            (creation) order.
+        """
+        _create_parameters(self)
+        scope = _registry.resolve(_prefix(self), describe(self), create=False)
+        params = OrderedDict()
+        if scope is None:
+            return params
+        trie = _registry.make_trie(_claimed_keys(self, recursive))
+        for key, param in _registry.iter_claimed(scope, trie):
+            if not grad_only or param.need_grad:
+                params[key] = param
+        return params
+
+    def named_parameters(self, grad_only=True, recursive=True):
+        """Yields ``(key, Variable)`` pairs; see :meth:`get_parameters`."""
+        yield from self.get_parameters(grad_only, recursive).items()
+
+    def parameters(self, grad_only=True, recursive=True):
+        """Yields the Variables of :meth:`get_parameters`."""
+        yield from self.get_parameters(grad_only, recursive).values()
+
+    def named_modules(self):
+        """Yields ``(relative prefix, module)`` for this module and its descendants."""
+        for path, module in _walk(self):
+            yield join(path), module
+
+    def modules(self):
+        """Yields this module and its descendants (each once)."""
+        for _, module in _walk(self):
+            yield module
+
+    def named_children(self):
+        """Yields ``(local name, child)`` for the modules this one holds."""
+        yield from _children(self)
+
+    def children(self):
+        """Yields the modules this one holds."""
+        for _, child in _children(self):
+            yield child
+
+    # --- modes -------------------------------------------------------------------
+
+    def train(self, mode=True):
+        """Sets ``training`` on the whole tree; returns the module."""
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        """Inference mode for the whole tree; returns the module."""
+        return self.train(False)
+
+    def freeze(self):
+        """Stops gradients for the tree's parameters, in the registry itself.
+
+        Sets ``need_grad=False`` on the registry's Variables, so solvers given
+        ``get_parameters()`` and weight decay skip them, and graphs built after
+        this line compute no gradient for them. Returns the module.
+        """
+        return self._set_frozen(True)
+
+    def unfreeze(self):
+        """Undoes :meth:`freeze`; restores each parameter's own ``need_grad``."""
+        return self._set_frozen(False)
+
+    def _set_frozen(self, frozen):
+        _create_parameters(self)
+        for _, module in _walk(self):
+            state = module._module_state
+            state.frozen = frozen
+            scope = _registry.resolve(_prefix(module), describe(module), create=False)
+            if scope is None:
+                continue
+            for key, need_grad in state.claims.items():
+                param = _registry.lookup(scope, key)
+                if _registry.is_variable(param):
+                    param.need_grad = need_grad and not frozen
+        return self
+
+    # --- display -------------------------------------------------------------------
+
+    def extra_repr(self):
+        """Text inside the parentheses of ``repr``; layers show their arguments."""
+        return ""
+
+    def __repr__(self):
+        count = _count_parameters(self)
+        note = f"  # {self.prefix or '(registry root)'}"
+        note += f", {count:,} params" if count is not None else ", no parameters yet"
+        children = _children(self)
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")" + note
+        lines = [head + note]
+        for local, child in children:
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({local or '<no level>'}): {child_repr}")
+        return "\n".join(lines) + "\n)"
+
+
+def _claimed_keys(module, recursive):
+    walk = _walk(module) if recursive else [((), module)]
+    for path, current in walk:
+        relative = join(path)
+        for key in current._module_state.claims:
+            yield f"{relative}/{key}" if relative else key
+
+
+def _count_parameters(module):
+    scope = _registry.resolve(_prefix(module), None, create=False)
+    if scope is None:
+        return None
+    trie = _registry.make_trie(_claimed_keys(module, True))
+    sizes = [int(np.prod(param.shape)) for _, param in _registry.iter_claimed(scope, trie)]
+    return sum(sizes) if sizes else None
+
+
+def _create_parameters(module):
+    """Creates the parameters of every layer in the tree that knows its input sizes."""
+    for _, current in _walk(module):
+        create = getattr(current, "_create_parameters", None)
+        if create is not None and not _parameters_exist(current):
+            _run_in_scope(current, type(current)._create_parameters, (), {})
+
+
+def _parameters_exist(module):
+    state = module._module_state
+    if not state.claims:
+        return False
+    scope = _registry.resolve(_prefix(module), None, create=False)
+    return scope is not None and all(
+        _registry.is_variable(_registry.lookup(scope, key)) for key in state.claims
+    )
