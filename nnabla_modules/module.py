@@ -9,6 +9,7 @@ in :mod:`nnabla_modules._naming`; registry access in
 
 import functools
 import inspect
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -26,7 +27,7 @@ class _State:
 
     __slots__ = (
         "given_name",  # the name= given (None: automatic)
-        "parent",  # the module that first held this one, or None for a root
+        "parent",  # weakref to the module that first held this one; None: a root
         "local",  # tuple: local name as scope levels (() for name="")
         "construction_path",  # tuple: NNabla scope active at construction
         "claims",  # OrderedDict relative key -> need_grad its creator asked for
@@ -48,6 +49,9 @@ class _State:
         self.frozen = False
         self.prefix = None
         self.prefix_epoch = -1
+
+    def parent_module(self):
+        return self.parent() if self.parent is not None else None
 
     def claim(self, scope, name, need_grad):
         """Records that this module's own code created or used ``scope[name]``."""
@@ -185,7 +189,7 @@ def _adopt_from_callers(module):
 def _enter_scope(module, caller):
     state = module._module_state
     prefix = _prefix(module)
-    parent = state.parent
+    parent = state.parent_module()
     if parent is not None and parent is caller and caller._module_state.scope is not None:
         scope = caller._module_state.scope
         for level in state.local:
@@ -201,10 +205,12 @@ def _enter_scope(module, caller):
 def _prefix(module):
     state = module._module_state
     if state.prefix_epoch != _naming_epoch[0]:
-        if state.parent is None:
+        parent = state.parent_module()
+        if parent is not None:
+            state.prefix = _prefix(parent) + state.local
+        elif state.parent is None or state.prefix is None:
             state.prefix = state.construction_path + state.local
-        else:
-            state.prefix = _prefix(state.parent) + state.local
+        # else: the parent died; its children keep the prefix they had.
         state.prefix_epoch = _naming_epoch[0]
     return state.prefix
 
@@ -257,7 +263,9 @@ def _adopt(parent, child, path):
         )
     levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module") for p in path)
     root_names.release(old_prefix, child)
-    state.parent = parent
+    # A weak reference: no parent<->child cycle, so auto-named roots are freed
+    # (and their names reused) deterministically, not when the collector runs.
+    state.parent = weakref.ref(parent)
     given = state.given_name
     state.local = levels if given is None else ((given,) if given else ())
     _naming_epoch[0] += 1
@@ -267,7 +275,7 @@ def _is_ancestor(candidate, module):
     while module is not None:
         if module is candidate:
             return True
-        module = module._module_state.parent
+        module = module._module_state.parent_module()
     return False
 
 
@@ -282,7 +290,7 @@ def _children(module):
 
     def visit(value):
         if isinstance(value, Module):
-            if value._module_state.parent is module and id(value) not in found:
+            if value._module_state.parent_module() is module and id(value) not in found:
                 found[id(value)] = value
         elif isinstance(value, _CONTAINERS):
             if id(value) in seen:
@@ -481,6 +489,32 @@ class Module(metaclass=ModuleMeta):
                 if _registry.is_variable(param):
                     param.need_grad = need_grad and not frozen
         return self
+
+    # --- checkpoints (nnabla_modules.checkpoint) ------------------------------------
+
+    def save_parameters(self, path, grad_only=False, extension=None):
+        """Saves this module's parameters, keys relative to its prefix; see :doc:`/checkpoints`."""
+        from . import checkpoint
+
+        return checkpoint.save_parameters(self, path, grad_only=grad_only, extension=extension)
+
+    def load_parameters(self, path, strict=True, extension=None):
+        """Loads a checkpoint into this module's Variables in place; see :doc:`/checkpoints`."""
+        from . import checkpoint
+
+        return checkpoint.load_parameters(self, path, strict=strict, extension=extension)
+
+    def state_dict(self, grad_only=False):
+        """An OrderedDict of numpy copies of the parameters, keys relative to the prefix."""
+        from . import checkpoint
+
+        return checkpoint.state_dict(self, grad_only=grad_only)
+
+    def load_state_dict(self, state, strict=True):
+        """Loads an in-memory ``{key: array}`` with the rules of :meth:`load_parameters`."""
+        from . import checkpoint
+
+        return checkpoint.load_state_dict(self, state, strict=strict)
 
     # --- display -------------------------------------------------------------------
 
