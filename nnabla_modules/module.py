@@ -84,14 +84,24 @@ class ModuleMeta(type):
         else:
             module = cls.__new__(cls, *args, **kwargs)
         takes_name = _init_takes_name(cls)
-        if takes_name and name is _NOT_GIVEN:
-            name = _positional_name(cls, args, kwargs)
-        _init_state(module, None if name is _NOT_GIVEN else name)
-        if takes_name and name is not _NOT_GIVEN:
-            kwargs["name"] = name
-        module.__init__(*args, **kwargs)
+        if takes_name and name is _NOT_GIVEN:  # maybe given positionally
+            _init_state(module, _positional_name(cls, args))
+        else:
+            _init_state(module, None if name is _NOT_GIVEN else name)
+            if takes_name:
+                kwargs["name"] = name
+        _constructing.append(module)
+        try:
+            module.__init__(*args, **kwargs)
+        finally:
+            _constructing.pop()
         _adopt_attributes(module)
         return module
+
+
+#: Modules whose ``__init__`` is running: a module built inside one may refer back
+#: to it (``Child(owner=self)``) but never adopts it.
+_constructing = []
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,12 +112,12 @@ def _init_takes_name(cls):
         return False
 
 
-def _positional_name(cls, args, kwargs):
+def _positional_name(cls, args):
+    """The name an ``__init__(self, ..., name=None)`` receives positionally, or None."""
     try:
-        bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs)
+        return inspect.signature(cls.__init__).bind_partial(None, *args).arguments.get("name")
     except TypeError:
-        return _NOT_GIVEN
-    return bound.arguments.get("name", _NOT_GIVEN)
+        return None
 
 
 def _init_state(module, name):
@@ -250,7 +260,7 @@ def _adopt_within(parent, value, path, seen):
 
 def _adopt(parent, child, path):
     state = child._module_state
-    if state.parent is not None or _is_ancestor(child, parent):
+    if state.parent is not None or child in _constructing or _is_ancestor(child, parent):
         return  # held before (shared), or a back-reference up the tree
     old_prefix = _prefix(child)
     if _has_parameters(child):
