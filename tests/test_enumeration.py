@@ -1,0 +1,150 @@
+"""API.md section 4: a module's parameters are the registry's, enumerated per object."""
+
+import subprocess
+import sys
+import textwrap
+
+import nnabla as nn
+import nnabla.parametric_functions as PF
+import pytest
+from conftest import registry_keys
+from models import ResUnit, Stack
+
+import nnabla_modules as nm
+
+
+def test_get_parameters_returns_the_registry_variables():
+    model = ResUnit(8, 16, name="net")
+    model(nn.Variable((2, 8, 4, 4)))
+    registry = nn.get_parameters(grad_only=False)
+    for grad_only in (True, False):
+        params = model.get_parameters(grad_only=grad_only)
+        assert list(params) == [k[len("net/"):] for k in nn.get_parameters(grad_only=grad_only)]
+        for key, param in params.items():
+            assert registry["net/" + key] is param
+
+
+def test_grad_only_false_adds_the_running_statistics():
+    bn = nm.BatchNorm2d(3, name="bn")
+    assert list(bn.get_parameters()) == ["bn/beta", "bn/gamma"]
+    assert list(bn.get_parameters(grad_only=False)) == ["bn/beta", "bn/gamma", "bn/mean", "bn/var"]
+
+
+def test_order_is_registry_creation_order_not_attribute_order():
+    class Reversed(nm.Module):
+        def __init__(self):
+            self.second = nm.Affine(2, 2)
+            self.first = nm.Affine(2, 2)
+
+        def __call__(self, x):
+            return self.second(self.first(x))
+
+    model = Reversed(name="r")
+    model(nn.Variable((1, 2)))
+    assert list(model.get_parameters()) == ["first/affine/W", "first/affine/b",
+                                            "second/affine/W", "second/affine/b"]
+
+
+def test_recursive_false_gives_the_modules_own_code_only():
+    class Mixed(nm.Module):
+        def __init__(self):
+            self.fc = nm.Affine(2, 2)
+
+        def __call__(self, x):
+            return PF.affine(self.fc(x), 3, name="direct")
+
+    model = Mixed(name="m")
+    model(nn.Variable((1, 2)))
+    assert list(model.get_parameters(recursive=False)) == ["direct/affine/W", "direct/affine/b"]
+    assert list(model.get_parameters()) == ["fc/affine/W", "fc/affine/b",
+                                            "direct/affine/W", "direct/affine/b"]
+
+
+def test_pf_code_inside_call_lands_under_the_prefix():
+    class Wrapped(nm.Module):
+        def __call__(self, x):  # an unchanged PF function body
+            h = PF.convolution(x, 4, (3, 3), name="c1")
+            return PF.batch_normalization(h, name="b1")
+
+    model = Wrapped(name="old_block")
+    with nn.parameter_scope("caller"):
+        model(nn.Variable((1, 2, 5, 5)))
+    assert registry_keys() == [
+        "old_block/c1/conv/W", "old_block/c1/conv/b", "old_block/b1/bn/beta",
+        "old_block/b1/bn/gamma", "old_block/b1/bn/mean", "old_block/b1/bn/var"]
+    assert list(model.get_parameters(grad_only=False)) == [k[len("old_block/"):]
+                                                           for k in registry_keys()]
+
+
+def test_two_modules_one_name_each_own_only_theirs():
+    conv = nm.Conv2d(3, 3, (1, 1), name="1st")
+    bn = nm.BatchNorm2d(3, name="1st")
+    bn(conv(nn.Variable((1, 3, 2, 2))))
+    assert list(conv.get_parameters(grad_only=False)) == ["conv/W", "conv/b"]
+    assert list(bn.get_parameters(grad_only=False)) == ["bn/beta", "bn/gamma", "bn/mean",
+                                                        "bn/var"]
+
+
+def test_drop_in_root_claims_no_unrelated_entries():
+    PF.affine(nn.Variable((1, 2)), 2, name="unrelated")
+    other = nm.Affine(2, 2, name="other")
+    other.get_parameters()
+    model = ResUnit(4, 4, name="")
+    model(nn.Variable((1, 4, 3, 3)))
+    keys = list(model.get_parameters(grad_only=False))
+    assert keys and not any(k.startswith(("unrelated", "other")) for k in keys)
+    assert len(keys) == 18
+
+
+def test_pytorch_style_iterators():
+    model = Stack(name="s")
+    model(nn.Variable((1, 3, 8, 8)))
+    assert dict(model.named_parameters()) == dict(model.get_parameters())
+    assert list(model.parameters()) == list(model.get_parameters().values())
+    names = [name for name, _ in model.named_modules()]
+    assert names == ["", "stem", "blocks/0", "blocks/1/0", "blocks/1/1", "heads/cls",
+                     "heads/box", "late/0"]
+    assert list(model.modules())[0] is model and len(list(model.modules())) == 8
+    assert [type(c).__name__ for c in model.children()] == ["Conv2d", "Conv2d", "BatchNorm2d",
+                                                             "Conv2d", "Affine", "Affine",
+                                                             "Conv2d"]
+    inner = model.blocks[1][0]
+    assert [n for n, _ in ResUnit(4, 4, name="u").named_children()][:2] == ["conv0", "bn0"]
+    assert list(inner.get_parameters()) == ["bn/beta", "bn/gamma"]
+
+
+def test_enumeration_is_the_same_in_every_process():
+    script = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, "tests")
+        import nnabla as nn
+        from models import ResUnit, Stack
+        for model in (ResUnit(8, 16), Stack(), ResUnit(8, 8, name="")):
+            model.get_parameters()
+            print(model.prefix, list(model.get_parameters(grad_only=False)))
+        print(list(nn.get_parameters(grad_only=False)))
+    """)
+    outputs = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       check=True, env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout
+        for seed in (1, 2)
+    }
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("grad_only", [True, False])
+def test_parameters_exist_before_the_first_call(grad_only):
+    model = ResUnit(8, 16, name="eager")
+    params = model.get_parameters(grad_only=grad_only)
+    assert len(params) == (16 if grad_only else 24)
+    model(nn.Variable((1, 8, 2, 2)))
+    assert model.get_parameters(grad_only=grad_only) == params
+
+
+def test_parameters_come_back_after_clear_parameters():
+    layer = nm.Affine(2, 3, name="fc")
+    before = layer.get_parameters()
+    nn.clear_parameters()
+    after = layer.get_parameters()
+    assert list(after) == list(before) and registry_keys() == ["fc/affine/W", "fc/affine/b"]
+    assert after["affine/W"] is not before["affine/W"]

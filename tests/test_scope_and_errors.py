@@ -1,0 +1,104 @@
+"""API.md sections 7 and 8: contexts, bad input, and the scope after failures."""
+
+import nnabla as nn
+import nnabla.parameter as parameter
+import nnabla.parametric_functions as PF
+import numpy as np
+import pytest
+from equivalence import assert_equivalent, run
+from models import ResUnit, res_unit_pf
+from nnabla.ext_utils import get_extension_context
+
+import nnabla_modules as nm
+from nnabla_modules import _registry
+
+
+class Boom(Exception):
+    pass
+
+
+class Failing(nm.Module):
+    """Fails at a chosen depth of a 3-deep tree."""
+
+    def __init__(self, depth, exc=Boom):
+        self.depth, self.exc = depth, exc
+        self.fc = nm.Affine(2, 2)
+        self.inner = Failing(depth - 1, exc) if depth > 0 else None
+
+    def __call__(self, x):
+        h = self.fc(x)
+        if self.inner is None:
+            raise self.exc("at the bottom")
+        return self.inner(h)
+
+
+def _assert_clean(scope_before):
+    assert parameter.current_scope is scope_before
+    assert _registry.active == []
+    assert parameter.get_parameter_or_create is _registry._original_get_parameter_or_create
+    assert PF.get_parameter_or_create is _registry._original_get_parameter_or_create
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2])
+@pytest.mark.parametrize("exc", [Boom, KeyboardInterrupt])
+def test_scope_is_restored_after_a_failure_at_any_depth(depth, exc):
+    model = Failing(depth, exc, name="f")
+    with nn.parameter_scope("user"):
+        before = parameter.current_scope
+        with pytest.raises(exc):
+            model(nn.Variable((1, 2)))
+        _assert_clean(before)
+    _assert_clean(parameter.root_scope)
+
+
+def test_input_size_errors_name_the_module():
+    model = ResUnit(8, 8, name="net")
+    with pytest.raises(ValueError, match=r"Conv2d 'net/conv0': the input \(1, 3, 4, 4\) has 3 "
+                                         r"channels.*constructed for 8"):
+        model(nn.Variable((1, 3, 4, 4)))
+    _assert_clean(parameter.root_scope)
+    with pytest.raises(ValueError, match=r"Affine 'fc': the input \(2, 5\) has 5 features"):
+        nm.Affine(4, 2, name="fc")(nn.Variable((2, 5)))
+    with pytest.raises(ValueError, match=r"BatchNorm2d 'bn': the input \(2, 3\) has 2 dim"):
+        nm.BatchNorm2d(3, name="bn")(nn.Variable((2, 3)))
+    with pytest.raises(ValueError, match=r"Conv2d 'c': kernel|Conv2d: kernel"):
+        nm.Conv2d(3, 3, (3, 3, 3), name="c")
+
+
+def test_unknown_call_argument_names_the_module():
+    with pytest.raises(TypeError, match="Affine 'fc': affine takes no argument bogus"):
+        nm.Affine(2, 2, name="fc")(nn.Variable((1, 2)), bogus=1)
+
+
+def test_pf_errors_are_reported_with_the_module():
+    with pytest.raises(RuntimeError, match="Conv2d .c.: value error"):
+        nm.Conv2d(2, 2, 5, name="c")(nn.Variable((1, 2, 3, 3)))  # kernel larger than input
+
+
+def test_bad_constructor_arguments_show_the_signature():
+    with pytest.raises(TypeError, match=r"Conv2d\(inmaps, outmaps, kernel"):
+        nm.Conv2d(3)
+
+
+CONTEXTS = {
+    "float": lambda: get_extension_context("cpu", type_config="float"),
+    "half": lambda: get_extension_context("cpu", type_config="half"),
+}
+
+
+@pytest.mark.parametrize("context", sorted(CONTEXTS))
+def test_modules_run_under_the_active_context(context):
+    nn.set_default_context(CONTEXTS[context]())
+
+    def pf_code(x):
+        with nn.parameter_scope("res_unit"):
+            return res_unit_pf(x, 4, 8)
+
+    expected = run(pf_code, [(2, 4, 3, 3)])
+    got = run(lambda x: ResUnit(4, 8)(x), [(2, 4, 3, 3)])
+    assert_equivalent(expected, got)
+    assert np.isfinite(got["outputs"][0]).all()
+    y = ResUnit(4, 8, name="check")(nn.Variable((1, 4, 3, 3)))
+    y.forward()
+    # The module ran in the context's precision: NNabla's output array is float16 in half.
+    assert y.data.dtype == {"float": np.float32, "half": np.float16}[context]
