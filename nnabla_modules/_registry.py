@@ -28,25 +28,26 @@ def set_current_scope(scope):
     _parameter.current_scope = scope
 
 
-def child_scope(scope, name, owner):
+class ScopeClash(ValueError):
+    """A parameter sits where a scope of the same name is needed."""
+
+
+def child_scope(scope, name):
     """Returns ``scope[name]``, creating it as ``nn.parameter_scope`` would."""
     child = scope.get(name)
     if child is None:
         child = scope[name] = OrderedDict()
     elif not isinstance(child, dict):
-        raise ValueError(
-            f"{owner}: the registry holds a parameter named {name!r} where this "
-            f"module needs a scope of that name; give the module another name="
-        )
+        raise ScopeClash(f"the registry holds a parameter named {name!r} where a scope is needed")
     return child
 
 
-def resolve(path, owner, create=True):
+def resolve(path, create=True):
     """The scope dict at the absolute ``path`` (a tuple of names), or None."""
     scope = _parameter.root_scope
     for name in path:
         if create:
-            scope = child_scope(scope, name, owner)
+            scope = child_scope(scope, name)
         else:
             scope = scope.get(name)
             if not isinstance(scope, dict):
@@ -67,7 +68,7 @@ def path_of(scope):
     if scope is root:
         return ()
     cached = _path_cache.get(id(scope))
-    if cached is not None and cached[0] is scope and resolve(cached[1], None, False) is scope:
+    if cached is not None and cached[0] is scope and resolve(cached[1], create=False) is scope:
         return cached[1]
     found = find_subscope(root, scope)
     if found is not None:
@@ -136,11 +137,13 @@ def make_trie(keys):
 
 # --- the ownership hook ----------------------------------------------------
 #
-# A module owns the registry entries that its code creates or uses. All of
-# NNabla's parametric functions obtain their parameters through
-# ``nnabla.parameter.get_parameter_or_create``; while a module call is running
-# (and only then) that function is replaced by one that also records the entry
-# in the innermost active module. Plain PF code outside modules never sees it.
+# A module owns the registry entries that its code creates or uses. NNabla's
+# parametric functions obtain their parameters through
+# ``nnabla.parameter.get_parameter_or_create``; a few (svd_*, cpd3_*, lstm,
+# gru) use ``get_parameter`` and ``set_parameter`` instead. While a module call
+# is running (and only then) these are replaced by versions that also record
+# the entry in the innermost active module. Plain PF code outside modules
+# never sees them.
 
 _original_get_parameter_or_create = _parameter.get_parameter_or_create
 _HOOKED_NAMESPACES = (_parameter, _PF)
@@ -164,14 +167,43 @@ def _tracked_get_parameter_or_create(
     return param
 
 
+_original_get_parameter = _parameter.get_parameter
+_original_set_parameter = _parameter.set_parameter
+
+
+def _tracked_get_parameter(key):
+    param = _original_get_parameter(key)  # a nested key recurses into this function
+    if param is not None and "/" not in key and active:
+        active[-1]._module_state.claim(_parameter.current_scope, key, param.need_grad)
+    return param
+
+
+def _tracked_set_parameter(key, param):
+    _original_set_parameter(key, param)  # a nested key recurses into this function
+    if "/" not in key and active:
+        active[-1]._module_state.claim(_parameter.current_scope, key, param.need_grad)
+
+
+#: name -> (tracked, original, the namespaces PF code looks it up in)
+_HOOKS = {
+    "get_parameter_or_create": (
+        _tracked_get_parameter_or_create, _original_get_parameter_or_create, _HOOKED_NAMESPACES,
+    ),
+    "get_parameter": (_tracked_get_parameter, _original_get_parameter, _HOOKED_NAMESPACES),
+    "set_parameter": (_tracked_set_parameter, _original_set_parameter, (_parameter, nn)),
+}  # fmt: skip
+
+
 def install_hook():
-    for namespace in _HOOKED_NAMESPACES:
-        namespace.get_parameter_or_create = _tracked_get_parameter_or_create
+    for name, (tracked, _, namespaces) in _HOOKS.items():
+        for namespace in namespaces:
+            setattr(namespace, name, tracked)
 
 
 def remove_hook():
-    for namespace in _HOOKED_NAMESPACES:
-        namespace.get_parameter_or_create = _original_get_parameter_or_create
+    for name, (_, original, namespaces) in _HOOKS.items():
+        for namespace in namespaces:
+            setattr(namespace, name, original)
 
 
 def is_variable(value):

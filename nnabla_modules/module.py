@@ -197,15 +197,19 @@ def _adopt_from_callers(module):
 
 
 def _enter_scope(module, caller):
+    """The registry dict of the module's prefix, created as ``nn.parameter_scope`` would."""
     state = module._module_state
-    prefix = _prefix(module)
-    parent = state.parent_module()
-    if parent is not None and parent is caller and caller._module_state.scope is not None:
-        scope = caller._module_state.scope
-        for level in state.local:
-            scope = _registry.child_scope(scope, level, describe(module))
-    else:
-        scope = _registry.resolve(prefix, describe(module))
+    parent = state.parent
+    try:
+        if parent is not None and parent() is caller:
+            # Inside the parent's call its scope is at hand: no walk from the root.
+            scope = caller._module_state.scope
+            for level in state.local:
+                scope = _registry.child_scope(scope, level)
+        else:
+            scope = _registry.resolve(_prefix(module))
+    except _registry.ScopeClash as clash:
+        raise ValueError(f"{describe(module)}: {clash}; give the module another name=") from None
     if scope is not state.scope:
         state.scope = scope
         state.relpaths = {}
@@ -424,7 +428,7 @@ class Module(metaclass=ModuleMeta):
             (creation) order.
         """
         _create_parameters(self)
-        scope = _registry.resolve(_prefix(self), describe(self), create=False)
+        scope = _registry.resolve(_prefix(self), create=False)
         params = OrderedDict()
         if scope is None:
             return params
@@ -491,7 +495,7 @@ class Module(metaclass=ModuleMeta):
         for _, module in _walk(self):
             state = module._module_state
             state.frozen = frozen
-            scope = _registry.resolve(_prefix(module), describe(module), create=False)
+            scope = _registry.resolve(_prefix(module), create=False)
             if scope is None:
                 continue
             for key, need_grad in state.claims.items():
@@ -556,7 +560,7 @@ def _claimed_keys(module, recursive):
 
 
 def _count_parameters(module):
-    scope = _registry.resolve(_prefix(module), None, create=False)
+    scope = _registry.resolve(_prefix(module), create=False)
     if scope is None:
         return None
     trie = _registry.make_trie(_claimed_keys(module, True))
@@ -576,7 +580,7 @@ def _parameters_exist(module):
     state = module._module_state
     if not state.claims:
         return False
-    scope = _registry.resolve(_prefix(module), None, create=False)
+    scope = _registry.resolve(_prefix(module), create=False)
     return scope is not None and all(
         _registry.is_variable(_registry.lookup(scope, key)) for key in state.claims
     )
