@@ -530,6 +530,25 @@ class Module(metaclass=ModuleMeta):
 
         return checkpoint.load_state_dict(self, state, strict=strict)
 
+    # --- tools (nnabla_modules.summary, nnabla_modules.clone) -------------------------
+
+    def summary(self, *inputs, **kwargs):
+        """A table of the module tree on ``inputs`` (Variables or shapes); see :doc:`/tools`."""
+        from . import summary
+
+        return summary.summary(self, *inputs, **kwargs)
+
+    def clone(self, name=None):
+        """A copy as a new root (``name=`` or automatic) with copied values; see :doc:`/tools`."""
+        from . import clone
+
+        return clone.clone(self, name=name)
+
+    def __deepcopy__(self, memo):
+        from . import clone
+
+        return clone.deepcopy_module(self, memo)
+
     # --- display -------------------------------------------------------------------
 
     def extra_repr(self):

@@ -1,0 +1,230 @@
+"""``module.clone(name=...)`` and ``copy.deepcopy(module)``: a new module with copies of the values.
+
+The copy is a new root with its own prefix: the ``name=`` given to ``clone``,
+else an automatic one (``res_unit`` is copied to ``res_unit_1``; a module named
+``encoder`` to ``encoder_1``), beside the source in the scope where the source
+was constructed. Its user attributes (layers, lists, configuration) are deep
+copies, its descendants keep their local names, so its keys relative to its
+prefix are the source's. Its parameters are new registry entries holding
+copies of the source's values and ``need_grad`` flags; a frozen source gives a
+frozen copy. Changing one never changes the other.
+
+What is shared, not copied: modules the source refers to but does not own
+(a module of another model, or the source's own parent), and ``nn.Variable``
+or ``nn.NdArray`` objects held in attributes (graphs, cached outputs).
+
+Example:
+
+    >>> import copy
+    >>> import nnabla_modules as nm
+    >>> fc = nm.Linear(4, 2, name="fc")
+    >>> twin = fc.clone(name="twin")
+    >>> twin.prefix, list(twin.get_parameters())
+    ('twin', ['affine/W', 'affine/b'])
+    >>> bool((twin.get_parameters()["affine/W"].d == fc.get_parameters()["affine/W"].d).all())
+    True
+    >>> copy.deepcopy(fc).prefix
+    'fc_1'
+"""
+
+import copy
+import re
+import weakref
+
+import nnabla as nn
+import nnabla.random as _nn_random
+
+from . import _registry
+from ._naming import check_name, root_names, snake_case
+from .module import Module, _naming_epoch, _prefix, _State, describe
+
+__all__ = ["clone", "deepcopy_module"]
+
+# Keys of the deepcopy memo (ids of these sentinels never collide with live objects').
+_CLONE_NAME = object()  # the name= given to clone()
+_TOP = object()  # the source module the copy started from
+_PENDING = object()  # [(source, copy), ...] below the top, to be parented at the end
+
+
+def clone(module, name=None):
+    """A deep copy of ``module`` as a new root named ``name`` (automatic when None).
+
+    Args:
+        module (Module): The source.
+        name (str): The copy's name; ``None`` picks a free automatic one. A given
+            name under which the registry already holds any of the copy's keys
+            is an error (the copy would overwrite those values).
+
+    Returns:
+        Module: The copy, its parameters created and holding the source's values.
+    """
+    if name is not None:
+        check_name(name, f"{describe(module)}.clone(name={name!r})")
+    return copy.deepcopy(module, {id(_CLONE_NAME): name})
+
+
+def deepcopy_module(source, memo):
+    """``Module.__deepcopy__``: see the module docstring."""
+    top = memo.get(id(_TOP))
+    if top is not None and not _owned_by(source, top):
+        memo[id(source)] = source  # not part of the copied tree: shared
+        return source
+    duplicate = _new_instance(source)
+    memo[id(source)] = duplicate
+    if top is None:
+        return _copy_tree(source, duplicate, memo)
+    memo[id(_PENDING)].append((source, duplicate))
+    _copy_attributes(source, duplicate, memo)
+    return duplicate
+
+
+def _owned_by(module, top):
+    """True when ``module`` is ``top`` or one of its descendants."""
+    while module is not None:
+        if module is top:
+            return True
+        module = module._module_state.parent_module()
+    return False
+
+
+def _new_instance(source):
+    cls = type(source)
+    duplicate = object.__new__(cls) if cls.__new__ is object.__new__ else cls.__new__(cls)
+    state = source._module_state
+    fresh = _State(state.given_name, state.construction_path)
+    fresh.local = state.local
+    fresh.frozen = state.frozen
+    object.__setattr__(duplicate, "_module_state", fresh)
+    return duplicate
+
+
+def _copy_tree(source, duplicate, memo):
+    name = memo.pop(id(_CLONE_NAME), None)
+    memo[id(_TOP)] = source
+    memo[id(_PENDING)] = []
+    try:
+        _copy_attributes(source, duplicate, memo)
+        pending = memo[id(_PENDING)]
+    finally:
+        del memo[id(_TOP)], memo[id(_PENDING)]
+    for child_source, child in pending:
+        _parent_like_source(child_source, child, memo)
+    keys = list(source.get_parameters(grad_only=False))
+    _name_root(source, duplicate, name, keys)
+    _copy_values(source, duplicate)
+    return duplicate
+
+
+def _copy_attributes(source, duplicate, memo):
+    _share_variables(vars(source), memo)
+    for attr, value in vars(source).items():
+        if attr == "_module_state":
+            continue
+        try:
+            copied = copy.deepcopy(value, memo)
+        except TypeError as error:
+            raise TypeError(
+                f"{describe(source)}: cannot copy the attribute {attr!r} "
+                f"({type(value).__name__}): {error}"
+            ) from error
+        object.__setattr__(duplicate, attr, copied)
+
+
+def _share_variables(value, memo, seen=None):
+    """Maps the Variables and arrays found in containers to themselves (they can't be copied)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, (nn.Variable, nn.NdArray)):
+        memo[id(value)] = value
+    elif isinstance(value, dict):
+        for item in value.values():
+            _share_variables(item, memo, seen)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _share_variables(item, memo, seen)
+
+
+def _parent_like_source(source, duplicate, memo):
+    parent = source._module_state.parent_module()
+    parent_copy = memo.get(id(parent)) if parent is not None else None
+    if isinstance(parent_copy, Module) and parent_copy is not parent:
+        duplicate._module_state.parent = weakref.ref(parent_copy)
+    else:  # its parent was not copied: the module that holds the copy adopts it
+        duplicate._module_state.local = ()
+    _naming_epoch[0] += 1
+
+
+def _name_root(source, duplicate, name, keys):
+    state = duplicate._module_state
+    state.given_name = name
+    path = state.construction_path
+    if name is None:
+        base = _automatic_base(source)
+        candidate, index = base, 0
+        while root_names.taken(path + (candidate,)) or _held_keys(path + (candidate,), keys):
+            index += 1
+            candidate = f"{base}_{index}"
+        state.local = (candidate,)
+    else:
+        state.local = (name,) if name else ()
+        held = _held_keys(path + state.local, keys)
+        if held:
+            raise ValueError(
+                f"clone(name={name!r}) of {describe(source)}: the registry already holds "
+                f"{', '.join(repr('/'.join(path + state.local + (k,))) for k in held[:3])}"
+                f"{' ...' if len(held) > 3 else ''}; the copy would overwrite them. "
+                "Give another name, or name=None for a free automatic one."
+            )
+    root_names.hold(path + state.local, duplicate)
+    _naming_epoch[0] += 1
+
+
+_AUTOMATIC_SUFFIX = re.compile(r"_\d+$")
+
+
+def _automatic_base(source):
+    state = source._module_state
+    if not state.local:
+        return snake_case(type(source).__name__)
+    base = state.local[-1]
+    if state.parent is None and state.given_name is None:
+        base = _AUTOMATIC_SUFFIX.sub("", base)  # res_unit_1 -> res_unit_2, not res_unit_1_1
+    return base
+
+
+def _held_keys(prefix, keys):
+    """The ``keys`` that already exist in the registry under ``prefix``."""
+    scope = _registry.resolve(prefix, create=False)
+    if scope is None:
+        return []
+    return [key for key in keys if _registry.lookup(scope, key) is not None]
+
+
+def _copy_values(source, duplicate):
+    """Creates the copy's parameters and writes the source's values into them.
+
+    Parameters the copy cannot create before its first call are placed in the
+    registry under its prefix, where that call picks them up. NNabla's random
+    generator is left as it was: creating the copy's parameters draws from it.
+    """
+    values = source.get_parameters(grad_only=False)
+    rng_state = _nn_random.prng.get_state()
+    try:
+        created = duplicate.get_parameters(grad_only=False)
+    finally:
+        _nn_random.prng.set_state(rng_state)
+    for key, param in values.items():
+        target = created.get(key)
+        if target is None:
+            _place(duplicate, key, param)
+        else:
+            target.d = param.d.copy()
+            target.need_grad = param.need_grad
+
+
+def _place(duplicate, key, param):
+    *scopes, leaf = key.split("/")
+    scope = _registry.resolve(_prefix(duplicate) + tuple(scopes))
+    scope[leaf] = nn.Variable.from_numpy_array(param.d.copy(), need_grad=param.need_grad)

@@ -1,0 +1,342 @@
+"""Proving a refactor: the PF code and the module build the same network.
+
+:func:`assert_same_network` builds the old PF function and the new module from
+the same seed and compares what a user can observe: the parameter keys (relative
+to the module's prefix and to the scope the PF code runs in), their shapes and
+``need_grad``, their initial values, the outputs in training and in inference
+mode, the parameters after a training step's forward pass (batch-norm running
+statistics) and the parameter gradients of a backward pass. Any difference
+fails with one readable report listing all of them.
+
+Example:
+
+    >>> import nnabla as nn
+    >>> import nnabla.parametric_functions as PF
+    >>> import nnabla_modules as nm
+    >>> from nnabla_modules.testing import assert_same_network
+    >>> def old(x, test=False):
+    ...     h = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="conv")
+    ...     return PF.batch_normalization(h, batch_stat=not test, name="bn")
+    >>> class New(nm.Module):
+    ...     def __init__(self):
+    ...         self.conv = nm.Conv2d(3, 4, (3, 3), pad=(1, 1))
+    ...         self.bn = nm.BatchNorm2d(4)
+    ...     def __call__(self, x, test=False):
+    ...         return self.bn(self.conv(x), test)
+    >>> assert_same_network(old, New(name="new"), (2, 3, 8, 8))
+"""
+
+import inspect
+from collections import OrderedDict
+
+import nnabla as nn
+import nnabla.random as _nn_random
+import numpy as np
+
+from .module import Module, _has_parameters
+
+__all__ = ["assert_same_network", "compare_networks", "NetworkComparison"]
+
+
+class NetworkComparison:
+    """Everything :func:`compare_networks` found; empty ``problems`` means the same network.
+
+    Attributes:
+        pf_keys (list): The PF code's parameter keys, in creation order.
+        module_keys (list): The module's parameter keys, in registry order.
+        problems (list): ``(section, lines)`` pairs, one per kind of difference.
+    """
+
+    def __init__(self, what):
+        self.what = what
+        self.pf_keys = []
+        self.module_keys = []
+        self.problems = []
+
+    def add(self, section, lines):
+        if lines:
+            self.problems.append((section, list(lines)))
+
+    @property
+    def same(self):
+        return not self.problems
+
+    def __str__(self):
+        if self.same:
+            return f"{self.what}: the same network ({len(self.module_keys)} parameters)"
+        out = [f"{self.what}: the networks differ"]
+        for section, lines in self.problems:
+            out.append(f"  {section}:")
+            out.extend(f"    {line}" for line in lines)
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def assert_same_network(pf_fn, module, *inputs, **options):
+    """Fails, listing every difference, unless ``module`` builds the network ``pf_fn`` builds.
+
+    Args:
+        pf_fn (callable): The old code: takes the inputs, runs ``PF.*`` functions,
+            returns a Variable or a tuple of them. It runs in a private
+            parameter scope, so its keys are compared relative to the scope it
+            runs in, the module's relative to the module's prefix.
+        module (Module): The refactored module; its values are restored afterwards.
+        *inputs: ``nn.Variable`` or numpy arrays, or shapes (tuples of ints) for
+            random normal inputs; both networks get the same Variables.
+        **options: See :func:`compare_networks` (``seed``, ``pf_eval_kwargs``,
+            ``modes``, ``check_init``, ``check_grads``, ``rtol``, ``atol``, ``kwargs``).
+
+    Raises:
+        AssertionError: With the report of :class:`NetworkComparison`.
+
+    Example:
+
+        >>> import nnabla.parametric_functions as PF
+        >>> import nnabla_modules as nm
+        >>> from nnabla_modules.testing import assert_same_network
+        >>> assert_same_network(lambda x: PF.affine(x, 3, name="fc"),
+        ...                     nm.Linear(5, 3, name="fc"), (4, 5))
+    """
+    comparison = compare_networks(pf_fn, module, *inputs, **options)
+    if not comparison.same:
+        raise AssertionError(str(comparison))
+
+
+def compare_networks(
+    pf_fn,
+    module,
+    *inputs,
+    seed=313,
+    modes=("train", "eval"),
+    pf_eval_kwargs=None,
+    check_init=True,
+    check_grads=True,
+    rtol=1e-5,
+    atol=1e-6,
+    kwargs=None,
+):
+    """Builds both networks and returns a :class:`NetworkComparison` (never raises on a difference).
+
+    Args:
+        pf_fn (callable): The old PF code, see :func:`assert_same_network`.
+        module (Module): The refactored module.
+        *inputs: Variables, numpy arrays or shapes, passed to both.
+        seed (int): ``nn.seed`` before each network creates its parameters.
+            NNabla's Python generator is restored afterwards.
+        modes (tuple): Any of ``"train"`` (``module.train()``, ``pf_fn(*inputs)``)
+            and ``"eval"`` (``module.eval()``, ``pf_fn(*inputs, **pf_eval_kwargs)``).
+        pf_eval_kwargs (dict): What makes ``pf_fn`` infer. Default:
+            ``{"test": True}`` when ``pf_fn`` takes ``test``, ``{"training": False}``
+            when it takes ``training``, else ``{}``.
+        check_init (bool): Compare initial values. Only done when the module
+            had no parameters yet (they are then created after the same seed).
+        check_grads (bool): Compare parameter gradients after a backward pass
+            with the same random output gradient (training mode).
+        rtol (float): Relative tolerance of every value comparison.
+        atol (float): Absolute tolerance; pass ``rtol=0, atol=0`` for bit equality.
+        kwargs (dict): Keyword arguments for both calls (e.g. ``{"test": False}``).
+
+    Returns:
+        NetworkComparison: ``str()`` of it is the report.
+    """
+    kwargs = dict(kwargs or {})
+    if pf_eval_kwargs is None:
+        pf_eval_kwargs = _default_eval_kwargs(pf_fn)
+    _check_arguments(module, modes)
+    what = f"{type(module).__name__} {module.prefix!r} vs {_function_name(pf_fn)}"
+    report = NetworkComparison(what)
+    inputs = _as_variables(inputs, seed)
+    fresh = not _has_parameters(module)
+    saved_rng = _nn_random.prng
+    saved_modes = [(m, m.training) for m in module.modules()]
+    pf_scope = OrderedDict()
+    try:
+        pf_params, mod_params = _create_both(pf_fn, module, inputs, kwargs, seed, pf_scope)
+        snapshot = _snapshot(mod_params)
+        _compare_parameters(report, pf_params, mod_params, fresh and check_init, rtol, atol)
+        shared = [k for k in pf_params if k in mod_params and _same_shape(pf_params, mod_params, k)]
+        for mode in modes:
+            _copy_values(mod_params, pf_params, shared)
+            pf_kw = kwargs if mode == "train" else {**kwargs, **pf_eval_kwargs}
+            module.train(mode == "train")
+            with nn.parameter_scope("", pf_scope):
+                pf_out = _as_tuple(pf_fn(*inputs, **pf_kw))
+            mod_out = _as_tuple(module(*inputs, **kwargs))
+            _compare_outputs(report, mode, pf_out, mod_out, rtol, atol)
+            if mode == "train":
+                _compare_after(report, pf_params, mod_params, shared, rtol, atol)
+                if check_grads:
+                    _compare_grads(report, pf_out, mod_out, pf_params, mod_params, shared,
+                                   seed, rtol, atol)
+            _restore(mod_params, snapshot)
+    finally:
+        _nn_random.prng = saved_rng
+        for m, training in saved_modes:
+            m.training = training
+    return report
+
+
+def _check_arguments(module, modes):
+    if not isinstance(module, Module):
+        raise TypeError(f"compare_networks: expected a Module, got {type(module).__name__}")
+    unknown = set(modes) - {"train", "eval"}
+    if unknown:
+        raise ValueError(f"compare_networks: unknown modes {sorted(unknown)}; use train, eval")
+
+
+def _function_name(fn):
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", None)
+    return name or type(fn).__name__
+
+
+def _default_eval_kwargs(pf_fn):
+    try:
+        params = inspect.signature(pf_fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    if "test" in params:
+        return {"test": True}
+    if "training" in params:
+        return {"training": False}
+    return {}
+
+
+def _as_variables(inputs, seed):
+    rng = np.random.RandomState(seed)
+    converted = []
+    for value in inputs:
+        if isinstance(value, np.ndarray):
+            value = nn.Variable.from_numpy_array(value)
+        elif isinstance(value, tuple) and all(isinstance(d, int) for d in value):
+            value = nn.Variable.from_numpy_array(rng.randn(*value).astype(np.float32))
+        converted.append(value)
+    return converted
+
+
+def _as_tuple(outputs):
+    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+
+
+def _create_both(pf_fn, module, inputs, kwargs, seed, pf_scope):
+    """Creates both sets of parameters from the same seed; returns ``(pf, module)`` dicts."""
+    with nn.auto_forward(False):
+        nn.seed(seed)
+        with nn.parameter_scope("", pf_scope):
+            pf_fn(*inputs, **kwargs)
+            pf_params = nn.get_parameters(grad_only=False)
+        nn.seed(seed)
+        module.train()
+        module.get_parameters(grad_only=False)  # the eager ones, in the module's order
+        module(*inputs, **kwargs)  # and the ones created by the first call
+        mod_params = module.get_parameters(grad_only=False)
+    return pf_params, mod_params
+
+
+def _same_shape(a, b, key):
+    return tuple(a[key].shape) == tuple(b[key].shape)
+
+
+def _compare_parameters(report, pf_params, mod_params, check_init, rtol, atol):
+    report.pf_keys, report.module_keys = list(pf_params), list(mod_params)
+    report.add("keys only in the PF code", _key_lines(pf_params, mod_params))
+    report.add("keys only in the module", _key_lines(mod_params, pf_params))
+    both = [k for k in pf_params if k in mod_params]
+    report.add("shape mismatches (PF vs module)", [
+        f"{k}: {tuple(pf_params[k].shape)} vs {tuple(mod_params[k].shape)}"
+        for k in both if not _same_shape(pf_params, mod_params, k)
+    ])
+    report.add("need_grad mismatches (PF vs module)", [
+        f"{k}: {pf_params[k].need_grad} vs {mod_params[k].need_grad}"
+        for k in both if pf_params[k].need_grad != mod_params[k].need_grad
+    ])
+    if check_init:
+        report.add(
+            "initial values differ from the same seed (creation order or initializers differ; "
+            "check_init=False ignores this)",
+            _value_lines(pf_params, mod_params, both, rtol, atol, lambda v: v.d),
+        )
+
+
+def _key_lines(a, b):
+    return [f"{k} {tuple(v.shape)}" for k, v in a.items() if k not in b]
+
+
+def _value_lines(pf_params, mod_params, keys, rtol, atol, get):
+    lines = []
+    for key in keys:
+        if not _same_shape(pf_params, mod_params, key):
+            continue
+        line = _difference(get(pf_params[key]), get(mod_params[key]), rtol, atol)
+        if line:
+            lines.append(f"{key}: {line}")
+    return lines
+
+
+def _difference(expected, actual, rtol, atol):
+    """``None`` when close, else a line with the largest absolute difference and where."""
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.shape != actual.shape:
+        return f"shape {expected.shape} vs {actual.shape}"
+    if np.allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True):
+        return None
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    where = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.size else ()
+    return f"max |diff| {float(np.nanmax(diff)):.6g} at {tuple(int(i) for i in where)}"
+
+
+def _copy_values(source, target, keys):
+    for key in keys:
+        target[key].d = source[key].d.copy()
+
+
+def _snapshot(params):
+    return {k: (v.d.copy(), v.g.copy()) for k, v in params.items()}
+
+
+def _restore(params, snapshot):
+    for key, (data, grad) in snapshot.items():
+        params[key].d = data
+        params[key].g = grad
+
+
+def _compare_outputs(report, mode, pf_out, mod_out, rtol, atol):
+    section = f"outputs in {mode} mode (PF vs module)"
+    if len(pf_out) != len(mod_out):
+        report.add(section, [f"{len(pf_out)} outputs vs {len(mod_out)}"])
+        return
+    lines = []
+    for i, (p, m) in enumerate(zip(pf_out, mod_out)):
+        if tuple(p.shape) != tuple(m.shape):
+            lines.append(f"output {i}: shape {tuple(p.shape)} vs {tuple(m.shape)}")
+            continue
+        p.forward(clear_no_need_grad=False)
+        m.forward(clear_no_need_grad=False)
+        line = _difference(p.d, m.d, rtol, atol)
+        if line:
+            lines.append(f"output {i}: {line}")
+    report.add(section, lines)
+
+
+def _compare_after(report, pf_params, mod_params, keys, rtol, atol):
+    report.add(
+        "parameters after a training forward pass (running statistics)",
+        _value_lines(pf_params, mod_params, keys, rtol, atol, lambda v: v.d),
+    )
+
+
+def _compare_grads(report, pf_out, mod_out, pf_params, mod_params, keys, seed, rtol, atol):
+    if len(pf_out) != len(mod_out) or any(p.shape != m.shape for p, m in zip(pf_out, mod_out)):
+        return  # already reported as an output difference
+    rng = np.random.RandomState(seed + 1)
+    for params in (pf_params, mod_params):
+        for param in params.values():
+            param.grad.zero()
+    for p, m in zip(pf_out, mod_out):
+        grad = rng.randn(*p.shape).astype(np.float32)
+        p.backward(grad, clear_buffer=False)
+        m.backward(grad, clear_buffer=False)
+    report.add(
+        "parameter gradients after a backward pass",
+        _value_lines(pf_params, mod_params, keys, rtol, atol, lambda v: v.g),
+    )
