@@ -17,14 +17,14 @@ Example:
 
     >>> import copy
     >>> import nnabla_modules as nm
-    >>> fc = nm.Linear(4, 2, name="fc")
+    >>> fc = nm.Linear(4, 2, name="small")
     >>> twin = fc.clone(name="twin")
     >>> twin.prefix, list(twin.get_parameters())
     ('twin', ['affine/W', 'affine/b'])
     >>> bool((twin.get_parameters()["affine/W"].d == fc.get_parameters()["affine/W"].d).all())
     True
     >>> copy.deepcopy(fc).prefix
-    'fc_1'
+    'small_1'
 """
 
 import copy
@@ -92,8 +92,7 @@ def _new_instance(source):
     duplicate = object.__new__(cls) if cls.__new__ is object.__new__ else cls.__new__(cls)
     state = source._module_state
     fresh = _State(state.given_name, state.construction_path)
-    fresh.local = state.local
-    fresh.frozen = state.frozen
+    fresh.local = state.local  # frozen: set after the values are copied (see _copy_tree)
     object.__setattr__(duplicate, "_module_state", fresh)
     return duplicate
 
@@ -111,7 +110,9 @@ def _copy_tree(source, duplicate, memo):
         _parent_like_source(child_source, child, memo)
     keys = list(source.get_parameters(grad_only=False))
     _name_root(source, duplicate, name, keys)
-    _copy_values(source, duplicate)
+    _copy_values(source, duplicate)  # need_grad included
+    for module_source, module_copy in [(source, duplicate)] + pending:
+        module_copy._module_state.frozen = module_source._module_state.frozen
     return duplicate
 
 

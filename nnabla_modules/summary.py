@@ -113,8 +113,11 @@ def _recording_calls():
     original = _module_impl._run_in_scope
 
     def recording(module, fn, args, kwargs):
+        active = _registry.active
+        chained = bool(active) and active[-1] is module  # super().__call__: the same call
         output = original(module, fn, args, kwargs)
-        calls.setdefault(id(module), []).append(_shape_text(output))
+        if not chained:
+            calls.setdefault(id(module), []).append(_shape_text(output))
         return output
 
     _module_impl._run_in_scope = recording

@@ -23,7 +23,7 @@ Example:
     ...         self.bn = nm.BatchNorm2d(4)
     ...     def __call__(self, x, test=False):
     ...         return self.bn(self.conv(x), test)
-    >>> assert_same_network(old, New(name="new"), (2, 3, 8, 8))
+    >>> assert_same_network(old, New(name="refactored"), (2, 3, 8, 8))
 """
 
 import inspect
@@ -63,7 +63,7 @@ class NetworkComparison:
 
     def __str__(self):
         if self.same:
-            return f"{self.what}: the same network ({len(self.module_keys)} parameters)"
+            return f"{self.what}: the same network ({len(self.module_keys)} parameter arrays)"
         out = [f"{self.what}: the networks differ"]
         for section, lines in self.problems:
             out.append(f"  {section}:")
@@ -95,8 +95,7 @@ def assert_same_network(pf_fn, module, *inputs, **options):
         >>> import nnabla.parametric_functions as PF
         >>> import nnabla_modules as nm
         >>> from nnabla_modules.testing import assert_same_network
-        >>> assert_same_network(lambda x: PF.affine(x, 3, name="fc"),
-        ...                     nm.Linear(5, 3, name="fc"), (4, 5))
+        >>> assert_same_network(lambda x: PF.affine(x, 3), nm.Linear(5, 3, name="head"), (4, 5))
     """
     comparison = compare_networks(pf_fn, module, *inputs, **options)
     if not comparison.same:
@@ -167,8 +166,9 @@ def compare_networks(
             if mode == "train":
                 _compare_after(report, pf_params, mod_params, shared, rtol, atol)
                 if check_grads:
-                    _compare_grads(report, pf_out, mod_out, pf_params, mod_params, shared,
-                                   seed, rtol, atol)
+                    _compare_grads(
+                        report, pf_out, mod_out, pf_params, mod_params, shared, seed, rtol, atol
+                    )
             _restore(mod_params, snapshot)
     finally:
         _nn_random.prng = saved_rng
@@ -242,14 +242,22 @@ def _compare_parameters(report, pf_params, mod_params, check_init, rtol, atol):
     report.add("keys only in the PF code", _key_lines(pf_params, mod_params))
     report.add("keys only in the module", _key_lines(mod_params, pf_params))
     both = [k for k in pf_params if k in mod_params]
-    report.add("shape mismatches (PF vs module)", [
-        f"{k}: {tuple(pf_params[k].shape)} vs {tuple(mod_params[k].shape)}"
-        for k in both if not _same_shape(pf_params, mod_params, k)
-    ])
-    report.add("need_grad mismatches (PF vs module)", [
-        f"{k}: {pf_params[k].need_grad} vs {mod_params[k].need_grad}"
-        for k in both if pf_params[k].need_grad != mod_params[k].need_grad
-    ])
+    report.add(
+        "shape mismatches (PF vs module)",
+        [
+            f"{k}: {tuple(pf_params[k].shape)} vs {tuple(mod_params[k].shape)}"
+            for k in both
+            if not _same_shape(pf_params, mod_params, k)
+        ],
+    )
+    report.add(
+        "need_grad mismatches (PF vs module)",
+        [
+            f"{k}: {pf_params[k].need_grad} vs {mod_params[k].need_grad}"
+            for k in both
+            if pf_params[k].need_grad != mod_params[k].need_grad
+        ],
+    )
     if check_init:
         report.add(
             "initial values differ from the same seed (creation order or initializers differ; "

@@ -1,0 +1,168 @@
+"""module.clone(name=...) and copy.deepcopy(module): new prefix, equal values, independent."""
+
+import copy
+
+import nnabla as nn
+import nnabla.functions as F
+import nnabla.parametric_functions as PF
+import nnabla.random
+import numpy as np
+import pytest
+from models import ResUnit, Stack
+
+import nnabla_modules as nm
+
+
+def values(module):
+    return {k: v.d.copy() for k, v in module.get_parameters(grad_only=False).items()}
+
+
+def assert_equal_values(a, b):
+    assert list(a) == list(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_clone_has_its_own_prefix_and_equal_values():
+    unit = ResUnit(8, 16)
+    twin = unit.clone(name="twin")
+    assert type(twin) is ResUnit
+    assert twin.prefix == "twin"
+    assert twin.conv0.prefix == "twin/conv0"
+    assert_equal_values(values(unit), values(twin))
+    assert "twin/conv0/conv/W" in nn.get_parameters()
+    ours, theirs = unit.get_parameters(grad_only=False), twin.get_parameters(grad_only=False)
+    assert all(ours[k] is not theirs[k] for k in ours)
+
+
+def test_changing_one_does_not_change_the_other():
+    unit = ResUnit(8, 8)
+    twin = copy.deepcopy(unit)
+    original = values(unit)
+    for param in twin.get_parameters(grad_only=False).values():
+        param.d += 1.0
+    assert_equal_values(values(unit), original)
+    twin.conv1.config["pad"] = (0, 0)  # the configuration is a copy too
+    assert unit.conv1.config["pad"] == (1, 1)
+
+
+def test_deepcopy_gets_the_next_automatic_name():
+    unit = ResUnit(8, 8)
+    assert copy.deepcopy(unit).prefix == "res_unit_1"
+    assert copy.deepcopy(unit).prefix == "res_unit_2"
+    named = ResUnit(8, 8, name="encoder")
+    assert copy.deepcopy(named).prefix == "encoder_1"
+    assert unit.clone().prefix == "res_unit_3"
+
+
+def test_the_structure_is_copied_with_the_same_relative_keys():
+    stack = Stack()
+    twin = stack.clone(name="twin")
+    assert twin.again is twin.stem  # the shared child stays one module
+    assert twin.blocks[1][0].prefix == "twin/blocks/1/0"
+    assert twin.heads["cls"].prefix == "twin/heads/cls"
+    assert twin.late[0] is not stack.late[0]
+    assert [name for name, _ in twin.named_modules()] == [name for name, _ in stack.named_modules()]
+    assert_equal_values(values(stack), values(twin))
+
+
+def test_the_copy_computes_the_same_outputs():
+    unit = ResUnit(8, 16).eval()
+    for param in unit.get_parameters(grad_only=False).values():
+        param.d = np.random.RandomState(0).randn(*param.shape)
+    twin = unit.clone()
+    x = nn.Variable.from_numpy_array(np.random.RandomState(1).randn(2, 8, 4, 4))
+    y, z = unit(x), twin(x)
+    F.sink(y, z).forward()
+    assert not twin.training
+    assert np.array_equal(y.d, z.d)
+
+
+def test_a_frozen_module_gives_a_frozen_copy():
+    unit = ResUnit(8, 8)
+    unit.conv0.freeze()
+    twin = unit.clone()
+    assert list(twin.get_parameters()) == list(unit.get_parameters())
+    twin.conv0.unfreeze()
+    assert "conv0/conv/W" in twin.get_parameters()
+    assert "conv0/conv/W" not in unit.get_parameters()
+
+
+def test_a_lazy_module_copy_picks_its_values_up_at_its_first_call():
+    class Lazy(nm.Module):
+        def __call__(self, x):
+            return PF.affine(F.relu(PF.convolution(x, 4, (3, 3), name="conv")), 3, name="fc")
+
+    lazy = Lazy(name="lazy")
+    x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(2, 3, 5, 5))
+    y = lazy(x)
+    twin = lazy.clone(name="twin")
+    assert sorted(nn.get_parameters()) == sorted(
+        [
+            f"{p}/{k}"
+            for p in ("lazy", "twin")
+            for k in ("conv/conv/W", "conv/conv/b", "fc/affine/W", "fc/affine/b")
+        ]
+    )
+    z = twin(x)
+    assert_equal_values(values(lazy), values(twin))
+    F.sink(y, z).forward()
+    assert np.array_equal(y.d, z.d)
+
+
+def test_a_name_that_would_overwrite_values_is_refused():
+    unit = ResUnit(8, 8)
+    with nn.parameter_scope("taken"):
+        PF.convolution(nn.Variable((1, 8, 3, 3)), 4, (1, 1), name="conv0")
+    before = nn.get_parameters()["taken/conv0/conv/W"].d.copy()
+    with pytest.raises(ValueError, match="'taken/conv0/conv/W'"):
+        unit.clone(name="taken")
+    assert np.array_equal(nn.get_parameters()["taken/conv0/conv/W"].d, before)
+    assert unit.clone().prefix == "res_unit_1"
+    with pytest.raises(ValueError, match="contains '/'"):
+        unit.clone(name="a/b")
+
+
+def test_the_automatic_name_skips_prefixes_the_registry_holds():
+    with nn.parameter_scope("res_unit_1"):
+        PF.convolution(nn.Variable((1, 8, 3, 3)), 4, (1, 1), name="conv0")
+    assert ResUnit(8, 8).clone().prefix == "res_unit_2"
+
+
+def test_a_child_is_copied_as_a_root():
+    unit = ResUnit(8, 8)
+    conv = copy.deepcopy(unit.conv1)
+    assert conv.prefix == "conv1"
+    assert list(conv.get_parameters()) == ["conv/W", "conv/b"]
+    assert_equal_values(values(unit.conv1), values(conv))
+    assert unit.conv1.prefix == "res_unit/conv1"
+
+
+def test_modules_of_other_models_and_variables_are_shared():
+    encoder = ResUnit(8, 8, name="encoder")
+
+    class Head(nm.Module):
+        def __init__(self, encoder):
+            self.fc = nm.Linear(8 * 4 * 4, 2)
+            self.refs = {"encoder": encoder}  # held, not owned (it has a parent elsewhere)
+            self.cache = [nn.Variable((1,))]
+
+    class Model(nm.Module):
+        def __init__(self):
+            self.encoder = encoder
+            self.head = Head(encoder)
+
+    model = Model(name="model")
+    head_copy = copy.deepcopy(model.head)
+    assert head_copy.refs["encoder"] is encoder
+    assert head_copy.cache[0] is model.head.cache[0]
+    assert head_copy.prefix == "head"
+
+
+def test_copying_leaves_the_random_generator_alone():
+    unit = ResUnit(8, 8)
+    unit.get_parameters()
+    state = nnabla.random.prng.get_state()
+    unit.clone()
+    after = nnabla.random.prng.get_state()
+    assert all(np.array_equal(a, b) for a, b in zip(state[1:3], after[1:3]))

@@ -1,0 +1,159 @@
+"""export_nnp: the inference graph round trips through NNabla's own NnpLoader with equal outputs."""
+
+import os
+import zipfile
+
+import nnabla as nn
+import nnabla.functions as F
+import nnabla.parametric_functions as PF
+import numpy as np
+import pytest
+from models import ResUnit, Stack
+from nnabla.utils.nnp_graph import NnpLoader
+
+import nnabla_modules as nm
+from nnabla_modules.export import export_nnp
+
+
+def randomize(module):
+    rng = np.random.RandomState(0)
+    for param in module.get_parameters(grad_only=False).values():
+        param.d = rng.uniform(0.5, 1.5, param.shape)  # positive: valid running variances too
+
+
+def reference_outputs(module, *arrays):
+    module.eval()
+    outputs = module(*[nn.Variable.from_numpy_array(a) for a in arrays])
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    F.sink(*outputs).forward()
+    return [y.d.copy() for y in outputs]
+
+
+def loaded_outputs(path, arrays, batch_size, network="network"):
+    nn.clear_parameters()  # the loader's parameters alone compute the outputs
+    net = NnpLoader(path).get_network(network, batch_size=batch_size)
+    for variable, array in zip(net.inputs.values(), arrays):
+        variable.d = array
+    outputs = list(net.outputs.values())
+    F.sink(*outputs).forward()
+    return [y.d.copy() for y in outputs]
+
+
+def test_the_seed_res_unit_round_trips(tmp_path):
+    unit = ResUnit(8, 16)
+    randomize(unit)
+    x = np.random.RandomState(1).randn(2, 8, 5, 5).astype(np.float32)
+    path = str(tmp_path / "res_unit.nnp")
+    assert export_nnp(unit, path, nn.Variable.from_numpy_array(x)) == path
+    assert unit.training  # exported in eval mode, the mode restored
+    expected = reference_outputs(unit, x)
+    got = loaded_outputs(path, [x], batch_size=2)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6, atol=1e-6)
+
+
+def test_the_file_holds_the_module_keys_and_one_executor(tmp_path):
+    unit = ResUnit(8, 8, name="outer")
+    path = str(tmp_path / "unit.nnp")
+    export_nnp(unit, path, (2, 8, 4, 4))
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["network.nntxt", "nnp_version.txt", "parameter.h5"]
+    nn.clear_parameters()
+    loader = NnpLoader(path)
+    assert loader.get_network_names() == ["network"]
+    loader.get_network("network", batch_size=2)
+    assert list(nn.get_parameters(grad_only=False)) == list(unit.get_parameters(grad_only=False))
+    assert os.listdir(tmp_path) == ["unit.nnp"]  # no temporary file left
+
+
+def test_several_inputs_and_outputs_named_and_any_batch_size(tmp_path):
+    class TwoInTwoOut(nm.Module):
+        def __init__(self):
+            self.a = nm.Linear(3, 4)
+            self.b = nm.Linear(5, 4)
+
+        def __call__(self, x, y):
+            h = F.tanh(self.a(x) + self.b(y))
+            return h, F.sum(self.a(x), axis=1)
+
+    module = TwoInTwoOut(name="two")
+    randomize(module)
+    path = str(tmp_path / "two.nnp")
+    export_nnp(
+        module,
+        path,
+        (2, 3),
+        (2, 5),
+        input_names=["image", "text"],
+        output_names=["features", "score"],
+        network_name="two_net",
+    )
+    rng = np.random.RandomState(2)
+    x, y = rng.randn(6, 3).astype(np.float32), rng.randn(6, 5).astype(np.float32)
+    expected = reference_outputs(module, x, y)
+    nn.clear_parameters()
+    net = NnpLoader(path).get_network("two_net", batch_size=6)
+    assert list(net.inputs) == ["image", "text"]
+    assert list(net.outputs) == ["features", "score"]
+    got = loaded_outputs(path, [x, y], batch_size=6, network="two_net")
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_an_output_that_feeds_another_is_among_the_loaded_variables(tmp_path):
+    class Chained(nm.Module):
+        def __init__(self):
+            self.fc = nm.Linear(3, 4)
+
+        def __call__(self, x):
+            h = F.tanh(self.fc(x))
+            return h, F.sum(h, axis=1)
+
+    path = str(tmp_path / "chained.nnp")
+    export_nnp(Chained(name="chained"), path, (2, 3))
+    net = NnpLoader(path).get_network("network", batch_size=2)
+    assert list(net.outputs) == ["y1"]  # NNabla lists the outputs nothing else consumes
+    assert net.variables["y0"].shape == (2, 4)
+
+
+def test_containers_and_pf_code_inside_call(tmp_path):
+    class Lazy(nm.Module):
+        def __init__(self):
+            self.stack = Stack()
+
+        def __call__(self, x):
+            cls, box = self.stack(x)
+            return PF.affine(F.concatenate(cls, box), 2, name="merge")
+
+    module = Lazy(name="lazy")
+    module.stack.get_parameters()
+    randomize(module)
+    x = np.random.RandomState(3).randn(2, 3, 8, 8).astype(np.float32)
+    path = str(tmp_path / "lazy.nnp")
+    export_nnp(module, path, (2, 3, 8, 8))
+    randomize(module)  # merge/affine/* exist only after the export's call
+    export_nnp(module, path, (2, 3, 8, 8))  # overwrites the previous file
+    expected = reference_outputs(module, x)
+    got = loaded_outputs(path, [x], batch_size=2)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5, atol=1e-5)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    fc = nm.Linear(3, 2, name="fc")
+    with pytest.raises(ValueError, match="must end with .nnp"):
+        export_nnp(fc, str(tmp_path / "fc.h5"), (1, 3))
+    with pytest.raises(ValueError, match="2 input names for 1 inputs"):
+        export_nnp(fc, str(tmp_path / "fc.nnp"), (1, 3), input_names=["a", "b"])
+    assert os.listdir(tmp_path) == []
+
+
+def test_parameters_outside_the_module_are_refused(tmp_path):
+    with nn.parameter_scope("elsewhere"):
+        outside = PF.affine(nn.Variable((1, 3)), 2)
+    weight = outside.parent.inputs[1]
+
+    class UsesOutside(nm.Module):
+        def __call__(self, x):
+            return F.affine(x, weight)
+
+    with pytest.raises(ValueError, match="elsewhere/affine/W"):
+        export_nnp(UsesOutside(name="user"), str(tmp_path / "user.nnp"), (1, 3))
