@@ -8,8 +8,20 @@ and loaded per object.
 
 __version__ = "0.1.0"
 
+from .containers import ModuleDict, ModuleList, Sequential
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layer_names
-from .module import Module
+from .module import Module, SharedParameterWarning, orphans
+from .wrap import FunctionModule, wrap
 
-__all__ = ["Module", *_layer_names]
+__all__ = [
+    "Module",
+    "orphans",
+    "SharedParameterWarning",
+    *_layer_names,
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "FunctionModule",
+    "wrap",
+]

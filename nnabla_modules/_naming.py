@@ -53,8 +53,9 @@ class RootNames:
         self._holders = {}  # prefix tuple -> WeakSet of modules
 
     def taken(self, prefix):
-        holders = self._holders.get(prefix)
-        return bool(holders)
+        # Iterating skips references whose module is dying (its finalizer may be
+        # running before the set has dropped it).
+        return any(True for _ in self._holders.get(prefix, ()))
 
     def allocate(self, scope_path, base):
         candidate, index = base, 0
@@ -68,6 +69,10 @@ class RootNames:
         if holders is None:
             holders = self._holders[prefix] = weakref.WeakSet()
         holders.add(module)
+
+    def live(self):
+        """Every live root module."""
+        return [module for holders in list(self._holders.values()) for module in list(holders)]
 
     def release(self, prefix, module):
         holders = self._holders.get(prefix)

@@ -9,7 +9,9 @@ scopes exactly as ``nn.parameter_scope`` does (an empty ``OrderedDict`` stored
 under the name).
 """
 
+import threading
 from collections import OrderedDict
+from threading import get_ident
 
 import nnabla as nn
 import nnabla.parameter as _parameter
@@ -121,6 +123,40 @@ def iter_claimed(scope, trie, prefix=""):
 LEAF = object()
 
 
+def remove(scope, key):
+    """Deletes ``scope[key]`` ('a/b/W') and the scopes that this leaves empty."""
+    *levels, leaf = key.split("/")
+    path = [scope]
+    for name in levels:
+        path.append(path[-1].get(name))
+        if not isinstance(path[-1], dict):
+            return
+    path[-1].pop(leaf, None)
+    for parent, name, child in zip(reversed(path[:-1]), reversed(levels), reversed(path[1:])):
+        if child:
+            break
+        del parent[name]
+
+
+def unowned(scope, owned, prefix=""):
+    """The maximal scopes (``'a/'``) and keys under ``scope`` not in ``owned``."""
+    found, whole = [], True
+    for name, value in scope.items():
+        key = prefix + name
+        if isinstance(value, dict):
+            inner, inner_whole = unowned(value, owned, key + "/")
+            if inner_whole and value:
+                found.append(key + "/")
+            else:
+                found.extend(inner)
+                whole = whole and inner_whole
+        elif key in owned:
+            whole = False
+        else:
+            found.append(key)
+    return found, whole
+
+
 def make_trie(keys):
     trie = {}
     for key in keys:
@@ -148,15 +184,31 @@ def make_trie(keys):
 _original_get_parameter_or_create = _parameter.get_parameter_or_create
 _HOOKED_NAMESPACES = (_parameter, _PF)
 
-#: Innermost-last stack of the modules whose call is running.
+#: Innermost-last stack of the modules whose call is running (in ``owner``'s thread).
 active = []
+#: NNabla's current scope is one process-wide global: module calls hold this lock,
+#: so calls from several threads run one at a time instead of mixing their scopes.
+lock = threading.RLock()
+#: The thread whose module call is running, or None.
+owner = [None]
+
+#: prefix -> scope dict left by a dead auto-named root, dropped when the name is reused.
+stale = {}
+
+#: The scope names of NNabla's parametric functions (``affine``, ``conv``, ``bn``...).
+PF_SCOPE_NAMES = frozenset(
+    getattr(_PF, name).__scope_name__
+    for name in dir(_PF)
+    if hasattr(getattr(_PF, name), "__parametric_function_api_base__")
+)
 
 
 def _tracked_get_parameter_or_create(
     name, shape=None, initializer=None, need_grad=True, as_need_grad=None
 ):
-    if "/" in name or not active:
-        # A nested name recurses into this function once per level.
+    if "/" in name or not active or owner[0] != get_ident():
+        # A nested name recurses into this function once per level; other threads'
+        # plain PF code is not a module's.
         return _original_get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
     state = active[-1]._module_state
     requested = need_grad
@@ -173,15 +225,19 @@ _original_set_parameter = _parameter.set_parameter
 
 def _tracked_get_parameter(key):
     param = _original_get_parameter(key)  # a nested key recurses into this function
-    if param is not None and "/" not in key and active:
+    if param is not None and "/" not in key and _in_a_module_call():
         active[-1]._module_state.claim(_parameter.current_scope, key, param.need_grad)
     return param
 
 
 def _tracked_set_parameter(key, param):
     _original_set_parameter(key, param)  # a nested key recurses into this function
-    if "/" not in key and active:
+    if "/" not in key and _in_a_module_call():
         active[-1]._module_state.claim(_parameter.current_scope, key, param.need_grad)
+
+
+def _in_a_module_call():
+    return bool(active) and owner[0] == get_ident()
 
 
 #: name -> (tracked, original, the namespaces PF code looks it up in)

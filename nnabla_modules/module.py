@@ -9,6 +9,8 @@ in :mod:`nnabla_modules._naming`; registry access in
 
 import functools
 import inspect
+import threading
+import warnings
 import weakref
 from collections import OrderedDict
 
@@ -36,6 +38,10 @@ class _State:
         "frozen",
         "prefix",
         "prefix_epoch",
+        "call_keys",  # keys claimed in the running call (None: not checked)
+        "warned_keys",
+        "built_in_call",  # constructed while another module's call was running
+        "finalizer",  # drops an auto-named root's registry entries when it dies
     )
 
     def __init__(self, given_name, construction_path):
@@ -49,6 +55,10 @@ class _State:
         self.frozen = False
         self.prefix = None
         self.prefix_epoch = -1
+        self.call_keys = None
+        self.warned_keys = ()
+        self.built_in_call = False
+        self.finalizer = None
 
     def parent_module(self):
         return self.parent() if self.parent is not None else None
@@ -67,6 +77,29 @@ class _State:
             key = hit[1] + name
         if key not in self.claims:
             self.claims[key] = need_grad
+        if self.call_keys is not None:
+            self._check_shared_pf_call(key)
+
+    def _check_shared_pf_call(self, key):
+        """Warns when two unnamed PF calls of one kind in one call share ``key``."""
+        if key not in self.call_keys:
+            self.call_keys.add(key)
+            return
+        scope, _, leaf = key.partition("/")
+        if "/" in leaf or scope not in _registry.PF_SCOPE_NAMES or key in self.warned_keys:
+            return
+        self.warned_keys = {*self.warned_keys, key}
+        warnings.warn(
+            f"two unnamed PF calls in one call of this module both use '{key}', so they "
+            "share one weight (PF's rule). Give each call its own name= to keep them "
+            "apart, or name= the same to share on purpose.",
+            SharedParameterWarning,
+            stacklevel=4,
+        )
+
+
+class SharedParameterWarning(UserWarning):
+    """Two unnamed PF calls of one kind inside one module call share their weights."""
 
 
 class ModuleMeta(type):
@@ -78,7 +111,7 @@ class ModuleMeta(type):
             namespace["__call__"] = _entering_scope(call)
         return super().__new__(mcls, cls_name, bases, namespace, **kwargs)
 
-    def __call__(cls, *args, name=_NOT_GIVEN, **kwargs):
+    def __call__(cls, /, *args, name=_NOT_GIVEN, **kwargs):  # "/": a "cls" keyword is the init's
         if cls.__new__ is object.__new__:
             module = object.__new__(cls)
         else:
@@ -126,6 +159,7 @@ def _init_state(module, name):
         check_name(name, f"{cls.__name__}(name={name!r})")
     path = _construction_path(cls.__name__)
     state = _State(name, path)
+    state.built_in_call = bool(_registry.active) and _registry.owner[0] == threading.get_ident()
     object.__setattr__(module, "_module_state", state)
     object.__setattr__(module, "training", True)
     _hold_root_name(module)
@@ -154,15 +188,51 @@ def _hold_root_name(module):
     else:
         state.local = (state.given_name,) if state.given_name else ()
     root_names.hold(state.construction_path + state.local, module)
+    if state.given_name is None and state.finalizer is None:
+        state.finalizer = weakref.finalize(module, _forget_auto_named_root, state)
+        state.finalizer.atexit = False
     _naming_epoch[0] += 1
+
+
+def _forget_auto_named_root(state):
+    """Registry hygiene, at the death of an auto-named root: its entries become stale.
+
+    They stay visible (``y = Model()(x)`` still leaves its weights in the
+    registry, as PF code does) until a new auto-named root takes the same
+    automatic name and first uses it: then they are dropped, so the new model
+    starts from fresh weights and a model rebuilt in a loop or a notebook keeps
+    the registry bounded.
+    """
+    prefix = state.construction_path + state.local
+    if state.scope is not None and prefix and not root_names.taken(prefix):
+        _registry.stale[prefix] = state.scope
+
+
+def _drop_stale_entries(module):
+    """Drops what a dead auto-named root left under the prefix this module's root now uses."""
+    root = module
+    while root._module_state.parent_module() is not None:
+        root = root._module_state.parent_module()
+    state = root._module_state
+    if state.finalizer is None or state.parent is not None:
+        return  # given names share by name, as PF code does; orphaned children keep theirs
+    prefix = _prefix(root)
+    scope = _registry.stale.pop(prefix, None)
+    parent = _registry.resolve(prefix[:-1], create=False) if scope is not None else None
+    if parent is not None and parent.get(prefix[-1]) is scope:
+        del parent[prefix[-1]]
+    _remember_scope(state, _registry.resolve(prefix))
+
+
+def _stop_forgetting(state):
+    if state.finalizer is not None:
+        state.finalizer.detach()
+        state.finalizer = None
 
 
 def _entering_scope(call):
     @functools.wraps(call)
     def entering_scope(self, *args, **kwargs):
-        active = _registry.active
-        if active and active[-1] is self:  # super().__call__ chains
-            return call(self, *args, **kwargs)
         return _run_in_scope(self, call, args, kwargs)
 
     entering_scope._enters_scope = True
@@ -170,23 +240,44 @@ def _entering_scope(call):
 
 
 def _run_in_scope(module, fn, args, kwargs):
-    active = _registry.active
-    caller = active[-1] if active else None
-    if caller is not None and module._module_state.parent is None:
-        _adopt_from_callers(module)  # e.g. a list filled after the parent was built
-    scope = _enter_scope(module, caller)
-    previous = _registry.current_scope()
-    if not active:
-        _registry.install_hook()
-    active.append(module)
-    _registry.set_current_scope(scope)
-    try:
-        return fn(module, *args, **kwargs)
-    finally:
-        _registry.set_current_scope(previous)
-        active.pop()
+    with _registry.lock:
+        active = _registry.active
+        if active and active[-1] is module:  # super().__call__ chains
+            return fn(module, *args, **kwargs)
+        caller = active[-1] if active else None
+        state = module._module_state
+        if caller is not None and state.parent is None:
+            _adopt_from_callers(module)  # e.g. a list filled after the parent was built
+            if state.parent is None and state.built_in_call and state.given_name is None:
+                raise _temporary_module_error(module, caller)
+        scope = _enter_scope(module, caller)
+        previous = _registry.current_scope()
         if not active:
-            _registry.remove_hook()
+            _registry.owner[0] = threading.get_ident()
+            _registry.install_hook()
+        active.append(module)
+        _registry.set_current_scope(scope)
+        outer_call_keys = state.call_keys
+        if module._checks_shared_pf_calls:
+            state.call_keys = set()
+        try:
+            return fn(module, *args, **kwargs)
+        finally:
+            state.call_keys = outer_call_keys
+            _registry.set_current_scope(previous)
+            active.pop()
+            if not active:
+                _registry.remove_hook()
+                _registry.owner[0] = None
+
+
+def _temporary_module_error(module, caller):
+    return RuntimeError(
+        f"{describe(module)} was constructed during a call of {describe(caller)} and is "
+        "not held by it, so every call would create a new set of weights. Construct it "
+        "in __init__, hold it (self.layer = ...), or give it name= to reuse one set of "
+        "weights by name on every call."
+    )
 
 
 def _adopt_from_callers(module):
@@ -207,13 +298,20 @@ def _enter_scope(module, caller):
             for level in state.local:
                 scope = _registry.child_scope(scope, level)
         else:
+            # Entering from outside its parent (a root, or a child called directly):
+            # the root's prefix is in use from here on.
+            _drop_stale_entries(module)
             scope = _registry.resolve(_prefix(module))
     except _registry.ScopeClash as clash:
         raise ValueError(f"{describe(module)}: {clash}; give the module another name=") from None
+    _remember_scope(state, scope)
+    return scope
+
+
+def _remember_scope(state, scope):
     if scope is not state.scope:
         state.scope = scope
         state.relpaths = {}
-    return scope
 
 
 def _prefix(module):
@@ -277,6 +375,7 @@ def _adopt(parent, child, path):
         )
     levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module") for p in path)
     root_names.release(old_prefix, child)
+    _stop_forgetting(state)
     # A weak reference: no parent<->child cycle, so auto-named roots are freed
     # (and their names reused) deterministically, not when the collector runs.
     state.parent = weakref.ref(parent)
@@ -300,23 +399,19 @@ def _has_parameters(module):
 def _children(module):
     """``(local name, child)`` pairs of the modules this one holds, in attribute order."""
     _adopt_attributes(module)
-    found = OrderedDict()
-
-    def visit(value):
+    found, seen = OrderedDict(), set()
+    # An explicit stack, not a recursive closure: a closure that refers to itself
+    # is a reference cycle, which would keep the module alive until the collector runs.
+    stack = [value for attr, value in reversed(vars(module).items()) if attr != "_module_state"]
+    while stack:
+        value = stack.pop()
         if isinstance(value, Module):
             if value._module_state.parent_module() is module and id(value) not in found:
                 found[id(value)] = value
-        elif isinstance(value, _CONTAINERS):
-            if id(value) in seen:
-                return
+        elif isinstance(value, _CONTAINERS) and id(value) not in seen:
             seen.add(id(value))
-            for item in value.values() if isinstance(value, dict) else value:
-                visit(item)
-
-    seen = set()
-    for attr, value in vars(module).items():
-        if attr != "_module_state":
-            visit(value)
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend(reversed(list(items)))
     return [(join(child._module_state.local), child) for child in found.values()]
 
 
@@ -363,6 +458,9 @@ class Module(metaclass=ModuleMeta):
         ['fc1/affine/W', 'fc1/affine/b', 'fc2/affine/W', 'fc2/affine/b']
     """
 
+    #: Warn when two unnamed PF calls in one call share a weight (layers make one PF call).
+    _checks_shared_pf_calls = True
+
     def __setattr__(self, attr, value):
         object.__setattr__(self, attr, value)
         if isinstance(value, Module):
@@ -398,6 +496,7 @@ class Module(metaclass=ModuleMeta):
             )
         old_prefix = _prefix(self)
         state.given_name = name
+        _stop_forgetting(state)
         if state.parent is None:
             root_names.release(old_prefix, self)
             _hold_root_name(self)
@@ -464,6 +563,20 @@ class Module(metaclass=ModuleMeta):
         """Yields the modules this one holds."""
         for _, child in _children(self):
             yield child
+
+    def release(self):
+        """Removes the tree's parameters from NNabla's registry; returns the module.
+
+        The next use creates fresh ones (PF's initializers), so this is how a
+        named model is rebuilt from scratch in one process. Graphs already built
+        keep their own references to the old arrays.
+        """
+        scope = _registry.resolve(_prefix(self), create=False)
+        for key in list(_claimed_keys(self, True)) if scope is not None else ():
+            _registry.remove(scope, key)
+        for _, module in _walk(self):
+            module._module_state.claims.clear()
+        return self
 
     # --- modes -------------------------------------------------------------------
 
@@ -568,6 +681,20 @@ class Module(metaclass=ModuleMeta):
             child_repr = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({local or '<no level>'}): {child_repr}")
         return "\n".join(lines) + "\n)"
+
+
+def orphans():
+    """Registry scopes and keys that no live module owns, in registry order.
+
+    A scope is listed whole when nothing under it is owned; useful after
+    rebuilding named models in a notebook, or to find what old PF code left.
+    ``nn.parameter_scope``-style code outside modules shows up here too.
+    """
+    owned = set()
+    for root in root_names.live():
+        prefix = join(_prefix(root))
+        owned.update(f"{prefix}/{key}" if prefix else key for key in _claimed_keys(root, True))
+    return _registry.unowned(_registry.root_scope(), owned)[0]
 
 
 def _claimed_keys(module, recursive):

@@ -26,6 +26,8 @@ class Layer(Module):
 
     * ``pf_function``: the PF function;
     * ``inputs``: the names of PF's input Variables, in PF's order;
+    * ``keyword_inputs``: PF's optional Variables taken by the call as
+      keywords only (attention masks); they are no constructor arguments;
     * ``own_args``: ``(name, default)`` of constructor arguments PF does not
       take (input sizes, mostly), placed first;
     * ``positional``: the constructor's positional order when it must differ
@@ -37,19 +39,22 @@ class Layer(Module):
     creating the parameters before the first call) and ``_check_inputs``.
     """
 
+    _checks_shared_pf_calls = False  # one PF call per call: nothing to share by accident
     pf_function = None
     inputs = ("inp",)
+    keyword_inputs = ()
     own_args = ()
     positional = None
     inference_args = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        _collect_arg_docs(cls)
         if cls.pf_function is None:
             return
         if "pf_function" in cls.__dict__:  # a plain function would bind as a method
             cls.pf_function = staticmethod(cls.__dict__["pf_function"])
-        pf_params = _pf_parameters(cls.pf_function, cls.inputs)
+        pf_params = _pf_parameters(cls.pf_function, cls.inputs + cls.keyword_inputs)
         cls._pf_arg_names = tuple(pf_params)
         cls.__signature__ = _constructor_signature(cls, pf_params)
         cls.__doc__ = _docstring(cls, pf_params)
@@ -74,23 +79,29 @@ class Layer(Module):
                 f"got {len(inputs)} positional arguments"
             )
         self._check_inputs(*inputs)
-        kwargs = self._pf_kwargs
-        if (test or not self.training) and self.inference_args:
-            kwargs = {**kwargs, **self.inference_args}
-        if overrides:
-            unknown = set(overrides) - set(self._pf_arg_names) - set(self.inputs)
-            if unknown:
-                raise TypeError(
-                    f"{describe(self)}: {self.pf_function.__name__} takes no argument "
-                    f"{', '.join(sorted(unknown))}"
-                )
-            kwargs = {**kwargs, **overrides}
+        kwargs = self._call_kwargs(test, overrides)
         if len(inputs) > 1:
             kwargs = {**kwargs, **dict(zip(self.inputs[1:], inputs[1:]))}
         try:
             return self.pf_function(inputs[0], **kwargs)
         except (ValueError, RuntimeError) as error:
             raise type(error)(f"{describe(self)}: {error}") from error
+
+    def _call_kwargs(self, test, overrides):
+        """PF's keyword arguments for one call: the constructor's, inference's, the call's."""
+        kwargs = self._pf_kwargs
+        if (test or not self.training) and self.inference_args:
+            kwargs = {**kwargs, **self.inference_args}
+        if overrides:
+            known = self._pf_arg_names + self.inputs + self.keyword_inputs
+            unknown = set(overrides) - set(known)
+            if unknown:
+                raise TypeError(
+                    f"{describe(self)}: {self.pf_function.__name__} takes no argument "
+                    f"{', '.join(sorted(unknown))}"
+                )
+            kwargs = {**kwargs, **overrides}
+        return kwargs
 
     def _create_parameters(self):
         inputs = self._example_inputs()
@@ -116,6 +127,8 @@ class Layer(Module):
         shown = []
         for name, param in self.__signature__.parameters.items():
             value = self.config[name]
+            if isinstance(value, Module):
+                continue  # shown as a child module
             if param.default is REQUIRED:
                 shown.append(repr(value))
             elif not _same(value, param.default):
@@ -184,12 +197,16 @@ def _arg_docs(docstring):
     return docs
 
 
+def _collect_arg_docs(cls):
+    """Arguments documented by the class or a base (Conv2d inherits ``inmaps``)."""
+    own = _arg_docs(cls.__dict__.get("__doc__"))
+    cls._own_arg_docs = {**getattr(cls, "_own_arg_docs", {}), **own}
+
+
 def _docstring(cls, pf_params):
     own = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
     summary, _, rest = own.partition("\n\n")
-    # Arguments documented by the class or a base (Conv2d inherits ``inmaps``).
-    own_docs = {**getattr(cls, "_own_arg_docs", {}), **_arg_docs(rest)}
-    cls._own_arg_docs = own_docs
+    own_docs = cls._own_arg_docs
     pf_docs = _arg_docs(cls.pf_function.__doc__)
     pf_name = cls.pf_function.__name__
     lines = [
@@ -209,6 +226,12 @@ def _docstring(cls, pf_params):
     lines.append("")
     lines.append(_strip_args(rest))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _keywords_note(cls):
+    if not cls.keyword_inputs:
+        return ""
+    return f" (and {', '.join(cls.keyword_inputs)} as keywords)"
 
 
 def _strip_args(text):
