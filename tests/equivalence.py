@@ -1,6 +1,7 @@
 """Builds a PF graph and a module graph from the same seed and compares them bit for bit."""
 
 import nnabla as nn
+import nnabla.functions as F
 import numpy as np
 
 
@@ -30,8 +31,11 @@ def run(build, input_shapes, seed=7, data_seed=11, backward=True, forward=True):
     result = {"keys": list(params), "shapes": shapes, "initial": initial,
               "outputs": [y.d.copy() for y in outputs]}
     if backward and forward:
+        # One backward pass from all outputs at once: a multi-output function
+        # (the RNNs) reads every output's gradient and must run backward once.
         for y in outputs:
-            y.backward(rng.randn(*y.shape).astype(np.float32), clear_buffer=False)
+            y.g = rng.randn(*y.shape).astype(np.float32)
+        F.sink(*outputs, one_input_grad=False).backward(clear_buffer=False)
         result["grads"] = {k: v.g.copy() for k, v in nn.get_parameters().items()}
         result["input_grads"] = [x.g.copy() for x in inputs]
     result["after"] = {k: v.d.copy() for k, v in nn.get_parameters(grad_only=False).items()}

@@ -1,6 +1,8 @@
 """Module classes that mirror ``nnabla.parametric_functions``, one file per family."""
 
 from ._adapter import Layer
+from .activation import PReLU
+from .attention import MultiHeadAttention, Transformer, TransformerDecode, TransformerEncode
 from .conv import (
     Conv1d,
     Conv2d,
@@ -12,13 +14,48 @@ from .conv import (
     Deconv3d,
     DeconvNd,
     Deconvolution,
+    DeformableConvolution,
+    DepthwiseConvolution,
+    DepthwiseDeconvolution,
 )
 from .embedding import Embed
 from .linear import Affine, Linear
-from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, BatchNormalization
+from .lowrank import CPD3Convolution, SVDAffine, SVDConvolution
+from .normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    BatchNormalization,
+    FusedBatchNormalization,
+    GroupNormalization,
+    InstanceNormalization,
+    LayerNormalization,
+    MeanSubtraction,
+    SyncBatchNormalization,
+)
+from .quantized import (
+    BinaryConnectAffine,
+    BinaryConnectConvolution,
+    BinaryWeightAffine,
+    BinaryWeightConvolution,
+    FixedPointQuantizedAffine,
+    FixedPointQuantizedConvolution,
+    INQAffine,
+    INQConvolution,
+    MinMaxQuantize,
+    MinMaxQuantizedAffine,
+    MinMaxQuantizedConvolution,
+    Pow2QuantizedAffine,
+    Pow2QuantizedConvolution,
+    PrunedAffine,
+    PrunedConvolution,
+)
+from .recurrent import GRU, LSTM, RNN, LSTMCell
+from .reparam import SpectralNorm, WeightNormalization
 
 __all__ = [
     "Layer",
+    # the seed's classes
     "Affine",
     "Linear",
     "Convolution",
@@ -36,4 +73,50 @@ __all__ = [
     "BatchNorm2d",
     "BatchNorm3d",
     "Embed",
+    # convolutions
+    "DepthwiseConvolution",
+    "DepthwiseDeconvolution",
+    "DeformableConvolution",
+    # normalizations
+    "FusedBatchNormalization",
+    "SyncBatchNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "LayerNormalization",
+    "MeanSubtraction",
+    # quantized, binarized, pruned
+    "BinaryConnectAffine",
+    "BinaryConnectConvolution",
+    "BinaryWeightAffine",
+    "BinaryWeightConvolution",
+    "INQAffine",
+    "INQConvolution",
+    "FixedPointQuantizedAffine",
+    "FixedPointQuantizedConvolution",
+    "Pow2QuantizedAffine",
+    "Pow2QuantizedConvolution",
+    "PrunedAffine",
+    "PrunedConvolution",
+    "MinMaxQuantizedAffine",
+    "MinMaxQuantizedConvolution",
+    "MinMaxQuantize",
+    # low rank
+    "SVDAffine",
+    "SVDConvolution",
+    "CPD3Convolution",
+    # activations
+    "PReLU",
+    # recurrent
+    "RNN",
+    "LSTM",
+    "GRU",
+    "LSTMCell",
+    # attention
+    "MultiHeadAttention",
+    "TransformerEncode",
+    "TransformerDecode",
+    "Transformer",
+    # reparameterizations
+    "SpectralNorm",
+    "WeightNormalization",
 ]

@@ -2,6 +2,7 @@
 
 import nnabla as nn
 import nnabla.parametric_functions as PF
+import numpy as np
 
 from ._adapter import REQUIRED, Layer
 
@@ -13,10 +14,14 @@ _SPATIAL_ARGS = ("kernel", "pad", "stride", "dilation", "output_padding")
 
 
 class _ConvolutionFamily(Layer):
-    """Shared by the layers whose input is ``(batch..., inmaps, *spatial)``."""
+    """Shared by the layers whose input is ``(batch..., inmaps, *spatial)`` (or channel last).
+
+    Args:
+        inmaps (int): Number of input channels (the input's ``base_axis``
+            dimension, or its last with ``channel_last=True``).
+    """
 
     own_args = (("inmaps", REQUIRED),)
-    positional = _SEED_ORDER
     spatial_dims = None  # Conv2d: 2; None: any
 
     def _configure(self, config):
@@ -63,10 +68,6 @@ class _ConvolutionFamily(Layer):
 class Convolution(_ConvolutionFamily):
     """N-D convolution with a bias term.
 
-    Args:
-        inmaps (int): Number of input channels (the input's ``base_axis``
-            dimension, or its last with ``channel_last=True``).
-
     Example:
         >>> import nnabla as nn
         >>> import nnabla_modules as nm
@@ -78,6 +79,7 @@ class Convolution(_ConvolutionFamily):
     """
 
     pf_function = PF.convolution
+    positional = _SEED_ORDER
 
 
 class Conv1d(Convolution):
@@ -135,9 +137,6 @@ class Deconvolution(_ConvolutionFamily):
 
     The weight has PF's shape ``(inmaps, outmaps // group, *kernel)``.
 
-    Args:
-        inmaps (int): Number of input channels.
-
     Example:
         >>> import nnabla as nn
         >>> import nnabla_modules as nm
@@ -149,6 +148,7 @@ class Deconvolution(_ConvolutionFamily):
     """
 
     pf_function = PF.deconvolution
+    positional = _SEED_ORDER
 
 
 class Deconv1d(Deconvolution):
@@ -199,3 +199,62 @@ class DeconvNd(Deconvolution):
         >>> nm.DeconvNd(2, 2, (3,), name="dn")(nn.Variable((1, 2, 4))).shape
         (1, 2, 6)
     """
+
+
+class DepthwiseConvolution(_ConvolutionFamily):
+    """Depthwise convolution: each input channel convolved with its own ``multiplier`` kernels.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> dw = nm.DepthwiseConvolution(4, (3, 3), pad=(1, 1), multiplier=2, name="dw")
+        >>> dw(nn.Variable((1, 4, 6, 6))).shape
+        (1, 8, 6, 6)
+        >>> dw.get_parameters()["depthwise_conv/W"].shape
+        (8, 3, 3)
+    """
+
+    pf_function = PF.depthwise_convolution
+
+
+class DepthwiseDeconvolution(_ConvolutionFamily):
+    """Depthwise deconvolution: each group of ``divisor`` channels deconvolved into one.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> up = nm.DepthwiseDeconvolution(4, (2, 2), stride=(2, 2), divisor=2, name="up")
+        >>> up(nn.Variable((1, 4, 3, 3))).shape
+        (1, 2, 6, 6)
+    """
+
+    pf_function = PF.depthwise_deconvolution
+
+
+class DeformableConvolution(_ConvolutionFamily):
+    """2-D deformable convolution; called as ``layer(x, offset, mask=None)``, as PF takes them.
+
+    The ``offset`` (and the v2 ``mask``) come from a separate convolution of
+    the same input: they have the input's spatial shape with
+    ``deformable_group * 2 * prod(kernel)`` (``mask``: ``* 1 *``) channels.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> dconv = nm.DeformableConvolution(3, 4, (3, 3), name="dconv")
+        >>> x, offset = nn.Variable((1, 3, 5, 5)), nn.Variable((1, 18, 5, 5))
+        >>> dconv(x, offset).shape
+        (1, 4, 3, 3)
+    """
+
+    pf_function = PF.deformable_convolution
+    inputs = ("inp", "offset", "mask")
+
+    def _example_inputs(self):
+        (x,) = super()._example_inputs()
+        # PF needs an offset to build its graph: the input's shape with offset channels.
+        offset_shape = list(x.shape)
+        offset_shape[self._channel_axis(x.ndim)] = (
+            self.config["deformable_group"] * 2 * int(np.prod(self.config["kernel"]))
+        )
+        return x, nn.Variable(tuple(offset_shape))

@@ -1,8 +1,8 @@
 """Fully connected layers."""
 
-import numpy as np
 import nnabla as nn
 import nnabla.parametric_functions as PF
+import numpy as np
 
 from ._adapter import REQUIRED, Layer
 
@@ -11,30 +11,16 @@ def _as_tuple(size):
     return tuple(size) if hasattr(size, "__iter__") else (size,)
 
 
-class Affine(Layer):
-    """The affine (fully connected) layer, ``y = x W + b``.
+class _AffineFamily(Layer):
+    """Shared by the layers whose input is flattened from ``base_axis`` into features.
 
     Args:
         n_inmaps (:obj:`int` or :obj:`tuple` of :obj:`int`): Number of input
             features per sample: the product of the input's dimensions from
             ``base_axis`` on (a tuple is multiplied out).
-
-    Example:
-        >>> import nnabla as nn
-        >>> import nnabla_modules as nm
-        >>> fc = nm.Affine(16, 10, name="fc")
-        >>> fc(nn.Variable((8, 16))).shape
-        (8, 10)
-        >>> {k: v.shape for k, v in fc.get_parameters().items()}
-        {'affine/W': (16, 10), 'affine/b': (10,)}
     """
 
-    pf_function = PF.affine
     own_args = (("n_inmaps", REQUIRED),)
-    positional = (
-        "n_inmaps", "n_outmaps", "base_axis", "w_init", "b_init",
-        "fix_parameters", "rng", "with_bias",
-    )  # fmt: skip
 
     def _example_inputs(self):
         base_axis = self.config["base_axis"]
@@ -47,6 +33,26 @@ class Affine(Layer):
             raise self._size_error(
                 f"the input {x.shape} has {got} features from base_axis on", expected, got
             )
+
+
+class Affine(_AffineFamily):
+    """The affine (fully connected) layer, ``y = x W + b``.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> fc = nm.Affine(16, 10, name="fc")
+        >>> fc(nn.Variable((8, 16))).shape
+        (8, 10)
+        >>> {k: v.shape for k, v in fc.get_parameters().items()}
+        {'affine/W': (16, 10), 'affine/b': (10,)}
+    """
+
+    pf_function = PF.affine
+    positional = (
+        "n_inmaps", "n_outmaps", "base_axis", "w_init", "b_init",
+        "fix_parameters", "rng", "with_bias",
+    )  # fmt: skip
 
 
 class Linear(Affine):

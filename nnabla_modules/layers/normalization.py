@@ -3,6 +3,7 @@
 import nnabla as nn
 import nnabla.parametric_functions as PF
 
+from ..module import describe
 from ._adapter import REQUIRED, Layer
 
 _SEED_BN_ORDER = (
@@ -14,7 +15,71 @@ def _as_tuple(size):
     return tuple(size) if hasattr(size, "__iter__") else (size,)
 
 
-class BatchNormalization(Layer):
+class _PerAxisNormalization(Layer):
+    """Shared by the normalizations whose parameters have the input's size on some axes.
+
+    Subclasses say which axes (``_axes``).
+
+    Args:
+        n_features (:obj:`int` or :obj:`tuple` of :obj:`int`): Size of the
+            input along ``axes`` (one per axis); ``None``: created at the
+            first call.
+        n_dims (int): Number of dimensions of the input.
+    """
+
+    own_args = (("n_features", REQUIRED), ("n_dims", REQUIRED))
+    n_dims = None
+
+    def _axes(self):
+        return list(self.config["axes"])
+
+    def _dims(self):
+        return self.config.get("n_dims", type(self).n_dims)
+
+    def _sizes_known(self):
+        return self.config["n_features"] is not None and self._dims() is not None
+
+    def _configure(self, config):
+        if config["n_features"] is None:
+            return
+        axes, features = self._axes(), _as_tuple(config["n_features"])
+        if len(features) != len(axes):
+            raise ValueError(
+                f"{type(self).__name__}: n_features {config['n_features']} gives "
+                f"{len(features)} sizes for the {len(axes)} axes {axes}"
+            )
+
+    def _example_inputs(self):
+        if not self._sizes_known():
+            return None
+        shape = [1] * self._dims()
+        for axis, size in zip(self._axes(), _as_tuple(self.config["n_features"])):
+            shape[axis] = size
+        return (nn.Variable(tuple(shape)),)
+
+    def _check_inputs(self, x, *_):
+        if not self._sizes_known():
+            return
+        if x.ndim != self._dims():
+            raise self._size_error(
+                f"the input {x.shape} has {x.ndim} dimensions", self._dims(), x.ndim
+            )
+        for axis, size in zip(self._axes(), _as_tuple(self.config["n_features"])):
+            if x.shape[axis] != size:
+                raise self._size_error(
+                    f"the input {x.shape} has {x.shape[axis]} features on axis {axis}",
+                    size,
+                    x.shape[axis],
+                )
+
+
+class _BatchNormFamily(_PerAxisNormalization):
+    """Batch statistics in training, running statistics in inference."""
+
+    inference_args = {"batch_stat": False}
+
+
+class BatchNormalization(_BatchNormFamily):
     """Batch normalization.
 
     In training it normalizes with the batch statistics and updates the
@@ -22,11 +87,6 @@ class BatchNormalization(Layer):
     uses the running statistics. ``bn(x, test=False)``, what seed-style code
     passes on every call, does not force batch statistics in ``eval()``; an
     explicit ``bn(x, batch_stat=True)`` does.
-
-    Args:
-        n_features (:obj:`int` or :obj:`tuple` of :obj:`int`): Size of the
-            input along ``axes`` (one per axis).
-        n_dims (int): Number of dimensions of the input.
 
     Example:
         >>> import nnabla as nn
@@ -39,44 +99,11 @@ class BatchNormalization(Layer):
     """
 
     pf_function = PF.batch_normalization
-    own_args = (("n_features", REQUIRED), ("n_dims", REQUIRED))
     positional = ("n_features", "n_dims") + _SEED_BN_ORDER
-    inference_args = {"batch_stat": False}
-    n_dims = None
 
     def __call__(self, inp, test=False, **overrides):
         """``bn(x, test=False)``: the seed's call; ``test=True`` infers for this call."""
         return Layer.__call__(self, inp, test=test, **overrides)
-
-    def _dims(self):
-        return self.config.get("n_dims", type(self).n_dims)
-
-    def _configure(self, config):
-        axes, features = list(config["axes"]), _as_tuple(config["n_features"])
-        if len(features) != len(axes):
-            raise ValueError(
-                f"{type(self).__name__}: n_features {config['n_features']} gives "
-                f"{len(features)} sizes for the {len(axes)} axes {axes}"
-            )
-
-    def _example_inputs(self):
-        shape = [1] * self._dims()
-        for axis, size in zip(self.config["axes"], _as_tuple(self.config["n_features"])):
-            shape[axis] = size
-        return (nn.Variable(tuple(shape)),)
-
-    def _check_inputs(self, x, *_):
-        if x.ndim != self._dims():
-            raise self._size_error(
-                f"the input {x.shape} has {x.ndim} dimensions", self._dims(), x.ndim
-            )
-        for axis, size in zip(self.config["axes"], _as_tuple(self.config["n_features"])):
-            if x.shape[axis] != size:
-                raise self._size_error(
-                    f"the input {x.shape} has {x.shape[axis]} features on axis {axis}",
-                    size,
-                    x.shape[axis],
-                )
 
 
 class BatchNorm1d(BatchNormalization):
@@ -123,3 +150,195 @@ class BatchNorm3d(BatchNormalization):
     own_args = (("n_features", REQUIRED),)
     positional = ("n_features",) + _SEED_BN_ORDER
     n_dims = 5
+
+
+class FusedBatchNormalization(_BatchNormFamily):
+    """Batch normalization fused with the addition of a residual ``z`` and a nonlinearity.
+
+    Called as ``layer(x, z=None)``, as PF takes them; inference as in
+    :class:`BatchNormalization`.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> bn = nm.FusedBatchNormalization(4, 4, name="bn")
+        >>> x = nn.Variable((2, 4, 3, 3))
+        >>> bn(x, x).shape
+        (2, 4, 3, 3)
+        >>> list(bn.get_parameters(grad_only=False))
+        ['bn/beta', 'bn/gamma', 'bn/mean', 'bn/var']
+    """
+
+    pf_function = PF.fused_batch_normalization
+    inputs = ("inp", "z")
+
+
+class SyncBatchNormalization(_BatchNormFamily):
+    """Batch normalization with statistics synchronized over the processes of ``comm``.
+
+    ``comm`` is a communicator of :mod:`nnabla.communicators` (multi-GPU,
+    multi-process training). Without one (``comm=None``) the layer can still
+    be constructed, named, held, enumerated, saved and loaded: its parameters
+    are created by ``PF.batch_normalization``, which makes the same ``bn``
+    parameters with the same shapes and initializers, because NNabla cannot
+    build a ``sync_batch_normalization`` graph without a communicator (it
+    crashes). Calling it needs a communicator, given here or per call
+    (``layer(x, comm=comm)``). Inference as in :class:`BatchNormalization`.
+
+    Example:
+        >>> import nnabla_modules as nm
+        >>> bn = nm.SyncBatchNormalization(8, 4, None, name="bn")  # no communicator here
+        >>> list(bn.get_parameters(grad_only=False))
+        ['bn/beta', 'bn/gamma', 'bn/mean', 'bn/var']
+    """
+
+    pf_function = PF.sync_batch_normalization
+
+    def __call__(self, inp, test=False, **overrides):
+        if overrides.get("comm", self.config["comm"]) is None:
+            raise ValueError(
+                f"{describe(self)}: sync_batch_normalization needs a communicator; construct "
+                "the layer with comm=... or call it with layer(x, comm=...)"
+            )
+        return Layer.__call__(self, inp, test=test, **overrides)
+
+    def _create_parameters(self):
+        inputs = self._example_inputs()
+        if self.config["comm"] is not None or inputs is None:
+            Layer._create_parameters(self)
+            return
+        shared = {k: v for k, v in self._pf_kwargs.items() if k not in ("comm", "group")}
+        with nn.auto_forward(False):
+            PF.batch_normalization(*inputs, **shared)
+
+
+class InstanceNormalization(_PerAxisNormalization):
+    """Instance normalization: each sample and channel normalized over its other axes.
+
+    Args:
+        n_features (int): Number of channels (the input's ``channel_axis``
+            dimension); ``None``: created at the first call.
+        n_dims (int): Number of dimensions of the input.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> norm = nm.InstanceNormalization(4, 4, name="norm")
+        >>> norm(nn.Variable((2, 4, 3, 3))).shape
+        (2, 4, 3, 3)
+        >>> {k: v.shape for k, v in norm.get_parameters().items()}
+        {'instance_normalization/beta': (1, 4, 1, 1), 'instance_normalization/gamma': (1, 4, 1, 1)}
+    """
+
+    pf_function = PF.instance_normalization
+
+    def _axes(self):
+        return [self.config["channel_axis"]]
+
+
+class GroupNormalization(InstanceNormalization):
+    """Group normalization: the channels split into ``num_groups`` groups, each normalized.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> norm = nm.GroupNormalization(8, 4, 2, name="norm")
+        >>> norm(nn.Variable((2, 8, 3, 3))).shape
+        (2, 8, 3, 3)
+        >>> norm.get_parameters()["group_normalization/gamma"].shape
+        (1, 8, 1, 1)
+    """
+
+    pf_function = PF.group_normalization
+
+
+class LayerNormalization(Layer):
+    """Layer normalization: each sample normalized over all its non-batch axes.
+
+    PF's parameters have the input's shape with the ``batch_axis`` axes set to
+    1 (a per-element scale and bias).
+
+    Args:
+        normalized_shape (:obj:`int` or :obj:`tuple` of :obj:`int`): The
+            sizes of the input's non-batch axes, in order (``(C, H, W)`` for
+            ``(B, C, H, W)`` and ``batch_axis=0``); ``None``: created at the
+            first call.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> norm = nm.LayerNormalization((4, 3), name="norm")
+        >>> norm(nn.Variable((2, 4, 3))).shape
+        (2, 4, 3)
+        >>> norm.get_parameters()["layer_normalization/gamma"].shape
+        (1, 4, 3)
+    """
+
+    pf_function = PF.layer_normalization
+    own_args = (("normalized_shape", None),)
+
+    def _layout(self):
+        """``(n_dims, batch axes)``, or None while the shape is unknown."""
+        normalized = self.config["normalized_shape"]
+        if normalized is None:
+            return None
+        batch_axes = _as_tuple(self.config["batch_axis"])
+        n_dims = len(_as_tuple(normalized)) + len(batch_axes)
+        return n_dims, {axis % n_dims for axis in batch_axes}
+
+    def _example_inputs(self):
+        layout = self._layout()
+        if layout is None:
+            return None
+        n_dims, batch_axes = layout
+        sizes = iter(_as_tuple(self.config["normalized_shape"]))
+        shape = tuple(1 if axis in batch_axes else next(sizes) for axis in range(n_dims))
+        return (nn.Variable(shape),)
+
+    def _check_inputs(self, x, *_):
+        layout = self._layout()
+        if layout is None:
+            return
+        n_dims, batch_axes = layout
+        got = tuple(size for axis, size in enumerate(x.shape) if axis % n_dims not in batch_axes)
+        if x.ndim != n_dims or got != _as_tuple(self.config["normalized_shape"]):
+            raise self._size_error(
+                f"the input {x.shape} has the non-batch sizes {got}",
+                self.config["normalized_shape"],
+                got,
+            )
+
+
+class MeanSubtraction(Layer):
+    """Subtracts the running mean of the input (updated in training, fixed in inference).
+
+    Args:
+        sample_shape (:obj:`int` or :obj:`tuple` of :obj:`int`): The input's
+            shape from ``base_axis`` on (the shape of the running mean);
+            ``None``: created at the first call.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> sub = nm.MeanSubtraction((3, 2), name="sub")
+        >>> sub(nn.Variable((5, 3, 2))).shape
+        (5, 3, 2)
+        >>> {k: v.shape for k, v in sub.get_parameters(grad_only=False).items()}
+        {'mean_subtraction/mean': (3, 2), 'mean_subtraction/t': (1,)}
+    """
+
+    pf_function = PF.mean_subtraction
+    own_args = (("sample_shape", None),)
+    inference_args = {"update_running_mean": False}
+
+    def _example_inputs(self):
+        sample_shape = self.config["sample_shape"]
+        if sample_shape is None:
+            return None
+        return (nn.Variable((1,) * self.config["base_axis"] + _as_tuple(sample_shape)),)
+
+    def _check_inputs(self, x, *_):
+        expected = self.config["sample_shape"]
+        got = x.shape[self.config["base_axis"] :]
+        if expected is not None and got != _as_tuple(expected):
+            raise self._size_error(f"the input {x.shape} has the sample shape {got}", expected, got)

@@ -1,0 +1,146 @@
+"""Recurrent layers: ``PF.rnn``, ``PF.lstm``, ``PF.gru`` and ``PF.lstm_cell``.
+
+The multi-step layers take PF's layouts: the sequence ``x`` is ``(T, B,
+input_size)`` and each state (``h``, and ``c`` for the LSTM) is
+``(num_layers, num_directions, B, hidden_size)``. PF reads the number of
+layers from the state's first axis, so ``num_layers`` must match it.
+"""
+
+import nnabla as nn
+import nnabla.parametric_functions as PF
+
+from ._adapter import REQUIRED, Layer
+
+
+def _check_states(layer, states, expected):
+    for name, state in zip(layer.inputs[1:], states):
+        if state.shape != expected:
+            raise layer._size_error(f"the state {name} {state.shape}", expected, state.shape)
+
+
+class _RecurrentFamily(Layer):
+    """Shared by ``rnn``, ``lstm`` and ``gru``: sizes, layouts, inference.
+
+    Args:
+        input_size (int): Size of the sequence's last axis ``I``.
+        hidden_size (int): Size of the hidden state ``H``.
+    """
+
+    own_args = (("input_size", REQUIRED), ("hidden_size", REQUIRED))
+    inference_args = {"training": False, "dropout": 0.0}
+
+    def _state_shape(self, batch_size):
+        directions = 2 if self.config["bidirectional"] else 1
+        return (self.config["num_layers"], directions, batch_size, self.config["hidden_size"])
+
+    def _example_inputs(self):
+        x = nn.Variable((1, 1, self.config["input_size"]))
+        states = tuple(nn.Variable(self._state_shape(1)) for _ in self.inputs[1:])
+        return (x,) + states
+
+    def _check_inputs(self, x, *states):
+        if x.ndim != 3 or x.shape[2] != self.config["input_size"]:
+            raise self._size_error(
+                f"the sequence {x.shape} (T, B, input_size)",
+                f"input_size {self.config['input_size']}",
+                x.shape,
+            )
+        _check_states(self, states, self._state_shape(x.shape[1]))
+
+
+class RNN(_RecurrentFamily):
+    """Multi-layer Elman RNN over a sequence; returns ``(y, h_n)`` as PF does.
+
+    In inference (``eval()`` or ``test=True``) it runs with ``training=False``
+    and no dropout.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> rnn = nm.RNN(3, 5, num_layers=2, name="rnn")
+        >>> y, h_n = rnn(nn.Variable((7, 2, 3)), nn.Variable((2, 1, 2, 5)))
+        >>> y.shape, h_n.shape
+        ((7, 2, 5), (2, 1, 2, 5))
+        >>> list(rnn.get_parameters())
+        ['rnn/weight_l0', 'rnn/weight', 'rnn/bias']
+    """
+
+    pf_function = PF.rnn
+    inputs = ("x", "h")
+
+
+class LSTM(_RecurrentFamily):
+    """Multi-layer LSTM over a sequence; returns ``(y, h_n, c_n)`` as PF does.
+
+    In inference (``eval()`` or ``test=True``) it runs with ``training=False``
+    and no dropout.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> lstm = nm.LSTM(3, 5, bidirectional=True, name="lstm")
+        >>> state = nn.Variable((1, 2, 4, 5))
+        >>> y, h_n, c_n = lstm(nn.Variable((6, 4, 3)), state, state)
+        >>> y.shape
+        (6, 4, 10)
+        >>> lstm.get_parameters()["lstm/weight_l0"].shape
+        (2, 4, 5, 8)
+    """
+
+    pf_function = PF.lstm
+    inputs = ("x", "h", "c")
+
+
+class GRU(_RecurrentFamily):
+    """Multi-layer GRU over a sequence; returns ``(y, h_n)`` as PF does.
+
+    In inference (``eval()`` or ``test=True``) it runs with ``training=False``
+    and no dropout.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> gru = nm.GRU(3, 5, name="gru")
+        >>> y, h_n = gru(nn.Variable((6, 4, 3)), nn.Variable((1, 1, 4, 5)))
+        >>> y.shape
+        (6, 4, 5)
+    """
+
+    pf_function = PF.gru
+    inputs = ("x", "h")
+
+
+class LSTMCell(Layer):
+    """One LSTM step: ``h_t, c_t = cell(x, h, c)`` as ``PF.lstm_cell`` computes it.
+
+    Unlike ``PF.LSTMCell`` (which keeps the state), this module is stateless
+    like the PF function: the caller carries ``h`` and ``c``.
+
+    Args:
+        input_size (int): Size of ``x``'s second axis (``x`` is ``(B, input_size)``).
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> cell = nm.LSTMCell(3, 5, name="cell")
+        >>> h = c = nn.Variable((2, 5))
+        >>> h, c = cell(nn.Variable((2, 3)), h, c)
+        >>> h.shape
+        (2, 5)
+        >>> {k: v.shape for k, v in cell.get_parameters().items()}
+        {'lstm/affine/W': (8, 4, 5), 'lstm/affine/b': (4, 5)}
+    """
+
+    pf_function = PF.lstm_cell
+    inputs = ("x", "h", "c")
+    own_args = (("input_size", REQUIRED),)
+
+    def _example_inputs(self):
+        state = nn.Variable((1, self.config["state_size"]))
+        return nn.Variable((1, self.config["input_size"])), state, state
+
+    def _check_inputs(self, x, *states):
+        if x.ndim != 2 or x.shape[1] != self.config["input_size"]:
+            expected = (x.shape[0], self.config["input_size"])
+            raise self._size_error(f"the input {x.shape}", expected, x.shape)
+        _check_states(self, states, (x.shape[0], self.config["state_size"]))
