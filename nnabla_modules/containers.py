@@ -1,0 +1,209 @@
+"""Containers: ``Sequential``, ``ModuleList`` and ``ModuleDict``.
+
+They are the explicit forms of what the naming rules already find in plain
+lists and dicts: a container's items are named by their index (``0``,
+``1``, ...) or key directly under the container's prefix, so
+``self.body = Sequential(conv, bn)`` names them ``body/0/...`` and
+``body/1/...`` and ``self.heads = ModuleDict(cls=...)`` names ``heads/cls``.
+
+Each item is stored as an attribute named by its index or key: the
+attribute scan that names every module's children names a container's
+items too, with no rule of their own.
+"""
+
+from collections import OrderedDict
+
+from ._naming import check_name
+from .module import Module, describe
+
+
+class _Container(Module):
+    """Keeps items as attributes named by their keys, in insertion order."""
+
+    def _init_items(self):
+        object.__setattr__(self, "_keys", [])
+
+    def _set_item(self, key, value):
+        key = check_name(str(key), describe(self))
+        if key not in self._keys:
+            if hasattr(type(self), key) or key.startswith("_") or key == "training":
+                raise KeyError(
+                    f"{describe(self)}: {key!r} is an attribute of {type(self).__name__}; "
+                    "give the item another key"
+                )
+            self._keys.append(key)
+        setattr(self, key, value)
+
+    def _item(self, key):
+        if key not in self._keys:
+            raise KeyError(f"{describe(self)}: no item {key!r}; the keys are {self._keys}")
+        return getattr(self, key)
+
+    def __len__(self):
+        return len(self._keys)
+
+    def extra_repr(self):
+        plain = [
+            f"{k}={getattr(self, k)!r}"
+            for k in self._keys
+            if not isinstance(getattr(self, k), Module)
+        ]
+        return ", ".join(plain)
+
+
+def _require_module(container, value):
+    if not isinstance(value, Module):
+        raise TypeError(
+            f"{describe(container)}: holds modules, got {type(value).__name__}; "
+            "use a plain list or dict for other values"
+        )
+    return value
+
+
+class Sequential(_Container):
+    """Calls its items in order, each on the output of the previous one.
+
+    Items are modules or plain callables (``F.relu``), given positionally
+    (named ``0``, ``1``, ...), as one ``OrderedDict`` or as keywords (named
+    by their keys).
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla.functions as F
+        >>> import nnabla_modules as nm
+        >>> body = nm.Sequential(nm.Conv2d(3, 8, 3, pad=1), nm.BatchNorm2d(8), F.relu,
+        ...                      name="body")
+        >>> body(nn.Variable((2, 3, 6, 6))).shape
+        (2, 8, 6, 6)
+        >>> list(body.get_parameters())
+        ['0/conv/W', '0/conv/b', '1/bn/beta', '1/bn/gamma']
+        >>> head = nm.Sequential(fc=nm.Linear(8, 2), act=F.sigmoid, name="head")
+        >>> list(head.get_parameters())
+        ['fc/affine/W', 'fc/affine/b']
+    """
+
+    def __init__(self, *items, **named):
+        self._init_items()
+        if len(items) == 1 and isinstance(items[0], OrderedDict):
+            named, items = {**items[0], **named}, ()
+        for item in items:
+            self.append(item)
+        for key, item in named.items():
+            self._add(key, item)
+
+    def _add(self, key, item):
+        if not callable(item):
+            raise TypeError(f"{describe(self)}: item {key!r} is not callable: {item!r}")
+        self._set_item(key, item)
+
+    def append(self, item):
+        """Adds ``item`` at the end, named by its index; returns the container."""
+        self._add(str(len(self)), item)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*[self._item(k) for k in self._keys[index]])
+        if isinstance(index, str):
+            return self._item(index)
+        return self._item(self._keys[index])
+
+    def __iter__(self):
+        return (getattr(self, k) for k in self._keys)
+
+    def __call__(self, x):
+        for item in self:
+            x = item(x)
+        return x
+
+
+class ModuleList(_Container):
+    """A list of modules, named ``0``, ``1``, ... under the list's prefix.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> class Stack(nm.Module):
+        ...     def __init__(self, n):
+        ...         self.blocks = nm.ModuleList(nm.Linear(4, 4) for _ in range(n))
+        ...     def __call__(self, x):
+        ...         for block in self.blocks:
+        ...             x = block(x)
+        ...         return x
+        >>> stack = Stack(2, name="stack")
+        >>> list(stack.get_parameters())
+        ['blocks/0/affine/W', 'blocks/0/affine/b', 'blocks/1/affine/W', 'blocks/1/affine/b']
+    """
+
+    def __init__(self, modules=()):
+        self._init_items()
+        self.extend(modules)
+
+    def append(self, module):
+        """Adds ``module`` at the end; returns the list."""
+        self._set_item(str(len(self)), _require_module(self, module))
+        return self
+
+    def extend(self, modules):
+        """Appends each of ``modules``; returns the list."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def _key(self, index):
+        return self._keys[index]  # negative indices and IndexError, as a list
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [getattr(self, k) for k in self._keys[index]]
+        return getattr(self, self._key(index))
+
+    def __setitem__(self, index, module):
+        self._set_item(self._key(index), _require_module(self, module))
+
+    def __iter__(self):
+        return (getattr(self, k) for k in self._keys)
+
+
+class ModuleDict(_Container):
+    """A dict of modules, each named by its key under the dict's prefix.
+
+    Example:
+        >>> import nnabla_modules as nm
+        >>> heads = nm.ModuleDict({"cls": nm.Linear(8, 10), "box": nm.Linear(8, 4)}, name="heads")
+        >>> list(heads.get_parameters())
+        ['cls/affine/W', 'cls/affine/b', 'box/affine/W', 'box/affine/b']
+        >>> heads["box"].prefix
+        'heads/box'
+    """
+
+    def __init__(self, modules=None, **named):
+        self._init_items()
+        self.update(modules or {}, **named)
+
+    def update(self, modules=(), **named):
+        """Adds or replaces items from a mapping, ``(key, module)`` pairs, or keywords."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for key, module in list(pairs) + list(named.items()):
+            self[key] = module
+
+    def __getitem__(self, key):
+        return self._item(key)
+
+    def __setitem__(self, key, module):
+        self._set_item(key, _require_module(self, module))
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def __iter__(self):
+        return iter(list(self._keys))
+
+    def keys(self):
+        return list(self._keys)
+
+    def values(self):
+        return [getattr(self, k) for k in self._keys]
+
+    def items(self):
+        return [(k, getattr(self, k)) for k in self._keys]
