@@ -210,12 +210,13 @@ def _tracked_get_parameter_or_create(
         # A nested name recurses into this function once per level; other threads'
         # plain PF code is not a module's.
         return _original_get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
-    state = active[-1]._module_state
+    module = active[-1]
+    state = module._module_state
     requested = need_grad
     if state.frozen:
         need_grad = as_need_grad = False
     param = _original_get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
-    state.claim(_parameter.current_scope, name, requested)
+    state.claim(module, _parameter.current_scope, name, requested)
     return param
 
 
@@ -226,14 +227,16 @@ _original_set_parameter = _parameter.set_parameter
 def _tracked_get_parameter(key):
     param = _original_get_parameter(key)  # a nested key recurses into this function
     if param is not None and "/" not in key and _in_a_module_call():
-        active[-1]._module_state.claim(_parameter.current_scope, key, param.need_grad)
+        module = active[-1]
+        module._module_state.claim(module, _parameter.current_scope, key, param.need_grad, False)
     return param
 
 
 def _tracked_set_parameter(key, param):
     _original_set_parameter(key, param)  # a nested key recurses into this function
     if "/" not in key and _in_a_module_call():
-        active[-1]._module_state.claim(_parameter.current_scope, key, param.need_grad)
+        module = active[-1]
+        module._module_state.claim(module, _parameter.current_scope, key, param.need_grad, False)
 
 
 def _in_a_module_call():

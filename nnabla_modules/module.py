@@ -63,7 +63,7 @@ class _State:
     def parent_module(self):
         return self.parent() if self.parent is not None else None
 
-    def claim(self, scope, name, need_grad):
+    def claim(self, module, scope, name, need_grad, created_by_pf=True):
         """Records that this module's own code created or used ``scope[name]``."""
         if scope is self.scope:
             key = name
@@ -77,24 +77,24 @@ class _State:
             key = hit[1] + name
         if key not in self.claims:
             self.claims[key] = need_grad
-        if self.call_keys is not None:
-            self._check_shared_pf_call(key)
+        if created_by_pf and self.call_keys is not None:
+            self._check_shared_pf_call(module, key)
 
-    def _check_shared_pf_call(self, key):
+    def _check_shared_pf_call(self, module, key):
         """Warns when two unnamed PF calls of one kind in one call share ``key``."""
         if key not in self.call_keys:
             self.call_keys.add(key)
             return
         scope, _, leaf = key.partition("/")
-        if "/" in leaf or scope not in _registry.PF_SCOPE_NAMES or key in self.warned_keys:
+        if "/" in leaf or scope not in _registry.PF_SCOPE_NAMES or scope in self.warned_keys:
             return
-        self.warned_keys = {*self.warned_keys, key}
+        self.warned_keys = {*self.warned_keys, scope}
         warnings.warn(
-            f"two unnamed PF calls in one call of this module both use '{key}', so they "
-            "share one weight (PF's rule). Give each call its own name= to keep them "
-            "apart, or name= the same to share on purpose.",
+            f"{describe(module)}: two unnamed PF calls in one call both use the scope "
+            f"'{scope}/', so they share one set of weights (PF's rule). Give each call its "
+            "own name= to keep them apart, or the same name= to share on purpose.",
             SharedParameterWarning,
-            stacklevel=4,
+            stacklevel=6,  # the user's PF call: past this, claim, the hook and PF's wrapper
         )
 
 
