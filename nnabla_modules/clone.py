@@ -35,6 +35,7 @@ import nnabla as nn
 import nnabla.random as _nn_random
 
 from . import _registry
+from . import module as _module_impl
 from ._naming import check_name, root_names, snake_case
 from .module import Module, _naming_epoch, _prefix, _State, describe
 
@@ -162,12 +163,10 @@ def _name_root(source, duplicate, name, keys):
     state.given_name = name
     path = state.construction_path
     if name is None:
-        base = _automatic_base(source)
-        candidate, index = base, 0
-        while root_names.taken(path + (candidate,)) or _held_keys(path + (candidate,), keys):
-            index += 1
-            candidate = f"{base}_{index}"
-        state.local = (candidate,)
+        state.local = (_free_automatic_name(path, _automatic_base(source), keys),)
+        # Like every auto-named root: its entries go stale when it dies (see module.py).
+        state.finalizer = weakref.finalize(duplicate, _module_impl._forget_auto_named_root, state)
+        state.finalizer.atexit = False
     else:
         state.local = (name,) if name else ()
         held = _held_keys(path + state.local, keys)
@@ -180,6 +179,25 @@ def _name_root(source, duplicate, name, keys):
             )
     root_names.hold(path + state.local, duplicate)
     _naming_epoch[0] += 1
+
+
+def _free_automatic_name(path, base, keys):
+    """The first of base, base_1, ... no live root holds and no live entry of ``keys`` is under.
+
+    Entries a dead auto-named root left (stale, see module.py) count as free:
+    the copy's first use drops them before its parameters are created.
+    """
+    candidate, index = base, 0
+    while root_names.taken(path + (candidate,)) or _live_keys(path + (candidate,), keys):
+        index += 1
+        candidate = f"{base}_{index}"
+    return candidate
+
+
+def _live_keys(prefix, keys):
+    scope = _registry.resolve(prefix, create=False)
+    stale = scope is not None and _registry.stale.get(prefix) is scope
+    return not stale and _held_keys(prefix, keys)
 
 
 _AUTOMATIC_SUFFIX = re.compile(r"_\d+$")
@@ -211,6 +229,7 @@ def _copy_values(source, duplicate):
     generator is left as it was: creating the copy's parameters draws from it.
     """
     values = source.get_parameters(grad_only=False)
+    _module_impl._drop_stale_entries(duplicate)  # before placing values under a reused name
     rng_state = _nn_random.prng.get_state()
     try:
         created = duplicate.get_parameters(grad_only=False)

@@ -1,6 +1,7 @@
 """module.clone(name=...) and copy.deepcopy(module): new prefix, equal values, independent."""
 
 import copy
+import gc
 
 import nnabla as nn
 import nnabla.functions as F
@@ -48,11 +49,19 @@ def test_changing_one_does_not_change_the_other():
 
 def test_deepcopy_gets_the_next_automatic_name():
     unit = ResUnit(8, 8)
-    assert copy.deepcopy(unit).prefix == "res_unit_1"
-    assert copy.deepcopy(unit).prefix == "res_unit_2"
+    first, second = copy.deepcopy(unit), copy.deepcopy(unit)
+    assert (first.prefix, second.prefix) == ("res_unit_1", "res_unit_2")
     named = ResUnit(8, 8, name="encoder")
     assert copy.deepcopy(named).prefix == "encoder_1"
-    assert unit.clone().prefix == "res_unit_3"
+
+
+def test_a_dead_copy_name_is_reused_with_fresh_values():
+    unit = ResUnit(8, 8)
+    copy.deepcopy(unit).get_parameters()["conv0/conv/W"].d = 7.0  # dies at once
+    gc.collect()
+    again = unit.clone()
+    assert again.prefix == "res_unit_1"
+    assert_equal_values(values(unit), values(again))
 
 
 def test_the_structure_is_copied_with_the_same_relative_keys():
@@ -108,6 +117,22 @@ def test_a_lazy_module_copy_picks_its_values_up_at_its_first_call():
     assert_equal_values(values(lazy), values(twin))
     F.sink(y, z).forward()
     assert np.array_equal(y.d, z.d)
+
+
+def test_a_lazy_copy_under_a_reused_name_keeps_its_values():
+    class Lazy(nm.Module):
+        def __call__(self, x):
+            return PF.affine(x, 2, name="fc")
+
+    lazy = Lazy()
+    x = nn.Variable.from_numpy_array(np.ones((1, 3)))
+    lazy(x)
+    copy.deepcopy(lazy)(x)  # lazy_1 dies: its entries go stale
+    gc.collect()
+    again = lazy.clone()
+    assert again.prefix == "lazy_1"
+    again(x)
+    assert_equal_values(values(lazy), values(again))
 
 
 def test_a_name_that_would_overwrite_values_is_refused():
