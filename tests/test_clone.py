@@ -78,7 +78,7 @@ def test_the_structure_is_copied_with_the_same_relative_keys():
 def test_the_copy_computes_the_same_outputs():
     unit = ResUnit(8, 16).eval()
     for param in unit.get_parameters(grad_only=False).values():
-        param.d = np.random.RandomState(0).randn(*param.shape)
+        param.d = np.random.RandomState(0).randn(*param.shape).astype(np.float32)
     twin = unit.clone()
     x = nn.Variable.from_numpy_array(np.random.RandomState(1).randn(2, 8, 4, 4))
     y, z = unit(x), twin(x)

@@ -18,7 +18,7 @@ from nnabla_modules.export import export_nnp
 def randomize(module):
     rng = np.random.RandomState(0)
     for param in module.get_parameters(grad_only=False).values():
-        param.d = rng.uniform(0.5, 1.5, param.shape)  # positive: valid running variances too
+        param.d = rng.uniform(0.5, 1.5, param.shape).astype(np.float32)  # positive: variances
 
 
 def reference_outputs(module, *arrays):
