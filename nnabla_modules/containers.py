@@ -43,12 +43,13 @@ class _Container(Module):
         return len(self._keys)
 
     def extra_repr(self):
-        plain = [
-            f"{k}={getattr(self, k)!r}"
-            for k in self._keys
-            if not isinstance(getattr(self, k), Module)
-        ]
-        return ", ".join(plain)
+        # Modules are listed as children; plain callables (F.relu) are shown here.
+        plain = {k: getattr(self, k) for k in self._keys}
+        return ", ".join(
+            f"{k}={getattr(v, '__name__', v)}"
+            for k, v in plain.items()
+            if not isinstance(v, Module)
+        )
 
 
 def _require_module(container, value):

@@ -67,8 +67,10 @@ class FunctionModule(Module):
         return self.function(*args, **{**self.bound, **kwargs})
 
     def extra_repr(self):
-        name = getattr(self.function, "__qualname__", repr(self.function))
-        return ", ".join([name] + [f"{k}={v!r}" for k, v in self.bound.items()])
+        bound = [f"{k}={v!r}" for k, v in self.bound.items()]
+        if getattr(type(self), "function", None) is self.function:
+            return ", ".join(bound)  # the class is named after the function
+        return ", ".join([getattr(self.function, "__qualname__", repr(self.function))] + bound)
 
 
 def wrap(function):

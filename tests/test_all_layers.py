@@ -477,3 +477,18 @@ def test_spectral_norm_of_a_layer_that_has_an_apply_w_composes():
     functions = []
     y.visit(lambda f: functions.append(f.info.type_name))
     assert functions.index("MulScalar") < functions.index("SpectralNorm")
+
+
+def test_a_cloned_wrapper_reparameterizes_its_own_layer():
+    source = nm.SpectralNorm(nm.Conv2d(3, 4, 3), name="source")
+    source(nn.Variable((1, 3, 5, 5)))
+    twin = source.clone(name="twin")
+    assert list(twin.get_parameters(grad_only=False)) == [
+        "conv/W",
+        "conv/spectral-norm/u",
+        "conv/b",
+    ]
+    y = twin.eval()(nn.Variable((1, 3, 5, 5)))  # the twin's mode, not the source's
+    functions = []
+    y.visit(lambda f: functions.append(f.info))
+    assert [f.args["test"] for f in functions if f.type_name == "SpectralNorm"] == [True]

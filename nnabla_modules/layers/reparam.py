@@ -15,6 +15,7 @@ Plain PF code keeps working too: ``nm.Conv2d(..., apply_w=lambda w:
 PF.spectral_norm(w))`` runs PF's function inside the convolution's scope.
 """
 
+import copy
 import functools
 import weakref
 
@@ -89,6 +90,11 @@ class _AppliedToWeight:
         if self._previous is not None:
             w = self._previous(w)
         return self._wrapper()._reparameterize(w, test)
+
+    def __deepcopy__(self, memo):
+        # A copied layer's apply_w belongs to the copied wrapper, not to the source's.
+        wrapper, previous = copy.deepcopy((self._wrapper(), self._previous), memo)
+        return _AppliedToWeight(wrapper, previous)
 
     def __repr__(self):
         wrapper = self._wrapper()
