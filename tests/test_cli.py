@@ -1,11 +1,15 @@
 """The command line on real files: written by PF code, by our modules, by NNabla's nn.Module and
 by NNabla's experimental parametric-function classes."""
 
+import doctest
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nnabla as nn
 import nnabla.functions as F
@@ -454,3 +458,54 @@ def test_python_dash_m_and_the_console_script(module_file):
         assert json.loads(done.stdout)["count"] == 24
     done = subprocess.run(commands[0] + ["--help"], capture_output=True, text=True, check=False)
     assert "inspect" in done.stdout and "convert" in done.stdout
+
+
+# --- the docs' command lines ------------------------------------------------------------
+
+DOCS_TOOLS = Path(__file__).resolve().parent.parent / "docs" / "tools.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def console_commands(block):
+    """``(command, expected output)`` of each ``$ ...`` line of a console block."""
+    commands = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            commands.append([line[2:], []])
+        else:
+            commands[-1][1].append(line)
+    return [(command, "\n".join(lines) + "\n" if lines else "") for command, lines in commands]
+
+
+def run_doctest(code, namespace):
+    test = doctest.DocTestParser().get_doctest(code, namespace, "docs/tools.md", None, 0)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    output = []
+    runner.run(test, out=output.append, clear_globs=False)
+    namespace.update(test.globs)
+    assert not runner.failures, "".join(output)
+
+
+def test_the_command_lines_of_the_docs(tmp_path, monkeypatch, capsys):
+    """docs/tools.md: each console block runs, after the Python blocks before it."""
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__docs__"}
+    checker = doctest.OutputChecker()
+    checked = 0
+    for language, code in FENCE.findall(DOCS_TOOLS.read_text(encoding="utf-8")):
+        if language == "python":
+            exec(compile(code, str(DOCS_TOOLS), "exec"), namespace)
+        elif language == "pycon":
+            run_doctest(code, namespace)
+        elif language == "console":
+            for command, want in console_commands(code):
+                capsys.readouterr()
+                program, *argv = shlex.split(command)
+                assert program == "nnabla-modules"
+                status = main(argv)
+                got = capsys.readouterr().out
+                assert status == (1 if "Different." in want else 0), command
+                assert checker.check_output(want, got, FLAGS), f"$ {command}\n{got}"
+                checked += 1
+    assert checked >= 6
