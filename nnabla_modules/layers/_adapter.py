@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 import nnabla as nn
 
+from .. import _registry
 from ..module import Module, describe
 
 REQUIRED = inspect.Parameter.empty
@@ -46,6 +47,7 @@ class Layer(Module):
     own_args = ()
     positional = None
     inference_args = {}
+    _cached_pf_scope = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -54,6 +56,7 @@ class Layer(Module):
             return
         if "pf_function" in cls.__dict__:  # a plain function would bind as a method
             cls.pf_function = staticmethod(cls.__dict__["pf_function"])
+            cls._pf_body = staticmethod(cls.pf_function.__parametric_function_api_base__)
         pf_params = _pf_parameters(cls.pf_function, cls.inputs + cls.keyword_inputs)
         cls._pf_arg_names = tuple(pf_params)
         cls.__signature__ = _constructor_signature(cls, pf_params)
@@ -82,10 +85,30 @@ class Layer(Module):
         kwargs = self._call_kwargs(test, overrides)
         if len(inputs) > 1:
             kwargs = {**kwargs, **dict(zip(self.inputs[1:], inputs[1:]))}
+        # PF's wrapper would enter its scope (``conv``...) by name on every call;
+        # the module keeps the scope it resolved and runs PF's own body in it.
+        previous = _registry.current_scope()
+        _registry.set_current_scope(self._pf_scope())
         try:
-            return self.pf_function(inputs[0], **kwargs)
+            return self._pf_body(inputs[0], **kwargs)
         except (ValueError, RuntimeError) as error:
             raise type(error)(f"{describe(self)}: {error}") from error
+        finally:
+            _registry.set_current_scope(previous)
+
+    def _pf_scope(self):
+        """The registry dict PF's wrapper enters: ``<prefix>/<PF scope name>``."""
+        scope = self._module_state.scope  # entered by the call, just before
+        cached = self._cached_pf_scope
+        if cached is not None and cached[0] is scope and scope.get(cached[2]) is cached[1]:
+            return cached[1]
+        name = self.pf_function.__scope_name__
+        try:
+            pf_scope = _registry.child_scope(scope, name)
+        except _registry.ScopeClash as clash:
+            raise ValueError(f"{describe(self)}: {clash}") from None
+        self._cached_pf_scope = (scope, pf_scope, name)
+        return pf_scope
 
     def _call_kwargs(self, test, overrides):
         """PF's keyword arguments for one call: the constructor's, inference's, the call's."""

@@ -1,8 +1,9 @@
 """Fully connected layers."""
 
+import math
+
 import nnabla as nn
 import nnabla.parametric_functions as PF
-import numpy as np
 
 from ._adapter import REQUIRED, Layer
 
@@ -27,8 +28,8 @@ class _AffineFamily(Layer):
         return (nn.Variable((1,) * base_axis + _as_tuple(self.config["n_inmaps"])),)
 
     def _check_inputs(self, x, *_):
-        expected = int(np.prod(_as_tuple(self.config["n_inmaps"])))
-        got = int(np.prod(x.shape[self.config["base_axis"] :]))
+        expected = math.prod(_as_tuple(self.config["n_inmaps"]))
+        got = math.prod(x.shape[self.config["base_axis"] :])
         if got != expected:
             raise self._size_error(
                 f"the input {x.shape} has {got} features from base_axis on", expected, got
