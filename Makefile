@@ -1,6 +1,10 @@
 # The two commands of the README: `make demo` (the main job) and `make test`.
 # Each creates the Python 3.10 virtualenv in .venv on first use.
 PY := .venv/bin/python
+# The extras installed into .venv. One set for every target, so switching targets
+# never reinstalls: the test suite also runs the examples and builds the docs.
+EXTRAS ?= test,examples,docs
+export EXTRAS
 
 .PHONY: demo test lint bench docs venv clean
 
@@ -8,7 +12,7 @@ venv:
 	@scripts/venv.sh
 
 demo: venv
-	$(PY) examples/demo.py
+	$(PY) examples/train_digits.py
 
 test: venv
 	$(PY) -m pytest
@@ -20,8 +24,7 @@ lint: venv
 bench: venv
 	$(PY) -m benchmarks
 
-docs:
-	@EXTRAS=test,docs scripts/venv.sh
+docs: venv
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:

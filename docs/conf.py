@@ -1,0 +1,38 @@
+"""Sphinx configuration: ``make docs`` builds this with warnings as errors."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(".."))
+
+import nnabla_modules  # noqa: E402
+
+project = "nnabla_modules"
+author = "nnabla_modules developers"
+copyright = "the nnabla_modules developers"
+version = release = nnabla_modules.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "myst_parser",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build"]
+root_doc = "index"
+
+# Markdown (MyST): anchors for "page.md#a-heading" links, ::: fences for notes.
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+# API reference from the Google-style docstrings.
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_typehints = "none"  # the layers' signatures are PF's; types are in the docstrings
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+html_theme = "alabaster"
+html_title = f"nnabla_modules {version}"
+html_static_path = []
