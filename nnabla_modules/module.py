@@ -16,6 +16,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+import nnabla.parameter as _parameter
+
 from . import _registry
 from ._naming import check_name, join, root_names, snake_case
 
@@ -240,23 +242,26 @@ def _entering_scope(call):
 
 
 def _run_in_scope(module, fn, args, kwargs):
-    with _registry.lock:
+    """Calls ``fn(module, ...)`` with NNabla's current scope set to the module's prefix.
+
+    This runs on every module call, so it is written for speed: the common case
+    (a child called from its parent's call) costs a few dict lookups.
+    """
+    lock = _registry.lock
+    lock.acquire()
+    try:
         active = _registry.active
-        if active and active[-1] is module:  # super().__call__ chains
-            return fn(module, *args, **kwargs)
-        caller = active[-1] if active else None
         state = module._module_state
-        if caller is not None and state.parent is None:
-            _adopt_from_callers(module)  # e.g. a list filled after the parent was built
-            if state.parent is None and state.built_in_call and state.given_name is None:
-                raise _temporary_module_error(module, caller)
+        caller = active[-1] if active else None
+        if caller is module:  # super().__call__ chains
+            return fn(module, *args, **kwargs)
         scope = _enter_scope(module, caller)
-        previous = _registry.current_scope()
-        if not active:
+        previous = _parameter.current_scope
+        if caller is None:
             _registry.owner[0] = threading.get_ident()
             _registry.install_hook()
         active.append(module)
-        _registry.set_current_scope(scope)
+        _parameter.current_scope = scope
         outer_call_keys = state.call_keys
         if module._checks_shared_pf_calls:
             state.call_keys = set()
@@ -264,11 +269,13 @@ def _run_in_scope(module, fn, args, kwargs):
             return fn(module, *args, **kwargs)
         finally:
             state.call_keys = outer_call_keys
-            _registry.set_current_scope(previous)
+            _parameter.current_scope = previous
             active.pop()
-            if not active:
+            if caller is None:
                 _registry.remove_hook()
                 _registry.owner[0] = None
+    finally:
+        lock.release()
 
 
 def _temporary_module_error(module, caller):
@@ -298,14 +305,25 @@ def _enter_scope(module, caller):
             for level in state.local:
                 scope = _registry.child_scope(scope, level)
         else:
-            # Entering from outside its parent (a root, or a child called directly):
-            # the root's prefix is in use from here on.
-            _drop_stale_entries(module)
-            scope = _registry.resolve(_prefix(module))
+            scope = _enter_from_outside(module, caller)
     except _registry.ScopeClash as clash:
         raise ValueError(f"{describe(module)}: {clash}; give the module another name=") from None
-    _remember_scope(state, scope)
+    if scope is not state.scope:
+        _remember_scope(state, scope)
     return scope
+
+
+def _enter_from_outside(module, caller):
+    """A root's scope, or a child's called from outside its parent's call."""
+    state = module._module_state
+    if caller is not None and state.parent is None:
+        _adopt_from_callers(module)  # e.g. a list filled after the parent was built
+        if state.parent is None and state.built_in_call and state.given_name is None:
+            raise _temporary_module_error(module, caller)
+        if state.parent is not None and state.parent() is caller:
+            return _enter_scope(module, caller)
+    _drop_stale_entries(module)  # the root's prefix is in use from here on
+    return _registry.resolve(_prefix(module))
 
 
 def _remember_scope(state, scope):
