@@ -428,7 +428,7 @@ def _number(value):
 
 
 class KeyMapping:
-    """The renaming ``convert`` applies: one :meth:`apply` per key, in the documented order.
+    """The renaming ``convert`` applies, in its documented order; :meth:`rename` does one key.
 
     Args:
         select (list of str): Regexes; only keys matching one are kept (all when empty).
@@ -483,7 +483,7 @@ class KeyMapping:
             key = new
         if self.add_prefix:
             key = self.add_prefix + key
-        if not key or "" in key.split("/"):
+        if not key or key.endswith("/") or "//" in key:
             raise CliError(f"the renaming gives the empty or malformed key {key!r}")
         return key
 
@@ -540,7 +540,7 @@ def _drop_at(key):
 
 
 def _experimental_layout(stored, mapping):
-    """The experimental classes' files: ``conv0/W`` -> ``conv0/conv/W``, deconvolutions transposed.
+    """The experimental classes' files: ``conv0/W`` -> ``conv0/conv/W`` (see :func:`_transposes`).
 
     Returns the converted entries and ``{scope: kind}`` of the layers found.
     """

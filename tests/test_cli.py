@@ -420,6 +420,8 @@ def test_convert_errors_change_nothing(tmp_path, module_file, capsys):
     assert "cannot write the format '.nnp'" in capsys.readouterr().err
     assert run("convert", module_file, out, "--map", "(=x") == 2
     assert "not a regular expression" in capsys.readouterr().err
+    assert run("convert", module_file, out, "--select", "^conv0/conv/W$", "--map", ".*=") == 2
+    assert "the renaming gives the empty or malformed key ''" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["module.h5"]  # no output, no temporary file
 
 
