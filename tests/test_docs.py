@@ -15,6 +15,7 @@
 """
 
 import doctest
+import gc
 import importlib
 import importlib.util
 import pkgutil
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import nnabla_modules
+import nnabla_modules.module as module_
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -91,10 +93,24 @@ def run_block(block, namespace):
         exec(compile(block.code, block.where(), "exec"), namespace)
 
 
+def _free_other_pages():
+    """Frees the models of pages that other tests executed, so automatic names are free.
+
+    ``nnabla_modules.module._init_takes_name`` is an ``lru_cache`` keyed by class:
+    it keeps every Module subclass alive, and with it the globals of the code
+    that defined it (an exec'd page's namespace and its models).
+    """
+    cache_clear = getattr(getattr(module_, "_init_takes_name", None), "cache_clear", None)
+    if cache_clear is not None:
+        cache_clear()
+    gc.collect()
+
+
 @pytest.mark.parametrize(
     "path", [p for p in MARKDOWN if code_blocks(p)], ids=lambda p: str(p.relative_to(ROOT))
 )
 def test_markdown_examples(path, tmp_path, monkeypatch):
+    _free_other_pages()
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__docs__"}
     try:
@@ -163,6 +179,7 @@ def test_docstrings_have_examples():
 
 @pytest.mark.parametrize("test", DOCSTRING_TESTS, ids=lambda t: t.name)
 def test_docstring_examples(test, tmp_path, monkeypatch):
+    _free_other_pages()
     monkeypatch.chdir(tmp_path)
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     output = []
