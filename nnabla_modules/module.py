@@ -44,6 +44,7 @@ class _State:
         "warned_keys",
         "built_in_call",  # constructed while another module's call was running
         "finalizer",  # drops an auto-named root's registry entries when it dies
+        "children",  # cached children of a module whose children cannot grow unseen
     )
 
     def __init__(self, given_name, construction_path):
@@ -61,6 +62,7 @@ class _State:
         self.warned_keys = ()
         self.built_in_call = False
         self.finalizer = None
+        self.children = None
 
     def parent_module(self):
         return self.parent() if self.parent is not None else None
@@ -416,6 +418,17 @@ def _has_parameters(module):
 
 def _children(module):
     """``(local name, child)`` pairs of the modules this one holds, in attribute order."""
+    state = module._module_state
+    if state.children is None:
+        found = _find_children(module)
+        if not module._children_may_grow:
+            state.children = found  # reset by __setattr__ when a module is assigned
+    else:
+        found = state.children
+    return [(join(child._module_state.local), child) for child in found]
+
+
+def _find_children(module):
     _adopt_attributes(module)
     found, seen = OrderedDict(), set()
     # An explicit stack, not a recursive closure: a closure that refers to itself
@@ -430,7 +443,7 @@ def _children(module):
             seen.add(id(value))
             items = value.values() if isinstance(value, dict) else value
             stack.extend(reversed(list(items)))
-    return [(join(child._module_state.local), child) for child in found.values()]
+    return list(found.values())
 
 
 def _walk(module, relative=()):
@@ -478,9 +491,14 @@ class Module(metaclass=ModuleMeta):
 
     #: Warn when two unnamed PF calls in one call share a weight (layers make one PF call).
     _checks_shared_pf_calls = True
+    #: True: lists filled after assignment may hold new children, so they are looked
+    #: up on every walk; layers set False and cache theirs.
+    _children_may_grow = True
 
     def __setattr__(self, attr, value):
         object.__setattr__(self, attr, value)
+        if isinstance(value, (Module, *_CONTAINERS)):
+            self._module_state.children = None
         if isinstance(value, Module):
             _adopt(self, value, (attr,))
         elif isinstance(value, _CONTAINERS):
@@ -544,12 +562,13 @@ class Module(metaclass=ModuleMeta):
             OrderedDict: key -> the registry's own ``nn.Variable``, in registry
             (creation) order.
         """
-        _create_parameters(self)
+        tree = list(_walk(self))
+        _create_parameters(self, tree)
         scope = _registry.resolve(_prefix(self), create=False)
         params = OrderedDict()
         if scope is None:
             return params
-        trie = _registry.make_trie(_claimed_keys(self, recursive))
+        trie = _registry.make_trie(_claimed_keys(self, recursive, tree))
         for key, param in _registry.iter_claimed(scope, trie):
             if not grad_only or param.need_grad:
                 params[key] = param
@@ -715,8 +734,8 @@ def orphans():
     return _registry.unowned(_registry.root_scope(), owned)[0]
 
 
-def _claimed_keys(module, recursive):
-    walk = _walk(module) if recursive else [((), module)]
+def _claimed_keys(module, recursive, tree=None):
+    walk = (tree or _walk(module)) if recursive else [((), module)]
     for path, current in walk:
         relative = join(path)
         for key in current._module_state.claims:
@@ -732,9 +751,9 @@ def _count_parameters(module):
     return sum(sizes) if sizes else None
 
 
-def _create_parameters(module):
+def _create_parameters(module, tree=None):
     """Creates the parameters of every layer in the tree that knows its input sizes."""
-    for _, current in _walk(module):
+    for _, current in tree or _walk(module):
         create = getattr(current, "_create_parameters", None)
         if create is not None and not _parameters_exist(current):
             _run_in_scope(current, type(current)._create_parameters, (), {})

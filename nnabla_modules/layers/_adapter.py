@@ -41,6 +41,7 @@ class Layer(Module):
     """
 
     _checks_shared_pf_calls = False  # one PF call per call: nothing to share by accident
+    _children_may_grow = False  # a layer's children (a wrapped layer) are set in __init__
     pf_function = None
     inputs = ("inp",)
     keyword_inputs = ()
