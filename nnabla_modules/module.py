@@ -141,12 +141,18 @@ class ModuleMeta(type):
 _constructing = []
 
 
-@functools.lru_cache(maxsize=None)
+_takes_name = weakref.WeakKeyDictionary()  # weak: classes made in a loop can still go
+
+
 def _init_takes_name(cls):
-    try:
-        return "name" in inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return False
+    takes = _takes_name.get(cls)
+    if takes is None:
+        try:
+            takes = "name" in inspect.signature(cls.__init__).parameters
+        except (TypeError, ValueError):
+            takes = False
+        _takes_name[cls] = takes
+    return takes
 
 
 def _positional_name(cls, args):

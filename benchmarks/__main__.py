@@ -1,0 +1,25 @@
+"""One runner for every benchmark: ``python -m benchmarks [--quick] [section ...]``.
+
+Each section measures in one process, in interleaved rounds, and prints medians
+with the ratio to plain PF code measured in the same run.
+"""
+
+import argparse
+import importlib
+
+SECTIONS = ("graph", "enumeration", "checkpoint", "imports")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("sections", nargs="*", choices=SECTIONS + ((),), default=SECTIONS)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
+    args = parser.parse_args()
+    for section in args.sections or SECTIONS:
+        module = importlib.import_module(f"benchmarks.{section}")
+        print(f"\n===== {section} =====")
+        module.main(["--rounds", "3"] if args.quick else [])
+
+
+if __name__ == "__main__":
+    main()
