@@ -19,7 +19,6 @@ test: venv
 
 lint: venv
 	$(PY) -m ruff check nnabla_modules tests benchmarks examples
-	$(PY) -m ruff format --check nnabla_modules tests benchmarks examples
 
 bench: venv
 	$(PY) -m benchmarks

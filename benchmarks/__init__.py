@@ -1,1 +1,4 @@
-"""Benchmarks of nnabla_modules against plain PF code and its peers; run ``python -m benchmarks``."""
+"""Benchmarks of nnabla_modules against plain PF code and its peers.
+
+Run them all with ``python -m benchmarks`` (or ``make bench``).
+"""

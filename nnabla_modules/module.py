@@ -14,9 +14,8 @@ import warnings
 import weakref
 from collections import OrderedDict
 
-import numpy as np
-
 import nnabla.parameter as _parameter
+import numpy as np
 
 from . import _registry
 from ._naming import check_name, join, root_names, snake_case

@@ -291,7 +291,8 @@ def test_a_parameter_where_a_scope_is_needed_is_an_error():
     with nn.parameter_scope("m"):
         PF.affine(nn.Variable((1, 2)), 1, name="fc1")
     nn.parameter.set_parameter("m/clash", nn.Variable((1,)))
-    with pytest.raises(ValueError, match="Affine 'm/clash': the registry holds a parameter named 'clash'"):
+    expected = "Affine 'm/clash': the registry holds a parameter named 'clash'"
+    with pytest.raises(ValueError, match=expected):
         Holder(clash=fc(), name="m")(nn.Variable((1, 2)))
 
 

@@ -79,9 +79,9 @@ def build(spec, leaves, holders):
         attr = f"a{next(_counter)}"
         built = [build(child, leaves, holders) for child in children]
         slots.append((slot_kind, attr, built))
-        paths = {"attr": lambda i: (attr,), "list": lambda i: (attr, str(i)),
-                 "dict": lambda i: (attr, f"k{i}")}[slot_kind]
-        held.extend((child, paths(index)) for index, child in enumerate(built))
+        for index, child in enumerate(built):
+            path = {"attr": (attr,), "list": (attr, str(index)), "dict": (attr, f"k{index}")}
+            held.append((child, path[slot_kind]))
     node = Node(slots, name=given) if given is not None else Node(slots)
     holders[id(node)] = [None, given]
     for child, path in held:

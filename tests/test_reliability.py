@@ -109,7 +109,8 @@ def test_two_unnamed_pf_calls_in_one_call_warn():
         def __call__(self, x):
             return PF.affine(PF.affine(x, 2), 2)
 
-    with pytest.warns(nm.SharedParameterWarning, match="Shares 's': .* both use the scope 'affine/'") as record:
+    expected = "Shares 's': .* both use the scope 'affine/'"
+    with pytest.warns(nm.SharedParameterWarning, match=expected) as record:
         Shares(name="s")(nn.Variable((1, 2)))
     assert len(record) == 1 and record[0].filename == __file__  # points at the user's line
 
