@@ -7,7 +7,7 @@ with the ratio to plain PF code measured in the same run.
 import argparse
 import importlib
 
-SECTIONS = ("graph", "enumeration", "checkpoint", "imports")
+SECTIONS = ("graph", "enumeration", "rebuild", "checkpoint", "imports")
 
 
 def main():
