@@ -223,6 +223,7 @@ def test_migration_example():
 def test_training_example_one_epoch(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
+    pytest.importorskip("nnabla_modules.checkpoint")  # model.save_parameters
     checkpoint = tmp_path / "digits.h5"
     out = _run_example(
         "examples/train_digits.py", "--epochs", "1", "--train-limit", "256", "--quiet",
