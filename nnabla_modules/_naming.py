@@ -50,36 +50,54 @@ class RootNames:
     """
 
     def __init__(self):
-        self._holders = {}  # prefix tuple -> WeakSet of modules
+        self._holders = {}  # prefix tuple -> {id(module): weak reference}
+        # (scope path, base) -> the lowest index that may be free: constructing
+        # n layers before they are adopted costs O(n), not O(n^2) name checks.
+        self._lowest_free = {}
+        self._allocated = {}  # prefix tuple -> (scope path, base, index)
 
     def taken(self, prefix):
-        # Iterating skips references whose module is dying (its finalizer may be
-        # running before the set has dropped it).
-        return any(True for _ in self._holders.get(prefix, ()))
+        # A dying module's reference is dead before its callback removes it.
+        return any(ref() is not None for ref in self._holders.get(prefix, {}).values())
 
     def allocate(self, scope_path, base):
-        candidate, index = base, 0
-        while self.taken(scope_path + (candidate,)):
+        index = self._lowest_free.get((scope_path, base), 0)
+        while self.taken(scope_path + (_indexed(base, index),)):
             index += 1
-            candidate = f"{base}_{index}"
-        return candidate
+        self._lowest_free[(scope_path, base)] = index + 1
+        name = _indexed(base, index)
+        self._allocated[scope_path + (name,)] = (scope_path, base, index)
+        return name
 
     def hold(self, prefix, module):
-        holders = self._holders.get(prefix)
-        if holders is None:
-            holders = self._holders[prefix] = weakref.WeakSet()
-        holders.add(module)
+        key = id(module)
+        self._holders.setdefault(prefix, {})[key] = weakref.ref(
+            module, lambda _, prefix=prefix, key=key: self._drop(prefix, key)
+        )
 
     def live(self):
         """Every live root module."""
-        return [module for holders in list(self._holders.values()) for module in list(holders)]
+        refs = [ref for holders in list(self._holders.values()) for ref in list(holders.values())]
+        return [module for module in (ref() for ref in refs) if module is not None]
 
     def release(self, prefix, module):
+        self._drop(prefix, id(module))
+
+    def _drop(self, prefix, key):
         holders = self._holders.get(prefix)
-        if holders is not None:
-            holders.discard(module)
-            if not holders:
-                del self._holders[prefix]
+        if holders is None or holders.pop(key, None) is None:
+            return
+        if not holders:
+            del self._holders[prefix]
+            allocated = self._allocated.pop(prefix, None)
+            if allocated is not None:  # the automatic name is free again
+                scope_path, base, index = allocated
+                hint = self._lowest_free.get((scope_path, base), 0)
+                self._lowest_free[(scope_path, base)] = min(hint, index)
+
+
+def _indexed(base, index):
+    return f"{base}_{index}" if index else base
 
 
 root_names = RootNames()
