@@ -78,7 +78,9 @@ class _State:
                     return  # not under this module's prefix: not its entry
                 hit = self.relpaths[id(scope)] = (scope, join(path) + "/")
             key = hit[1] + name
-        if key not in self.claims:
+        if created_by_pf or key not in self.claims:
+            # PF's request is the parameter's own flag; get_parameter and
+            # set_parameter (PF uses them inside) see a frozen module's False.
             self.claims[key] = need_grad
         if created_by_pf and self.call_keys is not None:
             self._check_shared_pf_call(module, key)

@@ -98,3 +98,15 @@ def test_freeze_pf_code_inside_call():
     model.freeze()
     model(nn.Variable((1, 2)))
     assert nn.get_parameters() == {}
+
+
+def test_frozen_before_the_first_call_then_unfrozen():
+    class Wrapped(nm.Module):
+        def __call__(self, x):
+            return PF.affine(x, 2, name="fc")
+
+    model = Wrapped(name="w").freeze()
+    model(nn.Variable((1, 2)))
+    assert model.get_parameters() == {}
+    model.unfreeze()
+    assert list(model.get_parameters()) == ["fc/affine/W", "fc/affine/b"]

@@ -15,12 +15,45 @@ from collections import OrderedDict
 import nnabla as nn
 
 from .. import _registry
-from ..module import Module, describe
+from ..module import Module, ModuleMeta, describe
 
 REQUIRED = inspect.Parameter.empty
 
 
-class Layer(Module):
+class _LayerMeta(ModuleMeta):
+    """Derives a layer class's signature and docstring from PF's on first use.
+
+    Reading 43 PF signatures and docstrings at import would cost tens of
+    milliseconds; ``import nnabla_modules`` pays only for what is used.
+    """
+
+    @property
+    def __signature__(cls):
+        return _spec(cls)["signature"]
+
+    @property
+    def _pf_arg_names(cls):
+        return _spec(cls)["pf_arg_names"]
+
+    @property
+    def __doc__(cls):
+        if cls.pf_function is None:
+            return cls.__dict__.get("__doc__")
+        return _spec(cls)["doc"]
+
+
+def _spec(cls):
+    spec = cls.__dict__.get("_lazy_spec")
+    if spec is None:
+        pf_params = _pf_parameters(cls.pf_function, cls.inputs + cls.keyword_inputs)
+        spec = {"pf_arg_names": tuple(pf_params)}
+        spec["signature"] = _constructor_signature(cls, pf_params)
+        type.__setattr__(cls, "_lazy_spec", spec)
+        spec["doc"] = _docstring(cls, spec["signature"])
+    return spec
+
+
+class Layer(Module, metaclass=_LayerMeta):
     """Base of the modules that mirror one ``nnabla.parametric_functions`` function.
 
     Subclasses declare:
@@ -52,26 +85,20 @@ class Layer(Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _collect_arg_docs(cls)
-        if cls.pf_function is None:
-            return
         if "pf_function" in cls.__dict__:  # a plain function would bind as a method
             cls.pf_function = staticmethod(cls.__dict__["pf_function"])
             cls._pf_body = staticmethod(cls.pf_function.__parametric_function_api_base__)
-        pf_params = _pf_parameters(cls.pf_function, cls.inputs + cls.keyword_inputs)
-        cls._pf_arg_names = tuple(pf_params)
-        cls.__signature__ = _constructor_signature(cls, pf_params)
-        cls.__doc__ = _docstring(cls, pf_params)
 
     def __init__(self, *args, **kwargs):
+        cls = type(self)
         try:
-            bound = self.__signature__.bind(*args, **kwargs)
+            bound = cls.__signature__.bind(*args, **kwargs)
         except TypeError as error:
-            raise TypeError(f"{type(self).__name__}{self.__signature__}: {error}") from None
+            raise TypeError(f"{cls.__name__}{cls.__signature__}: {error}") from None
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)
         self._configure(self.config)
-        self._pf_kwargs = {name: self.config[name] for name in self._pf_arg_names}
+        self._pf_kwargs = {name: self.config[name] for name in cls._pf_arg_names}
 
     def _configure(self, config):
         """Validates and normalizes the constructor arguments in place."""
@@ -117,7 +144,7 @@ class Layer(Module):
         if (test or not self.training) and self.inference_args:
             kwargs = {**kwargs, **self.inference_args}
         if overrides:
-            known = self._pf_arg_names + self.inputs + self.keyword_inputs
+            known = type(self)._pf_arg_names + self.inputs + self.keyword_inputs
             unknown = set(overrides) - set(known)
             if unknown:
                 raise TypeError(
@@ -149,7 +176,7 @@ class Layer(Module):
 
     def extra_repr(self):
         shown = []
-        for name, param in self.__signature__.parameters.items():
+        for name, param in type(self).__signature__.parameters.items():
             value = self.config[name]
             if isinstance(value, Module):
                 continue  # shown as a child module
@@ -221,16 +248,18 @@ def _arg_docs(docstring):
     return docs
 
 
-def _collect_arg_docs(cls):
+def _own_arg_docs(cls):
     """Arguments documented by the class or a base (Conv2d inherits ``inmaps``)."""
-    own = _arg_docs(cls.__dict__.get("__doc__"))
-    cls._own_arg_docs = {**getattr(cls, "_own_arg_docs", {}), **own}
+    docs = {}
+    for base in reversed(cls.__mro__):
+        docs.update(_arg_docs(base.__dict__.get("__doc__")))
+    return docs
 
 
-def _docstring(cls, pf_params):
+def _docstring(cls, signature):
     own = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
     summary, _, rest = own.partition("\n\n")
-    own_docs = cls._own_arg_docs
+    own_docs = _own_arg_docs(cls)
     pf_docs = _arg_docs(cls.pf_function.__doc__)
     pf_name = cls.pf_function.__name__
     lines = [
@@ -243,7 +272,7 @@ def _docstring(cls, pf_params):
         "",
         "Args:",
     ]
-    for name in cls.__signature__.parameters:
+    for name in signature.parameters:
         text = own_docs.get(name) or pf_docs.get(name) or [f"{name}: See ``PF.{pf_name}``."]
         lines.append("    " + text[0])
         lines.extend("        " + more for more in text[1:])

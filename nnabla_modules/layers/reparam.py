@@ -71,7 +71,7 @@ def _weighted_layer(layer):
     """The layer whose PF function takes ``apply_w``, inside any wrappers; None if there is none."""
     while isinstance(layer, _Reparameterization) and layer.config["layer"] is not None:
         layer = layer.config["layer"]
-    if isinstance(layer, Module) and "apply_w" in getattr(layer, "_pf_arg_names", ()):
+    if isinstance(layer, Module) and "apply_w" in getattr(type(layer), "_pf_arg_names", ()):
         return layer
     return None
 
