@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 
 import nnabla_modules
-import nnabla_modules.module as module_
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -96,13 +95,9 @@ def run_block(block, namespace):
 def _free_other_pages():
     """Frees the models of pages that other tests executed, so automatic names are free.
 
-    ``nnabla_modules.module._init_takes_name`` is an ``lru_cache`` keyed by class:
-    it keeps every Module subclass alive, and with it the globals of the code
-    that defined it (an exec'd page's namespace and its models).
+    A class defined by an exec'd page and its methods refer to the page's
+    namespace, a reference cycle that only the collector frees.
     """
-    cache_clear = getattr(getattr(module_, "_init_takes_name", None), "cache_clear", None)
-    if cache_clear is not None:
-        cache_clear()
     gc.collect()
 
 
