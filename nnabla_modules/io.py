@@ -34,10 +34,13 @@ Example:
 """
 
 import contextlib
+import faulthandler
 import io as _io
 import os
 import secrets
 import shutil
+import signal
+import time
 import zipfile
 from collections import OrderedDict
 
@@ -261,16 +264,59 @@ def _not_readable(label, ext, error):
 
 def _open_h5(source, label, stack):
     if _is_file_object(source):
-        handle = h5py.File(source, "r")
         size = _stream_size(source)
+        if not hasattr(source, "fileno"):  # in memory: a forked child reads its own copy
+            _survives_in_child(lambda: _h5_parameters(h5py.File(source, "r"), label, size), label)
+        handle = h5py.File(source, "r")
     else:
         path = os.fspath(source)
         with open(path, "rb"):  # FileNotFoundError / PermissionError as they are
             pass
-        handle = h5py.File(path, "r")
         size = os.path.getsize(path)
+        _survives_in_child(lambda: _h5_parameters(h5py.File(path, "r"), label, size), label)
+        handle = h5py.File(path, "r")
     stack.enter_context(handle)
     return _h5_parameters(handle, label, size)
+
+
+#: Seconds a forked probe may take before the file is read without one.
+PROBE_TIMEOUT = 60.0
+
+
+def _survives_in_child(read_structure, label):
+    """Reads the file's structure in a forked child first; raises if that crashes.
+
+    HDF5 trusts a file's metadata: some corruptions (a flipped bit in an object
+    header, found by fuzzing) crash the C library with a segmentation fault,
+    which no ``except`` can catch. A child process meets the crash instead,
+    and the caller gets a clean error. Where ``fork`` is missing, it is skipped.
+    """
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        faulthandler.disable()  # the crash is expected here; the parent reports it
+        code = 0
+        try:
+            read_structure()
+        except BaseException:
+            code = 1  # a clean error: the parent reads the file again and reports it
+        os._exit(code)
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:  # a lock held across fork: read without the probe
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.001)
+    if os.WIFSIGNALED(status):
+        raise ParameterFileError(
+            f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted "
+            f"(reading it crashed the HDF5 library with signal {os.WTERMSIG(status)})"
+        )
 
 
 def _stream_size(stream):

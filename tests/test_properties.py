@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import nnabla as nn
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -151,18 +152,29 @@ def test_enumeration_equals_the_owned_registry_slice(spec, eager):
 
 @settings(max_examples=EXAMPLES // 2, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(trees)
-def test_state_round_trips_exactly(spec):
+@given(trees, st.sampled_from([".h5", ".protobuf", "state_dict"]))
+def test_save_and_load_round_trip_exactly(tmp_path, spec, kind):
     nn.clear_parameters()
     root, _, _ = make(spec)
     root(nn.Variable((1, 2)))
-    state = {k: v.d.copy() for k, v in root.get_parameters(grad_only=False).items()}
-    for param in root.get_parameters(grad_only=False).values():
-        param.d = 0.0
-    for key, param in root.get_parameters(grad_only=False).items():
-        param.d = state[key]  # what a checkpoint round trip must give back
-    again = {k: v.d for k, v in root.get_parameters(grad_only=False).items()}
-    assert list(again) == list(state)
+    params = root.get_parameters(grad_only=False)
+    saved = {key: param.d.copy() for key, param in params.items()}
+    path = tmp_path / f"model{kind}"
+    if kind == "state_dict":
+        state = root.state_dict()
+    else:
+        root.save_parameters(str(path))
+    for param in params.values():
+        param.d = np.random.randn(*param.shape)
+    if kind == "state_dict":
+        root.load_state_dict(state)
+    else:
+        root.load_parameters(str(path))
+    after = root.get_parameters(grad_only=False)
+    assert list(after) == list(saved)
+    for key, param in after.items():
+        assert param is params[key]  # loaded in place
+        assert np.array_equal(param.d, saved[key])
 
 
 CROSS_PROCESS = """

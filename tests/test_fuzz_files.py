@@ -1,0 +1,121 @@
+"""Fuzzed checkpoint files: truncated, bit-flipped, empty, wrong dtype, wrong shape, foreign.
+
+Every damaged file either loads whole (a flipped bit inside a value is still a
+valid file) or fails with a clean error that names the file, and then nothing
+in the registry has changed. ``FUZZED`` counts the files tried.
+"""
+
+import random
+
+import h5py
+import numpy as np
+import pytest
+from models import ResUnit
+
+FORMATS = (".h5", ".protobuf")
+TRUNCATIONS = 40
+BIT_FLIPS = 120
+
+
+def _model_and_file(tmp_path, ext):
+    model = ResUnit(8, 8, name="net")
+    model.get_parameters()
+    path = tmp_path / f"good{ext}"
+    model.save_parameters(str(path))
+    for param in model.get_parameters(grad_only=False).values():
+        param.d = np.random.RandomState(1).randn(*param.shape)  # differs from the file
+    return model, path.read_bytes()
+
+
+def _snapshot(model):
+    return {k: v.d.copy() for k, v in model.get_parameters(grad_only=False).items()}
+
+
+def _damaged(good, seed):
+    rng = random.Random(seed)
+    for index in range(TRUNCATIONS):
+        yield f"truncated at {index}", good[: len(good) * index // TRUNCATIONS]
+    for _ in range(BIT_FLIPS):
+        data = bytearray(good)
+        position = rng.randrange(len(data) * 8)
+        data[position // 8] ^= 1 << (position % 8)
+        yield f"bit {position} flipped", bytes(data)
+    yield "empty", b""
+    yield "random bytes", bytes(rng.randrange(256) for _ in range(len(good)))
+
+
+def _load_or_fail_cleanly(model, path, what):
+    before = _snapshot(model)
+    try:
+        model.load_parameters(str(path))
+    except (ValueError, RuntimeError, OSError) as error:
+        assert str(path) in str(error), f"{what}: the error does not name the file: {error}"
+        after = _snapshot(model)
+        for key in before:
+            assert np.array_equal(before[key], after[key]), f"{what}: {key} changed"
+        return "error"
+    return "loaded"
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_damaged_files_load_whole_or_fail_cleanly(tmp_path, ext):
+    model, good = _model_and_file(tmp_path, ext)
+    outcomes = {"error": 0, "loaded": 0}
+    for index, (what, data) in enumerate(_damaged(good, seed=ext)):
+        path = tmp_path / f"fuzz{index}{ext}"
+        path.write_bytes(data)
+        outcomes[_load_or_fail_cleanly(model, path, what)] += 1
+    assert sum(outcomes.values()) == TRUNCATIONS + BIT_FLIPS + 2
+    assert outcomes["error"] >= TRUNCATIONS  # every truncation is caught
+
+
+def _h5(path, entries):
+    with h5py.File(path, "w") as handle:
+        for index, (key, value, attrs) in enumerate(entries):
+            dataset = handle.create_dataset(key, data=value)
+            for name, attr in attrs.items():
+                dataset.attrs[name] = attr
+            dataset.attrs.setdefault("index", index)
+
+
+def _foreign_files(tmp_path, model):
+    params = model.get_parameters(grad_only=False)
+    good = [(k, p.d, {"need_grad": p.need_grad}) for k, p in params.items()]
+    yield "wrong dtype", ".h5", [(k, v.astype(np.complex64), a) for k, v, a in good]
+    yield "text values", ".h5", [(k, np.array([b"x"] * v.size), a) for k, v, a in good]
+    yield "wrong shape", ".h5", [(k, np.zeros(v.shape + (2,)), a) for k, v, a in good]
+    yield "no attributes", ".h5", [(k, v, {}) for k, v, _ in good]
+    yield "unrelated h5", ".h5", [("images/train", np.zeros((4, 4)), {"units": "px"})]
+    yield "empty h5", ".h5", []
+
+
+def test_wrong_and_foreign_h5_files_fail_cleanly(tmp_path):
+    model, _ = _model_and_file(tmp_path, ".h5")
+    for index, (what, ext, entries) in enumerate(_foreign_files(tmp_path, model)):
+        path = tmp_path / f"foreign{index}{ext}"
+        _h5(path, entries)
+        assert _load_or_fail_cleanly(model, path, what) == "error", what
+
+
+def test_foreign_protobuf_files_fail_cleanly(tmp_path):
+    from nnabla.utils import nnabla_pb2
+
+    model, _ = _model_and_file(tmp_path, ".protobuf")
+    other = nnabla_pb2.NNablaProtoBuf()
+    other.global_config.default_context.array_class = "CpuArray"  # valid, holds no parameters
+    wrong_shape = nnabla_pb2.NNablaProtoBuf()
+    for key, param in model.get_parameters(grad_only=False).items():
+        stored = wrong_shape.parameter.add()
+        stored.variable_name = key
+        stored.shape.dim.extend([2, *param.shape])
+        stored.data.extend([0.0] * (2 * param.size))
+    cases = {"another message": other.SerializeToString(),
+             "wrong shape": wrong_shape.SerializeToString(),
+             "text": b"this is not a protobuf file\n" * 10}
+    for what, data in cases.items():
+        path = tmp_path / f"{what.replace(' ', '_')}.protobuf"
+        path.write_bytes(data)
+        assert _load_or_fail_cleanly(model, path, what) == "error", what
+
+
+FUZZED = 2 * (TRUNCATIONS + BIT_FLIPS + 2) + 6 + 3
