@@ -29,11 +29,12 @@ class _LayerMeta(ModuleMeta):
 
     @property
     def __signature__(cls):
-        return _spec(cls)["signature"]
+        # None: a base without a PF function; inspect then reads __init__ as usual.
+        return _spec(cls)["signature"] if cls.pf_function is not None else None
 
     @property
     def _pf_arg_names(cls):
-        return _spec(cls)["pf_arg_names"]
+        return _spec(cls)["pf_arg_names"] if cls.pf_function is not None else ()
 
     @property
     def __doc__(cls):
