@@ -116,6 +116,15 @@ class ModuleMeta(type):
             namespace["__call__"] = _entering_scope(call)
         return super().__new__(mcls, cls_name, bases, namespace, **kwargs)
 
+    @property
+    def __signature__(cls):
+        """The constructor's signature as users call it: ``__init__``'s, plus ``name=``."""
+        try:
+            init = inspect.signature(cls.__init__)
+        except (TypeError, ValueError):
+            return None
+        return with_name_parameter(init.replace(parameters=list(init.parameters.values())[1:]))
+
     def __call__(cls, /, *args, name=_NOT_GIVEN, **kwargs):  # "/": a "cls" keyword is the init's
         if cls.__new__ is object.__new__:
             module = object.__new__(cls)
@@ -135,6 +144,16 @@ class ModuleMeta(type):
             _constructing.pop()
         _adopt_attributes(module)
         return module
+
+
+def with_name_parameter(signature):
+    """``signature`` with a keyword-only ``name=None``, which every module accepts."""
+    params = list(signature.parameters.values())
+    if "name" in signature.parameters:
+        return signature
+    name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = len(params) - bool(params and params[-1].kind is inspect.Parameter.VAR_KEYWORD)
+    return signature.replace(parameters=params[:at] + [name] + params[at:])
 
 
 #: Modules whose ``__init__`` is running: a module built inside one may refer back

@@ -63,8 +63,11 @@ def test_constructor_takes_pfs_arguments_with_pfs_defaults(name):
     pf_params = inspect.signature(FUNCTIONS[name]).parameters
     params = inspect.signature(cls).parameters
     variables = set(cls.inputs) | set(cls.keyword_inputs)
+    assert params["name"].kind is inspect.Parameter.KEYWORD_ONLY  # the module's own name=
     for arg, pf_param in pf_params.items():
-        if arg in variables or arg == "name":
+        if arg == "name":
+            continue
+        if arg in variables:
             assert arg not in params, f"{cls.__name__}: {arg} is a call input"
             continue
         assert arg in params, f"{cls.__name__} lacks PF's {arg}"

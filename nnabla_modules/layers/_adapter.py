@@ -15,7 +15,7 @@ from collections import OrderedDict
 import nnabla as nn
 
 from .. import _registry
-from ..module import Module, ModuleMeta, describe
+from ..module import Module, ModuleMeta, describe, with_name_parameter
 
 REQUIRED = inspect.Parameter.empty
 
@@ -29,8 +29,9 @@ class _LayerMeta(ModuleMeta):
 
     @property
     def __signature__(cls):
-        # None: a base without a PF function; inspect then reads __init__ as usual.
-        return _spec(cls)["signature"] if cls.pf_function is not None else None
+        if cls.pf_function is None:  # a family base: nothing to derive
+            return ModuleMeta.__signature__.fget(cls)
+        return with_name_parameter(_spec(cls)["signature"])
 
     @property
     def _pf_arg_names(cls):
@@ -92,10 +93,11 @@ class Layer(Module, metaclass=_LayerMeta):
 
     def __init__(self, *args, **kwargs):
         cls = type(self)
+        signature = _spec(cls)["signature"]
         try:
-            bound = cls.__signature__.bind(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
         except TypeError as error:
-            raise TypeError(f"{cls.__name__}{cls.__signature__}: {error}") from None
+            raise TypeError(f"{cls.__name__}{signature}: {error}") from None
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)
         self._configure(self.config)
@@ -177,7 +179,7 @@ class Layer(Module, metaclass=_LayerMeta):
 
     def extra_repr(self):
         shown = []
-        for name, param in type(self).__signature__.parameters.items():
+        for name, param in _spec(type(self))["signature"].parameters.items():
             value = self.config[name]
             if isinstance(value, Module):
                 continue  # shown as a child module
