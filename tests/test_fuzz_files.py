@@ -8,6 +8,7 @@ in the registry has changed. ``FUZZED`` counts the files tried.
 import random
 
 import h5py
+import nnabla as nn
 import numpy as np
 import pytest
 from models import ResUnit
@@ -17,11 +18,14 @@ TRUNCATIONS = 40
 BIT_FLIPS = 120
 
 
-def _model_and_file(tmp_path, ext):
+def _model_and_file(tmp_path, ext, writer="ours"):
     model = ResUnit(8, 8, name="net")
     model.get_parameters()
     path = tmp_path / f"good{ext}"
-    model.save_parameters(str(path))
+    if writer == "ours":
+        model.save_parameters(str(path))
+    else:  # NNabla's own writer: HDF5's earliest format, no metadata checksums
+        nn.save_parameters(str(path))
     for param in model.get_parameters(grad_only=False).values():
         param.d = np.random.RandomState(1).randn(*param.shape)  # differs from the file
     return model, path.read_bytes()
@@ -57,9 +61,10 @@ def _load_or_fail_cleanly(model, path, what):
     return "loaded"
 
 
+@pytest.mark.parametrize("writer", ["ours", "nn.save_parameters"])
 @pytest.mark.parametrize("ext", FORMATS)
-def test_damaged_files_load_whole_or_fail_cleanly(tmp_path, ext):
-    model, good = _model_and_file(tmp_path, ext)
+def test_damaged_files_load_whole_or_fail_cleanly(tmp_path, ext, writer):
+    model, good = _model_and_file(tmp_path, ext, writer)
     outcomes = {"error": 0, "loaded": 0}
     for index, (what, data) in enumerate(_damaged(good, seed=ext)):
         path = tmp_path / f"fuzz{index}{ext}"
@@ -118,4 +123,4 @@ def test_foreign_protobuf_files_fail_cleanly(tmp_path):
         assert _load_or_fail_cleanly(model, path, what) == "error", what
 
 
-FUZZED = 2 * (TRUNCATIONS + BIT_FLIPS + 2) + 6 + 3
+FUZZED = 2 * 2 * (TRUNCATIONS + BIT_FLIPS + 2) + 6 + 3  # 657 files per run
