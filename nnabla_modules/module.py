@@ -283,7 +283,13 @@ def _run_in_scope(module, fn, args, kwargs):
         caller = active[-1] if active else None
         if caller is module:  # super().__call__ chains
             return fn(module, *args, **kwargs)
-        scope = _enter_scope(module, caller)
+        parent = state.parent
+        if parent is not None and state.local == _SAME_LEVEL and parent() is caller:
+            scope = caller._module_state.scope  # name="" inside its parent's call
+            if scope is not state.scope:
+                _remember_scope(state, scope)
+        else:
+            scope = _enter_scope(module, caller)
         previous = _parameter.current_scope
         if caller is None:
             _registry.owner[0] = threading.get_ident()
@@ -304,6 +310,9 @@ def _run_in_scope(module, fn, args, kwargs):
                 _registry.owner[0] = None
     finally:
         lock.release()
+
+
+_SAME_LEVEL = ()  # the local name of a module given name=""
 
 
 def _temporary_module_error(module, caller):
@@ -331,7 +340,8 @@ def _enter_scope(module, caller):
             # Inside the parent's call its scope is at hand: no walk from the root.
             scope = caller._module_state.scope
             for level in state.local:
-                scope = _registry.child_scope(scope, level)
+                child = scope.get(level)
+                scope = child if isinstance(child, dict) else _registry.child_scope(scope, level)
         else:
             scope = _enter_from_outside(module, caller)
     except _registry.ScopeClash as clash:

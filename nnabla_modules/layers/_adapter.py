@@ -13,6 +13,7 @@ import re
 from collections import OrderedDict
 
 import nnabla as nn
+import nnabla.parameter as _parameter
 
 from .. import _registry
 from ..module import Module, ModuleMeta, describe, with_name_parameter
@@ -107,32 +108,38 @@ class Layer(Module, metaclass=_LayerMeta):
         """Validates and normalizes the constructor arguments in place."""
 
     def __call__(self, *inputs, test=False, **overrides):
-        if not 0 < len(inputs) <= len(self.inputs):
+        # Runs on every call of every layer: the common case is kept to a few lookups.
+        if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
             raise TypeError(
                 f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
                 f"got {len(inputs)} positional arguments"
             )
         self._check_inputs(*inputs)
-        kwargs = self._call_kwargs(test, overrides)
+        if overrides or test or not self.training:
+            kwargs = self._call_kwargs(test, overrides)
+        else:
+            kwargs = self._pf_kwargs
         if len(inputs) > 1:
             kwargs = {**kwargs, **dict(zip(self.inputs[1:], inputs[1:]))}
         # PF's wrapper would enter its scope (``conv``...) by name on every call;
         # the module keeps the scope it resolved and runs PF's own body in it.
-        previous = _registry.current_scope()
-        _registry.set_current_scope(self._pf_scope())
+        scope = self._module_state.scope  # the module's, entered just before
+        cached = self._cached_pf_scope
+        if cached is not None and cached[0] is scope and scope.get(cached[2]) is cached[1]:
+            pf_scope = cached[1]
+        else:
+            pf_scope = self._pf_scope(scope)
+        previous = _parameter.current_scope
+        _parameter.current_scope = pf_scope
         try:
             return self._pf_body(inputs[0], **kwargs)
         except (ValueError, RuntimeError) as error:
             raise type(error)(f"{describe(self)}: {error}") from error
         finally:
-            _registry.set_current_scope(previous)
+            _parameter.current_scope = previous
 
-    def _pf_scope(self):
-        """The registry dict PF's wrapper enters: ``<prefix>/<PF scope name>``."""
-        scope = self._module_state.scope  # entered by the call, just before
-        cached = self._cached_pf_scope
-        if cached is not None and cached[0] is scope and scope.get(cached[2]) is cached[1]:
-            return cached[1]
+    def _pf_scope(self, scope):
+        """The registry dict PF's wrapper enters below ``scope``: ``<prefix>/<PF scope name>``."""
         name = self.pf_function.__scope_name__
         try:
             pf_scope = _registry.child_scope(scope, name)

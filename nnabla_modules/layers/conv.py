@@ -52,16 +52,17 @@ class _ConvolutionFamily(Layer):
         return (nn.Variable(shape),)
 
     def _check_inputs(self, x, *_):
-        kernel = self.config["kernel"]
-        expected_ndim = self.config["base_axis"] + 1 + len(kernel)
-        if x.ndim != expected_ndim:
+        config = self.config
+        expected_ndim = config["base_axis"] + 1 + len(config["kernel"])
+        shape = x.shape
+        if len(shape) != expected_ndim:
             raise self._size_error(
-                f"the input {x.shape} has {x.ndim} dimensions", f"{expected_ndim}", x.ndim
+                f"the input {shape} has {len(shape)} dimensions", f"{expected_ndim}", len(shape)
             )
-        inmaps = x.shape[self._channel_axis(x.ndim)]
-        if inmaps != self.config["inmaps"]:
+        inmaps = shape[-1 if config.get("channel_last") else config["base_axis"]]
+        if inmaps != config["inmaps"]:
             raise self._size_error(
-                f"the input {x.shape} has {inmaps} channels", self.config["inmaps"], inmaps
+                f"the input {shape} has {inmaps} channels", config["inmaps"], inmaps
             )
 
 
