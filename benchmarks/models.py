@@ -74,11 +74,13 @@ def mlp_pf(x, depth, width, test=False):
 
 
 class ConvBn(nm.Module):
-    def __init__(self, inmaps, outmaps, kernel, stride):
+    """A grouping the PF code does not have: no level of its own (built with name="")."""
+
+    def __init__(self, inmaps, outmaps, kernel, stride, prefix):
         pad = (kernel // 2,) * 2
         self.conv = nm.Conv2d(inmaps, outmaps, (kernel,) * 2, pad=pad, stride=(stride,) * 2,
-                              with_bias=False, name="")
-        self.bn = nm.BatchNorm2d(outmaps, name="")
+                              with_bias=False, name=prefix + "conv")
+        self.bn = nm.BatchNorm2d(outmaps, name=prefix + "bn")
 
     def __call__(self, x, test=False):
         return self.bn(self.conv(x), test)
@@ -86,11 +88,11 @@ class ConvBn(nm.Module):
 
 class BasicBlock(nm.Module):
     def __init__(self, inmaps, outmaps, stride):
-        self.c1 = ConvBn(inmaps, outmaps, 3, stride, name="1_")
-        self.c2 = ConvBn(outmaps, outmaps, 3, 1, name="2_")
+        self.c1 = ConvBn(inmaps, outmaps, 3, stride, "1_", name="")
+        self.c2 = ConvBn(outmaps, outmaps, 3, 1, "2_", name="")
         self.down = None
         if stride != 1 or inmaps != outmaps:
-            self.down = ConvBn(inmaps, outmaps, 1, stride, name="down_")
+            self.down = ConvBn(inmaps, outmaps, 1, stride, "down_", name="")
 
     def __call__(self, x, test=False):
         h = self.c2(F.relu(self.c1(x, test)), test)
@@ -99,20 +101,25 @@ class BasicBlock(nm.Module):
 
 class ResNet18(nm.Module):
     def __init__(self):
-        self.stem = ConvBn(3, 64, 3, 1, name="stem_")
-        self.layers = [BasicBlock(i, o, s) for _, _, i, o, s in _blocks()]
+        self.stem = ConvBn(3, 64, 3, 1, "stem_", name="")
+        for stage, block, i, o, s in _blocks():  # self.layer1 = [block, block]: layer1/0, ...
+            if block == 0:
+                setattr(self, f"layer{stage}", [])
+            getattr(self, f"layer{stage}").append(BasicBlock(i, o, s))
         self.fc = nm.Affine(512, N_CLASSES)
 
     def __call__(self, x, test=False):
         h = F.relu(self.stem(x, test))
-        for block in self.layers:
-            h = block(h, test)
+        for stage in range(1, len(STAGES) + 1):
+            for block in getattr(self, f"layer{stage}"):
+                h = block(h, test)
         return _pool_and_classify(h, self.fc)
 
 
 class MLP(nm.Module):
     def __init__(self, n_in, depth, width):
-        self.layers = [nm.Affine(n_in if i == 0 else width, width) for i in range(depth)]
+        self.layers = [nm.Affine(n_in if i == 0 else width, width, name=f"fc{i}")
+                       for i in range(depth)]
 
     def __call__(self, x, test=False):
         for layer in self.layers:
