@@ -248,7 +248,9 @@ _HOOKS = {
     "get_parameter_or_create": (
         _tracked_get_parameter_or_create, _original_get_parameter_or_create, _HOOKED_NAMESPACES,
     ),
-    "get_parameter": (_tracked_get_parameter, _original_get_parameter, _HOOKED_NAMESPACES),
+    # Only PF's own name: get_parameter_or_create calls nnabla.parameter's on every
+    # call, and tracking that twice would cost every layer call.
+    "get_parameter": (_tracked_get_parameter, _original_get_parameter, (_PF,)),
     "set_parameter": (_tracked_set_parameter, _original_set_parameter, (_parameter, nn)),
 }  # fmt: skip
 
