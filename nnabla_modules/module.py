@@ -42,7 +42,7 @@ class _State:
         "call_keys",  # keys claimed in the running call (None: not checked)
         "warned_keys",
         "built_in_call",  # constructed while another module's call was running
-        "finalizer",  # drops an auto-named root's registry entries when it dies
+        "finalizer",  # marks an auto-named root's registry entries stale when it dies
         "children",  # cached children of a module whose children cannot grow unseen
     )
 
