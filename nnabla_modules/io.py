@@ -41,6 +41,7 @@ import secrets
 import shutil
 import signal
 import time
+import warnings
 import zipfile
 from collections import OrderedDict
 
@@ -412,8 +413,12 @@ def _open_protobuf(source, label, stack):
     proto = nnabla_pb2.NNablaProtoBuf()
     data = _read_bytes(source)
     try:
-        proto.ParseFromString(data)
-    except DecodeError as error:
+        with warnings.catch_warnings():
+            # protobuf only warns when bytes are left over ("Not all data was
+            # converted"): for a parameter file that is damage, not a detail.
+            warnings.simplefilter("error", RuntimeWarning)
+            proto.ParseFromString(data)
+    except (DecodeError, RuntimeWarning) as error:
         raise ParameterFileError(f"{label}: not an NNabla protobuf file ({error})") from None
     return _proto_parameters(proto, label)
 
