@@ -22,14 +22,6 @@ def root_scope():
     return _parameter.root_scope
 
 
-def current_scope():
-    return _parameter.current_scope
-
-
-def set_current_scope(scope):
-    _parameter.current_scope = scope
-
-
 class ScopeClash(ValueError):
     """A parameter sits where a scope of the same name is needed."""
 

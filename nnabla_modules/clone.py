@@ -37,7 +37,7 @@ import nnabla.random as _nn_random
 from . import _registry
 from . import module as _module_impl
 from ._naming import check_name, root_names, snake_case
-from .module import Module, _naming_epoch, _prefix, _State, describe
+from .module import Module, _is_ancestor, _naming_epoch, _prefix, _State, describe
 
 __all__ = ["clone", "deepcopy_module"]
 
@@ -67,7 +67,7 @@ def clone(module, name=None):
 def deepcopy_module(source, memo):
     """``Module.__deepcopy__``: see the module docstring."""
     top = memo.get(id(_TOP))
-    if top is not None and not _owned_by(source, top):
+    if top is not None and not _is_ancestor(top, source):
         memo[id(source)] = source  # not part of the copied tree: shared
         return source
     duplicate = _new_instance(source)
@@ -77,15 +77,6 @@ def deepcopy_module(source, memo):
     memo[id(_PENDING)].append((source, duplicate))
     _copy_attributes(source, duplicate, memo)
     return duplicate
-
-
-def _owned_by(module, top):
-    """True when ``module`` is ``top`` or one of its descendants."""
-    while module is not None:
-        if module is top:
-            return True
-        module = module._module_state.parent_module()
-    return False
 
 
 def _new_instance(source):

@@ -196,7 +196,7 @@ def _init_state(module, name):
 
 
 def _construction_path(what):
-    scope = _registry.current_scope()
+    scope = _parameter.current_scope
     active = _registry.active
     if active and active[-1]._module_state.scope is scope:
         return _prefix(active[-1])

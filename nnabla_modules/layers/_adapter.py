@@ -277,8 +277,8 @@ def _docstring(cls, signature):
         "",
         f"Mirrors :func:`nnabla.parametric_functions.{pf_name}`: the same parameter names, "
         "shapes and initializers, created by PF itself under this module's prefix. "
-        f"Call it with {', '.join(cls.inputs)} as PF takes them; keyword arguments of the "
-        "call override the constructor's for that call.",
+        f"Call it with {', '.join(cls.inputs)}{_keywords_note(cls)} as PF takes them; "
+        "keyword arguments of the call override the constructor's for that call.",
         "",
         "Args:",
     ]
