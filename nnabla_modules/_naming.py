@@ -42,11 +42,13 @@ def join(path):
 
 
 class RootNames:
-    """Prefixes held by live root modules, for unique automatic names.
+    """Prefixes held by live modules that no live parent holds, for unique automatic names.
 
-    An auto-named root takes the first of ``base``, ``base_1``, ``base_2``, ...
-    that no live root holds in its scope. A module that becomes a child gives
-    its prefix back; a dead module's prefix is freed with it.
+    Holders are the roots and the *kept* submodules whose root is gone
+    (``enc = Net().encoder``): they keep their prefix and their weights. An
+    auto-named root takes the first of ``base``, ``base_1``, ``base_2``, ...
+    that no holder has at or below it in its scope. A module that becomes a
+    child gives its prefix back; a dead module's prefix is freed with it.
     """
 
     def __init__(self):
@@ -55,14 +57,24 @@ class RootNames:
         # n layers before they are adopted costs O(n), not O(n^2) name checks.
         self._lowest_free = {}
         self._allocated = {}  # prefix tuple -> (scope path, base, index)
+        self._below = {}  # prefix tuple -> set of held prefixes strictly below it
+        self._blocked = {}  # automatic names skipped for kept submodules: as _allocated
 
     def taken(self, prefix):
+        """True when a live holder has ``prefix`` or a prefix below it."""
+        return self.held(prefix) or any(self.held(p) for p in self._below.get(prefix, ()))
+
+    def held(self, prefix):
+        """True when a live holder has exactly ``prefix``."""
         # A dying module's reference is dead before its callback removes it.
         return any(ref() is not None for ref in self._holders.get(prefix, {}).values())
 
     def allocate(self, scope_path, base):
         index = self._lowest_free.get((scope_path, base), 0)
         while self.taken(scope_path + (_indexed(base, index),)):
+            candidate = scope_path + (_indexed(base, index),)
+            if not self.held(candidate):  # only kept submodules below it: free again later
+                self._blocked[candidate] = (scope_path, base, index)
             index += 1
         self._lowest_free[(scope_path, base)] = index + 1
         name = _indexed(base, index)
@@ -74,6 +86,8 @@ class RootNames:
         self._holders.setdefault(prefix, {})[key] = weakref.ref(
             module, lambda _, prefix=prefix, key=key: self._drop(prefix, key)
         )
+        for depth in range(1, len(prefix)):
+            self._below.setdefault(prefix[:depth], set()).add(prefix)
 
     def live(self):
         """Every live root module."""
@@ -89,11 +103,23 @@ class RootNames:
             return
         if not holders:
             del self._holders[prefix]
-            allocated = self._allocated.pop(prefix, None)
-            if allocated is not None:  # the automatic name is free again
-                scope_path, base, index = allocated
-                hint = self._lowest_free.get((scope_path, base), 0)
-                self._lowest_free[(scope_path, base)] = min(hint, index)
+            for depth in range(1, len(prefix)):
+                below = self._below.get(prefix[:depth])
+                if below is not None:
+                    below.discard(prefix)
+                    if not below:
+                        del self._below[prefix[:depth]]
+            self._free(self._allocated.pop(prefix, None))
+            for depth in range(1, len(prefix)):
+                if prefix[:depth] in self._blocked and not self.taken(prefix[:depth]):
+                    self._free(self._blocked.pop(prefix[:depth]))
+
+    def _free(self, allocated):
+        """An automatic name is free again: the next allocation may take it."""
+        if allocated is not None:
+            scope_path, base, index = allocated
+            hint = self._lowest_free.get((scope_path, base), 0)
+            self._lowest_free[(scope_path, base)] = min(hint, index)
 
 
 def _indexed(base, index):

@@ -9,6 +9,7 @@ scopes exactly as ``nn.parameter_scope`` does (an empty ``OrderedDict`` stored
 under the name).
 """
 
+import sys
 import threading
 from collections import OrderedDict
 from threading import get_ident
@@ -163,26 +164,35 @@ def make_trie(keys):
     return trie
 
 
-# --- the ownership hook ----------------------------------------------------
+# --- ownership, observed at the registry ---------------------------------------
 #
-# A module owns the registry entries that its code creates or uses. NNabla's
-# parametric functions obtain their parameters through
-# ``nnabla.parameter.get_parameter_or_create``; a few (svd_*, cpd3_*, lstm,
-# gru) use ``get_parameter`` and ``set_parameter`` instead. While a module call
-# is running (and only then) these are replaced by versions that also record
-# the entry in the innermost active module. Plain PF code outside modules
-# never sees them.
+# A module owns the registry entries that its code creates or reads during its
+# calls. Every way code reaches the registry goes through two module-level
+# functions of ``nnabla.parameter``: ``get_parameter`` and ``set_parameter``.
+# ``get_parameter_or_create`` looks both up in that module's namespace at call
+# time, so code that imported it by name (``from nnabla.parameter import
+# get_parameter_or_create``, as PF and many user parametric functions do) goes
+# through them too. They are replaced once, at import, by versions that behave
+# exactly as NNabla's and, while a module call runs in the calling thread, also
+# tell the innermost running module (see ``observe`` in module.py). PF imported
+# ``get_parameter`` by name, so its copy is replaced as well.
 
-_original_get_parameter_or_create = _parameter.get_parameter_or_create
-_HOOKED_NAMESPACES = (_parameter, _PF)
+_original_get_parameter = _parameter.get_parameter
+_original_set_parameter = _parameter.set_parameter
+_GET_OR_CREATE_CODE = _parameter.get_parameter_or_create.__code__
 
 #: Innermost-last stack of the modules whose call is running (in ``owner``'s thread).
 active = []
-#: NNabla's current scope is one process-wide global: module calls hold this lock,
-#: so calls from several threads run one at a time instead of mixing their scopes.
+#: NNabla's current scope is one process-wide global: module calls and module
+#: construction hold this lock, so threads run them one at a time instead of
+#: mixing their scopes.
 lock = threading.RLock()
 #: The thread whose module call is running, or None.
 owner = [None]
+#: ``observe(name, param, is_set, pf_use)``, set by module.py: records an entry
+#: of the current scope for the innermost running module. ``pf_use``: the event
+#: is one request of ``get_parameter_or_create`` (a read, or the creation).
+observer = [None]
 
 #: prefix -> scope dict left by a dead auto-named root, dropped when the name is reused.
 stale = {}
@@ -195,68 +205,41 @@ PF_SCOPE_NAMES = frozenset(
 )
 
 
-def _tracked_get_parameter_or_create(
-    name, shape=None, initializer=None, need_grad=True, as_need_grad=None
-):
-    if "/" in name or not active or owner[0] != get_ident():
-        # A nested name recurses into this function once per level; other threads'
-        # plain PF code is not a module's.
-        return _original_get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
-    module = active[-1]
-    state = module._module_state
-    requested = need_grad
-    if state.frozen:
-        need_grad = as_need_grad = False
-    param = _original_get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
-    state.claim(module, _parameter.current_scope, name, requested)
-    return param
-
-
-_original_get_parameter = _parameter.get_parameter
-_original_set_parameter = _parameter.set_parameter
-
-
-def _tracked_get_parameter(key):
-    param = _original_get_parameter(key)  # a nested key recurses into this function
-    if param is not None and "/" not in key and _in_a_module_call():
-        module = active[-1]
-        module._module_state.claim(module, _parameter.current_scope, key, param.need_grad, False)
-    return param
-
-
-def _tracked_set_parameter(key, param):
-    _original_set_parameter(key, param)  # a nested key recurses into this function
-    if "/" not in key and _in_a_module_call():
-        module = active[-1]
-        module._module_state.claim(module, _parameter.current_scope, key, param.need_grad, False)
-
-
-def _in_a_module_call():
+def in_module_call():
     return bool(active) and owner[0] == get_ident()
 
 
-#: name -> (tracked, original, the namespaces PF code looks it up in)
-_HOOKS = {
-    "get_parameter_or_create": (
-        _tracked_get_parameter_or_create, _original_get_parameter_or_create, _HOOKED_NAMESPACES,
-    ),
-    # Only PF's own name: get_parameter_or_create calls nnabla.parameter's on every
-    # call, and tracking that twice would cost every layer call.
-    "get_parameter": (_tracked_get_parameter, _original_get_parameter, (_PF,)),
-    "set_parameter": (_tracked_set_parameter, _original_set_parameter, (_parameter, nn)),
-}  # fmt: skip
+def _observed_get_parameter(key):
+    if "/" in key:
+        return _original_get_parameter(key)  # recurses into this function per level
+    param = _parameter.current_scope.get(key)
+    if param is not None:
+        assert isinstance(param, nn.Variable)
+        if active and owner[0] == get_ident():
+            observer[0](key, param, False, sys._getframe(1).f_code is _GET_OR_CREATE_CODE)
+    return param
 
 
-def install_hook():
-    for name, (tracked, _, namespaces) in _HOOKS.items():
-        for namespace in namespaces:
-            setattr(namespace, name, tracked)
+def _observed_set_parameter(key, param):
+    if "/" in key:
+        return _original_set_parameter(key, param)  # recurses into this function per level
+    scope = _parameter.current_scope
+    created = key not in scope
+    scope[key] = param
+    if active and owner[0] == get_ident() and isinstance(param, nn.Variable):
+        pf_use = created and sys._getframe(1).f_code is _GET_OR_CREATE_CODE
+        observer[0](key, param, True, pf_use)
 
 
-def remove_hook():
-    for name, (_, original, namespaces) in _HOOKS.items():
-        for namespace in namespaces:
-            setattr(namespace, name, original)
+def _install_observers():
+    for namespace in (_parameter, _PF, nn):
+        if getattr(namespace, "get_parameter", None) is _original_get_parameter:
+            namespace.get_parameter = _observed_get_parameter
+        if getattr(namespace, "set_parameter", None) is _original_set_parameter:
+            namespace.set_parameter = _observed_set_parameter
+
+
+_install_observers()
 
 
 def is_variable(value):

@@ -19,14 +19,16 @@ A load runs in two phases:
 import contextlib
 import signal
 import threading
+import warnings
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import nnabla as nn
 import numpy as np
 
 from . import _registry, io
 from ._naming import join
-from .module import _prefix, _walk, describe
+from .module import Module, _prefix, _walk, describe
 
 __all__ = [
     "CheckpointError",
@@ -147,6 +149,14 @@ def load_state_dict(module, state, strict=True):
     Returns:
         LoadResult: What did not fit.
     """
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"{describe(module)}: load_state_dict takes a mapping of key -> array "
+            f"(what state_dict() returns), got {type(state).__name__}"
+        )
+    for key in state:
+        if not isinstance(key, str):
+            raise TypeError(f"{describe(module)}: state dict keys must be str, got {key!r}")
     return _load(module, io.array_parameters(state), "the state dict", strict)
 
 
@@ -160,7 +170,28 @@ def _naming_module(module, error):
     return type(error)(f"{describe(module)}: {error}")
 
 
+def _held_from_elsewhere(module):
+    """Modules the tree holds in attributes whose own parent is outside the tree."""
+    tree = {id(m) for _, m in _walk(module)}
+    found = []
+    for _, current in _walk(module):
+        for value in vars(current).values():
+            held = [value] if isinstance(value, Module) else []
+            if isinstance(value, (list, tuple, dict)):
+                held = [v for v in (value.values() if isinstance(value, dict) else value)
+                        if isinstance(v, Module)]
+            found.extend(m for m in held if id(m) not in tree and m not in found)
+    return found
+
+
 def _check_nothing_pending(module):
+    borrowed = [describe(m) for m in _held_from_elsewhere(module)]
+    if borrowed:
+        raise ValueError(
+            f"{describe(module)} has no parameters of its own to save: it uses "
+            f"{', '.join(borrowed)}, owned by another module's tree. Save that module, "
+            "or hold the layer in this one before its first use to make it this one's."
+        )
     pending = [describe(m) for _, m in _walk(module) if _unresolved(m)]
     if pending:
         raise ValueError(
@@ -179,13 +210,14 @@ class _Plan:
     def __init__(self):
         self.writes = []  # (registry Variable, StoredParameter): overwritten in place
         self.placements = []  # _Placement: new registry entries (load-then-build)
-        self.claims = []  # (owner module, key, need_grad): existing entries adopted
+        self.claims = []  # (owner, owner key, key, need_grad): unowned existing entries
         self.missing = []  # relative keys
         self.unexpected = []  # (file key, relative key)
         self.mismatched = []  # (relative key, reason)
         self.conflicts = []  # (relative key, [file keys])
         self.uncalled = []  # modules under which unexpected keys might be their own PF code
         self.file_is_empty = False
+        self.known = set()  # the keys the module had before the load
 
     def result(self):
         return LoadResult(
@@ -195,7 +227,7 @@ class _Plan:
         )
 
 
-_Placement = namedtuple("_Placement", "owner owner_key path stored")
+_Placement = namedtuple("_Placement", "owner owner_key key path stored")
 
 
 def _plan(module, stored):
@@ -207,6 +239,7 @@ def _plan(module, stored):
     )
     targets = OrderedDict()  # relative key -> [file keys]
     plan = _Plan()
+    plan.known = set(known)
     plan.file_is_empty = not stored
     for file_key in stored:
         key = _match(file_key, known, prefix)
@@ -357,12 +390,12 @@ def _plan_placement(plan, module, territory, key, file_key, stored):
     if blocked:
         plan.mismatched.append((key, blocked))
     elif existing is None:
-        plan.placements.append(_Placement(owner, owner_key, path, stored))
+        plan.placements.append(_Placement(owner, owner_key, key, path, stored))
     else:  # an entry under the prefix that no module of the tree claimed yet
         before = len(plan.mismatched)
         _plan_write(plan, key, existing, stored)
         if len(plan.mismatched) == before:
-            plan.claims.append((owner, owner_key, existing.need_grad))
+            plan.claims.append((owner, owner_key, key, existing.need_grad))
 
 
 def _registry_entry(path):
@@ -389,7 +422,7 @@ def _load(module, stored, source, strict):
         result = plan.result()
         if plan.conflicts or (strict and any(result)):
             raise CheckpointError(_report(module, source, plan), result)
-        _apply(module, plan, source)
+        _apply(module, plan, source, strict)
     return result
 
 
@@ -433,17 +466,28 @@ def _unexpected_line(file_key, full_name):
     return f"    {full_name} (file key {file_key!r})"
 
 
-def _apply(module, plan, source):
+def _apply(module, plan, source, strict):
     undo = []
     try:
         for placement in plan.placements:
-            _place(placement, undo)
-        for owner, key, need_grad in plan.claims:
-            _claim(owner, key, need_grad, undo)
+            _place(module, placement, undo)
+        deferred = plan.placements or plan.claims
+        if deferred and strict:
+            # Checked at the first call: undoing then restores the values of now.
+            for param, _ in plan.writes:
+                undo.append(_restoring(param))
     except BaseException:
         for action in reversed(undo):
             action()
         raise
+    if deferred:
+        keys = OrderedDict()
+        for owner, owner_key, key, need_grad in _provisional(plan):
+            # Until the call shows who uses them, the entries are the deepest
+            # module's on their path that could not know its keys.
+            owner._module_state.provisional[owner_key] = need_grad
+            keys[key] = need_grad
+        _defer_check(module, _PendingLoad(keys, plan.known, strict, source, undo))
     # Everything the writes read was checked when the file was opened, so only an
     # OS-level read error (a failing disk, a file truncated by another program) can
     # stop them halfway; undoing that would need a second copy of the model.
@@ -461,8 +505,14 @@ def _apply(module, plan, source):
         ) from error
 
 
-def _place(placement, undo):
-    """Creates one new registry entry, filled from the file, and its owner's claim."""
+def _provisional(plan):
+    for p in plan.placements:
+        yield p.owner, p.owner_key, p.key, p.stored.need_grad
+    yield from plan.claims
+
+
+def _place(module, placement, undo):
+    """Creates one new registry entry, filled from the file (load-then-build)."""
     scope = _registry.root_scope()
     for name in placement.path[:-1]:
         if name not in scope:
@@ -470,20 +520,109 @@ def _place(placement, undo):
             undo.append(lambda s=scope, n=name: s.pop(n, None))
         scope = scope[name]
     stored, leaf = placement.stored, placement.path[-1]
-    frozen = placement.owner._module_state.frozen
+    frozen = module._module_state.frozen
     param = nn.Variable(stored.shape, need_grad=stored.need_grad and not frozen)
     dtype = stored.dtype if stored.dtype.kind == "f" else np.float32
     stored.read_into(param.data.get_data("w", dtype))
     scope[leaf] = param
     undo.append(lambda: scope.pop(leaf, None))
-    _claim(placement.owner, placement.owner_key, stored.need_grad, undo)
 
 
-def _claim(owner, key, need_grad, undo):
-    claims = owner._module_state.claims
-    if key not in claims:
-        claims[key] = need_grad
-        undo.append(lambda: claims.pop(key, None))
+def _restoring(param):
+    """An undo action that writes back the values ``param`` holds now."""
+    dtype = _value_dtype(param)
+    saved = param.data.get_data("r", dtype).copy()
+
+    def restore():
+        param.data.get_data("w", dtype)[...] = saved
+
+    return restore
+
+
+# --- the check at the first call ------------------------------------------------------
+
+
+def _defer_check(module, pending):
+    state = module._module_state
+    if state.pending is not None:  # two loads before the call: one check, both undone
+        earlier = state.pending
+        pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
+        pending.undo = earlier.undo + pending.undo
+        pending.strict = earlier.strict or pending.strict
+        pending.known = earlier.known
+    state.pending = pending
+
+
+class _PendingLoad:
+    """A load into a module that could not know its keys: checked when its call ends.
+
+    Until then the loaded keys belong to the module (saved, frozen, listed).
+    The call must use every one of them and create nothing the file lacked;
+    otherwise a strict load is undone, and a lenient one warns.
+    """
+
+    def __init__(self, keys, known, strict, source, undo):
+        self.keys = keys  # relative key -> need_grad from the file
+        self.known = known  # keys the module had before the load
+        self.strict = strict
+        self.source = source
+        self.undo = undo
+
+    def verify(self, module):
+        module._module_state.pending = None
+        for _, current in _walk(module):
+            current._module_state.provisional.clear()  # the call has shown who owns what
+        owned = module.get_parameters(grad_only=False)
+        unused = [key for key in self.keys if key not in owned]
+        created = [key for key in owned if key not in self.keys and key not in self.known]
+        if not (unused or created):
+            return
+        if not self.strict:
+            if unused:
+                warnings.warn(
+                    f"{describe(module)}: {len(unused)} key(s) loaded from {self.source} "
+                    f"before the first call were not used by it: {', '.join(unused[:5])}"
+                    f"{' ...' if len(unused) > 5 else ''}",
+                    stacklevel=4,
+                )
+            return
+        self._undo(module, created)
+        result = LoadResult(created, unused, [])
+        raise CheckpointError(self._report(module, unused, created), result)
+
+    def _undo(self, module, created):
+        scope = _registry.resolve(_prefix(module), create=False)
+        for action in reversed(self.undo):
+            action()
+        for key in created:
+            if scope is not None:
+                _registry.remove(scope, key)
+        for _, current in _walk(module):
+            state = current._module_state
+            here = _registry.resolve(_prefix(current), create=False)
+            for key in list(state.claims):
+                if here is None or not _registry.is_variable(_registry.lookup(here, key)):
+                    del state.claims[key]
+
+    def _report(self, module, unused, created):
+        prefix = module.prefix
+
+        def full(key):
+            return f"{prefix}/{key}" if prefix else key
+
+        lines = [
+            f"{describe(module)}: {self.source}, loaded before the module's first call, "
+            "does not fit what that call built; the load was undone (the values are as "
+            "they were before it)."
+        ]
+        if unused:
+            lines.append(f"  loaded but not used by the call ({len(unused)}):")
+            lines.extend(f"    {full(key)}" for key in unused)
+        if created:
+            lines.append(f"  created by the call but missing from the file ({len(created)}):")
+            lines.extend(f"    {full(key)}" for key in created)
+        lines.append("Load a checkpoint of this model, or pass strict=False to load what fits.")
+        return "\n".join(lines)
 
 
 @contextlib.contextmanager

@@ -104,7 +104,13 @@ def _copy_tree(source, duplicate, memo):
     _name_root(source, duplicate, name, keys)
     _copy_values(source, duplicate)  # need_grad included
     for module_source, module_copy in [(source, duplicate)] + pending:
-        module_copy._module_state.frozen = module_source._module_state.frozen
+        source_state, copy_state = module_source._module_state, module_copy._module_state
+        copy_state.frozen = source_state.frozen
+        # The copy owns what its source owns from the start, even where its own
+        # code creates the entries only at its first call (values placed above).
+        for key in source_state.owned():
+            if key not in copy_state.claims:
+                copy_state.claims[key] = source_state.requested_need_grad(key)
     return duplicate
 
 

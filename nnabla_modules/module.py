@@ -9,6 +9,7 @@ in :mod:`nnabla_modules._naming`; registry access in
 
 import functools
 import inspect
+import sys
 import threading
 import warnings
 import weakref
@@ -33,17 +34,21 @@ class _State:
         "parent",  # weakref to the module that first held this one; None: a root
         "local",  # tuple: local name as scope levels (() for name="")
         "construction_path",  # tuple: NNabla scope active at construction
-        "claims",  # OrderedDict relative key -> need_grad its creator asked for
+        "claims",  # OrderedDict relative key -> need_grad its code asked for
         "scope",  # the registry dict entered by the last call
         "relpaths",  # id(dict) -> (dict, "relative/path/") below ``scope``
         "frozen",
         "prefix",
         "prefix_epoch",
-        "call_keys",  # keys claimed in the running call (None: not checked)
+        "call_keys",  # key -> user, for the running call (None: not checked)
         "warned_keys",
         "built_in_call",  # constructed while another module's call was running
         "finalizer",  # marks an auto-named root's registry entries stale when it dies
         "children",  # cached children of a module whose children cannot grow unseen
+        "slots",  # attribute path -> (weakref, _State) of the child adopted there
+        "pending",  # a load whose keys are checked when the next call ends (checkpoint.py)
+        "provisional",  # key -> need_grad: loaded entries credited until that check
+        "retired",  # why this module may not run: it was replaced in its parent
     )
 
     def __init__(self, given_name, construction_path):
@@ -62,49 +67,105 @@ class _State:
         self.built_in_call = False
         self.finalizer = None
         self.children = None
+        self.slots = {}
+        self.pending = None
+        self.provisional = OrderedDict()
+        self.retired = None
 
     def parent_module(self):
         return self.parent() if self.parent is not None else None
 
-    def claim(self, module, scope, name, need_grad, created_by_pf=True):
-        """Records that this module's own code created or used ``scope[name]``."""
-        if scope is self.scope:
-            key = name
-        else:
-            hit = self.relpaths.get(id(scope))
-            if hit is None or hit[0] is not scope:
-                path = _registry.find_subscope(self.scope, scope)
-                if path is None:
-                    return  # not under this module's prefix: not its entry
-                hit = self.relpaths[id(scope)] = (scope, join(path) + "/")
-            key = hit[1] + name
-        if created_by_pf or key not in self.claims:
-            # PF's request is the parameter's own flag; get_parameter and
-            # set_parameter (PF uses them inside) see a frozen module's False.
-            self.claims[key] = need_grad
-        if created_by_pf and self.call_keys is not None:
-            self._check_shared_pf_call(module, key)
+    def owned(self):
+        """The relative keys this module owns: its code's, and those loaded before its call."""
+        if not self.provisional:
+            return self.claims.keys()
+        return list(self.claims) + [key for key in self.provisional if key not in self.claims]
 
-    def _check_shared_pf_call(self, module, key):
-        """Warns when two unnamed PF calls of one kind in one call share ``key``."""
-        if key not in self.call_keys:
-            self.call_keys.add(key)
+    def requested_need_grad(self, key):
+        """The ``need_grad`` the module's code (or the loaded file) asked for ``key``."""
+        if key in self.claims:
+            return self.claims[key]
+        return self.provisional[key]
+
+    def relative_key(self, scope, name):
+        """``name`` in the registry dict ``scope`` as a key relative to this module, or None."""
+        if scope is self.scope:
+            return name
+        hit = self.relpaths.get(id(scope))
+        if hit is None or hit[0] is not scope:
+            path = _registry.find_subscope(self.scope, scope) if self.scope is not None else None
+            if path is None:
+                return None  # not under this module's prefix: not its entry
+            hit = self.relpaths[id(scope)] = (scope, join(path) + "/")
+        return hit[1] + name
+
+
+def _observe(name, param, is_set, pf_use):
+    """Records that the running module's code reached ``name`` in the current scope.
+
+    Called by the registry observers (see _registry.py) for every
+    ``get_parameter``/``set_parameter`` made while a module call runs in this
+    thread, however the code reached them. The innermost running module owns
+    the entry; a module built and called inside another's call without being
+    held also credits the module that runs it, so its weights are the caller's
+    too (enumerated, saved, frozen).
+    """
+    active = _registry.active
+    scope = _parameter.current_scope
+    depth = len(active) - 1
+    while depth >= 0:
+        module = active[depth]
+        state = module._module_state
+        key = state.relative_key(scope, name)
+        if key is None:
             return
-        scope, _, leaf = key.partition("/")
-        if "/" in leaf or scope not in _registry.PF_SCOPE_NAMES or scope in self.warned_keys:
+        claims = state.claims
+        if is_set or key not in claims:
+            # The flag the code asked for: a frozen module restores it on unfreeze.
+            claims[key] = param.need_grad
+        if state.frozen and param.need_grad:
+            param.need_grad = False  # frozen holds whatever the code asked for
+        if pf_use and (state.call_keys is not None or not state.local):
+            _check_shared_use(active, depth, key)
+        if state.parent is not None or not state.built_in_call:
             return
-        self.warned_keys = {*self.warned_keys, scope}
-        warnings.warn(
-            f"{describe(module)}: two unnamed PF calls in one call both use the scope "
-            f"'{scope}/', so they share one set of weights (PF's rule). Give each call its "
-            "own name= to keep them apart, or the same name= to share on purpose.",
-            SharedParameterWarning,
-            stacklevel=6,  # the user's PF call: past this, claim, the hook and PF's wrapper
-        )
+        depth -= 1  # a temporary module: its caller owns the entry too
+
+
+def _check_shared_use(active, depth, key):
+    """Warns when two unnamed PF calls or ``name=""`` layers in one call share ``key``."""
+    module = active[depth]
+    state = module._module_state
+    user = None  # the module's own PF code: every PF call is a new user
+    if state.call_keys is None:
+        # A name="" layer shares its parent's scope: the parent's call checks it.
+        if state.local or depth == 0 or state.parent_module() is not active[depth - 1]:
+            return
+        user, module = id(module), active[depth - 1]
+        state = module._module_state
+        if state.call_keys is None:
+            return
+    users = state.call_keys
+    if key not in users:
+        users[key] = user
+        return
+    if user is not None and users[key] == user:
+        return  # one layer used twice: sharing on purpose
+    scope, _, leaf = key.partition("/")
+    if "/" in leaf or scope not in _registry.PF_SCOPE_NAMES or scope in state.warned_keys:
+        return
+    state.warned_keys = {*state.warned_keys, scope}
+    warnings.warn(
+        f"{describe(module)}: two unnamed PF calls or name=\"\" layers in one call both use "
+        f"the scope '{scope}/', so they share one set of weights (PF's rule). Give each "
+        "its own name= to keep them apart, or the same name= to share on purpose.",
+        SharedParameterWarning,
+        stacklevel=_user_stacklevel(),
+    )
 
 
 class SharedParameterWarning(UserWarning):
-    """Two unnamed PF calls of one kind inside one module call share their weights."""
+    """Two unnamed PF calls or ``name=""`` layers of one kind in one call share their weights."""
 
 
 class ModuleMeta(type):
@@ -132,11 +193,11 @@ class ModuleMeta(type):
             module = cls.__new__(cls, *args, **kwargs)
         takes_name = _init_takes_name(cls)
         if takes_name and name is _NOT_GIVEN:  # maybe given positionally
-            _init_state(module, _positional_name(cls, args))
-        else:
+            name = _positional_name(cls, args)
+        elif takes_name:
+            kwargs["name"] = name
+        with _registry.lock:  # another thread's module call changes the current scope
             _init_state(module, None if name is _NOT_GIVEN else name)
-            if takes_name:
-                kwargs["name"] = name
         _constructing.append(module)
         try:
             module.__init__(*args, **kwargs)
@@ -202,12 +263,17 @@ def _construction_path(what):
         return _prefix(active[-1])
     path = _registry.path_of(scope)
     if path is None:
-        raise RuntimeError(
-            f"{what}: the active NNabla parameter scope is not part of the registry "
-            "(a custom scope= dict, or one removed by nn.clear_parameters()); "
-            "construct modules outside such a scope."
-        )
+        raise RuntimeError(f"{what}: {_OUTSIDE_REGISTRY}; construct modules outside it.")
     return path
+
+
+#: Why a module cannot run in the active scope: its weights would be nobody's.
+_OUTSIDE_REGISTRY = (
+    "the active NNabla parameter scope is not part of NNabla's parameter registry: "
+    "it is an NNabla nn.Module's own (nnabla.core.module keeps its parameters in the "
+    "object, so they would be invisible to that nn.Module's get_parameters and saves), "
+    "a custom nn.parameter_scope(..., scope=dict), or one removed by nn.clear_parameters()"
+)
 
 
 def _hold_root_name(module):
@@ -234,7 +300,7 @@ def _forget_auto_named_root(state):
     the registry bounded.
     """
     prefix = state.construction_path + state.local
-    if state.scope is not None and prefix and not root_names.taken(prefix):
+    if state.scope is not None and prefix and not root_names.held(prefix):
         _registry.stale[prefix] = state.scope
 
 
@@ -273,7 +339,9 @@ def _run_in_scope(module, fn, args, kwargs):
     """Calls ``fn(module, ...)`` with NNabla's current scope set to the module's prefix.
 
     This runs on every module call, so it is written for speed: the common case
-    (a child called from its parent's call) costs a few dict lookups.
+    (a child called from its parent's call) costs a few dict lookups. While it
+    runs, the module is the innermost of ``_registry.active``: what its code
+    reaches in the registry is recorded by :func:`_observe`.
     """
     lock = _registry.lock
     lock.acquire()
@@ -291,25 +359,40 @@ def _run_in_scope(module, fn, args, kwargs):
         else:
             scope = _enter_scope(module, caller)
         previous = _parameter.current_scope
+        previous_no_grad = _parameter.current_no_grad
+        frozen_no_grad = _frozen_no_grad[0]
         if caller is None:
             _registry.owner[0] = threading.get_ident()
-            _registry.install_hook()
+        # A frozen module's PF calls return its weights with need_grad=False (what
+        # nn.no_grad() does), so graphs built from it leave them alone; a frozen
+        # caller's setting does not pass to an unfrozen child, the user's does.
+        users_no_grad = previous_no_grad and not frozen_no_grad
+        _parameter.current_no_grad = users_no_grad or state.frozen
+        _frozen_no_grad[0] = state.frozen and not users_no_grad
         active.append(module)
         _parameter.current_scope = scope
         outer_call_keys = state.call_keys
         if module._checks_shared_pf_calls:
-            state.call_keys = set()
+            state.call_keys = {}
         try:
-            return fn(module, *args, **kwargs)
+            result = fn(module, *args, **kwargs)
         finally:
             state.call_keys = outer_call_keys
             _parameter.current_scope = previous
+            _parameter.current_no_grad = previous_no_grad
+            _frozen_no_grad[0] = frozen_no_grad
             active.pop()
             if caller is None:
-                _registry.remove_hook()
                 _registry.owner[0] = None
+        if state.pending is not None:
+            state.pending.verify(module)  # a load's keys, checked at the first call
+        return result
     finally:
         lock.release()
+
+
+#: True while NNabla's ``current_no_grad`` was set by a frozen module, not the user.
+_frozen_no_grad = [False]
 
 
 _SAME_LEVEL = ()  # the local name of a module given name=""
@@ -354,10 +437,20 @@ def _enter_scope(module, caller):
 def _enter_from_outside(module, caller):
     """A root's scope, or a child's called from outside its parent's call."""
     state = module._module_state
+    if state.retired is not None:
+        raise RuntimeError(
+            f"{describe(module)} was replaced: {state.retired}, and its weights were removed "
+            "from the registry. Hold it in a module again to use it with fresh weights; to "
+            "keep trained weights, save them before replacing the module."
+        )
+    if caller is None and _registry.path_of(_parameter.current_scope) is None:
+        raise RuntimeError(f"{describe(module)} was called, but {_OUTSIDE_REGISTRY}.")
     if caller is not None and state.parent is None:
         _adopt_from_callers(module)  # e.g. a list filled after the parent was built
-        if state.parent is None and state.built_in_call and state.given_name is None:
-            raise _temporary_module_error(module, caller)
+        if state.parent is None and state.built_in_call:
+            if state.given_name is None:
+                raise _temporary_module_error(module, caller)
+            state.frozen = caller._module_state.frozen  # its weights are the caller's
         if state.parent is not None and state.parent() is caller:
             return _enter_scope(module, caller)
     _drop_stale_entries(module)  # the root's prefix is in use from here on
@@ -414,6 +507,21 @@ def _adopt_within(parent, value, path, seen):
             _adopt(parent, item, path + (key,))
         elif isinstance(item, _CONTAINERS):
             _adopt_within(parent, item, path + (key,), seen)
+        else:
+            _refuse_nnabla_module(parent, item, path + (key,))
+
+
+def _refuse_nnabla_module(parent, value, path):
+    """NNabla's own ``nn.Module`` keeps its weights in the object, out of this module's reach."""
+    nnabla_module = sys.modules.get("nnabla.core.module")
+    if nnabla_module is not None and isinstance(value, nnabla_module.Module):
+        raise TypeError(
+            f"{describe(parent)}: cannot hold {join(map(str, path))!r}, an NNabla nn.Module "
+            f"({type(value).__name__}, nnabla.core.module). It keeps its parameters in the "
+            "object, not in NNabla's registry, so this module could not enumerate, save, "
+            "load or freeze them. Use nnabla_modules layers for it, or wrap its PF code "
+            "with nnabla_modules.wrap."
+        )
 
 
 def _adopt(parent, child, path):
@@ -421,7 +529,7 @@ def _adopt(parent, child, path):
     if state.parent is not None or child in _constructing or _is_ancestor(child, parent):
         return  # held before (shared), or a back-reference up the tree
     old_prefix = _prefix(child)
-    if _has_parameters(child):
+    if state.retired is None and _has_parameters(child):
         raise RuntimeError(
             f"{describe(child)} already has parameters; holding it as "
             f"{join(str(p) for p in path)!r} in {describe(parent)} would move them to "
@@ -430,14 +538,115 @@ def _adopt(parent, child, path):
             "(new.load_parameters(path) after old.save_parameters(path))."
         )
     levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module") for p in path)
+    _retire_previous(parent, levels, child)
     root_names.release(old_prefix, child)
     _stop_forgetting(state)
     # A weak reference: no parent<->child cycle, so auto-named roots are freed
     # (and their names reused) deterministically, not when the collector runs.
-    state.parent = weakref.ref(parent)
+    # When the parent dies first, the child is kept: it holds its prefix itself.
+    child_ref = weakref.ref(child)
+    state.parent = weakref.ref(parent, lambda _: _keep_orphan(child_ref))
+    state.retired = None
     given = state.given_name
     state.local = levels if given is None else ((given,) if given else ())
     _naming_epoch[0] += 1
+    parent._module_state.slots[levels] = (child_ref, state)
+
+
+def _keep_orphan(child_ref):
+    """A submodule outlives its root: it keeps its prefix, which automatic names avoid."""
+    child = child_ref()
+    if child is not None:
+        state = child._module_state
+        prefix = state.prefix if state.prefix is not None else state.construction_path + state.local
+        root_names.hold(prefix, child)
+
+
+def _retire_previous(parent, levels, child):
+    """Replacing the module held at ``levels``: the new one never gets the old weights.
+
+    The old module's registry entries are removed (graphs already built keep
+    their arrays) and the old module, if still alive, may not run until a
+    module holds it again. A replaced module still held elsewhere in a live
+    tree is an error: removing its weights would change that tree.
+    """
+    slot = parent._module_state.slots.get(levels)
+    if slot is None or slot[1] is child._module_state:
+        return
+    old_ref, old_state = slot
+    old = old_ref()
+    where = f"{describe(parent)} holds {_describe_new(child)} at {join(levels)!r}"
+    if old is not None and old_state.parent_module() is parent:
+        holder = _live_holder(old)
+        if holder is not None:
+            raise ValueError(
+                f"{where}, replacing {describe(old)}, which {holder} still holds; its "
+                "weights cannot be removed. Hold the new module under another name, or "
+                "remove the old one from there first."
+            )
+    prefix = _prefix(parent) + old_state.local
+    scope = _registry.resolve(prefix, create=False)
+    for key in _state_keys(old_state):
+        if scope is not None:
+            _registry.remove(scope, key)
+    _forget_claims(old_state)
+    if old is not None and old_state.parent_module() is parent:
+        old_state.parent = None
+        old_state.retired = where
+        _naming_epoch[0] += 1
+
+
+def _describe_new(child):
+    return f"a new {type(child).__name__}"
+
+
+def _state_keys(state):
+    """The keys a module's state tree owns, relative to its prefix (works for dead modules)."""
+    keys = list(state.owned())
+    for _, child_state in state.slots.values():
+        base = join(child_state.local)
+        keys.extend(f"{base}/{key}" if base else key for key in _state_keys(child_state))
+    return keys
+
+
+def _forget_claims(state):
+    state.claims.clear()
+    state.provisional.clear()
+    state.pending = None
+    for _, child_state in state.slots.values():
+        _forget_claims(child_state)
+
+
+def _live_holder(module):
+    """A description of the live module whose attributes hold ``module``, or None.
+
+    Follows attributes from every live root, not parent links, and adopts
+    nothing on the way: it runs while a child is being adopted.
+    """
+    seen = set()
+    stack = root_names.live()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for attr, value in vars(current).items():
+            if attr == "_module_state":
+                continue
+            for found in _modules_in(value, set()):
+                if found is module:
+                    return f"{describe(current)} (attribute {attr!r})"
+                stack.append(found)
+    return None
+
+
+def _modules_in(value, seen):
+    if isinstance(value, Module):
+        yield value
+    elif isinstance(value, _CONTAINERS) and id(value) not in seen:
+        seen.add(id(value))
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _modules_in(item, seen)
 
 
 def _is_ancestor(candidate, module):
@@ -449,7 +658,7 @@ def _is_ancestor(candidate, module):
 
 
 def _has_parameters(module):
-    return any(m._module_state.claims for _, m in _walk(module))
+    return any(m._module_state.owned() for _, m in _walk(module))
 
 
 def _children(module):
@@ -531,14 +740,42 @@ class Module(metaclass=ModuleMeta):
     #: up on every walk; layers set False and cache theirs.
     _children_may_grow = True
 
+    def __init__(self, name=None):
+        """Lets ``__init__`` call ``super().__init__()`` or ``super().__init__(name=name)``."""
+        if name is not None and name != self._module_state.given_name:
+            self.name = name
+
     def __setattr__(self, attr, value):
+        if attr in _MODULE_METHODS:
+            raise AttributeError(
+                f"{describe(self)}: the attribute {attr!r} would hide the module method "
+                f"{attr}(); give it another name."
+            )
+        if not isinstance(value, (Module, *_CONTAINERS)):
+            _refuse_nnabla_module(self, value, (attr,))
+            object.__setattr__(self, attr, value)
+            return
+        previous = self.__dict__.get(attr, _NOT_GIVEN)
         object.__setattr__(self, attr, value)
-        if isinstance(value, (Module, *_CONTAINERS)):
-            self._module_state.children = None
-        if isinstance(value, Module):
-            _adopt(self, value, (attr,))
-        elif isinstance(value, _CONTAINERS):
-            _adopt_within(self, value, (attr,), set())
+        self._module_state.children = None
+        try:
+            if isinstance(value, Module):
+                _adopt(self, value, (attr,))
+            else:
+                _adopt_within(self, value, (attr,), set())
+        except BaseException:
+            if previous is _NOT_GIVEN:
+                object.__delattr__(self, attr)
+            else:
+                object.__setattr__(self, attr, previous)
+            raise
+
+    def __copy__(self):
+        raise TypeError(
+            f"{describe(self)}: copy.copy would share this module's prefix and bookkeeping. "
+            "Use module.clone() (or copy.deepcopy) for a copy with its own weights, or the "
+            "same instance to share them."
+        )
 
     def __call__(self, *args, **kwargs):
         forward = getattr(self, "forward", None)
@@ -583,16 +820,20 @@ class Module(metaclass=ModuleMeta):
 
     # --- enumeration -----------------------------------------------------------
 
-    def get_parameters(self, grad_only=True, recursive=True):
+    def get_parameters(self, grad_only=True, recursive=True, absolute=False):
         """The module's parameters, keyed relative to its prefix.
 
         Creates them first where the module can (layers given input sizes).
+        Pass the result to a solver: ``solver.set_parameters(module.get_parameters())``.
 
         Args:
             grad_only (bool): Only parameters with ``need_grad=True`` (not the
                 batch-norm running statistics, not frozen weights).
             recursive (bool): Include the descendants' parameters; ``False``
                 gives only what this module's own code created.
+            absolute (bool): Key them by their full registry key
+                (``res_unit/conv0/conv/W``), so the dicts of several modules
+                merge without collisions.
 
         Returns:
             OrderedDict: key -> the registry's own ``nn.Variable``, in registry
@@ -600,12 +841,14 @@ class Module(metaclass=ModuleMeta):
         """
         tree = list(_walk(self))
         _create_parameters(self, tree)
-        scope = _registry.resolve(_prefix(self), create=False)
+        prefix = _prefix(self)
+        scope = _registry.resolve(prefix, create=False)
         params = OrderedDict()
         if scope is None:
             return params
         trie = _registry.make_trie(_claimed_keys(self, recursive, tree))
-        for key, param in _registry.iter_claimed(scope, trie):
+        start = join(prefix) + "/" if absolute and prefix else ""
+        for key, param in _registry.iter_claimed(scope, trie, start):
             if not grad_only or param.need_grad:
                 params[key] = param
         return params
@@ -615,8 +858,11 @@ class Module(metaclass=ModuleMeta):
         yield from self.get_parameters(grad_only, recursive).items()
 
     def parameters(self, grad_only=True, recursive=True):
-        """Yields the Variables of :meth:`get_parameters`."""
-        yield from self.get_parameters(grad_only, recursive).values()
+        """An iterator over the Variables of :meth:`get_parameters`.
+
+        NNabla's solvers take a dict: give them :meth:`get_parameters`, not this.
+        """
+        return _ParameterIterator(self, self.get_parameters(grad_only, recursive).values())
 
     def named_modules(self):
         """Yields ``(relative prefix, module)`` for this module and its descendants."""
@@ -649,6 +895,8 @@ class Module(metaclass=ModuleMeta):
             _registry.remove(scope, key)
         for _, module in _walk(self):
             module._module_state.claims.clear()
+            module._module_state.provisional.clear()
+            module._module_state.pending = None
         return self
 
     # --- modes -------------------------------------------------------------------
@@ -684,10 +932,10 @@ class Module(metaclass=ModuleMeta):
             scope = _registry.resolve(_prefix(module), create=False)
             if scope is None:
                 continue
-            for key, need_grad in state.claims.items():
+            for key in state.owned():
                 param = _registry.lookup(scope, key)
                 if _registry.is_variable(param):
-                    param.need_grad = need_grad and not frozen
+                    param.need_grad = state.requested_need_grad(key) and not frozen
         return self
 
     # --- checkpoints (nnabla_modules.checkpoint) ------------------------------------
@@ -756,6 +1004,32 @@ class Module(metaclass=ModuleMeta):
         return "\n".join(lines) + "\n)"
 
 
+class _ParameterIterator:
+    """``module.parameters()``: an iterator, with a clear error where a dict is needed."""
+
+    def __init__(self, module, values):
+        self._module = module
+        self._values = iter(values)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._values)
+
+    def items(self):
+        raise TypeError(
+            f"{describe(self._module)}: NNabla solvers take a dict of parameters; pass "
+            "module.get_parameters(), not module.parameters()."
+        )
+
+
+#: Module methods an instance attribute may not hide (``self.modules = [...]``).
+_MODULE_METHODS = frozenset(
+    name for name, value in vars(Module).items() if not name.startswith("_") and callable(value)
+)
+
+
 def orphans():
     """Registry scopes and keys that no live module owns, in registry order.
 
@@ -774,7 +1048,7 @@ def _claimed_keys(module, recursive, tree=None):
     walk = (tree or _walk(module)) if recursive else [((), module)]
     for path, current in walk:
         relative = join(path)
-        for key in current._module_state.claims:
+        for key in current._module_state.owned():
             yield f"{relative}/{key}" if relative else key
 
 
@@ -803,3 +1077,22 @@ def _parameters_exist(module):
     return scope is not None and all(
         _registry.is_variable(_registry.lookup(scope, key)) for key in state.claims
     )
+
+
+def _user_stacklevel():
+    """The ``stacklevel`` of ``warnings.warn`` that points at the user's own line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and _is_library(frame):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _is_library(frame):
+    # PF's decorator compiles its wrappers from a string, in globals without a __name__.
+    module_name = frame.f_globals.get("__name__")
+    if module_name is None:
+        return "parameter_scope" in frame.f_globals
+    return module_name.split(".")[0] in ("nnabla", "nnabla_modules")
+
+
+_registry.observer[0] = _observe

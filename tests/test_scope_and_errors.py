@@ -2,7 +2,6 @@
 
 import nnabla as nn
 import nnabla.parameter as parameter
-import nnabla.parametric_functions as PF
 import numpy as np
 import pytest
 from equivalence import assert_equivalent, run
@@ -35,8 +34,8 @@ class Failing(nm.Module):
 def _assert_clean(scope_before):
     assert parameter.current_scope is scope_before
     assert _registry.active == []
-    assert parameter.get_parameter_or_create is _registry._original_get_parameter_or_create
-    assert PF.get_parameter_or_create is _registry._original_get_parameter_or_create
+    assert _registry.owner[0] is None
+    assert parameter.current_no_grad is False
 
 
 @pytest.mark.parametrize("depth", [0, 1, 2])

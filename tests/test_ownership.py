@@ -1,0 +1,522 @@
+"""Ownership: which registry entries are a module's (docs/concepts.md, "Ownership").
+
+Each test is written against the public API as a user would write it.
+"""
+
+import copy
+import gc
+import threading
+
+import nnabla as nn
+import nnabla.functions as F
+import nnabla.initializer as I
+import nnabla.parametric_functions as PF
+import numpy as np
+import pytest
+from nnabla.parameter import get_parameter_or_create  # by name, as real models do
+from nnabla.parametric_functions import parametric_function_api
+
+import nnabla_modules as nm
+from nnabla_modules.checkpoint import CheckpointError
+
+
+@parametric_function_api("sn_conv")
+def sn_conv(x, outmaps, kernel, fix_parameters=False):
+    """A spectral-normalized convolution in the style of SAGAN's models.py."""
+    w = get_parameter_or_create(
+        "W", (outmaps, x.shape[1]) + tuple(kernel), I.NormalInitializer(0.02), True,
+        not fix_parameters,
+    )
+    u = get_parameter_or_create("u", (outmaps,), I.NormalInitializer(), False)
+    w_sn = F.spectral_norm(w, u, dim=0, itr=1)
+    b = get_parameter_or_create("b", (outmaps,), I.ConstantInitializer(), True, not fix_parameters)
+    return F.convolution(x, w_sn, b, pad=(1, 1))
+
+
+class SNNet(nm.Module):
+    def __call__(self, x):
+        h = F.relu(sn_conv(x, 4, (3, 3), name="c1"))
+        return sn_conv(h, 2, (3, 3), name="c2")
+
+
+SN_KEYS = ["c1/sn_conv/W", "c1/sn_conv/u", "c1/sn_conv/b", "c2/sn_conv/W", "c2/sn_conv/u",
+           "c2/sn_conv/b"]
+X = nn.Variable((2, 3, 8, 8))
+
+
+# --- every way code reaches the registry ------------------------------------------------
+
+
+def test_by_name_imports_of_get_parameter_or_create_are_owned():
+    net = SNNet(name="sn")
+    net(X)
+    assert list(net.get_parameters(grad_only=False)) == SN_KEYS
+    assert list(net.get_parameters()) == [k for k in SN_KEYS if not k.endswith("/u")]
+
+
+def test_entries_loaded_by_nnabla_then_used_by_the_call_are_owned(tmp_path):
+    SNNet(name="sn")(X)
+    nn.save_parameters(str(tmp_path / "all.h5"))
+    nn.clear_parameters()
+    nn.load_parameters(str(tmp_path / "all.h5"))
+    net = SNNet(name="sn")
+    net(X)
+    assert list(net.get_parameters(grad_only=False)) == SN_KEYS
+
+
+def test_freeze_holds_for_by_name_imports_through_rebuilds():
+    net = SNNet(name="sn")
+    net(X)
+    net.freeze()
+    for _ in range(3):
+        y = net(X)
+        assert net.get_parameters() == {}
+        assert all(not v.need_grad for v in nn.get_parameters(grad_only=False).values())
+        y.forward()
+    # The graph computes no gradient for frozen weights either.
+    conv = y.parent
+    assert not conv.inputs[1].need_grad
+    net.unfreeze()
+    assert list(net.get_parameters()) == [k for k in SN_KEYS if not k.endswith("/u")]
+
+
+def test_get_parameter_and_set_parameter_inside_a_call_are_owned():
+    class Raw(nm.Module):
+        def __call__(self, x):
+            if nn.parameter.get_parameter("scale") is None:
+                scale = nn.Variable.from_numpy_array(np.ones(1), need_grad=True)
+                nn.parameter.set_parameter("scale", scale)
+            with nn.parameter_scope("inner"):
+                w = get_parameter_or_create("w", (1,), I.ConstantInitializer(2.0))
+            return x * nn.parameter.get_parameter("scale") * w
+
+    raw = Raw(name="raw")
+    raw(nn.Variable((1,)))
+    assert list(raw.get_parameters()) == ["scale", "inner/w"]
+
+
+def test_a_module_does_not_own_what_other_code_put_under_its_prefix():
+    class Net(nm.Module):
+        def __init__(self):
+            self.fc = nm.Linear(3, 2)
+
+        def __call__(self, x):
+            return self.fc(x)
+
+    with nn.parameter_scope("net"):
+        PF.affine(nn.Variable((1, 3)), 5, name="stray")  # plain PF code, not the module's
+    net = Net(name="net")
+    net(nn.Variable((1, 3)))
+    assert list(net.get_parameters()) == ["fc/affine/W", "fc/affine/b"]
+
+
+def test_modules_built_in_a_call_with_a_name_are_the_callers():
+    class Builder(nm.Module):
+        def __call__(self, x):
+            h = nm.Linear(3, 4, name="fc1")(x)
+            return nm.Linear(4, 2, name="fc2")(h)
+
+    model = Builder(name="b")
+    model(nn.Variable((1, 3)))
+    keys = ["fc1/affine/W", "fc1/affine/b", "fc2/affine/W", "fc2/affine/b"]
+    assert list(model.get_parameters()) == keys
+    assert list(model.state_dict()) == keys
+    model.freeze()
+    model(nn.Variable((1, 3)))  # new temporary modules: the freeze still holds
+    assert model.get_parameters() == {}
+    assert all(not v.need_grad for v in model.get_parameters(grad_only=False).values())
+
+
+# --- strict loads before the first call --------------------------------------------------
+
+
+def _pf_net(x):
+    h = F.relu(PF.affine(x, 4, name="fc1"))
+    return PF.affine(h, 2, name="fc2")
+
+
+def test_a_strict_load_from_another_scope_fails_at_the_first_call(tmp_path):
+    with nn.parameter_scope("other"):
+        _pf_net(nn.Variable((1, 3)))
+    nn.save_parameters(str(tmp_path / "other.h5"))  # keys "other/fc1/..."
+    nn.clear_parameters()
+    model = nm.wrap(_pf_net)(name="model")
+    model.load_parameters(str(tmp_path / "other.h5"))  # cannot be checked yet
+    with pytest.raises(CheckpointError, match="not used by the call") as error:
+        model(nn.Variable((1, 3)))
+    assert "model/other/fc1/affine/W" in str(error.value)
+    assert "missing from the file" in str(error.value)
+    assert "model/other" not in {k.rsplit("/", 3)[0] for k in nn.get_parameters()}
+    assert model.get_parameters() == {}
+    model(nn.Variable((1, 3)))  # a call without a pending load: fresh weights
+    assert len(model.get_parameters()) == 4
+
+
+def test_a_strict_load_that_fits_passes_the_first_call(tmp_path):
+    source = nm.wrap(_pf_net)(name="source")
+    source(nn.Variable((1, 3)))
+    source.save_parameters(str(tmp_path / "net.h5"))
+    model = nm.wrap(_pf_net)(name="model")
+    model.load_parameters(str(tmp_path / "net.h5"))
+    assert list(model.get_parameters()) == list(source.get_parameters())
+    model(nn.Variable((1, 3)))
+    for key, value in source.get_parameters().items():
+        assert np.array_equal(model.get_parameters()[key].d, value.d)
+
+
+def test_a_lenient_load_warns_about_keys_the_call_did_not_use():
+    model = nm.wrap(_pf_net)(name="model")
+    model.load_state_dict({"fc1/affine/W": np.ones((3, 4)), "typo/affine/W": np.ones(2)},
+                          strict=False)
+    with pytest.warns(UserWarning, match="typo/affine/W"):
+        model(nn.Variable((1, 3)))
+    assert np.all(model.get_parameters()["fc1/affine/W"].d == 1)
+    assert "typo/affine/W" not in model.get_parameters()
+
+
+# --- kept and replaced modules --------------------------------------------------------------
+
+
+class Encoder(nm.Module):
+    def __init__(self):
+        self.fc = nm.Linear(3, 4)
+
+    def __call__(self, x):
+        return self.fc(x)
+
+
+class Net(nm.Module):
+    def __init__(self):
+        self.encoder = Encoder()
+        self.head = nm.Linear(4, 2)
+
+    def __call__(self, x):
+        return self.head(self.encoder(x))
+
+
+def test_a_kept_submodule_keeps_its_prefix_and_weights():
+    net = Net()
+    net(nn.Variable((1, 3)))
+    enc = net.encoder
+    enc.get_parameters()["fc/affine/W"].d = 7.0
+    del net
+    gc.collect()
+    other = Net()
+    other(nn.Variable((1, 3)))
+    assert other.prefix != "net"
+    assert enc.prefix == "net/encoder"
+    assert np.all(enc.get_parameters()["fc/affine/W"].d == 7.0)
+    assert not np.all(other.encoder.get_parameters()["fc/affine/W"].d == 7.0)
+    del enc
+    gc.collect()
+    assert Net().prefix == "net"  # free again once nothing holds it
+
+
+def test_replacing_a_layer_gives_fresh_weights():
+    net = Net(name="net")
+    net(nn.Variable((1, 3)))
+    old_w = net.head.get_parameters()["affine/W"]
+    old_w.d = 7.0
+    net.head = nm.Linear(4, 3)
+    y = net(nn.Variable((1, 3)))
+    assert y.shape == (1, 3)
+    new_w = net.head.get_parameters()["affine/W"]
+    assert new_w is not old_w and new_w.shape == (4, 3)
+    assert not np.all(new_w.d == 7.0)
+
+
+def test_replacing_with_the_same_shape_gives_fresh_values_too():
+    net = Net(name="net")
+    net(nn.Variable((1, 3)))
+    net.head.get_parameters()["affine/W"].d = 7.0
+    old = net.head
+    net.head = nm.Linear(4, 2)
+    net(nn.Variable((1, 3)))
+    assert not np.all(net.head.get_parameters()["affine/W"].d == 7.0)
+    with pytest.raises(RuntimeError, match="was replaced"):
+        old(nn.Variable((1, 4)))
+
+
+def test_replacing_a_list_item_gives_fresh_weights():
+    class Stack(nm.Module):
+        def __init__(self):
+            self.blocks = [nm.Linear(3, 3) for _ in range(3)]
+
+        def __call__(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    stack = Stack(name="stack")
+    stack(nn.Variable((1, 3)))
+    stack.blocks[1].get_parameters()["affine/W"].d = 7.0
+    stack.blocks[1] = nm.Linear(3, 3)
+    stack(nn.Variable((1, 3)))
+    assert not np.all(stack.get_parameters()["blocks/1/affine/W"].d == 7.0)
+
+
+def test_replacing_a_module_still_held_elsewhere_is_an_error():
+    net = Net(name="net")
+    net(nn.Variable((1, 3)))
+    net.spare = net.head
+    with pytest.raises(ValueError, match="still holds"):
+        net.head = nm.Linear(4, 2)
+    assert list(net.head.get_parameters()) == ["affine/W", "affine/b"]
+
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+def test_threads_get_the_keys_they_would_get_alone():
+    def work(i, errors):
+        try:
+            for _ in range(5):
+                model = Net(name=f"t{i}")
+                model(nn.Variable((1, 3)))
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    errors = []
+    threads = [threading.Thread(target=work, args=(i, errors)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    expected = {f"t{i}/{k}" for i in range(6) for k in
+                ["encoder/fc/affine/W", "encoder/fc/affine/b", "head/affine/W", "head/affine/b"]}
+    assert set(nn.get_parameters()) == expected
+
+
+# --- NNabla's own nn.Module --------------------------------------------------------------------
+
+
+def test_holding_an_nnabla_module_is_refused():
+    from nnabla.core.module import Module as NNablaModule
+
+    class Theirs(NNablaModule):
+        def call(self, x):
+            return PF.affine(x, 2)
+
+    class Ours(nm.Module):
+        def __call__(self, x):
+            return x
+
+    ours = Ours()
+    with pytest.raises(TypeError, match="NNabla nn.Module"):
+        ours.block = Theirs()
+    with pytest.raises(TypeError, match="NNabla nn.Module"):
+        ours.blocks = [Theirs()]
+
+
+def test_ours_inside_an_nnabla_module_is_refused():
+    from nnabla.core.module import Module as NNablaModule
+
+    class Holder(NNablaModule):
+        def __init__(self):
+            self.fc = nm.Linear(3, 2, name="fc")
+
+        def call(self, x):
+            return self.fc(x)
+
+    with pytest.raises(RuntimeError, match="nn.Module"):
+        Holder()
+
+    fc = nm.Linear(3, 2, name="fc")
+
+    class Calls(NNablaModule):
+        def call(self, x):
+            return fc(x)
+
+    with pytest.raises(RuntimeError, match="nn.Module"):
+        Calls()(nn.Variable((1, 3)))
+
+
+# --- name="" siblings -----------------------------------------------------------------------------
+
+
+def test_two_unnamed_sibling_layers_of_one_kind_warn():
+    class Twins(nm.Module):
+        def __init__(self):
+            self.a = nm.Linear(3, 3, name="")
+            self.b = nm.Linear(3, 3, name="")
+
+        def __call__(self, x):
+            return self.b(self.a(x))
+
+    with pytest.warns(nm.SharedParameterWarning, match="affine/"):
+        Twins(name="twins")(nn.Variable((1, 3)))
+
+
+def test_one_unnamed_layer_called_twice_does_not_warn(recwarn):
+    class Twice(nm.Module):
+        def __init__(self):
+            self.a = nm.Linear(3, 3, name="")
+
+        def __call__(self, x):
+            return self.a(self.a(x))
+
+    Twice(name="twice")(nn.Variable((1, 3)))
+    assert not [w for w in recwarn if issubclass(w.category, nm.SharedParameterWarning)]
+
+
+# --- wrap() with name="" ------------------------------------------------------------------------
+
+
+def test_two_drop_in_networks_own_only_their_own_weights(tmp_path):
+    def generator(z):
+        return PF.affine(z, 4, name="gen_fc")
+
+    def discriminator(x):
+        return PF.affine(x, 1, name="dis_fc")
+
+    generator(nn.Variable((1, 2)))
+    discriminator(nn.Variable((1, 4)))
+    nn.save_parameters(str(tmp_path / "gan.h5"))
+    nn.clear_parameters()
+    nn.load_parameters(str(tmp_path / "gan.h5"))
+    G = nm.wrap(generator)(name="")
+    D = nm.wrap(discriminator)(name="")
+    D(G(nn.Variable((1, 2))))
+    assert list(G.get_parameters()) == ["gen_fc/affine/W", "gen_fc/affine/b"]
+    assert list(D.get_parameters()) == ["dis_fc/affine/W", "dis_fc/affine/b"]
+    D.freeze()
+    assert G.get_parameters()["gen_fc/affine/W"].need_grad
+    D.release()
+    assert "gen_fc/affine/W" in nn.get_parameters()
+
+
+def test_a_strict_load_of_a_two_network_file_into_one_fails_at_its_call(tmp_path):
+    def generator(z):
+        return PF.affine(z, 4, name="gen_fc")
+
+    generator(nn.Variable((1, 2)))
+    PF.affine(nn.Variable((1, 4)), 1, name="dis_fc")
+    nn.save_parameters(str(tmp_path / "gan.h5"))
+    nn.clear_parameters()
+    G = nm.wrap(generator)(name="")
+    G.load_parameters(str(tmp_path / "gan.h5"))
+    with pytest.raises(CheckpointError, match="dis_fc/affine/W"):
+        G(nn.Variable((1, 2)))
+    assert nn.get_parameters() == {}
+
+
+# --- clone ---------------------------------------------------------------------------------------
+
+
+def test_a_clone_of_a_lazily_built_module_owns_its_copy_at_once(tmp_path):
+    net = nm.wrap(_pf_net)(name="lazy")
+    net(nn.Variable((1, 3)))
+    twin = net.clone()
+    assert list(twin.state_dict()) == list(net.state_dict())
+    twin.save_parameters(str(tmp_path / "twin.h5"))
+    twin(nn.Variable((1, 3)))
+    for key, value in net.get_parameters().items():
+        assert np.array_equal(twin.get_parameters()[key].d, value.d)
+
+
+# --- smaller ones --------------------------------------------------------------------------------
+
+
+def test_an_attribute_that_hides_a_method_is_refused():
+    class Bad(nm.Module):
+        def __init__(self):
+            self.modules = [nm.Linear(2, 2)]
+
+    with pytest.raises(AttributeError, match="modules"):
+        Bad()
+
+
+def test_copy_copy_is_refused_with_a_hint():
+    with pytest.raises(TypeError, match="clone"):
+        copy.copy(nm.Linear(2, 2))
+
+
+def test_parameters_passed_to_a_solver_gives_a_clear_error():
+    import nnabla.solvers as S
+
+    layer = nm.Linear(2, 2)
+    with pytest.raises(TypeError, match="get_parameters"):
+        S.Sgd().set_parameters(layer.parameters())
+    assert len(list(layer.parameters())) == 2
+
+
+@pytest.mark.parametrize("state", [[("a", 1)], None, {1: np.ones(1)}])
+def test_load_state_dict_of_the_wrong_type_is_a_type_error(state):
+    with pytest.raises(TypeError, match="Linear"):
+        nm.Linear(2, 2).load_state_dict(state)
+
+
+def test_a_root_that_only_uses_another_roots_layer_says_so_when_saving(tmp_path):
+    shared = nm.Linear(3, 2)
+
+    class Owner(nm.Module):
+        def __init__(self):
+            self.fc = shared
+
+        def __call__(self, x):
+            return self.fc(x)
+
+    class User(nm.Module):
+        def __init__(self):
+            self.fc = shared
+
+        def __call__(self, x):
+            return self.fc(x)
+
+    owner, user = Owner(), User()
+    user(nn.Variable((1, 3)))
+    assert list(owner.get_parameters()) == ["fc/affine/W", "fc/affine/b"]
+    with pytest.raises(ValueError, match="owned by"):
+        user.save_parameters(str(tmp_path / "u.h5"))
+
+
+def test_super_init_in_haiku_style():
+    class Block(nm.Module):
+        def __init__(self, width, name=None):
+            super().__init__(name=name)
+            self.fc = nm.Linear(width, width)
+
+    class Plain(nm.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.fc = nm.Linear(width, width)
+
+    assert Block(3, name="blk").prefix == "blk"
+    assert Block(3).prefix == "block"
+    assert Plain(3, name="p").prefix == "p"
+    assert list(Plain(3).get_parameters()) == ["fc/affine/W", "fc/affine/b"]
+
+
+def test_absolute_keys_merge_across_modules():
+    net = Net(name="net")
+    params = {**net.encoder.get_parameters(absolute=True), **net.head.get_parameters(absolute=True)}
+    assert list(params) == ["net/encoder/fc/affine/W", "net/encoder/fc/affine/b",
+                            "net/head/affine/W", "net/head/affine/b"]
+    registry = nn.get_parameters()
+    assert all(params[key] is registry[key] for key in params)
+
+
+def test_lenient_loads_of_one_file_into_two_drop_in_networks_split_it(tmp_path):
+    def generator(z):
+        return PF.affine(z, 4, name="gen_fc")
+
+    def discriminator(x):
+        return PF.affine(x, 1, name="dis_fc")
+
+    discriminator(generator(nn.Variable((1, 2))))
+    nn.save_parameters(str(tmp_path / "gan.h5"))
+    saved = {k: v.d.copy() for k, v in nn.get_parameters().items()}
+    nn.clear_parameters()
+    G = nm.wrap(generator)(name="")
+    D = nm.wrap(discriminator)(name="")
+    G.load_parameters(str(tmp_path / "gan.h5"), strict=False)
+    D.load_parameters(str(tmp_path / "gan.h5"), strict=False)
+    with pytest.warns(UserWarning, match="not used"):
+        D(G(nn.Variable((1, 2))))
+    assert list(G.get_parameters()) == ["gen_fc/affine/W", "gen_fc/affine/b"]
+    assert list(D.get_parameters()) == ["dis_fc/affine/W", "dis_fc/affine/b"]
+    for key, value in {**G.get_parameters(), **D.get_parameters()}.items():
+        assert np.array_equal(value.d, saved[key])
+    D.freeze()
+    assert all(v.need_grad for v in G.get_parameters(grad_only=False).values())
