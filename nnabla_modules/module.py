@@ -196,14 +196,16 @@ class ModuleMeta(type):
             name = _positional_name(cls, args)
         elif takes_name:
             kwargs["name"] = name
-        with _registry.lock:  # another thread's module call changes the current scope
+        # One thread at a time: another thread's module call changes NNabla's
+        # current scope, and adoption renames modules that calls may be using.
+        with _registry.lock:
             _init_state(module, None if name is _NOT_GIVEN else name)
-        _constructing.append(module)
-        try:
-            module.__init__(*args, **kwargs)
-        finally:
-            _constructing.pop()
-        _adopt_attributes(module)
+            _constructing.append(module)
+            try:
+                module.__init__(*args, **kwargs)
+            finally:
+                _constructing.pop()
+            _adopt_attributes(module)
         return module
 
 
