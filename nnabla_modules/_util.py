@@ -1,5 +1,7 @@
 """Small helpers shared by the tools (summary, export, testing)."""
 
+from collections.abc import Mapping
+
 import nnabla as nn
 import numpy as np
 
@@ -39,3 +41,17 @@ def input_variables(inputs, where, fill=None):
             )
         converted.append(value)
     return converted
+
+
+def nested_leaves(value, path):
+    """``(path, leaf)`` pairs of nested tuples, lists and dicts, in order.
+
+    Paths read like Python: ``output``, ``output[0]``, ``output[1]['aux']``.
+    """
+    if isinstance(value, (tuple, list)):
+        items = enumerate(value)
+    elif isinstance(value, Mapping):
+        items = value.items()
+    else:
+        return [(path, value)]
+    return [pair for key, item in items for pair in nested_leaves(item, f"{path}[{key!r}]")]

@@ -32,13 +32,12 @@ Example:
 import inspect
 import numbers
 from collections import OrderedDict
-from collections.abc import Mapping
 
 import nnabla as nn
 import nnabla.random as _nn_random
 import numpy as np
 
-from ._util import input_variables
+from ._util import input_variables, nested_leaves
 from .module import Module, _has_parameters
 
 __all__ = ["assert_same_network", "compare_networks", "NetworkComparison"]
@@ -257,23 +256,12 @@ def _run(call, seed):
     """
     with nn.auto_forward(False):
         nn.seed(seed)
-        leaves = OrderedDict(_leaves(call(), "output"))
+        leaves = OrderedDict(nested_leaves(call(), "output"))
     computed = [v for v in leaves.values() if isinstance(v, nn.Variable) and v.parent is not None]
     nn.seed(seed)
     if computed:
         nn.forward_all(computed, clear_no_need_grad=False)
     return leaves
-
-
-def _leaves(value, path):
-    """``(path, leaf)`` pairs of nested tuples, lists and dicts, in order."""
-    if isinstance(value, (tuple, list)):
-        items = enumerate(value)
-    elif isinstance(value, Mapping):
-        items = value.items()
-    else:
-        return [(path, value)]
-    return [pair for key, item in items for pair in _leaves(item, f"{path}[{key!r}]")]
 
 
 def _same_shape(a, b, key):
