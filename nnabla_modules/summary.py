@@ -84,14 +84,13 @@ class Summary:
         columns (tuple): The columns of the table.
     """
 
-    def __init__(self, rows, params, calls, outputs, columns):
+    def __init__(self, rows, params, totals, outputs, columns):
         self.rows = rows
         self.total_params = sum(_size(p) for p in params.values())
         self.trainable_params = sum(_size(p) for p in params.values() if p.need_grad)
         self.non_trainable_params = self.total_params - self.trainable_params
         self.param_memory = sum(_bytes(p) for p in params.values())
-        self.total_mult_adds = calls.mult_adds if calls else None
-        self.activation_memory = calls.activation_memory if calls else None
+        self.total_mult_adds, self.activation_memory = totals
         self.outputs = outputs
         self.columns = columns
 
@@ -181,7 +180,8 @@ def summary(module, *inputs, model_kwargs=None, depth=None, columns=None, **unex
         for level, name, m in _tree(module)
         if depth is None or level <= depth
     ]
-    return Summary(rows, module.get_parameters(grad_only=False), calls, outputs, columns)
+    totals = calls.by_module.get(id(module), (0, 0)) if calls else (None, None)
+    return Summary(rows, module.get_parameters(grad_only=False), totals, outputs, columns)
 
 
 def _check_options(where, columns, depth, have_inputs):
@@ -230,7 +230,6 @@ class _CallStatistics:
     def __init__(self):
         self.shapes = {}
         self.by_module = {}
-        self.mult_adds = self.activation_memory = 0
 
     def add(self, module, args, kwargs, output):
         self.shapes.setdefault(id(module), []).append(_shape_text(output))
@@ -239,9 +238,6 @@ class _CallStatistics:
         memory = sum(_activation_bytes(f) for f in functions)
         previous = self.by_module.get(id(module), (0, 0))
         self.by_module[id(module)] = (previous[0] + mult_adds, previous[1] + memory)
-        if not _registry.active:  # the outermost call: the whole graph
-            self.mult_adds += mult_adds
-            self.activation_memory += memory
 
 
 def _variables(value):

@@ -111,6 +111,10 @@ def test_lazy_modules_shared_modules_and_modules_never_called():
     rows = {row["prefix"]: row for row in summary.rows}
     assert rows["net/body"]["output_shape"] == "(2, 3) [2 calls]"
     assert rows["net/body"]["params"] == 12  # created by the call
+    assert rows["net/body"]["calls"] == 2
+    assert rows["net/body"]["mult_adds"] == 2 * (2 * 3 * 3)  # both calls count
+    assert rows["net/unused"]["mult_adds"] == 0
+    assert summary.total_mult_adds == rows["net"]["mult_adds"] == 2 * (2 * 3 * 3)
     assert rows["net/unused"]["output_shape"] == "(not called)"
     assert rows["net/unused"]["params"] == 12  # eager: it knows its sizes
     assert summary.total_params == 24
