@@ -386,7 +386,7 @@ def _compare_after(report, pf_params, mod_params, keys, rtol, atol):
 
 def _compare_grads(report, pf_out, mod_out, pf_params, mod_params, keys, seed, rtol, atol):
     pairs = [(pf_out[path], mod_out.get(path)) for path in pf_out]
-    if list(pf_out) != list(mod_out) or not all(_same_variable_shape(p, m) for p, m in pairs):
+    if set(pf_out) != set(mod_out) or not all(_same_variable_shape(p, m) for p, m in pairs):
         return  # already reported as an output difference
     rng = np.random.RandomState(seed + 1)
     for params in (pf_params, mod_params):

@@ -280,3 +280,26 @@ def test_pf_code_without_a_mode_flag_gets_explicit_eval_kwargs():
     assert_same_network(old, module, (2, 3, 4, 4), pf_eval_kwargs={"inference": True})
     report = compare_networks(old, module, (2, 3, 4, 4))  # eval PF code still trains
     assert [s for s, _ in report.problems] == ["outputs in eval mode (PF vs module)"]
+
+
+def test_dict_outputs_in_another_key_order_still_compare_gradients():
+    def old(x):
+        h = PF.affine(x, 4, name="fc")
+        return {"features": h, "score": F.sum(h)}
+
+    class New(nm.Module):
+        def __init__(self, scale=1.0):
+            self.fc = nm.Linear(3, 4)
+            self.scale = scale
+
+        def __call__(self, x):
+            h = self.fc(x)
+            return {"score": F.sum(h) * self.scale, "features": h}
+
+    assert_same_network(old, New(), (2, 3), rtol=0, atol=0)
+    report = compare_networks(old, New(scale=2.0), (2, 3), modes=("train",))
+    sections = dict(report.problems)
+    assert [line.split(":")[0] for line in sections["outputs in train mode (PF vs module)"]] == [
+        "output['score']"
+    ]
+    assert "parameter gradients after a backward pass" in sections
