@@ -29,6 +29,7 @@ Example:
     >>> assert_same_network(old, New(name="refactored"), (2, 3, 8, 8))
 """
 
+import functools
 import inspect
 import numbers
 from collections import OrderedDict
@@ -183,13 +184,8 @@ def compare_networks(
             _copy_values(mod_params, pf_params, shared)
             pf_kw = kwargs if mode == "train" else {**kwargs, **pf_eval_kwargs}
             module.train(mode == "train")
-
-            def pf_call(pf_kw=pf_kw):
-                with nn.parameter_scope("", pf_scope):
-                    return pf_fn(*inputs, **pf_kw)
-
-            pf_out = _run(pf_call, seed)
-            mod_out = _run(lambda: module(*inputs, **kwargs), seed)
+            pf_out = _run(functools.partial(_in_scope, pf_scope, pf_fn, inputs, pf_kw), seed)
+            mod_out = _run(functools.partial(module, *inputs, **kwargs), seed)
             _compare_outputs(report, mode, pf_out, mod_out, rtol, atol)
             if mode == "train":
                 _compare_after(report, pf_params, mod_params, shared, rtol, atol)
@@ -246,6 +242,11 @@ def _create_both(pf_fn, module, inputs, kwargs, seed, pf_scope):
         module(*inputs, **kwargs)
         mod_params = module.get_parameters(grad_only=False)  # and those no call creates
     return pf_params, mod_params
+
+
+def _in_scope(scope, fn, inputs, kwargs):
+    with nn.parameter_scope("", scope):
+        return fn(*inputs, **kwargs)
 
 
 def _run(call, seed):
