@@ -63,7 +63,8 @@ def export_nnp(
             input is the network's batch size.
         input_names (list of str): Names of the inputs in the file; default
             ``x`` (one input) or ``x0``, ``x1``, ... Input and output names
-            are distinct, non-empty strings that are no parameter key.
+            are distinct, non-empty strings that are no parameter key and do
+            not start with ``@``.
         output_names (list of str): Names of the outputs; default ``y`` or
             ``y0``, ``y1``, ... (``NnpLoader`` lists in ``net.outputs`` only the
             outputs no other output is computed from; all are in ``net.variables``).
@@ -146,6 +147,8 @@ def _names(where, what, given, stem, count):
     for name in given:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}: {what} names must be non-empty strings, got {name!r}")
+        if name.startswith("@"):  # NNabla names the graph's inner variables @network/...
+            raise ValueError(f"{where}: {what} name {name!r} starts with @, which NNabla reserves")
     return given
 
 

@@ -188,6 +188,7 @@ def test_a_new_file_gets_the_umask_and_an_old_one_keeps_its_mode(tmp_path):
         ({"input_names": ["affine/W"]}, r"\['affine/W'\] are parameter keys"),
         ({"input_names": [""]}, "non-empty strings"),
         ({"output_names": [3]}, "non-empty strings"),
+        ({"output_names": ["@network/y"]}, "starts with @, which NNabla reserves"),
     ],
 )
 def test_clashing_or_empty_names_are_refused(tmp_path, names, message):
