@@ -252,3 +252,8 @@ def test_children_without_a_level_get_rows_of_their_own():
     lines = str(summary).splitlines()
     assert lines[3].strip().startswith("outer [inner]")
     assert lines[4].strip().startswith("outer [first]")
+
+
+def test_a_negative_dimension_is_a_value_error_not_an_abort():
+    with pytest.raises(ValueError, match=r"summary\(Linear 'fc'\): input 0 .*must not be negative"):
+        nm.Linear(5, 3, name="fc").summary((-1, 5))
