@@ -23,13 +23,14 @@ Example:
 """
 
 import os
-import tempfile
 from collections import OrderedDict
 
 import nnabla as nn
 from nnabla.utils.save import save
 
 from . import _registry
+from ._util import as_tuple, input_variables
+from .io import write_atomically
 from .module import describe
 
 __all__ = ["export_nnp"]
@@ -51,15 +52,19 @@ def export_nnp(
     The module is put in ``eval()`` mode for the call (the modes are restored
     afterwards); the graph is only built, not computed. The file is written to
     a temporary file beside ``path`` and then renamed over it, so a crash never
-    leaves a truncated file.
+    leaves a truncated file; a new file gets the permissions the umask gives
+    (as ``open`` would), an existing file keeps its own.
 
     Args:
         module (Module): The module to export.
         path (str): The ``.nnp`` file to write.
-        *inputs: ``nn.Variable`` inputs or shapes (tuples of ints) for them; the
-            first dimension of the first input is the network's batch size.
+        *inputs: ``nn.Variable`` inputs, numpy arrays, or shapes (tuples of
+            ints, none negative) for them; the first dimension of the first
+            input is the network's batch size.
         input_names (list of str): Names of the inputs in the file; default
-            ``x`` (one input) or ``x0``, ``x1``, ...
+            ``x`` (one input) or ``x0``, ``x1``, ... Input and output names
+            are distinct, non-empty strings that are no parameter key and do
+            not start with ``@``.
         output_names (list of str): Names of the outputs; default ``y`` or
             ``y0``, ``y1``, ... (``NnpLoader`` lists in ``net.outputs`` only the
             outputs no other output is computed from; all are in ``net.variables``).
@@ -73,17 +78,22 @@ def export_nnp(
         str: ``path``.
 
     Raises:
-        ValueError: ``path`` is no ``.nnp`` file, the names do not fit the
-            inputs or outputs, or the graph uses parameters outside the module.
+        ValueError: ``path`` is no ``.nnp`` file, a shape has a negative
+            dimension, the names do not fit the inputs or outputs or clash,
+            the graph uses parameters outside the module, or NNabla cannot
+            leave its batch dimension open (``variable_batch_size=False``
+            exports a fixed batch size).
     """
+    where = f"export_nnp({describe(module)})"
     if os.path.splitext(str(path))[1] != ".nnp":
-        raise ValueError(f"export_nnp({describe(module)}): {path!r} must end with .nnp")
-    variables = [nn.Variable(x) if _is_shape(x) else x for x in inputs]
+        raise ValueError(f"{where}: {path!r} must end with .nnp")
+    variables = input_variables(inputs, where)
     outputs = _inference_outputs(module, variables, kwargs)
     params = module.get_parameters(grad_only=False)
     _check_parameters(module, outputs, params)
-    in_names = _names(module, "input", input_names, "x", len(variables))
-    out_names = _names(module, "output", output_names, "y", len(outputs))
+    in_names = _names(where, "input", input_names, "x", len(variables))
+    out_names = _names(where, "output", output_names, "y", len(outputs))
+    _check_distinct(where, in_names + out_names, params)
     contents = {
         "networks": [
             {
@@ -102,12 +112,11 @@ def export_nnp(
             }
         ],
     }
-    _save_atomically(path, contents, params, variable_batch_size)
+    write_atomically(
+        os.fspath(path),
+        lambda temporary: _save(where, temporary, contents, params, variable_batch_size),
+    )
     return path
-
-
-def _is_shape(value):
-    return isinstance(value, (tuple, list)) and all(isinstance(d, int) for d in value)
 
 
 def _inference_outputs(module, variables, kwargs):
@@ -119,7 +128,7 @@ def _inference_outputs(module, variables, kwargs):
     finally:
         for m, training in modes:
             m.training = training
-    outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+    outputs = as_tuple(outputs)
     for output in outputs:
         if not isinstance(output, nn.Variable):
             raise ValueError(
@@ -129,15 +138,33 @@ def _inference_outputs(module, variables, kwargs):
     return outputs
 
 
-def _names(module, what, given, stem, count):
+def _names(where, what, given, stem, count):
     if given is None:
         return [stem] if count == 1 else [f"{stem}{i}" for i in range(count)]
-    given = list(given)
+    given = [given] if isinstance(given, str) else list(given)
     if len(given) != count:
-        raise ValueError(
-            f"export_nnp({describe(module)}): {len(given)} {what} names for {count} {what}s"
-        )
+        raise ValueError(f"{where}: {len(given)} {what} names for {count} {what}s")
+    for name in given:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}: {what} names must be non-empty strings, got {name!r}")
+        if name.startswith("@"):  # NNabla names the graph's inner variables @network/...
+            raise ValueError(f"{where}: {what} name {name!r} starts with @, which NNabla reserves")
     return given
+
+
+def _check_distinct(where, names, params):
+    """NNabla's file keys variables by name: a repeated name silently renames or merges them."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"{where}: the names {repeated} are given more than once; every input and "
+            "output needs a name of its own"
+        )
+    taken = sorted(name for name in names if name in params)
+    if taken:
+        raise ValueError(
+            f"{where}: the names {taken} are parameter keys of the module; rename them"
+        )
 
 
 def _check_parameters(module, outputs, params):
@@ -162,21 +189,25 @@ def _check_parameters(module, outputs, params):
         )
 
 
-def _save_atomically(path, contents, params, variable_batch_size):
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".nnp", dir=folder
-    )
-    os.close(handle)
+def _save(where, temporary, contents, params, variable_batch_size):
+    # Graph names of the parameters are looked up in the current scope: the
+    # module's own keys, relative to its prefix.
     try:
-        # Graph names of the parameters are looked up in the current scope: the
-        # module's own keys, relative to its prefix.
-        with nn.parameter_scope("", OrderedDict(params)):
-            save(temporary, contents, variable_batch_size=variable_batch_size, parameters=params)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+        with nn.parameter_scope("", OrderedDict(params)), open(temporary, "wb") as handle:
+            save(
+                handle,
+                contents,
+                extension=".nnp",
+                variable_batch_size=variable_batch_size,
+                parameters=params,
+            )
+    except AssertionError as error:
+        if not variable_batch_size:
+            raise
+        batch = contents["networks"][0]["batch_size"]
+        raise ValueError(
+            f"{where}: NNabla cannot leave the batch dimension open: a reshape, broadcast, "
+            f"constant or random function in the graph has a first dimension other than the "
+            f"batch size {batch}. Keep the batch dimension first in those shapes, or pass "
+            "variable_batch_size=False to export a fixed batch size."
+        ) from error

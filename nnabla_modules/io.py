@@ -513,7 +513,7 @@ def write_parameters(target, params, extension=None):
         if hasattr(target, "seek"):
             target.seek(0)
         return
-    _write_atomically(os.fspath(target), lambda path: writer(path, items))
+    write_atomically(os.fspath(target), lambda path: writer(path, items))
 
 
 def _values(value):
@@ -563,7 +563,7 @@ def _write_protobuf(target, items):
 _WRITERS = {".h5": _write_h5, ".protobuf": _write_protobuf}
 
 
-def _write_atomically(path, write):
+def write_atomically(path, write):
     folder = os.path.dirname(os.path.abspath(path))
     temporary = _create_temporary(folder, os.path.basename(path))
     try:

@@ -4,9 +4,12 @@
 the same seed and compares what a user can observe: the parameter keys (relative
 to the module's prefix and to the scope the PF code runs in), their shapes and
 ``need_grad``, their initial values, the outputs in training and in inference
-mode, the parameters after a training step's forward pass (batch-norm running
-statistics) and the parameter gradients of a backward pass. Any difference
-fails with one readable report listing all of them.
+mode (any nesting of tuples, lists and dicts of Variables, numbers and arrays),
+the parameters after a training step's forward pass (batch-norm running
+statistics) and the parameter gradients of a backward pass. NNabla's random
+generator is seeded identically before each network's forward pass, so random
+functions such as ``F.dropout`` draw the same numbers in both. Any difference
+fails with one readable report listing all of them, each with both values.
 
 Example:
 
@@ -26,13 +29,16 @@ Example:
     >>> assert_same_network(old, New(name="refactored"), (2, 3, 8, 8))
 """
 
+import functools
 import inspect
+import numbers
 from collections import OrderedDict
 
 import nnabla as nn
 import nnabla.random as _nn_random
 import numpy as np
 
+from ._util import input_variables, nested_leaves
 from .module import Module, _has_parameters
 
 __all__ = ["assert_same_network", "compare_networks", "NetworkComparison"]
@@ -44,7 +50,9 @@ class NetworkComparison:
     Attributes:
         pf_keys (list): The PF code's parameter keys, in creation order.
         module_keys (list): The module's parameter keys, in registry order.
-        problems (list): ``(section, lines)`` pairs, one per kind of difference.
+        problems (list): ``(section, lines)`` pairs, one per kind of difference;
+            a line names the key or output (``output[1]['aux']``) and gives
+            both values where they differ most.
     """
 
     def __init__(self, what):
@@ -60,6 +68,14 @@ class NetworkComparison:
     @property
     def same(self):
         return not self.problems
+
+    @property
+    def first_difference(self):
+        """The report's first difference, ``"section: line"``, or ``None`` for the same network."""
+        if self.same:
+            return None
+        section, lines = self.problems[0]
+        return f"{section}: {lines[0]}"
 
     def __str__(self):
         if self.same:
@@ -78,7 +94,8 @@ def assert_same_network(pf_fn, module, *inputs, **options):
 
     Args:
         pf_fn (callable): The old code: takes the inputs, runs ``PF.*`` functions,
-            returns a Variable or a tuple of them. It runs in a private
+            returns a Variable, a number, or tuples, lists and dicts of them
+            (the module returns the same structure). It runs in a private
             parameter scope, so its keys are compared relative to the scope it
             runs in, the module's relative to the module's prefix.
         module (Module): The refactored module; its values are restored afterwards.
@@ -121,8 +138,12 @@ def compare_networks(
         pf_fn (callable): The old PF code, see :func:`assert_same_network`.
         module (Module): The refactored module.
         *inputs: Variables, numpy arrays or shapes, passed to both.
-        seed (int): ``nn.seed`` before each network creates its parameters.
-            NNabla's Python generator is restored afterwards.
+        seed (int): ``nn.seed(seed)`` runs before each network creates its
+            parameters (each by its own first call, in the order that call
+            creates them), before each builds its graph and before each
+            forward pass, so random functions (``F.dropout``, ``F.randn``, ...)
+            draw the same numbers in both. ``nnabla.random.prng`` is restored
+            afterwards; the random functions' generator is left seeded.
         modes (tuple): Any of ``"train"`` (``module.train()``, ``pf_fn(*inputs)``)
             and ``"eval"`` (``module.eval()``, ``pf_fn(*inputs, **pf_eval_kwargs)``).
         pf_eval_kwargs (dict): What makes ``pf_fn`` infer. Default:
@@ -131,7 +152,8 @@ def compare_networks(
         check_init (bool): Compare initial values. Only done when the module
             had no parameters yet (they are then created after the same seed).
         check_grads (bool): Compare parameter gradients after a backward pass
-            with the same random output gradient (training mode).
+            from every output Variable with the same random output gradient
+            (training mode).
         rtol (float): Relative tolerance of every value comparison.
         atol (float): Absolute tolerance; pass ``rtol=0, atol=0`` for bit equality.
         kwargs (dict): Keyword arguments for both calls (e.g. ``{"test": False}``).
@@ -145,7 +167,10 @@ def compare_networks(
     _check_arguments(module, modes)
     what = f"{type(module).__name__} {module.prefix!r} vs {_function_name(pf_fn)}"
     report = NetworkComparison(what)
-    inputs = _as_variables(inputs, seed)
+    rng = np.random.RandomState(seed)
+    inputs = input_variables(
+        inputs, f"compare_networks({what})", lambda shape: rng.randn(*shape).astype(np.float32)
+    )
     fresh = not _has_parameters(module)
     saved_rng = _nn_random.prng
     saved_modes = [(m, m.training) for m in module.modules()]
@@ -159,9 +184,8 @@ def compare_networks(
             _copy_values(mod_params, pf_params, shared)
             pf_kw = kwargs if mode == "train" else {**kwargs, **pf_eval_kwargs}
             module.train(mode == "train")
-            with nn.parameter_scope("", pf_scope):
-                pf_out = _as_tuple(pf_fn(*inputs, **pf_kw))
-            mod_out = _as_tuple(module(*inputs, **kwargs))
+            pf_out = _run(functools.partial(_in_scope, pf_scope, pf_fn, inputs, pf_kw), seed)
+            mod_out = _run(functools.partial(module, *inputs, **kwargs), seed)
             _compare_outputs(report, mode, pf_out, mod_out, rtol, atol)
             if mode == "train":
                 _compare_after(report, pf_params, mod_params, shared, rtol, atol)
@@ -202,24 +226,12 @@ def _default_eval_kwargs(pf_fn):
     return {}
 
 
-def _as_variables(inputs, seed):
-    rng = np.random.RandomState(seed)
-    converted = []
-    for value in inputs:
-        if isinstance(value, np.ndarray):
-            value = nn.Variable.from_numpy_array(value)
-        elif isinstance(value, tuple) and all(isinstance(d, int) for d in value):
-            value = nn.Variable.from_numpy_array(rng.randn(*value).astype(np.float32))
-        converted.append(value)
-    return converted
-
-
-def _as_tuple(outputs):
-    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
-
-
 def _create_both(pf_fn, module, inputs, kwargs, seed, pf_scope):
-    """Creates both sets of parameters from the same seed; returns ``(pf, module)`` dicts."""
+    """Creates both sets of parameters from the same seed; returns ``(pf, module)`` dicts.
+
+    Each network creates its parameters in the order its own first call does:
+    layers that know their sizes are not created ahead of the call.
+    """
     with nn.auto_forward(False):
         nn.seed(seed)
         with nn.parameter_scope("", pf_scope):
@@ -227,10 +239,30 @@ def _create_both(pf_fn, module, inputs, kwargs, seed, pf_scope):
             pf_params = nn.get_parameters(grad_only=False)
         nn.seed(seed)
         module.train()
-        module.get_parameters(grad_only=False)  # the eager ones, in the module's order
-        module(*inputs, **kwargs)  # and the ones created by the first call
-        mod_params = module.get_parameters(grad_only=False)
+        module(*inputs, **kwargs)
+        mod_params = module.get_parameters(grad_only=False)  # and those no call creates
     return pf_params, mod_params
+
+
+def _in_scope(scope, fn, inputs, kwargs):
+    with nn.parameter_scope("", scope):
+        return fn(*inputs, **kwargs)
+
+
+def _run(call, seed):
+    """Builds one network's graph and computes it, NNabla's generator seeded before each step.
+
+    Returns the outputs as ``{path: leaf}`` (``output``, ``output[0]``,
+    ``output[1]['aux']``, ...): Variables, numbers, arrays or other objects.
+    """
+    with nn.auto_forward(False):
+        nn.seed(seed)
+        leaves = OrderedDict(nested_leaves(call(), "output"))
+    computed = [v for v in leaves.values() if isinstance(v, nn.Variable) and v.parent is not None]
+    nn.seed(seed)
+    if computed:
+        nn.forward_all(computed, clear_no_need_grad=False)
+    return leaves
 
 
 def _same_shape(a, b, key):
@@ -282,15 +314,42 @@ def _value_lines(pf_params, mod_params, keys, rtol, atol, get):
 
 
 def _difference(expected, actual, rtol, atol):
-    """``None`` when close, else a line with the largest absolute difference and where."""
+    """``None`` when close, else the largest absolute difference, where, and both values there."""
     expected, actual = np.asarray(expected), np.asarray(actual)
     if expected.shape != actual.shape:
         return f"shape {expected.shape} vs {actual.shape}"
     if np.allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True):
         return None
-    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-    where = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.size else ()
-    return f"max |diff| {float(np.nanmax(diff)):.6g} at {tuple(int(i) for i in where)}"
+    expected64, actual64 = expected.astype(np.float64), actual.astype(np.float64)
+    close = np.isclose(actual64, expected64, rtol=rtol, atol=atol, equal_nan=True)
+    diff = np.where(close, 0.0, np.abs(actual64 - expected64))
+    where = np.unravel_index(np.argmax(np.where(np.isnan(diff), np.inf, diff)), diff.shape)
+    at = f" at {tuple(int(i) for i in where)}" if diff.ndim else ""
+    return (
+        f"max |diff| {float(diff[where]):.6g}{at}: "
+        f"PF {float(expected64[where]):.6g} vs module {float(actual64[where]):.6g}"
+    )
+
+
+def _leaf_difference(expected, actual, rtol, atol):
+    """``None`` when two output leaves agree, else a line saying how they differ."""
+    expected, actual = _leaf_value(expected), _leaf_value(actual)
+    arrays = isinstance(expected, np.ndarray), isinstance(actual, np.ndarray)
+    if all(arrays):
+        return _difference(expected, actual, rtol, atol)
+    if any(arrays) or type(expected) is not type(actual) or expected != actual:
+        return f"PF {expected!r} vs module {actual!r}"
+    return None
+
+
+def _leaf_value(leaf):
+    if isinstance(leaf, nn.Variable):
+        return np.array(leaf.d)
+    if isinstance(leaf, nn.NdArray):
+        return np.array(leaf.data)
+    if isinstance(leaf, (numbers.Number, np.ndarray, np.generic)):
+        return np.asarray(leaf)
+    return leaf
 
 
 def _copy_values(source, target, keys):
@@ -309,21 +368,14 @@ def _restore(params, snapshot):
 
 
 def _compare_outputs(report, mode, pf_out, mod_out, rtol, atol):
-    section = f"outputs in {mode} mode (PF vs module)"
-    if len(pf_out) != len(mod_out):
-        report.add(section, [f"{len(pf_out)} outputs vs {len(mod_out)}"])
-        return
-    lines = []
-    for i, (p, m) in enumerate(zip(pf_out, mod_out)):
-        if tuple(p.shape) != tuple(m.shape):
-            lines.append(f"output {i}: shape {tuple(p.shape)} vs {tuple(m.shape)}")
-            continue
-        p.forward(clear_no_need_grad=False)
-        m.forward(clear_no_need_grad=False)
-        line = _difference(p.d, m.d, rtol, atol)
-        if line:
-            lines.append(f"output {i}: {line}")
-    report.add(section, lines)
+    lines = [f"{path}: only in the PF code's output" for path in pf_out if path not in mod_out]
+    lines += [f"{path}: only in the module's output" for path in mod_out if path not in pf_out]
+    for path, expected in pf_out.items():
+        if path in mod_out:
+            line = _leaf_difference(expected, mod_out[path], rtol, atol)
+            if line:
+                lines.append(f"{path}: {line}")
+    report.add(f"outputs in {mode} mode (PF vs module)", lines)
 
 
 def _compare_after(report, pf_params, mod_params, keys, rtol, atol):
@@ -334,17 +386,26 @@ def _compare_after(report, pf_params, mod_params, keys, rtol, atol):
 
 
 def _compare_grads(report, pf_out, mod_out, pf_params, mod_params, keys, seed, rtol, atol):
-    if len(pf_out) != len(mod_out) or any(p.shape != m.shape for p, m in zip(pf_out, mod_out)):
+    pairs = [(pf_out[path], mod_out.get(path)) for path in pf_out]
+    if set(pf_out) != set(mod_out) or not all(_same_variable_shape(p, m) for p, m in pairs):
         return  # already reported as an output difference
     rng = np.random.RandomState(seed + 1)
     for params in (pf_params, mod_params):
         for param in params.values():
             param.grad.zero()
-    for p, m in zip(pf_out, mod_out):
-        grad = rng.randn(*p.shape).astype(np.float32)
-        p.backward(grad, clear_buffer=False)
-        m.backward(grad, clear_buffer=False)
+    for p, m in pairs:
+        if isinstance(p, nn.Variable) and p.parent is not None and m.parent is not None:
+            grad = np.asarray(rng.randn(*p.shape), dtype=np.float32)
+            p.backward(grad, clear_buffer=False)
+            m.backward(grad, clear_buffer=False)
     report.add(
         "parameter gradients after a backward pass",
         _value_lines(pf_params, mod_params, keys, rtol, atol, lambda v: v.g),
     )
+
+
+def _same_variable_shape(pf_leaf, mod_leaf):
+    """Both Variables of one shape, or neither a Variable."""
+    if isinstance(pf_leaf, nn.Variable) and isinstance(mod_leaf, nn.Variable):
+        return tuple(pf_leaf.shape) == tuple(mod_leaf.shape)
+    return not isinstance(pf_leaf, nn.Variable) and not isinstance(mod_leaf, nn.Variable)

@@ -157,3 +157,72 @@ def test_parameters_outside_the_module_are_refused(tmp_path):
 
     with pytest.raises(ValueError, match="elsewhere/affine/W"):
         export_nnp(UsesOutside(name="user"), str(tmp_path / "user.nnp"), (1, 3))
+
+
+def test_a_new_file_gets_the_umask_and_an_old_one_keeps_its_mode(tmp_path):
+    fc = nm.Linear(3, 2, name="fc")
+    path = str(tmp_path / "fc.nnp")
+    previous = os.umask(0o027)
+    try:
+        export_nnp(fc, path, (1, 3))
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    os.chmod(path, 0o604)
+    export_nnp(fc, path, (1, 3))
+    assert os.stat(path).st_mode & 0o777 == 0o604
+    fc.save_parameters(str(tmp_path / "fc.h5"))  # the library's other files: the same rule
+    previous = os.umask(0o027)
+    try:
+        fc.save_parameters(str(tmp_path / "fc2.h5"))
+    finally:
+        os.umask(previous)
+    assert os.stat(tmp_path / "fc2.h5").st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        ({"input_names": ["x"], "output_names": ["x"]}, r"\['x'\] are given more than once"),
+        ({"output_names": ["y", "y"]}, r"\['y'\] are given more than once"),
+        ({"input_names": ["affine/W"]}, r"\['affine/W'\] are parameter keys"),
+        ({"input_names": [""]}, "non-empty strings"),
+        ({"output_names": [3]}, "non-empty strings"),
+        ({"output_names": ["@network/y"]}, "starts with @, which NNabla reserves"),
+    ],
+)
+def test_clashing_or_empty_names_are_refused(tmp_path, names, message):
+    class Two(nm.Module):
+        def __init__(self):
+            self.fc = nm.Linear(3, 2, name="")
+
+        def __call__(self, x):
+            y = self.fc(x)
+            return (y, F.tanh(y)) if len(names.get("output_names", "y")) == 2 else y
+
+    with pytest.raises(ValueError, match=r"export_nnp\(Two 'two'\): .*" + message):
+        export_nnp(Two(name="two"), str(tmp_path / "two.nnp"), (1, 3), **names)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_negative_dimension_is_a_value_error_not_an_abort(tmp_path):
+    with pytest.raises(ValueError, match=r"Linear 'fc'.*\(-1, 3\).*must not be negative"):
+        export_nnp(nm.Linear(3, 2, name="fc"), str(tmp_path / "fc.nnp"), (-1, 3))
+
+
+def test_a_graph_that_fixes_the_batch_size_names_the_module(tmp_path):
+    class Flatten(nm.Module):
+        def __init__(self):
+            self.fc = nm.Linear(3, 4)
+
+        def __call__(self, x):
+            return F.reshape(self.fc(x), (1, -1))  # the batch folded into one row
+
+    module = Flatten(name="flat")
+    path = str(tmp_path / "flat.nnp")
+    with pytest.raises(ValueError, match=r"export_nnp\(Flatten 'flat'\).*batch size 2"):
+        export_nnp(module, path, (2, 3))
+    assert os.listdir(tmp_path) == []
+    export_nnp(module, path, (2, 3), variable_batch_size=False)
+    net = NnpLoader(path).get_network("network", batch_size=2)
+    assert net.outputs["y"].shape == (1, 8)
