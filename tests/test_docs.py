@@ -9,8 +9,8 @@
   never runs it (GPU code); ``test: requires <module>`` skips it, and the rest
   of the file, while that module cannot be imported.
 * Docstrings: every ``>>>`` example of every module of ``nnabla_modules``.
-* The examples: ``examples/migration.py`` and a one-epoch run of
-  ``examples/train_digits.py`` on a subset.
+* The examples: ``examples/migration.py`` and a two-epoch run of
+  ``examples/train_digits.py`` on a subset, with the files it writes.
 * The Sphinx build (``make docs``) with warnings as errors, where Sphinx is installed.
 """
 
@@ -218,18 +218,84 @@ def test_migration_example():
 def test_training_example_one_epoch(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
+    pytest.importorskip("matplotlib")
     pytest.importorskip("nnabla_modules.checkpoint")  # model.save_parameters
     checkpoint = tmp_path / "digits.h5"
     out = _run_example(
-        "examples/train_digits.py", "--epochs", "1", "--train-limit", "256", "--quiet",
+        "examples/train_digits.py", "--epochs", "2", "--train-limit", "256",
         "--checkpoint", str(checkpoint),
     )  # fmt: skip
     assert checkpoint.exists()
-    epoch = re.search(r"epoch  1  train accuracy (\S+)  validation accuracy (\S+)", out)
+    epochs = re.findall(
+        r"^epoch  (\d)  loss (\S+)  train accuracy (\S+)  validation accuracy (\S+)  "
+        r"(\S+) s(  saved .*)?$",
+        out,
+        re.M,
+    )
     final = re.search(r"final validation accuracy (\S+)", out)
-    assert epoch and final, out
-    # the reloaded fresh model predicts exactly what the saved one did
-    assert final.group(1) == epoch.group(2)
+    assert [e[0] for e in epochs] == ["1", "2"] and final, out
+    assert "\r" not in out  # no progress bar frames in the log: tqdm writes to stderr
+    # the reloaded fresh model predicts exactly what the saved (best) one did
+    best = max(float(e[3]) for e in epochs)
+    assert float(final.group(1)) == best
+
+    # nnabla.monitor series next to the checkpoint hold what the epoch lines say
+    monitor = tmp_path / "digits_monitor"
+    series = {p.name: p.read_text().split("\n")[:-1] for p in monitor.iterdir()}
+    assert sorted(series) == [
+        "epoch-loss.series.txt", "epoch-time.timer.txt", "training-accuracy.series.txt",
+        "training-loss.series.txt", "validation-accuracy.series.txt",
+    ]  # fmt: skip
+    steps = 2 * (256 // 64)
+    assert [int(line.split()[0]) for line in series["training-loss.series.txt"]] == list(
+        range(1, steps + 1)
+    )
+    for name, column in (("epoch-loss", 1), ("training-accuracy", 2), ("validation-accuracy", 3)):
+        logged = [line.split() for line in series[name + ".series.txt"]]
+        assert [int(i) for i, _ in logged] == [1, 2]
+        assert [float(v) for _, v in logged] == pytest.approx(
+            [float(e[column]) for e in epochs], abs=1e-4
+        )
+    # the training curve is a real PNG drawn from them
+    from matplotlib.image import imread
+
+    image = imread(tmp_path / "digits_curve.png")
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("nnabla_ext.cudnn") is not None, reason="the CUDA extension is here"
+)
+def test_training_example_without_the_cuda_extension_says_what_to_install(tmp_path):
+    pytest.importorskip("sklearn")
+    result = subprocess.run(
+        [sys.executable, "examples/train_digits.py", "--context", "cudnn",
+         "--checkpoint", str(tmp_path / "x.h5")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "install the [cuda] extra: pip install -e '.[cuda]'" in result.stderr
+    assert not list(tmp_path.iterdir())  # stopped before writing anything
+
+
+def _training_example_module():
+    spec = importlib.util.spec_from_file_location("train_digits", ROOT / "examples/train_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_example_warns_of_half_precision_on_the_cpu(capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("tqdm")
+    example = _training_example_module()
+    ctx = example.extension_context(example.parse_args(["--type-config", "half"]))
+    assert ctx.backend[0] == "cpu:half"
+    assert "half on the CPU runs about 150x slower" in capsys.readouterr().err
+    example.extension_context(example.parse_args([]))
+    assert capsys.readouterr().err == ""
 
 
 def test_demo_example():
