@@ -203,6 +203,14 @@ def test_api_reference_covers_every_public_name():
 # --- the examples --------------------------------------------------------------------
 
 
+def _load_script(path):
+    """A script of the repository (an example, a docs tool) imported as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _run_example(*args, timeout=120):
     result = subprocess.run(
         [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
@@ -281,17 +289,10 @@ def test_training_example_without_the_cuda_extension_says_what_to_install(tmp_pa
     assert not list(tmp_path.iterdir())  # stopped before writing anything
 
 
-def _training_example_module():
-    spec = importlib.util.spec_from_file_location("train_digits", ROOT / "examples/train_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_training_example_warns_of_half_precision_on_the_cpu(capsys):
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
-    example = _training_example_module()
+    example = _load_script(ROOT / "examples" / "train_digits.py")
     ctx = example.extension_context(example.parse_args(["--type-config", "half"]))
     assert ctx.backend[0] == "cpu:half"
     assert "half on the CPU runs about 150x slower" in capsys.readouterr().err
@@ -305,8 +306,7 @@ def test_demo_example():
 
 # --- the Sphinx build and the built site ------------------------------------------------
 
-sys.path.insert(0, str(DOCS))
-import check_pages  # noqa: E402  (docs/check_pages.py: make docs-check)
+check_pages = _load_script(DOCS / "check_pages.py")  # make docs-check
 
 
 @pytest.fixture(scope="module")
