@@ -227,7 +227,7 @@ def extension_context(args):
         sys.exit(2)  # the status of a usage error, as argparse gives
     if args.type_config == "half" and args.context == "cpu":
         print(
-            "warning: --type-config half on the CPU runs about 150x slower than float "
+            "warning: --type-config half on the CPU runs 100-200x slower than float "
             "(NNabla's CPU extension computes float16 in software); it is meant for "
             "--context cudnn",
             file=sys.stderr,

@@ -295,7 +295,7 @@ def test_training_example_warns_of_half_precision_on_the_cpu(capsys):
     example = _load_script(ROOT / "examples" / "train_digits.py")
     ctx = example.extension_context(example.parse_args(["--type-config", "half"]))
     assert ctx.backend[0] == "cpu:half"
-    assert "half on the CPU runs about 150x slower" in capsys.readouterr().err
+    assert "half on the CPU runs 100-200x slower" in capsys.readouterr().err
     example.extension_context(example.parse_args([]))
     assert capsys.readouterr().err == ""
 
