@@ -11,7 +11,11 @@
 * Docstrings: every ``>>>`` example of every module of ``nnabla_modules``.
 * The examples: ``examples/migration.py`` and a two-epoch run of
   ``examples/train_digits.py`` on a subset, with the files it writes.
-* The Sphinx build (``make docs``) with warnings as errors, where Sphinx is installed.
+* The Sphinx build (``make docs``) with warnings as errors, where Sphinx is installed,
+  and the built site: links, images and anchors resolve, each page is in the
+  navigation once, every public class, function and argument is documented;
+  the checker of ``make docs-check`` finds broken pages (in Chromium where
+  installed); the generated figures in docs/images are up to date.
 """
 
 import doctest
