@@ -6,7 +6,7 @@ PY := .venv/bin/python
 EXTRAS ?= test,examples,docs
 export EXTRAS
 
-.PHONY: demo test lint bench docs venv clean
+.PHONY: demo test lint bench docs docs-check docs-figures venv clean
 
 venv:
 	@scripts/venv.sh
@@ -25,6 +25,20 @@ bench: venv
 
 docs: venv
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Every page of a fresh build rendered in headless Chromium (Debian: apt-get
+# install chromium): fails on a missing image or file, a broken internal link
+# or anchor, a console error. docs/check_pages.py says how.
+docs-check: venv
+	rm -rf docs/_build/check
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/check
+	$(PY) docs/check_pages.py docs/_build/check
+
+# The docs' generated pictures: the demo's training curve (from `make demo`),
+# the module-tree diagram and the example's summary (docs/figures.py).
+docs-figures: demo
+	cp examples/checkpoints/digits_resnet_curve.png docs/images/digits_training_curve.png
+	$(PY) docs/figures.py
 
 clean:
 	rm -rf .venv docs/_build .pytest_cache

@@ -17,6 +17,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "myst_parser",
+    "sphinx_copybutton",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
@@ -33,6 +34,12 @@ autodoc_typehints = "none"  # the layers' signatures are PF's; types are in the 
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"nnabla_modules {version}"
-html_static_path = []
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
+
+# The copy button copies code without the prompts of ">>>" examples and shell lines.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True

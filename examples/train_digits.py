@@ -1,10 +1,13 @@
 """Trains a small ResNet built from nnabla_modules on scikit-learn's handwritten digits.
 
 The data set ships with scikit-learn (1,797 images of 8x8 pixels, 10 classes),
-so nothing is downloaded. The script trains with a tqdm progress bar, prints
-the train and validation accuracy of every epoch, saves the best model with
-``model.save_parameters``, loads that file into a *fresh* model (another
-instance, under another name) with ``load_parameters`` and evaluates it again.
+so nothing is downloaded. The script trains with a tqdm progress bar (on
+stderr), prints the loss, the train and validation accuracy and the time of
+every epoch, saves the best model with ``model.save_parameters``, loads that
+file into a *fresh* model (another instance, under another name) with
+``load_parameters`` and evaluates it again. Next to the checkpoint it writes
+``nnabla.monitor`` series (``<checkpoint>_monitor/*.series.txt``) and the
+training curve drawn from them (``<checkpoint>_curve.png``).
 
     python examples/train_digits.py                       # CPU, float, 15 epochs
     python examples/train_digits.py --context cudnn       # GPU (pip install -e .[cuda])
@@ -12,6 +15,7 @@ instance, under another name) with ``load_parameters`` and evaluates it again.
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -21,6 +25,7 @@ import nnabla.functions as F
 import nnabla.solvers as S
 import numpy as np
 from nnabla.ext_utils import get_extension_context
+from nnabla.monitor import Monitor, MonitorSeries, MonitorTimeElapsed
 from sklearn.datasets import load_digits
 from tqdm import tqdm
 
@@ -127,6 +132,55 @@ def save(model, path):
     model.save_parameters(path)  # the module's own parameters, keys relative to it
 
 
+# --- monitoring: nnabla.monitor's text series, and a plot drawn from them -------------
+
+
+class TrainingLog:
+    """``nnabla.monitor`` series in ``<checkpoint>_monitor/``, one line per step or epoch."""
+
+    def __init__(self, checkpoint):
+        self.folder = os.path.splitext(checkpoint)[0] + "_monitor"
+        monitor = Monitor(self.folder)
+        self.loss = MonitorSeries("training loss", monitor, verbose=False)
+        self.epoch_loss = MonitorSeries("epoch loss", monitor, verbose=False)
+        self.train_accuracy = MonitorSeries("training accuracy", monitor, verbose=False)
+        self.val_accuracy = MonitorSeries("validation accuracy", monitor, verbose=False)
+        self.time = MonitorTimeElapsed("epoch time", monitor, interval=1, verbose=False)
+
+    def series(self, name):
+        """The ``(index, value)`` columns of one series file as two arrays."""
+        path = os.path.join(self.folder, name.replace(" ", "-") + ".series.txt")
+        with open(path) as f:
+            return np.array([line.split() for line in f], float).reshape(-1, 2).T
+
+    def plot(self, path, steps_per_epoch):
+        """Draws loss and accuracy per epoch from the series files into a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no display needed
+        import matplotlib.pyplot as plt
+
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+        step, loss = self.series("training loss")
+        left.plot(step / steps_per_epoch, loss, lw=0.6, alpha=0.35, label="per step")
+        epoch, epoch_loss = self.series("epoch loss")
+        left.plot(epoch - 0.5, epoch_loss, "o-", ms=3, label="epoch mean")  # mid-epoch
+        left.set(xlabel="epoch", ylabel="training loss", yscale="log")
+        left.legend()
+        for name in ("training accuracy", "validation accuracy"):
+            right.plot(*self.series(name), "o-", ms=3, label=name)
+        right.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+        right.legend(loc="lower right")
+        for axes in (left, right):
+            axes.grid(alpha=0.3)
+        fig.suptitle("ResNet on scikit-learn's digits (examples/train_digits.py)", fontsize=10)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+# --- the command line ---------------------------------------------------------------
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -139,7 +193,7 @@ def parse_args(argv=None):
         "--type-config",
         default="float",
         choices=["float", "half"],
-        help="half: mixed precision (float16 compute, float32 weights)",
+        help="half: mixed precision (float16 compute, float32 weights); for GPUs",
     )
     parser.add_argument("--device-id", default="0", help="GPU number for --context cudnn")
     parser.add_argument("--epochs", type=int, default=15)
@@ -154,19 +208,39 @@ def parse_args(argv=None):
     parser.add_argument(
         "--checkpoint",
         default=os.path.join("examples", "checkpoints", "digits_resnet.h5"),
-        help="where the best model is saved (.h5 or .protobuf)",
+        help="where the best model is saved (.h5 or .protobuf); the monitor series "
+        "and the training curve are written next to it",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
 
+def extension_context(args):
+    """NNabla's context for the arguments; a missing CUDA extension is a one-line exit."""
+    if importlib.util.find_spec(f"nnabla_ext.{args.context}") is None:
+        print(
+            f"error: --context {args.context} needs NNabla's CUDA extension, which is not "
+            "installed; install the [cuda] extra: pip install -e '.[cuda]'",
+            file=sys.stderr,
+        )
+        sys.exit(2)  # the status of a usage error, as argparse gives
+    if args.type_config == "half" and args.context == "cpu":
+        print(
+            "warning: --type-config half on the CPU runs 100-200x slower than float "
+            "(NNabla's CPU extension computes float16 in software); it is meant for "
+            "--context cudnn",
+            file=sys.stderr,
+        )
+    return get_extension_context(
+        args.context, device_id=args.device_id, type_config=args.type_config
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     started = time.perf_counter()
-    ctx = get_extension_context(
-        args.context, device_id=args.device_id, type_config=args.type_config
-    )
+    ctx = extension_context(args)
     nn.set_default_context(ctx)  # modules never pick a device: they use this context
     nn.seed(args.seed)
     rng = np.random.RandomState(args.seed)
@@ -185,21 +259,24 @@ def main(argv=None):
     )
 
     solver = S.Adam(args.learning_rate)
-    solver.set_parameters(params)
+    solver.set_parameters(params)  # a dict: get_parameters(), not the generator parameters()
+    log = TrainingLog(args.checkpoint)
     steps_per_epoch = len(train_x) // args.batch_size
     total_steps = max(1, steps_per_epoch * args.epochs)
     loss_scale = 1024.0 if args.type_config == "half" else 1.0  # dynamic loss scaling
     best, step = -1.0, 0
     for epoch in range(1, args.epochs + 1):
+        epoch_started = time.perf_counter()
         order = rng.permutation(len(train_x))
         bar = tqdm(
             range(steps_per_epoch),
             desc=f"epoch {epoch}/{args.epochs}",
             leave=False,
-            disable=args.quiet,
-            file=sys.stdout,
+            disable=True if args.quiet else None,  # None: off when stderr is not a terminal
+            file=sys.stderr,  # stdout keeps one line per epoch, also when redirected
         )
         correct = seen = 0
+        losses = []
         for i in bar:
             idx = order[i * args.batch_size : (i + 1) * args.batch_size]
             graphs.x.d = augment(train_x[idx], rng)
@@ -217,20 +294,34 @@ def main(argv=None):
             solver.scale_grad(1.0 / loss_scale)
             solver.update()
             step += 1
+            loss = float(graphs.loss.d)
+            losses.append(loss)
+            log.loss.add(step, loss)
             correct += int((graphs.logits.d.argmax(axis=1) == graphs.t.d[:, 0]).sum())
             seen += len(idx)
-            bar.set_postfix(loss=f"{float(graphs.loss.d):.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}")
+        train_loss = float(np.mean(losses)) if losses else float("nan")
         train_acc = correct / max(seen, 1)
         val_acc = graphs.accuracy(val_x, val_y)
+        seconds = time.perf_counter() - epoch_started
+        log.epoch_loss.add(epoch, train_loss)
+        log.train_accuracy.add(epoch, train_acc)
+        log.val_accuracy.add(epoch, val_acc)
+        log.time.add(epoch)
         note = ""
         if val_acc > best:
             best = val_acc
             save(model, args.checkpoint)
             note = f"  saved {args.checkpoint}"
         print(
-            f"epoch {epoch:2d}  train accuracy {train_acc:.4f}  "
-            f"validation accuracy {val_acc:.4f}{note}"
+            f"epoch {epoch:2d}  loss {train_loss:.4f}  train accuracy {train_acc:.4f}  "
+            f"validation accuracy {val_acc:.4f}  {seconds:.1f} s{note}",
+            flush=True,
         )
+
+    curve = os.path.splitext(args.checkpoint)[0] + "_curve.png"
+    log.plot(curve, steps_per_epoch)
+    print(f"monitor series in {log.folder}, training curve {curve}")
 
     # A fresh model under another name: the checkpoint's keys are relative to the module.
     fresh = ResNet(name="reloaded")

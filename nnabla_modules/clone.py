@@ -65,7 +65,18 @@ def clone(module, name=None):
 
 
 def deepcopy_module(source, memo):
-    """``Module.__deepcopy__``: see the module docstring."""
+    """``Module.__deepcopy__``: ``copy.deepcopy(module)`` copies a tree, see the module docstring.
+
+    Copies ``source`` with its descendants (new modules, new parameters holding
+    copies of the values); objects outside the tree are shared, not copied.
+
+    Args:
+        source (Module): The module being copied.
+        memo (dict): ``copy.deepcopy``'s memo of what was copied already.
+
+    Returns:
+        Module: The copy of ``source``.
+    """
     top = memo.get(id(_TOP))
     if top is not None and not _is_ancestor(top, source):
         memo[id(source)] = source  # not part of the copied tree: shared

@@ -68,6 +68,15 @@ class Sequential(_Container):
     (named ``0``, ``1``, ...), as one ``OrderedDict`` or as keywords (named
     by their keys).
 
+    Args:
+        *items: Modules or callables, named by their position; or a single
+            ``OrderedDict`` of ``{key: item}``.
+        **named: Modules or callables named by their keyword, after ``items``.
+
+    Raises:
+        TypeError: An item is not callable.
+        KeyError: A key is also an attribute of the class (``append``, ...).
+
     Example:
         >>> import nnabla as nn
         >>> import nnabla.functions as F
@@ -98,7 +107,14 @@ class Sequential(_Container):
         self._set_item(key, item)
 
     def append(self, item):
-        """Adds ``item`` at the end, named by its index; returns the container."""
+        """Adds ``item`` at the end, named by its index; returns the container.
+
+        Args:
+            item (callable): A module or a plain callable.
+
+        Returns:
+            Sequential: This container.
+        """
         self._add(str(len(self)), item)
         return self
 
@@ -113,6 +129,14 @@ class Sequential(_Container):
         return (getattr(self, k) for k in self._keys)
 
     def __call__(self, x):
+        """Runs the items in order on ``x``.
+
+        Args:
+            x: The input of the first item.
+
+        Returns:
+            The output of the last item (``x`` itself when empty).
+        """
         for item in self:
             x = item(x)
         return x
@@ -120,6 +144,12 @@ class Sequential(_Container):
 
 class ModuleList(_Container):
     """A list of modules, named ``0``, ``1``, ... under the list's prefix.
+
+    Args:
+        modules (iterable): The first modules, in order (``()``: none).
+
+    Raises:
+        TypeError: An item is not a module (a plain list holds other values).
 
     Example:
         >>> import nnabla as nn
@@ -141,12 +171,26 @@ class ModuleList(_Container):
         self.extend(modules)
 
     def append(self, module):
-        """Adds ``module`` at the end; returns the list."""
+        """Adds ``module`` at the end; returns the list.
+
+        Args:
+            module (Module): The module, named by its index.
+
+        Returns:
+            ModuleList: This list.
+        """
         self._set_item(str(len(self)), _require_module(self, module))
         return self
 
     def extend(self, modules):
-        """Appends each of ``modules``; returns the list."""
+        """Appends each of ``modules``; returns the list.
+
+        Args:
+            modules (iterable): Modules, named by their indices in the list.
+
+        Returns:
+            ModuleList: This list.
+        """
         for module in modules:
             self.append(module)
         return self
@@ -169,6 +213,15 @@ class ModuleList(_Container):
 class ModuleDict(_Container):
     """A dict of modules, each named by its key under the dict's prefix.
 
+    Args:
+        modules (dict): ``{key: module}``, or ``(key, module)`` pairs, in order.
+        **named: More modules, named by their keywords.
+
+    Raises:
+        TypeError: A value is not a module.
+        KeyError: A key is not a valid name or is an attribute of the class
+            (``keys``, ``items``, ...).
+
     Example:
         >>> import nnabla_modules as nm
         >>> heads = nm.ModuleDict({"cls": nm.Linear(8, 10), "box": nm.Linear(8, 4)}, name="heads")
@@ -183,7 +236,12 @@ class ModuleDict(_Container):
         self.update(modules or {}, **named)
 
     def update(self, modules=(), **named):
-        """Adds or replaces items from a mapping, ``(key, module)`` pairs, or keywords."""
+        """Adds or replaces items from a mapping, ``(key, module)`` pairs, or keywords.
+
+        Args:
+            modules (dict): ``{key: module}`` or an iterable of ``(key, module)``.
+            **named: More ``key=module`` items, after ``modules``.
+        """
         pairs = modules.items() if hasattr(modules, "items") else modules
         for key, module in list(pairs) + list(named.items()):
             self[key] = module
@@ -201,10 +259,13 @@ class ModuleDict(_Container):
         return iter(list(self._keys))
 
     def keys(self):
+        """The keys, in insertion order (a list)."""
         return list(self._keys)
 
     def values(self):
+        """The modules, in insertion order (a list)."""
         return [getattr(self, k) for k in self._keys]
 
     def items(self):
+        """``(key, module)`` pairs, in insertion order (a list)."""
         return [(k, getattr(self, k)) for k in self._keys]

@@ -64,6 +64,16 @@ class FunctionModule(Module):
         self.bound = bound
 
     def __call__(self, *args, **kwargs):
+        """Runs the function in the module's scope.
+
+        Args:
+            *args: Positional arguments of the function.
+            **kwargs: Keyword arguments of the function; they override the
+                ``bound`` ones of the constructor.
+
+        Returns:
+            What the function returns.
+        """
         return self.function(*args, **{**self.bound, **kwargs})
 
     def extra_repr(self):
