@@ -82,6 +82,13 @@ class Summary:
             (``None`` without inputs).
         outputs: What the module returned for the given inputs (``None`` without inputs).
         columns (tuple): The columns of the table.
+
+    Args:
+        rows (list): The rows, as described above.
+        params (dict): The module's parameters (``get_parameters(grad_only=False)``).
+        totals (tuple): ``(total_mult_adds, activation_memory)``.
+        outputs: What the module returned.
+        columns (tuple): The columns of the table.
     """
 
     def __init__(self, rows, params, totals, outputs, columns):
@@ -145,6 +152,8 @@ def summary(module, *inputs, model_kwargs=None, depth=None, columns=None, **unex
         columns (sequence of str): The columns after the prefix, from
             :data:`COLUMNS`. Default: class, output shape, params, mult-adds,
             trainable; without inputs: class, params, param memory, trainable.
+        **unexpected: Refused: a ``TypeError`` that points to ``model_kwargs``,
+            so a keyword meant for the model never reaches it by accident.
 
     Returns:
         Summary: print it for the table.
