@@ -8,15 +8,20 @@ eager creation of parameters (PF itself, on example inputs of the declared
 sizes).
 """
 
+import copy
 import inspect
 import re
 from collections import OrderedDict
 
 import nnabla as nn
+import nnabla.initializer as I
 import nnabla.parameter as _parameter
+import nnabla.random as _random
+import numpy as np
 
 from .. import _registry
-from ..module import Module, ModuleMeta, describe, with_name_parameter
+from ..module import Module, ModuleMeta, describe
+from . import _checks
 
 REQUIRED = inspect.Parameter.empty
 
@@ -32,7 +37,7 @@ class _LayerMeta(ModuleMeta):
     def __signature__(cls):
         if cls.pf_function is None:  # a family base: nothing to derive
             return ModuleMeta.__signature__.fget(cls)
-        return with_name_parameter(_spec(cls)["signature"])
+        return _spec(cls)["public_signature"]
 
     @property
     def _pf_arg_names(cls):
@@ -50,30 +55,49 @@ def _spec(cls):
     if spec is None:
         pf_params = _pf_parameters(cls.pf_function, cls.inputs + cls.keyword_inputs)
         spec = {"pf_arg_names": tuple(pf_params)}
-        spec["signature"] = _constructor_signature(cls, pf_params)
+        signature = _constructor_signature(cls, pf_params)
+        spec["signature"] = signature
+        spec["public_signature"] = _with_name(signature)
+        spec["rules"] = _argument_rules(cls, signature)
         type.__setattr__(cls, "_lazy_spec", spec)
-        spec["doc"] = _docstring(cls, spec["signature"])
+        spec["doc"] = _docstring(cls, signature)
     return spec
 
 
+def _argument_rules(cls, signature):
+    sizes = cls._input_size_names()
+    rules = {}
+    for name, param in signature.parameters.items():
+        rule = _checks.rule_for(name, param.default, name in sizes)
+        if rule is not None:
+            rules[name] = rule
+    return rules
+
+
 class Layer(Module, metaclass=_LayerMeta):
-    """Base of the modules that mirror one ``nnabla.parametric_functions`` function.
+    """Base of the modules that mirror one parametric function (PF's or the user's).
 
     Subclasses declare:
 
-    * ``pf_function``: the PF function;
-    * ``inputs``: the names of PF's input Variables, in PF's order;
-    * ``keyword_inputs``: PF's optional Variables taken by the call as
-      keywords only (attention masks); they are no constructor arguments;
+    * ``pf_function``: the parametric function (made by ``parametric_function_api``);
+    * ``inputs``: the names of its input Variables, in its order;
+    * ``keyword_inputs``: optional Variables taken by the call as keywords
+      only (attention masks); they are no constructor arguments;
     * ``own_args``: ``(name, default)`` of constructor arguments PF does not
-      take (input sizes, mostly), placed first;
+      take (input sizes, mostly, default None), placed first;
+    * ``input_sizes``: which ``own_args`` are sizes read from an input (all of
+      them unless said otherwise): checked as sizes, and None (or not given)
+      makes the layer create its parameters at its first call;
     * ``positional``: the constructor's positional order when it must differ
       from PF's (the seed's classes); the other arguments become keyword-only;
     * ``inference_args``: PF arguments that inference sets (``eval()`` or
-      ``test=True``), e.g. ``{"batch_stat": False}``;
+      ``test=True``), e.g. ``{"batch_stat": False}``; a boolean one given
+      explicitly to the constructor is pinned: inference leaves it alone;
 
     and implement ``_example_inputs`` (Variables of the declared sizes, for
-    creating the parameters before the first call) and ``_check_inputs``.
+    creating the parameters before the first call; None while a size is
+    unknown) and ``_check_inputs``. :func:`nnabla_modules.layer` makes such a
+    class from a user's own parametric function.
     """
 
     _checks_shared_pf_calls = False  # one PF call per call: nothing to share by accident
@@ -82,6 +106,7 @@ class Layer(Module, metaclass=_LayerMeta):
     inputs = ("inp",)
     keyword_inputs = ()
     own_args = ()
+    input_sizes = None  # None: every own_arg
     positional = None
     inference_args = {}
     _cached_pf_scope = None
@@ -92,17 +117,34 @@ class Layer(Module, metaclass=_LayerMeta):
             cls.pf_function = staticmethod(cls.__dict__["pf_function"])
             cls._pf_body = staticmethod(cls.pf_function.__parametric_function_api_base__)
 
+    @classmethod
+    def _input_size_names(cls):
+        if cls.input_sizes is not None:
+            return tuple(cls.input_sizes)
+        return tuple(name for name, _ in cls.own_args)
+
     def __init__(self, *args, **kwargs):
         cls = type(self)
-        signature = _spec(cls)["signature"]
+        spec = _spec(cls)
+        signature = spec["signature"]
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as error:
             raise TypeError(f"{cls.__name__}{signature}: {error}") from None
+        given = set(bound.arguments)
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)
+        _checks.check_arguments(self.config, spec["rules"], describe(self))
         self._configure(self.config)
         self._pf_kwargs = {name: self.config[name] for name in cls._pf_arg_names}
+        # A mode flag given to the constructor holds in inference, as PF code that
+        # passed it on every call did; the defaults follow the mode.
+        self._inference_kwargs = {
+            arg: value
+            for arg, value in cls.inference_args.items()
+            if not (arg in given and isinstance(value, bool))
+        }
+        self._generator_bound = _initializers_on_the_global_generator(self._pf_kwargs)
 
     def _configure(self, config):
         """Validates and normalizes the constructor arguments in place."""
@@ -119,6 +161,8 @@ class Layer(Module, metaclass=_LayerMeta):
             kwargs = self._call_kwargs(test, overrides)
         else:
             kwargs = self._pf_kwargs
+        if self._generator_bound:
+            kwargs = self._on_the_current_generator(kwargs)
         if len(inputs) > 1:
             kwargs = {**kwargs, **dict(zip(self.inputs[1:], inputs[1:]))}
         # PF's wrapper would enter its scope (``conv``...) by name on every call;
@@ -133,7 +177,7 @@ class Layer(Module, metaclass=_LayerMeta):
         _parameter.current_scope = pf_scope
         try:
             return self._pf_body(inputs[0], **kwargs)
-        except (ValueError, RuntimeError) as error:
+        except (ValueError, TypeError, RuntimeError) as error:
             raise type(error)(f"{describe(self)}: {error}") from error
         finally:
             _parameter.current_scope = previous
@@ -151,8 +195,8 @@ class Layer(Module, metaclass=_LayerMeta):
     def _call_kwargs(self, test, overrides):
         """PF's keyword arguments for one call: the constructor's, inference's, the call's."""
         kwargs = self._pf_kwargs
-        if (test or not self.training) and self.inference_args:
-            kwargs = {**kwargs, **self.inference_args}
+        if (test or not self.training) and self._inference_kwargs:
+            kwargs = {**kwargs, **self._inference_kwargs}
         if overrides:
             known = type(self)._pf_arg_names + self.inputs + self.keyword_inputs
             unknown = set(overrides) - set(known)
@@ -164,12 +208,67 @@ class Layer(Module, metaclass=_LayerMeta):
             kwargs = {**kwargs, **overrides}
         return kwargs
 
+    def _on_the_current_generator(self, kwargs):
+        """``kwargs`` with the initializers made with ``rng=None`` drawing from today's generator.
+
+        ``nn.seed()`` replaces NNabla's generator: an initializer constructed
+        before it would keep drawing from the old one, where the PF call,
+        written after the seed, draws from the new one.
+        """
+        current = _random.prng
+        replaced = {}
+        for arg, path, initializer in self._generator_bound:
+            if initializer.rng is not current:
+                fresh = copy.copy(initializer)
+                fresh.rng = current
+                replaced.setdefault(arg, {})[path] = fresh
+        if not replaced:
+            return kwargs
+        kwargs = dict(kwargs)
+        for arg, fresh in replaced.items():
+            if None in fresh:
+                kwargs[arg] = fresh[None]
+            else:
+                kwargs[arg] = {**kwargs[arg], **fresh}
+        return kwargs
+
     def _create_parameters(self):
         inputs = self._example_inputs()
         if inputs is None:
             return
-        with nn.auto_forward(False):
-            self.pf_function(*inputs[:1], **{**self._pf_kwargs, **_named(self, inputs)})
+        kwargs = self._pf_kwargs
+        if self._generator_bound:
+            kwargs = self._on_the_current_generator(kwargs)
+        with nn.auto_forward(False), self._errors_named():
+            self.pf_function(*inputs[:1], **{**kwargs, **_named(self, inputs)})
+
+    def parameter_shapes(self):
+        """``{key: shape}`` of the parameters this layer's own PF call creates, or None.
+
+        Computed by running the PF call on a scratch scope with initializers
+        that draw nothing: no registry entry is created and NNabla's random
+        generator is left as it was. None while an input size is unknown.
+        """
+        if self._example_inputs() is None:
+            return None
+        scratch = OrderedDict()
+        previous_scope, previous_prng = _parameter.current_scope, _random.prng
+        previous_kwargs = self._pf_kwargs
+        _random.prng = np.random.RandomState(0)  # PF's rng=None initializers draw from it
+        self._pf_kwargs = _drawing_nothing(previous_kwargs)
+        generator_bound, self._generator_bound = self._generator_bound, ()
+        _parameter.current_scope = scratch
+        try:
+            type(self)._create_parameters(self)
+        finally:
+            _parameter.current_scope = previous_scope
+            _random.prng = previous_prng
+            self._pf_kwargs = previous_kwargs
+            self._generator_bound = generator_bound
+        return OrderedDict(_leaves(scratch))
+
+    def _errors_named(self):
+        return _ErrorsNamed(self)
 
     def _example_inputs(self):
         """Variables of the declared sizes, or None when the sizes are unknown."""
@@ -184,17 +283,109 @@ class Layer(Module, metaclass=_LayerMeta):
             f"{expected}. Pass inputs of that size, or construct the layer for this one."
         )
 
+    def _config_error(self, message):
+        return ValueError(f"{describe(self)}: {message}")
+
     def extra_repr(self):
-        shown = []
+        # Sizes and required arguments positionally, as they are usually given,
+        # until one is left out; the rest by keyword when not the default.
+        shown, positional = [], True
+        sizes = type(self)._input_size_names()
         for name, param in _spec(type(self))["signature"].parameters.items():
             value = self.config[name]
             if isinstance(value, Module):
+                positional = False
                 continue  # shown as a child module
-            if param.default is REQUIRED:
-                shown.append(repr(value))
-            elif not _same(value, param.default):
-                shown.append(f"{name}={value!r}")
-        return ", ".join(shown)
+            default = param.default
+            leading = param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and (
+                default is REQUIRED or name in sizes
+            )
+            if positional and leading and (default is REQUIRED or not _same(value, default)):
+                shown.append(_short_repr(value))
+                continue
+            positional = positional and not leading
+            if default is REQUIRED or not _same(value, default):
+                shown.append(f"{name}={_short_repr(value)}")
+                positional = False
+        return _wrapped(shown)
+
+
+class _ErrorsNamed:
+    """Prefixes the errors PF raises with the module's description."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None and issubclass(kind, (ValueError, TypeError, RuntimeError)):
+            raise kind(f"{describe(self.module)}: {error}") from error
+        return False
+
+
+def _initializers_on_the_global_generator(kwargs):
+    """``(argument, key in a dict argument or None, initializer)`` of the initializers
+    that draw from NNabla's global generator (made with ``rng=None``)."""
+    found = []
+    for arg, value in kwargs.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for path, item in items:
+            if isinstance(item, I.BaseInitializer) and getattr(item, "rng", None) is _random.prng:
+                found.append((arg, path, item))
+    return tuple(found)
+
+
+_SHAPE_ONLY = I.ConstantInitializer(0)
+
+
+def _drawing_nothing(kwargs):
+    """``kwargs`` with every initializer replaced by a constant, every ``rng`` by a scratch one."""
+
+    def replace(value):
+        if isinstance(value, I.BaseInitializer):
+            return _SHAPE_ONLY
+        if isinstance(value, dict):
+            return {key: replace(item) for key, item in value.items()}
+        return value
+
+    replaced = {arg: replace(value) for arg, value in kwargs.items()}
+    if "rng" in replaced:
+        replaced["rng"] = np.random.RandomState(0)
+    return replaced
+
+
+def _leaves(scope, prefix=""):
+    for name, value in scope.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{name}/")
+        else:
+            yield prefix + name, tuple(value.shape)
+
+
+_REPR_WIDTH = 60
+
+
+def _short_repr(value):
+    """``repr``, with objects that have only the default repr shown by class name."""
+    text = repr(value)
+    if text.startswith("<") and " at 0x" in text:
+        return f"{type(value).__name__}(...)"
+    return text
+
+
+def _wrapped(items):
+    """Joins ``items`` by commas, starting a new line before one that would pass the width."""
+    lines, line = [], ""
+    for item in items:
+        candidate = f"{line}, {item}" if line else item
+        if line and len(candidate) > _REPR_WIDTH:
+            lines.append(line + ",")
+            line = "    " + item
+        else:
+            line = candidate
+    return "\n".join(lines + [line]) if line else ""
 
 
 def _named(layer, inputs):
@@ -231,7 +422,16 @@ def _constructor_signature(cls, pf_params):
         for name, param in params.items()
         if name not in order
     ]
-    return inspect.Signature(positional + keyword_only)
+    # Unvalidated: an input size left out (default None) may come before PF's
+    # required arguments, as in ``Conv2d(None, 64, 3)`` or ``Conv2d(outmaps=64, kernel=3)``.
+    return inspect.Signature(positional + keyword_only, __validate_parameters__=False)
+
+
+def _with_name(signature):
+    """The signature users see: the constructor's plus the module's keyword-only ``name=``."""
+    name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
+    params = list(signature.parameters.values()) + [name]
+    return inspect.Signature(params, __validate_parameters__=False)
 
 
 _ARG_LINE = re.compile(r"^(\s+)(\w+)\s*(\(.*?\))?\s*:")

@@ -38,6 +38,7 @@ class _Reparameterization(Layer):
 
     inputs = ("w",)
     own_args = (("layer", None),)
+    input_sizes = ()
 
     def _configure(self, config):
         layer = config["layer"]
