@@ -65,7 +65,7 @@ def _spec(cls):
 
 
 def _argument_rules(cls, signature):
-    sizes = cls._input_size_names()
+    sizes = cls.input_size_args()
     rules = {}
     for name, param in signature.parameters.items():
         rule = _checks.rule_for(name, param.default, name in sizes)
@@ -118,7 +118,8 @@ class Layer(Module, metaclass=_LayerMeta):
             cls._pf_body = staticmethod(cls.pf_function.__parametric_function_api_base__)
 
     @classmethod
-    def _input_size_names(cls):
+    def input_size_args(cls):
+        """The constructor arguments that are sizes read from an input (``("inmaps",)``)."""
         if cls.input_sizes is not None:
             return tuple(cls.input_sizes)
         return tuple(name for name, _ in cls.own_args)
@@ -290,7 +291,7 @@ class Layer(Module, metaclass=_LayerMeta):
         # Sizes and required arguments positionally, as they are usually given,
         # until one is left out; the rest by keyword when not the default.
         shown, positional = [], True
-        sizes = type(self)._input_size_names()
+        sizes = type(self).input_size_args()
         for name, param in _spec(type(self))["signature"].parameters.items():
             value = self.config[name]
             if isinstance(value, Module):

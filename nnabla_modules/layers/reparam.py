@@ -52,15 +52,16 @@ class _Reparameterization(Layer):
             )
         if layer._module_state.given_name is None and layer._module_state.parent_module() is self:
             layer.name = ""  # PF's apply_w adds no scope level: the wrapper's name is the layer's
-        previous = target.config["apply_w"]
-        target.config["apply_w"] = target._pf_kwargs["apply_w"] = _AppliedToWeight(self, previous)
+        # The layer's config keeps what its user gave; its PF call gets the wrapper's.
+        previous = target._pf_kwargs["apply_w"]
+        target._pf_kwargs["apply_w"] = _AppliedToWeight(self, previous)
 
     def __call__(self, *inputs, test=False, **overrides):
         layer = self.config["layer"]
         if layer is None:
             return Layer.__call__(self, *inputs, test=test, **overrides)
         if test:  # this call infers: the reparameterizations too
-            apply_w = _weighted_layer(layer).config["apply_w"]
+            apply_w = _weighted_layer(layer)._pf_kwargs["apply_w"]
             overrides = {"apply_w": functools.partial(apply_w, test=True), **overrides}
         return layer(*inputs, test=test, **overrides)
 
