@@ -429,7 +429,7 @@ def _adopt(parent, child, path):
             "construct a new one and load this one's weights into it "
             "(new.load_parameters(path) after old.save_parameters(path))."
         )
-    levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module") for p in path)
+    levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module", True) for p in path)
     root_names.release(old_prefix, child)
     _stop_forgetting(state)
     # A weak reference: no parent<->child cycle, so auto-named roots are freed

@@ -34,13 +34,14 @@ ROWS = {
     },
 }
 nn.clear_parameters()
-TEMPLATES = {name: row["module"]() for name, row in ROWS.items()}  # the rows' arguments
+# The rows' arguments; given names keep the automatic ones free for other tests.
+TEMPLATES = {
+    name: row["module"](name=f"template_{i}") for i, (name, row) in enumerate(ROWS.items())
+}
 
 
 def _size_free_tree(module):
-    return all(
-        m.config[arg] is None for m in module.modules() for arg in type(m).input_size_args()
-    )
+    return all(m.config[arg] is None for m in module.modules() for arg in type(m).input_size_args())
 
 
 def without_sizes(template, as_none=False, **name):

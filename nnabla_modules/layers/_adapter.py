@@ -68,7 +68,7 @@ def _argument_rules(cls, signature):
     sizes = cls.input_size_args()
     rules = {}
     for name, param in signature.parameters.items():
-        rule = _checks.rule_for(name, param.default, name in sizes)
+        rule = _checks.rule_for(cls.pf_function.__name__, name, param.default, name in sizes)
         if rule is not None:
             rules[name] = rule
     return rules
@@ -178,8 +178,8 @@ class Layer(Module, metaclass=_LayerMeta):
         _parameter.current_scope = pf_scope
         try:
             return self._pf_body(inputs[0], **kwargs)
-        except (ValueError, TypeError, RuntimeError) as error:
-            raise type(error)(f"{describe(self)}: {error}") from error
+        except _PF_ERRORS as error:
+            raise _named_error(self, error) from error
         finally:
             _parameter.current_scope = previous
 
@@ -321,9 +321,33 @@ class _ErrorsNamed:
         return self
 
     def __exit__(self, kind, error, traceback):
-        if kind is not None and issubclass(kind, (ValueError, TypeError, RuntimeError)):
-            raise kind(f"{describe(self.module)}: {error}") from error
+        if kind is not None and issubclass(kind, _PF_ERRORS):
+            raise _named_error(self.module, error) from error
         return False
+
+
+_PF_ERRORS = (ValueError, TypeError, RuntimeError, AssertionError)
+
+
+class NNablaValueError(ValueError, RuntimeError):
+    """A bad value NNabla's C++ reported (as a RuntimeError): a ValueError, still a RuntimeError."""
+
+
+def _named_error(module, error):
+    """The error PF (or NNabla below it) raised, prefixed with the module's description.
+
+    PF checks its arguments with ``assert`` and NNabla reports bad values as
+    ``RuntimeError("value error ...")``: both are ValueErrors of the module.
+    """
+    if isinstance(error, RuntimeError) and str(error).startswith("value error"):
+        kind = NNablaValueError
+    elif isinstance(error, (ValueError, AssertionError)):
+        kind = ValueError
+    elif isinstance(error, TypeError):
+        kind = TypeError
+    else:
+        kind = RuntimeError
+    return kind(f"{describe(module)}: {error}")
 
 
 def _initializers_on_the_global_generator(kwargs):

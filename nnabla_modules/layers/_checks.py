@@ -10,6 +10,7 @@ arguments (``group`` divides the channels) are checked by the families.
 import inspect
 import numbers
 
+import nnabla.initializer as I
 import numpy as np
 
 
@@ -25,12 +26,25 @@ def _is_sequence(value):
     return isinstance(value, (tuple, list))
 
 
-class Rule:
-    """A test of one argument's value and the words that say what it expects."""
+def _numeric(value):
+    return _is_number(value) or (_is_sequence(value) and all(map(_is_number, value)))
 
-    def __init__(self, test, expected):
+
+def _never(value):
+    return False
+
+
+class Rule:
+    """A test of one argument's value and the words that say what it expects.
+
+    ``right_kind(value)``: the value is of the right kind, merely out of range
+    (a ValueError); otherwise it is of the wrong kind (a TypeError).
+    """
+
+    def __init__(self, test, expected, right_kind=_numeric):
         self.test = test
         self.expected = expected
+        self.right_kind = right_kind
 
     def check(self, value):
         """None when ``value`` passes; else ``(error type, what is expected)``."""
@@ -40,11 +54,7 @@ class Rule:
             ok = False
         if ok:
             return None
-        # The wrong kind of value is a TypeError; a value of the right kind out of range a ValueError.
-        kind_ok = _is_number(value) or (
-            _is_sequence(value) and all(_is_number(item) for item in value)
-        )
-        return (ValueError if kind_ok else TypeError), self.expected
+        return (ValueError if self.right_kind(value) else TypeError), self.expected
 
 
 def _ints(value, low):
@@ -68,10 +78,32 @@ INTS = Rule(lambda v: _is_sequence(v) and len(v) > 0 and all(map(_is_int, v)), "
 NUMBER = Rule(_is_number, "a number")
 POSITIVE_NUMBER = Rule(lambda v: _is_number(v) and v > 0, "a positive number")
 PROBABILITY = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
+FRACTION = Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+NUMBER_OR_ARRAY = Rule(lambda v: _is_number(v) or isinstance(v, np.ndarray), "a number or an array")
+BOOL = Rule(lambda v: isinstance(v, (bool, np.bool_)), "True or False", _never)
+RANDOM_STATE = Rule(
+    lambda v: isinstance(v, np.random.RandomState), "a numpy.random.RandomState", _never
+)
+INITIALIZER = Rule(
+    lambda v: isinstance(v, (I.BaseInitializer, np.ndarray)) or callable(v),
+    "an nnabla.initializer initializer (or a function of the shape) or a numpy.ndarray",
+    _never,
+)
+INITIALIZERS = Rule(
+    lambda v: isinstance(v, dict) and all(INITIALIZER.test(item) for item in v.values()),
+    "a dict of initializers (nnabla.initializer or numpy.ndarray) by parameter name",
+    _never,
+)
 
 
 def optional(rule):
-    return Rule(lambda v: v is None or rule.test(v), rule.expected + ", or None")
+    return Rule(lambda v: v is None or rule.test(v), rule.expected + ", or None", rule.right_kind)
+
+
+def _choice(*choices):
+    return Rule(
+        lambda v: v in choices, " or ".join(map(repr, choices)), lambda v: isinstance(v, str)
+    )
 
 
 #: PF's arguments by name. A PF default of None allows None (see ``rule_for``).
@@ -109,8 +141,8 @@ ARGUMENT_RULES = {
     "channel_axis": INT,
     "batch_axis": AXES,
     "axes": INTS,
-    "dim": INT,
-    "eps": NUMBER,
+    "dim": NON_NEGATIVE_INT,
+    "eps": POSITIVE_NUMBER,
     "decay_rate": NUMBER,
     "decay": NUMBER,
     "dropout": PROBABILITY,
@@ -123,6 +155,9 @@ ARGUMENT_RULES = {
     "ql_min": NUMBER,
     "ql_max": NUMBER,
     "num_bits": POSITIVE_INT,
+    # "function.argument": where one function's argument differs (what NNabla 1.39 implements)
+    "fused_batch_normalization.nonlinearity": _choice("relu"),
+    "rnn.nonlinearity": _choice("tanh", "relu"),
 }
 
 #: Input sizes that may be tuples; the others are one positive int. None reads
@@ -130,11 +165,32 @@ ARGUMENT_RULES = {
 _SIZE_TUPLES = {"n_inmaps", "n_features", "normalized_shape", "sample_shape"}
 
 
-def rule_for(name, default, is_size):
-    """The rule for the argument ``name`` (with PF default ``default``), or None."""
+def _rule_by_kind(name, default):
+    """Rules for families of arguments: generators, initializers, flags, quantization levels."""
+    if name == "rng":
+        return RANDOM_STATE
+    if name == "param_init":
+        return INITIALIZERS
+    if name.endswith("_init") or name == "initializer":
+        return INITIALIZER
+    if name.startswith("ql_"):
+        return NUMBER_OR_ARRAY
+    if name.startswith("rate_"):
+        return FRACTION
+    if isinstance(default, bool):
+        return BOOL
+    return None
+
+
+def rule_for(function, name, default, is_size):
+    """The rule for ``function``'s argument ``name`` (with PF default ``default``), or None."""
     if is_size:
         return optional(SIZES if name in _SIZE_TUPLES else POSITIVE_INT)
-    rule = ARGUMENT_RULES.get(name)
+    rule = (
+        ARGUMENT_RULES.get(f"{function}.{name}")
+        or ARGUMENT_RULES.get(name)
+        or _rule_by_kind(name, default)
+    )
     if rule is None:
         return None
     if default is None:

@@ -53,6 +53,15 @@ class _ConvolutionFamily(Layer):
                     f"{arg}={value} has {len(value)} values for the {len(kernel)} "
                     f"dimensions of kernel {kernel}"
                 )
+        padding, stride = config.get("output_padding"), config.get("stride") or (1,) * len(kernel)
+        dilation = config.get("dilation") or (1,) * len(kernel)
+        if padding is not None and any(
+            p >= max(s, d) for p, s, d in zip(padding, stride, dilation)
+        ):
+            raise self._config_error(
+                f"output_padding={padding} must be smaller than the stride {stride} or the "
+                f"dilation {dilation}"
+            )
         if "outmaps" in config and config["outmaps"] % config.get("group", 1):
             raise self._config_error(
                 f"group={config['group']} does not divide outmaps={config['outmaps']}"

@@ -65,7 +65,13 @@ class _Reparameterization(Layer):
             overrides = {"apply_w": functools.partial(apply_w, test=True), **overrides}
         return layer(*inputs, test=test, **overrides)
 
+    def _check_inputs(self, w, *_):
+        dim = self.config["dim"]
+        if dim >= w.ndim:  # NNabla would crash on it
+            raise self._config_error(f"dim={dim} is not an axis of the weight {w.shape}")
+
     def _reparameterize(self, w, test):
+        self._check_inputs(w)
         return self.pf_function(w, **self._call_kwargs(test, {}))
 
 
