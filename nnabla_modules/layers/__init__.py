@@ -3,6 +3,7 @@
 from ._adapter import Layer
 from .activation import PReLU
 from .attention import MultiHeadAttention, Transformer, TransformerDecode, TransformerEncode
+from .custom import layer
 from .conv import (
     Conv1d,
     Conv2d,
@@ -55,6 +56,7 @@ from .reparam import SpectralNorm, WeightNormalization
 
 __all__ = [
     "Layer",
+    "layer",
     # the seed's classes
     "Affine",
     "Linear",

@@ -492,23 +492,33 @@ def _own_arg_docs(cls):
 
 
 def _docstring(cls, signature):
-    own = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+    custom = cls.__dict__.get("_user_function")  # nm.layer's: the undecorated function
+    own = inspect.cleandoc(cls.__dict__.get("__doc__") or (custom and custom.__doc__) or "")
     summary, _, rest = own.partition("\n\n")
     own_docs = _own_arg_docs(cls)
     pf_docs = _arg_docs(cls.pf_function.__doc__)
-    pf_name = cls.pf_function.__name__
+    if custom is None:
+        pf_name = cls.pf_function.__name__
+        short, reference, creator = (
+            f"PF.{pf_name}",
+            f":func:`nnabla.parametric_functions.{pf_name}`",
+            "PF itself",
+        )
+    else:
+        short = f"{custom.__module__}.{custom.__qualname__}"
+        reference, creator = f"``{short}``", "the function itself"
     lines = [
-        summary or f"Module form of ``PF.{pf_name}``.",
+        summary or f"Module form of ``{short}``.",
         "",
-        f"Mirrors :func:`nnabla.parametric_functions.{pf_name}`: the same parameter names, "
-        "shapes and initializers, created by PF itself under this module's prefix. "
-        f"Call it with {', '.join(cls.inputs)}{_keywords_note(cls)} as PF takes them; "
+        f"Mirrors {reference}: the same parameter names, "
+        f"shapes and initializers, created by {creator} under this module's prefix. "
+        f"Call it with {', '.join(cls.inputs)}{_keywords_note(cls)} as the function takes them; "
         "keyword arguments of the call override the constructor's for that call.",
         "",
         "Args:",
     ]
     for name in signature.parameters:
-        text = own_docs.get(name) or pf_docs.get(name) or [f"{name}: See ``PF.{pf_name}``."]
+        text = own_docs.get(name) or pf_docs.get(name) or [f"{name}: See ``{short}``."]
         lines.append("    " + text[0])
         lines.extend("        " + more for more in text[1:])
     lines.append("")
