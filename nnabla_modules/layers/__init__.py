@@ -3,7 +3,6 @@
 from ._adapter import Layer
 from .activation import PReLU
 from .attention import MultiHeadAttention, Transformer, TransformerDecode, TransformerEncode
-from .custom import layer
 from .conv import (
     Conv1d,
     Conv2d,
@@ -19,6 +18,7 @@ from .conv import (
     DepthwiseConvolution,
     DepthwiseDeconvolution,
 )
+from .custom import layer
 from .embedding import Embed
 from .linear import Affine, Linear
 from .lowrank import CPD3Convolution, SVDAffine, SVDConvolution
