@@ -278,9 +278,9 @@ class Layer(Module, metaclass=_LayerMeta):
     def _check_inputs(self, *inputs):
         """Raises a ValueError naming the module when an input disagrees with the sizes."""
 
-    def _size_error(self, what, expected, got):
+    def _size_error(self, what, expected):
         return ValueError(
-            f"{describe(self)}: {what} is {got}, but the module was constructed for "
+            f"{describe(self)}: {what}, but the module was constructed for "
             f"{expected}. Pass inputs of that size, or construct the layer for this one."
         )
 

@@ -97,16 +97,12 @@ class _ConvolutionFamily(Layer):
         expected_ndim = config["base_axis"] + 1 + len(config["kernel"])
         shape = x.shape
         if len(shape) != expected_ndim:
-            raise self._size_error(
-                f"the input {shape} has {len(shape)} dimensions", f"{expected_ndim}", len(shape)
-            )
+            raise self._size_error(f"the input {shape} has {len(shape)} dimensions", expected_ndim)
         inmaps = shape[-1 if config.get("channel_last") else config["base_axis"]]
         if config["inmaps"] is None:
             self._check_channels(inmaps, f"the input {shape}'s channels")
         elif inmaps != config["inmaps"]:
-            raise self._size_error(
-                f"the input {shape} has {inmaps} channels", config["inmaps"], inmaps
-            )
+            raise self._size_error(f"the input {shape} has {inmaps} channels", config["inmaps"])
 
 
 class Convolution(_ConvolutionFamily):

@@ -37,7 +37,7 @@ class _AffineFamily(Layer):
         got = math.prod(x.shape[self.config["base_axis"] :])
         if got != expected:
             raise self._size_error(
-                f"the input {x.shape} has {got} features from base_axis on", expected, got
+                f"the input {x.shape} has {got} features from base_axis on", expected
             )
 
 

@@ -69,19 +69,18 @@ class _PerAxisNormalization(Layer):
         if not self._sizes_known():
             axes = self._axes()
             if any(not -x.ndim <= axis < x.ndim for axis in axes):
-                raise self._size_error(f"the input {x.shape} has {x.ndim} dimensions", axes, x.ndim)
+                raise self._size_error(
+                    f"the input {x.shape} has {x.ndim} dimensions", f"the axes {axes}"
+                )
             self._check_features([x.shape[axis] for axis in axes])
             return
         if x.ndim != self._dims():
-            raise self._size_error(
-                f"the input {x.shape} has {x.ndim} dimensions", self._dims(), x.ndim
-            )
+            raise self._size_error(f"the input {x.shape} has {x.ndim} dimensions", self._dims())
         for axis, size in zip(self._axes(), _as_tuple(self.config["n_features"])):
             if x.shape[axis] != size:
                 raise self._size_error(
                     f"the input {x.shape} has {x.shape[axis]} features on axis {axis}",
                     size,
-                    x.shape[axis],
                 )
 
 
@@ -326,7 +325,6 @@ class LayerNormalization(Layer):
             raise self._size_error(
                 f"the input {x.shape} has the non-batch sizes {got}",
                 self.config["normalized_shape"],
-                got,
             )
 
 
@@ -362,4 +360,4 @@ class MeanSubtraction(Layer):
         expected = self.config["sample_shape"]
         got = x.shape[self.config["base_axis"] :]
         if expected is not None and got != _as_tuple(expected):
-            raise self._size_error(f"the input {x.shape} has the sample shape {got}", expected, got)
+            raise self._size_error(f"the input {x.shape} has the sample shape {got}", expected)

@@ -15,7 +15,7 @@ from ._adapter import Layer
 def _check_states(layer, states, expected):
     for name, state in zip(layer.inputs[1:], states):
         if state.shape != expected:
-            raise layer._size_error(f"the state {name} {state.shape}", expected, state.shape)
+            raise layer._size_error(f"the state {name} {state.shape}", expected)
 
 
 class _RecurrentFamily(Layer):
@@ -50,7 +50,7 @@ class _RecurrentFamily(Layer):
         input_size = self.config["input_size"]
         if x.ndim != 3 or x.shape[2] != (input_size or x.shape[2]):
             raise self._size_error(
-                f"the sequence {x.shape} (T, B, input_size)", f"input_size {input_size}", x.shape
+                f"the sequence {x.shape} (T, B, input_size)", f"input_size {input_size}"
             )
         _check_states(self, states, self._state_shape(x.shape[1], states))
 
@@ -153,5 +153,5 @@ class LSTMCell(Layer):
     def _check_inputs(self, x, *states):
         if x.ndim != 2 or x.shape[1] != (self.config["input_size"] or x.shape[1]):
             expected = (x.shape[0], self.config["input_size"])
-            raise self._size_error(f"the input {x.shape}", expected, x.shape)
+            raise self._size_error(f"the input {x.shape}", expected)
         _check_states(self, states, (x.shape[0], self.config["state_size"]))

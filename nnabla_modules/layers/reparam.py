@@ -65,6 +65,11 @@ class _Reparameterization(Layer):
             overrides = {"apply_w": functools.partial(apply_w, test=True), **overrides}
         return layer(*inputs, test=test, **overrides)
 
+    def parameter_shapes(self):
+        if self.config["layer"] is not None:
+            return {}  # created (and counted) by the wrapped layer's call
+        return super().parameter_shapes()
+
     def _check_inputs(self, w, *_):
         dim = self.config["dim"]
         if dim >= w.ndim:  # NNabla would crash on it
