@@ -12,6 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nnabla as nn
+import pytest
+
+import nnabla_modules as nm
+
 TESTS = Path(__file__).parent
 
 
@@ -54,3 +59,37 @@ def test_no_constructor_argument_kills_the_interpreter():
     assert sum(o == "named" for o in outcomes.values()) > 2000
     bad = {label: o for label, o in outcomes.items() if o not in ("ok", "named")}
     assert bad == {}
+
+
+def test_the_inputs_that_used_to_kill_the_interpreter():
+    assert nm.Linear(None, 3, name="lazy")(nn.Variable((2, 5))).shape == (2, 3)
+    errors = [
+        (lambda: nm.Linear("8", 3, name="fc"), TypeError, r"Linear 'fc': n_inmaps='8'"),
+        (lambda: nm.Linear(0, 3, name="fc"), ValueError, r"Linear 'fc': n_inmaps=0"),
+        (lambda: nm.Linear(-4, 3, name="fc"), ValueError, r"Linear 'fc': n_inmaps=-4"),
+        (lambda: nm.Linear(4, (3, -1), name="fc"), ValueError, r"n_outmaps=\(3, -1\)"),
+        (lambda: nm.BatchNorm2d(0, name="bn"), ValueError, r"BatchNorm2d 'bn': n_features=0"),
+        (lambda: nm.Conv2d(3, 8, 3, stride=0, name="c"), ValueError, r"Conv2d 'c': stride=0"),
+        (lambda: nm.Conv2d(3, 8, 3, group=2, name="c"), ValueError, r"group=2 does not divide"),
+        (lambda: nm.GroupNormalization(8, 4, 3, name="gn"), ValueError, r"num_groups=3"),
+        (lambda: nm.LayerNormalization((4, -1), name="ln"), ValueError, r"normalized_shape"),
+        (lambda: nm.MeanSubtraction((-3,), name="ms"), ValueError, r"sample_shape"),
+        (lambda: nm.ModuleDict({"": nm.Linear(2, 2)}, name="d"), ValueError, r"ModuleDict 'd'"),
+    ]
+    for make, error, message in errors:
+        with pytest.raises(error, match=message):
+            make()
+    # sizes read from the input are checked at the first call that sees them
+    with pytest.raises(ValueError, match=r"GroupNormalization 'gn': num_groups=3"):
+        nm.GroupNormalization(num_groups=3, name="gn")(nn.Variable((2, 8, 4, 4)))
+    with pytest.raises(ValueError, match=r"Conv2d 'c': group=2 does not divide"):
+        nm.Conv2d(None, 4, 3, group=2, name="c")(nn.Variable((1, 3, 5, 5)))
+
+
+def test_an_empty_dict_key_is_refused_at_assignment():
+    class Heads(nm.Module):
+        def __init__(self):
+            self.heads = {"": nm.Linear(2, 2)}
+
+    with pytest.raises(ValueError, match=r"Heads 'heads'.*the key ''"):
+        Heads(name="heads")

@@ -188,3 +188,11 @@ def test_what_is_not_a_parametric_function_is_refused():
         nm.layer(sn_conv, inputs=("z",))
     with pytest.raises(TypeError, match="SnConv.*outmaps"):
         SNConv()
+
+
+def test_summary_counts_the_functions_parameters():
+    summary = SNConv(4, (3, 3), name="sn").summary(SHAPES[0])
+    assert summary.outputs.shape == (2, 4, 4, 4)
+    created = nn.get_parameters(grad_only=False)
+    assert list(created) == ["sn/sn_conv/W", "sn/sn_conv/b", "sn/sn_conv/singular-vector"]
+    assert summary.total_params == sum(v.size for v in created.values())
