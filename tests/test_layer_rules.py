@@ -167,3 +167,13 @@ def test_a_pinned_batch_norm_in_eval_equals_the_pf_call():
     got = nm.BatchNorm2d(3, batch_stat=True, name="bn").eval()(x)
     got.forward()
     assert np.array_equal(got.d, expected)
+
+
+def test_rng_given_as_nnablas_generator_follows_the_seed():
+    conv = nm.Conv2d(3, 4, 3, rng=nn.random.prng, name="conv")
+    nn.seed(11)
+    created = conv.get_parameters()["conv/W"].d.copy()
+    nn.clear_parameters()
+    nn.seed(11)
+    PF.convolution(nn.Variable((1, 3, 3, 3)), 4, (3, 3), rng=nn.random.prng, name="conv")
+    assert np.array_equal(created, nn.get_parameters()["conv/conv/W"].d)

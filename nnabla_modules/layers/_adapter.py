@@ -218,11 +218,15 @@ class Layer(Module, metaclass=_LayerMeta):
         """
         current = _random.prng
         replaced = {}
-        for arg, path, initializer in self._generator_bound:
-            if initializer.rng is not current:
-                fresh = copy.copy(initializer)
+        for arg, path, value in self._generator_bound:
+            if value is None:  # rng=nn.random.prng itself
+                fresh = current
+            elif value.rng is not current:
+                fresh = copy.copy(value)
                 fresh.rng = current
-                replaced.setdefault(arg, {})[path] = fresh
+            else:
+                continue
+            replaced.setdefault(arg, {})[path] = fresh
         if not replaced:
             return kwargs
         kwargs = dict(kwargs)
@@ -252,6 +256,10 @@ class Layer(Module, metaclass=_LayerMeta):
         """
         if self._example_inputs() is None:
             return None
+        with _registry.lock:  # NNabla's scope and generator are process-wide
+            return self._shapes_on_a_scratch_scope()
+
+    def _shapes_on_a_scratch_scope(self):
         scratch = OrderedDict()
         previous_scope, previous_prng = _parameter.current_scope, _random.prng
         previous_kwargs = self._pf_kwargs
@@ -352,12 +360,15 @@ def _named_error(module, error):
 
 def _initializers_on_the_global_generator(kwargs):
     """``(argument, key in a dict argument or None, initializer)`` of the initializers
-    that draw from NNabla's global generator (made with ``rng=None``)."""
+    that draw from NNabla's global generator (made with ``rng=None``); the
+    initializer is None for an ``rng=`` that is the global generator itself."""
     found = []
     for arg, value in kwargs.items():
         items = value.items() if isinstance(value, dict) else [(None, value)]
         for path, item in items:
-            if isinstance(item, I.BaseInitializer) and getattr(item, "rng", None) is _random.prng:
+            if item is _random.prng:
+                found.append((arg, path, None))
+            elif isinstance(item, I.BaseInitializer) and getattr(item, "rng", None) is _random.prng:
                 found.append((arg, path, item))
     return tuple(found)
 
