@@ -300,7 +300,11 @@ class Layer(Module, metaclass=_LayerMeta):
         # until one is left out; the rest by keyword when not the default.
         shown, positional = [], True
         sizes = type(self).input_size_args()
-        for name, param in _spec(type(self))["signature"].parameters.items():
+        params = list(_spec(type(self))["signature"].parameters.values())
+        # A size left out before a required argument shows as None: Linear(None, 10).
+        last_required = max((i for i, p in enumerate(params) if p.default is REQUIRED), default=-1)
+        for index, param in enumerate(params):
+            name = param.name
             value = self.config[name]
             if isinstance(value, Module):
                 positional = False
@@ -309,7 +313,8 @@ class Layer(Module, metaclass=_LayerMeta):
             leading = param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and (
                 default is REQUIRED or name in sizes
             )
-            if positional and leading and (default is REQUIRED or not _same(value, default)):
+            shown_anyway = index < last_required or not _same(value, default)
+            if positional and leading and (default is REQUIRED or shown_anyway):
                 shown.append(_short_repr(value))
                 continue
             positional = positional and not leading
