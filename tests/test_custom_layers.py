@@ -196,3 +196,36 @@ def test_summary_counts_the_functions_parameters():
     created = nn.get_parameters(grad_only=False)
     assert list(created) == ["sn/sn_conv/W", "sn/sn_conv/b", "sn/sn_conv/singular-vector"]
     assert summary.total_params == sum(v.size for v in created.values())
+
+
+def test_a_function_of_pf_calls_freezes_saves_and_loads(tmp_path):
+    @nm.layer(inputs=("x", "y"))
+    @parametric_function_api("cbn")
+    def conditional_norm(x, y, n_classes=3, fix_parameters=False, test=False):
+        """Conditional instance norm: a scale and bias per class (one-hot ``y``)."""
+        h = PF.instance_normalization(x, no_scale=True, no_bias=True)
+        gamma = F.reshape(PF.embed(y, n_classes, x.shape[1], name="gamma"), x.shape[:2] + (1, 1))
+        beta = F.reshape(PF.embed(y, n_classes, x.shape[1], name="beta"), x.shape[:2] + (1, 1))
+        return h * gamma + beta
+
+    x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(2, 4, 3, 3))
+    y = nn.Variable.from_numpy_array(np.array([0, 2]))
+    expected = run(lambda: conditional_norm.pf_function(x, y, name="cbn"), [])
+    got = run(lambda: conditional_norm(name="cbn")(x, y), [])
+    assert_equivalent(expected, got)
+
+    norm = conditional_norm(name="norm")
+    norm(x, y)
+    keys = ["cbn/gamma/embed/W", "cbn/beta/embed/W"]
+    assert list(norm.get_parameters()) == keys
+    norm.save_parameters(tmp_path / "cbn.h5")
+    saved = norm.state_dict()
+    norm.freeze()
+    norm(x, y)  # a new graph after freeze()
+    assert norm.get_parameters() == {}
+    nn.clear_parameters()
+    again = conditional_norm(name="norm")
+    again.load_parameters(tmp_path / "cbn.h5")
+    again(x, y)
+    assert list(again.get_parameters()) == keys
+    assert all(np.array_equal(again.state_dict()[k], v) for k, v in saved.items())
