@@ -64,7 +64,7 @@ def _layer_cases():
 
 
 def _other_cases():
-    """Containers, Embed and sync batch norm: constructors with no table row."""
+    """Containers, wrap, Embed and sync batch norm: constructors with no table row."""
     embed_row = {
         "shapes": [],
         "inputs": lambda xs: ([nn.Variable.from_numpy_array(np.ones(3))], {}),
@@ -84,6 +84,8 @@ def _other_cases():
             yield f"{container.__name__}({value!r})", lambda c=container, v=value: c(v), no_call
         yield f"ModuleList([{value!r}])", lambda v=value: nm.ModuleList([v]), no_call
         yield f"ModuleDict(a={value!r})", lambda v=value: nm.ModuleDict(a=v), no_call
+        yield f"wrap({value!r})", lambda v=value: nm.wrap(v), no_call
+        yield f"FunctionModule({value!r})", lambda v=value: nm.FunctionModule(v), no_call
     yield "ModuleDict({'': Linear})", lambda: nm.ModuleDict({"": nm.Linear(2, 2)}), no_call
 
 
