@@ -89,13 +89,30 @@ def _other_cases():
     yield "ModuleDict({'': Linear})", lambda: nm.ModuleDict({"": nm.Linear(2, 2)}), no_call
 
 
+def _empty_input_cases():
+    """Layers, their sizes left out, called on inputs with an axis of size 0."""
+    from test_lazy_layers import without_sizes
+
+    for _, row, template in _first_row_per_class():
+        for axis in range(len(row["shapes"][0])):
+            shapes = [list(s) for s in row["shapes"]]
+            shapes[0][axis] = 0
+            empty = {**row, "shapes": [tuple(s) for s in shapes]}
+            yield (
+                f"{type(template).__name__}(no sizes) on {shapes[0]}",
+                lambda template=template: without_sizes(template, name=""),
+                empty,
+            )
+
+
 def cases():
-    return list(_layer_cases()) + list(_other_cases())
+    return list(_layer_cases()) + list(_other_cases()) + list(_empty_input_cases())
 
 
-def run_case(build, row):
+def run_case(build, row, built):
     nn.clear_parameters()
     module = build()
+    built.extend(type(m).__name__ for m in module.modules())  # a wrapped layer may be named
     module.get_parameters(grad_only=False)
     repr(module)
     if row is None:
@@ -110,13 +127,13 @@ def run_case(build, row):
 
 def outcome(label, build, row):
     """``"ok"``, ``"named"`` (a TypeError/ValueError naming the class), or what went wrong."""
-    who = label.split("(")[0]
+    who = [label.split("(")[0]]
     try:
-        run_case(build, row)
+        run_case(build, row, who)
     except (TypeError, ValueError) as error:
-        if who in str(error):
+        if any(name in str(error) for name in who):
             return "named"
-        return f"{type(error).__name__} not naming {who}: {error}"
+        return f"{type(error).__name__} not naming {who[0]}: {error}"
     except Exception as error:  # any other exception is a finding
         return f"{type(error).__name__}: {error}"
     return "ok"

@@ -157,6 +157,7 @@ class Layer(Module, metaclass=_LayerMeta):
                 f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
                 f"got {len(inputs)} positional arguments"
             )
+        _check_no_empty_axes(self, inputs)
         self._check_inputs(*inputs)
         if overrides or test or not self.training:
             kwargs = self._call_kwargs(test, overrides)
@@ -322,6 +323,16 @@ class Layer(Module, metaclass=_LayerMeta):
                 shown.append(f"{name}={_short_repr(value)}")
                 positional = False
         return _wrapped(shown)
+
+
+def _check_no_empty_axes(layer, inputs):
+    """NNabla's functions die (SIGFPE) on many inputs with an axis of size 0: refused here."""
+    for name, x in zip(layer.inputs, inputs):
+        if 0 in getattr(x, "shape", ()):
+            raise ValueError(
+                f"{describe(layer)}: the input {name} {x.shape} has an axis of size 0, "
+                "which NNabla's functions cannot compute on"
+            )
 
 
 class _ErrorsNamed:
