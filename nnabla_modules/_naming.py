@@ -25,10 +25,15 @@ def snake_case(class_name):
     return _CAMEL_BOUNDARY.sub("_", class_name).lower()
 
 
-def check_name(name, what):
-    """Validates a given name or a container key; returns it as a string."""
+def check_name(name, what, key=False):
+    """Validates a given name or (``key=True``) a container key; returns it as a string.
+
+    A name may be ``""`` (no level of its own); a key may not: it is one level.
+    """
     if not isinstance(name, str):
         raise TypeError(f"{what}: a module name must be a str, got {type(name).__name__}")
+    if key and not name:
+        raise ValueError(f"{what}: the key '' cannot name a module; give it a non-empty key")
     if "/" in name:
         raise ValueError(
             f"{what}: the name {name!r} contains '/'. A name is one level of the "

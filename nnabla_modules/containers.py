@@ -24,7 +24,7 @@ class _Container(Module):
         object.__setattr__(self, "_keys", [])
 
     def _set_item(self, key, value):
-        key = check_name(str(key), describe(self))
+        key = check_name(str(key), describe(self), key=True)
         if key not in self._keys:
             if hasattr(type(self), key) or key.startswith("_") or key == "training":
                 raise KeyError(
@@ -59,6 +59,19 @@ def _require_module(container, value):
             "use a plain list or dict for other values"
         )
     return value
+
+
+def _pairs(container, modules):
+    """``(key, module)`` pairs, or a TypeError naming the container."""
+    try:
+        pairs = [tuple(pair) for pair in modules]
+    except TypeError:
+        pairs = None
+    if pairs is None or any(len(pair) != 2 for pair in pairs):
+        raise TypeError(
+            f"{describe(container)}: takes a mapping or (key, module) pairs, got {modules!r}"
+        )
+    return pairs
 
 
 class Sequential(_Container):
@@ -191,6 +204,10 @@ class ModuleList(_Container):
         Returns:
             ModuleList: This list.
         """
+        if not hasattr(modules, "__iter__"):
+            raise TypeError(
+                f"{describe(self)}: takes an iterable of modules, got {type(modules).__name__}"
+            )
         for module in modules:
             self.append(module)
         return self
@@ -242,8 +259,8 @@ class ModuleDict(_Container):
             modules (dict): ``{key: module}`` or an iterable of ``(key, module)``.
             **named: More ``key=module`` items, after ``modules``.
         """
-        pairs = modules.items() if hasattr(modules, "items") else modules
-        for key, module in list(pairs) + list(named.items()):
+        pairs = list(modules.items() if hasattr(modules, "items") else _pairs(self, modules))
+        for key, module in pairs + list(named.items()):
             self[key] = module
 
     def __getitem__(self, key):

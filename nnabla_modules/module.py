@@ -539,7 +539,7 @@ def _adopt(parent, child, path):
             "construct a new one and load this one's weights into it "
             "(new.load_parameters(path) after old.save_parameters(path))."
         )
-    levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module") for p in path)
+    levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module", True) for p in path)
     _retire_previous(parent, levels, child)
     root_names.release(old_prefix, child)
     _stop_forgetting(state)
@@ -1184,18 +1184,34 @@ class Module(metaclass=ModuleMeta):
         return ""
 
     def __repr__(self):
-        count = _count_parameters(self)
+        count, partial = _count_parameters(self)
         note = f"  # {self.prefix or '(registry root)'}"
-        note += f", {count:,} params" if count is not None else ", no parameters yet"
+        note += f", {count:,}{'+' * partial} params" if count is not None else ", no parameters yet"
         children = _children(self)
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not children:
-            return head + ")" + note
+            return _fit(head + ")" + note)
         lines = [head + note]
         for local, child in children:
             child_repr = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({local or '<no level>'}): {child_repr}")
-        return "\n".join(lines) + "\n)"
+        return _fit("\n".join(lines) + "\n)")
+
+
+_REPR_COLUMNS = 100
+
+
+def _fit(text):
+    """Moves the ``# prefix, N params`` note of a line too long for a terminal to its own line."""
+    fitted = []
+    for line in text.split("\n"):
+        code, mark, note = line.partition("  # ")
+        if mark and len(line) > _REPR_COLUMNS:
+            indent = len(code) - len(code.lstrip())
+            fitted += [code, " " * (indent + 4) + "# " + note]
+        else:
+            fitted.append(line)
+    return "\n".join(fitted)
 
 
 class _ParameterIterator:
@@ -1247,12 +1263,24 @@ def _claimed_keys(module, recursive, tree=None):
 
 
 def _count_parameters(module):
+    """``(count or None, partial)``: the tree's parameters, created or not yet.
+
+    Layers that know their sizes but have not created their parameters count
+    what they will create (computed, nothing created); ``partial``: some layer
+    cannot know its parameters before its first call.
+    """
+    sizes, partial = [], False
     scope = _registry.resolve(_prefix(module), create=False)
-    if scope is None:
-        return None
-    trie = _registry.make_trie(_claimed_keys(module, True))
-    sizes = [int(np.prod(param.shape)) for _, param in _registry.iter_claimed(scope, trie)]
-    return sum(sizes) if sizes else None
+    if scope is not None:
+        trie = _registry.make_trie(_claimed_keys(module, True))
+        sizes = [int(np.prod(param.shape)) for _, param in _registry.iter_claimed(scope, trie)]
+    for _, current in _walk(module):
+        predict = getattr(current, "parameter_shapes", None)
+        if predict is not None and not current._module_state.claims:
+            shapes = predict()
+            partial = partial or shapes is None
+            sizes.extend(int(np.prod(shape)) for shape in (shapes or {}).values())
+    return (sum(sizes) if sizes else None), partial
 
 
 def _create_parameters(module, tree=None):

@@ -98,6 +98,8 @@ def wrap(function):
         type: A :class:`FunctionModule` subclass whose constructor takes the
         keyword arguments to bind (and ``name=``).
     """
+    if not callable(function):
+        raise TypeError(f"wrap: takes a PF-based function, got {function!r}")
 
     def __init__(self, **bound):
         FunctionModule.__init__(self, function, **bound)

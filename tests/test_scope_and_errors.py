@@ -75,7 +75,7 @@ def test_pf_errors_are_reported_with_the_module():
 
 
 def test_bad_constructor_arguments_show_the_signature():
-    with pytest.raises(TypeError, match=r"Conv2d\(inmaps, outmaps, kernel"):
+    with pytest.raises(TypeError, match=r"Conv2d\(inmaps=None, outmaps, kernel"):
         nm.Conv2d(3)
 
 

@@ -18,6 +18,7 @@ from .conv import (
     DepthwiseConvolution,
     DepthwiseDeconvolution,
 )
+from .custom import layer
 from .embedding import Embed
 from .linear import Affine, Linear
 from .lowrank import CPD3Convolution, SVDAffine, SVDConvolution
@@ -55,6 +56,7 @@ from .reparam import SpectralNorm, WeightNormalization
 
 __all__ = [
     "Layer",
+    "layer",
     # the seed's classes
     "Affine",
     "Linear",

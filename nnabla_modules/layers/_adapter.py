@@ -8,15 +8,20 @@ eager creation of parameters (PF itself, on example inputs of the declared
 sizes).
 """
 
+import copy
 import inspect
 import re
 from collections import OrderedDict
 
 import nnabla as nn
+import nnabla.initializer as I
 import nnabla.parameter as _parameter
+import nnabla.random as _random
+import numpy as np
 
 from .. import _registry
-from ..module import Module, ModuleMeta, describe, with_name_parameter
+from ..module import Module, ModuleMeta, describe
+from . import _checks
 
 REQUIRED = inspect.Parameter.empty
 
@@ -32,7 +37,7 @@ class _LayerMeta(ModuleMeta):
     def __signature__(cls):
         if cls.pf_function is None:  # a family base: nothing to derive
             return ModuleMeta.__signature__.fget(cls)
-        return with_name_parameter(_spec(cls)["signature"])
+        return _spec(cls)["public_signature"]
 
     @property
     def _pf_arg_names(cls):
@@ -50,30 +55,49 @@ def _spec(cls):
     if spec is None:
         pf_params = _pf_parameters(cls.pf_function, cls.inputs + cls.keyword_inputs)
         spec = {"pf_arg_names": tuple(pf_params)}
-        spec["signature"] = _constructor_signature(cls, pf_params)
+        signature = _constructor_signature(cls, pf_params)
+        spec["signature"] = signature
+        spec["public_signature"] = _with_name(signature)
+        spec["rules"] = _argument_rules(cls, signature)
         type.__setattr__(cls, "_lazy_spec", spec)
-        spec["doc"] = _docstring(cls, spec["signature"])
+        spec["doc"] = _docstring(cls, signature)
     return spec
 
 
+def _argument_rules(cls, signature):
+    sizes = cls.input_size_args()
+    rules = {}
+    for name, param in signature.parameters.items():
+        rule = _checks.rule_for(cls.pf_function.__name__, name, param.default, name in sizes)
+        if rule is not None:
+            rules[name] = rule
+    return rules
+
+
 class Layer(Module, metaclass=_LayerMeta):
-    """Base of the modules that mirror one ``nnabla.parametric_functions`` function.
+    """Base of the modules that mirror one parametric function (PF's or the user's).
 
     Subclasses declare:
 
-    * ``pf_function``: the PF function;
-    * ``inputs``: the names of PF's input Variables, in PF's order;
-    * ``keyword_inputs``: PF's optional Variables taken by the call as
-      keywords only (attention masks); they are no constructor arguments;
+    * ``pf_function``: the parametric function (made by ``parametric_function_api``);
+    * ``inputs``: the names of its input Variables, in its order;
+    * ``keyword_inputs``: optional Variables taken by the call as keywords
+      only (attention masks); they are no constructor arguments;
     * ``own_args``: ``(name, default)`` of constructor arguments PF does not
-      take (input sizes, mostly), placed first;
+      take (input sizes, mostly, default None), placed first;
+    * ``input_sizes``: which ``own_args`` are sizes read from an input (all of
+      them unless said otherwise): checked as sizes, and None (or not given)
+      makes the layer create its parameters at its first call;
     * ``positional``: the constructor's positional order when it must differ
       from PF's (the seed's classes); the other arguments become keyword-only;
     * ``inference_args``: PF arguments that inference sets (``eval()`` or
-      ``test=True``), e.g. ``{"batch_stat": False}``;
+      ``test=True``), e.g. ``{"batch_stat": False}``; a boolean one given
+      explicitly to the constructor is pinned: inference leaves it alone;
 
     and implement ``_example_inputs`` (Variables of the declared sizes, for
-    creating the parameters before the first call) and ``_check_inputs``.
+    creating the parameters before the first call; None while a size is
+    unknown) and ``_check_inputs``. :func:`nnabla_modules.layer` makes such a
+    class from a user's own parametric function.
     """
 
     _checks_shared_pf_calls = False  # one PF call per call: nothing to share by accident
@@ -82,6 +106,7 @@ class Layer(Module, metaclass=_LayerMeta):
     inputs = ("inp",)
     keyword_inputs = ()
     own_args = ()
+    input_sizes = None  # None: every own_arg
     positional = None
     inference_args = {}
     _cached_pf_scope = None
@@ -92,17 +117,35 @@ class Layer(Module, metaclass=_LayerMeta):
             cls.pf_function = staticmethod(cls.__dict__["pf_function"])
             cls._pf_body = staticmethod(cls.pf_function.__parametric_function_api_base__)
 
+    @classmethod
+    def input_size_args(cls):
+        """The constructor arguments that are sizes read from an input (``("inmaps",)``)."""
+        if cls.input_sizes is not None:
+            return tuple(cls.input_sizes)
+        return tuple(name for name, _ in cls.own_args)
+
     def __init__(self, *args, **kwargs):
         cls = type(self)
-        signature = _spec(cls)["signature"]
+        spec = _spec(cls)
+        signature = spec["signature"]
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as error:
             raise TypeError(f"{cls.__name__}{signature}: {error}") from None
+        given = set(bound.arguments)
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)
+        _checks.check_arguments(self.config, spec["rules"], describe(self))
         self._configure(self.config)
         self._pf_kwargs = {name: self.config[name] for name in cls._pf_arg_names}
+        # A mode flag given to the constructor holds in inference, as PF code that
+        # passed it on every call did; the defaults follow the mode.
+        self._inference_kwargs = {
+            arg: value
+            for arg, value in cls.inference_args.items()
+            if not (arg in given and isinstance(value, bool))
+        }
+        self._generator_bound = _initializers_on_the_global_generator(self._pf_kwargs)
 
     def _configure(self, config):
         """Validates and normalizes the constructor arguments in place."""
@@ -114,11 +157,14 @@ class Layer(Module, metaclass=_LayerMeta):
                 f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
                 f"got {len(inputs)} positional arguments"
             )
+        _check_no_empty_axes(self, inputs)
         self._check_inputs(*inputs)
         if overrides or test or not self.training:
             kwargs = self._call_kwargs(test, overrides)
         else:
             kwargs = self._pf_kwargs
+        if self._generator_bound:
+            kwargs = self._on_the_current_generator(kwargs)
         if len(inputs) > 1:
             kwargs = {**kwargs, **dict(zip(self.inputs[1:], inputs[1:]))}
         # PF's wrapper would enter its scope (``conv``...) by name on every call;
@@ -133,8 +179,8 @@ class Layer(Module, metaclass=_LayerMeta):
         _parameter.current_scope = pf_scope
         try:
             return self._pf_body(inputs[0], **kwargs)
-        except (ValueError, RuntimeError) as error:
-            raise type(error)(f"{describe(self)}: {error}") from error
+        except _PF_ERRORS as error:
+            raise _named_error(self, error) from error
         finally:
             _parameter.current_scope = previous
 
@@ -151,8 +197,8 @@ class Layer(Module, metaclass=_LayerMeta):
     def _call_kwargs(self, test, overrides):
         """PF's keyword arguments for one call: the constructor's, inference's, the call's."""
         kwargs = self._pf_kwargs
-        if (test or not self.training) and self.inference_args:
-            kwargs = {**kwargs, **self.inference_args}
+        if (test or not self.training) and self._inference_kwargs:
+            kwargs = {**kwargs, **self._inference_kwargs}
         if overrides:
             known = type(self)._pf_arg_names + self.inputs + self.keyword_inputs
             unknown = set(overrides) - set(known)
@@ -164,12 +210,75 @@ class Layer(Module, metaclass=_LayerMeta):
             kwargs = {**kwargs, **overrides}
         return kwargs
 
+    def _on_the_current_generator(self, kwargs):
+        """``kwargs`` with the initializers made with ``rng=None`` drawing from today's generator.
+
+        ``nn.seed()`` replaces NNabla's generator: an initializer constructed
+        before it would keep drawing from the old one, where the PF call,
+        written after the seed, draws from the new one.
+        """
+        current = _random.prng
+        replaced = {}
+        for arg, path, value in self._generator_bound:
+            if value is None:  # rng=nn.random.prng itself
+                fresh = current
+            elif value.rng is not current:
+                fresh = copy.copy(value)
+                fresh.rng = current
+            else:
+                continue
+            replaced.setdefault(arg, {})[path] = fresh
+        if not replaced:
+            return kwargs
+        kwargs = dict(kwargs)
+        for arg, fresh in replaced.items():
+            if None in fresh:
+                kwargs[arg] = fresh[None]
+            else:
+                kwargs[arg] = {**kwargs[arg], **fresh}
+        return kwargs
+
     def _create_parameters(self):
         inputs = self._example_inputs()
         if inputs is None:
             return
-        with nn.auto_forward(False):
-            self.pf_function(*inputs[:1], **{**self._pf_kwargs, **_named(self, inputs)})
+        kwargs = self._pf_kwargs
+        if self._generator_bound:
+            kwargs = self._on_the_current_generator(kwargs)
+        with nn.auto_forward(False), self._errors_named():
+            self.pf_function(*inputs[:1], **{**kwargs, **_named(self, inputs)})
+
+    def parameter_shapes(self):
+        """``{key: shape}`` of the parameters this layer's own PF call creates, or None.
+
+        Computed by running the PF call on a scratch scope with initializers
+        that draw nothing: no registry entry is created and NNabla's random
+        generator is left as it was. None while an input size is unknown.
+        """
+        if self._example_inputs() is None:
+            return None
+        with _registry.lock:  # NNabla's scope and generator are process-wide
+            return self._shapes_on_a_scratch_scope()
+
+    def _shapes_on_a_scratch_scope(self):
+        scratch = OrderedDict()
+        previous_scope, previous_prng = _parameter.current_scope, _random.prng
+        previous_kwargs = self._pf_kwargs
+        _random.prng = np.random.RandomState(0)  # PF's rng=None initializers draw from it
+        self._pf_kwargs = _drawing_nothing(previous_kwargs)
+        generator_bound, self._generator_bound = self._generator_bound, ()
+        _parameter.current_scope = scratch
+        try:
+            type(self)._create_parameters(self)
+        finally:
+            _parameter.current_scope = previous_scope
+            _random.prng = previous_prng
+            self._pf_kwargs = previous_kwargs
+            self._generator_bound = generator_bound
+        return OrderedDict(_leaves(scratch))
+
+    def _errors_named(self):
+        return _ErrorsNamed(self)
 
     def _example_inputs(self):
         """Variables of the declared sizes, or None when the sizes are unknown."""
@@ -178,23 +287,157 @@ class Layer(Module, metaclass=_LayerMeta):
     def _check_inputs(self, *inputs):
         """Raises a ValueError naming the module when an input disagrees with the sizes."""
 
-    def _size_error(self, what, expected, got):
+    def _size_error(self, what, expected):
         return ValueError(
-            f"{describe(self)}: {what} is {got}, but the module was constructed for "
+            f"{describe(self)}: {what}, but the module was constructed for "
             f"{expected}. Pass inputs of that size, or construct the layer for this one."
         )
 
+    def _config_error(self, message):
+        return ValueError(f"{describe(self)}: {message}")
+
     def extra_repr(self):
-        shown = []
-        for name, param in _spec(type(self))["signature"].parameters.items():
+        # Sizes and required arguments positionally, as they are usually given,
+        # until one is left out; the rest by keyword when not the default.
+        shown, positional = [], True
+        sizes = type(self).input_size_args()
+        params = list(_spec(type(self))["signature"].parameters.values())
+        # A size left out before a required argument shows as None: Linear(None, 10).
+        last_required = max((i for i, p in enumerate(params) if p.default is REQUIRED), default=-1)
+        for index, param in enumerate(params):
+            name = param.name
             value = self.config[name]
             if isinstance(value, Module):
+                positional = False
                 continue  # shown as a child module
-            if param.default is REQUIRED:
-                shown.append(repr(value))
-            elif not _same(value, param.default):
-                shown.append(f"{name}={value!r}")
-        return ", ".join(shown)
+            default = param.default
+            leading = param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and (
+                default is REQUIRED or name in sizes
+            )
+            shown_anyway = index < last_required or not _same(value, default)
+            if positional and leading and (default is REQUIRED or shown_anyway):
+                shown.append(_short_repr(value))
+                continue
+            positional = positional and not leading
+            if default is REQUIRED or not _same(value, default):
+                shown.append(f"{name}={_short_repr(value)}")
+                positional = False
+        return _wrapped(shown)
+
+
+def _check_no_empty_axes(layer, inputs):
+    """NNabla's functions die (SIGFPE) on many inputs with an axis of size 0: refused here."""
+    for name, x in zip(layer.inputs, inputs):
+        if 0 in getattr(x, "shape", ()):
+            raise ValueError(
+                f"{describe(layer)}: the input {name} {x.shape} has an axis of size 0, "
+                "which NNabla's functions cannot compute on"
+            )
+
+
+class _ErrorsNamed:
+    """Prefixes the errors PF raises with the module's description."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None and issubclass(kind, _PF_ERRORS):
+            raise _named_error(self.module, error) from error
+        return False
+
+
+_PF_ERRORS = (ValueError, TypeError, RuntimeError, AssertionError)
+
+
+class NNablaValueError(ValueError, RuntimeError):
+    """A bad value NNabla's C++ reported (as a RuntimeError): a ValueError, still a RuntimeError."""
+
+
+def _named_error(module, error):
+    """The error PF (or NNabla below it) raised, prefixed with the module's description.
+
+    PF checks its arguments with ``assert`` and NNabla reports bad values as
+    ``RuntimeError("value error ...")``: both are ValueErrors of the module.
+    """
+    if isinstance(error, RuntimeError) and str(error).startswith("value error"):
+        kind = NNablaValueError
+    elif isinstance(error, (ValueError, AssertionError)):
+        kind = ValueError
+    elif isinstance(error, TypeError):
+        kind = TypeError
+    else:
+        kind = RuntimeError
+    return kind(f"{describe(module)}: {error}")
+
+
+def _initializers_on_the_global_generator(kwargs):
+    """``(argument, key in a dict argument or None, initializer)`` of the initializers
+    that draw from NNabla's global generator (made with ``rng=None``); the
+    initializer is None for an ``rng=`` that is the global generator itself."""
+    found = []
+    for arg, value in kwargs.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for path, item in items:
+            if item is _random.prng:
+                found.append((arg, path, None))
+            elif isinstance(item, I.BaseInitializer) and getattr(item, "rng", None) is _random.prng:
+                found.append((arg, path, item))
+    return tuple(found)
+
+
+_SHAPE_ONLY = I.ConstantInitializer(0)
+
+
+def _drawing_nothing(kwargs):
+    """``kwargs`` with every initializer replaced by a constant, every ``rng`` by a scratch one."""
+
+    def replace(value):
+        if isinstance(value, I.BaseInitializer):
+            return _SHAPE_ONLY
+        if isinstance(value, dict):
+            return {key: replace(item) for key, item in value.items()}
+        return value
+
+    replaced = {arg: replace(value) for arg, value in kwargs.items()}
+    if "rng" in replaced:
+        replaced["rng"] = np.random.RandomState(0)
+    return replaced
+
+
+def _leaves(scope, prefix=""):
+    for name, value in scope.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{name}/")
+        else:
+            yield prefix + name, tuple(value.shape)
+
+
+_REPR_WIDTH = 60
+
+
+def _short_repr(value):
+    """``repr``, with objects that have only the default repr shown by class name."""
+    text = repr(value)
+    if text.startswith("<") and " at 0x" in text:
+        return f"{type(value).__name__}(...)"
+    return text
+
+
+def _wrapped(items):
+    """Joins ``items`` by commas, starting a new line before one that would pass the width."""
+    lines, line = [], ""
+    for item in items:
+        candidate = f"{line}, {item}" if line else item
+        if line and len(candidate) > _REPR_WIDTH:
+            lines.append(line + ",")
+            line = "    " + item
+        else:
+            line = candidate
+    return "\n".join(lines + [line]) if line else ""
 
 
 def _named(layer, inputs):
@@ -231,7 +474,16 @@ def _constructor_signature(cls, pf_params):
         for name, param in params.items()
         if name not in order
     ]
-    return inspect.Signature(positional + keyword_only)
+    # Unvalidated: an input size left out (default None) may come before PF's
+    # required arguments, as in ``Conv2d(None, 64, 3)`` or ``Conv2d(outmaps=64, kernel=3)``.
+    return inspect.Signature(positional + keyword_only, __validate_parameters__=False)
+
+
+def _with_name(signature):
+    """The signature users see: the constructor's plus the module's keyword-only ``name=``."""
+    name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
+    params = list(signature.parameters.values()) + [name]
+    return inspect.Signature(params, __validate_parameters__=False)
 
 
 _ARG_LINE = re.compile(r"^(\s+)(\w+)\s*(\(.*?\))?\s*:")
@@ -267,23 +519,33 @@ def _own_arg_docs(cls):
 
 
 def _docstring(cls, signature):
-    own = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+    custom = cls.__dict__.get("_user_function")  # nm.layer's: the undecorated function
+    own = inspect.cleandoc(cls.__dict__.get("__doc__") or (custom and custom.__doc__) or "")
     summary, _, rest = own.partition("\n\n")
     own_docs = _own_arg_docs(cls)
     pf_docs = _arg_docs(cls.pf_function.__doc__)
-    pf_name = cls.pf_function.__name__
+    if custom is None:
+        pf_name = cls.pf_function.__name__
+        short, reference, creator = (
+            f"PF.{pf_name}",
+            f":func:`nnabla.parametric_functions.{pf_name}`",
+            "PF itself",
+        )
+    else:
+        short = f"{custom.__module__}.{custom.__qualname__}"
+        reference, creator = f"``{short}``", "the function itself"
     lines = [
-        summary or f"Module form of ``PF.{pf_name}``.",
+        summary or f"Module form of ``{short}``.",
         "",
-        f"Mirrors :func:`nnabla.parametric_functions.{pf_name}`: the same parameter names, "
-        "shapes and initializers, created by PF itself under this module's prefix. "
-        f"Call it with {', '.join(cls.inputs)}{_keywords_note(cls)} as PF takes them; "
+        f"Mirrors {reference}: the same parameter names, "
+        f"shapes and initializers, created by {creator} under this module's prefix. "
+        f"Call it with {', '.join(cls.inputs)}{_keywords_note(cls)} as the function takes them; "
         "keyword arguments of the call override the constructor's for that call.",
         "",
         "Args:",
     ]
     for name in signature.parameters:
-        text = own_docs.get(name) or pf_docs.get(name) or [f"{name}: See ``PF.{pf_name}``."]
+        text = own_docs.get(name) or pf_docs.get(name) or [f"{name}: See ``{short}``."]
         lines.append("    " + text[0])
         lines.extend("        " + more for more in text[1:])
     lines.append("")

@@ -41,4 +41,4 @@ class PReLU(Layer):
         expected, base_axis = self.config["n_channels"], self.config["base_axis"]
         if expected is not None and x.shape[base_axis] != expected:
             got = x.shape[base_axis]
-            raise self._size_error(f"the input {x.shape} has {got} channels", expected, got)
+            raise self._size_error(f"the input {x.shape} has {got} channels", expected)

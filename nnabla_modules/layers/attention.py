@@ -33,7 +33,7 @@ class _SequenceLayer(Layer):
     def _check_inputs(self, *inputs):
         for name, x, dim in zip(self.inputs, inputs, self._input_dims()):
             if x.ndim != 3 or (dim is not None and x.shape[2] != dim):
-                raise self._size_error(f"{name} {x.shape} (L, B, E)", f"E = {dim}", x.shape)
+                raise self._size_error(f"{name} {x.shape} (L, B, E)", f"E = {dim}")
 
 
 class MultiHeadAttention(_SequenceLayer):

@@ -4,7 +4,8 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 import numpy as np
 
-from ._adapter import REQUIRED, Layer
+from ..module import describe
+from ._adapter import Layer
 
 _SEED_ORDER = (
     "inmaps", "outmaps", "kernel", "pad", "stride", "dilation", "group",
@@ -18,29 +19,69 @@ class _ConvolutionFamily(Layer):
 
     Args:
         inmaps (int): Number of input channels (the input's ``base_axis``
-            dimension, or its last with ``channel_last=True``).
+            dimension, or its last with ``channel_last=True``); ``None`` (or
+            not given): read from the input at the first call.
     """
 
-    own_args = (("inmaps", REQUIRED),)
+    own_args = (("inmaps", None),)
     spatial_dims = None  # Conv2d: 2; None: any
+    #: Arguments whose value must divide the input channels (and, for ``group``, ``outmaps``).
+    _channel_divisors = ("group", "deformable_group", "divisor")
 
     def _configure(self, config):
         dims = self.spatial_dims
         for arg in _SPATIAL_ARGS:
             value = config.get(arg)
-            if dims is not None and isinstance(value, int):
+            if isinstance(value, (list, tuple)):
+                config[arg] = tuple(value)
+            elif value is not None and dims is not None:
                 config[arg] = (value,) * dims
-        if dims is not None and len(config["kernel"]) != dims:
-            raise ValueError(
-                f"{type(self).__name__}: kernel {config['kernel']} has "
-                f"{len(config['kernel'])} dimensions, expected {dims}"
+            elif value is not None:
+                raise TypeError(
+                    f"{describe(self)}: {arg}={value!r}; expected a tuple with one int per "
+                    f"spatial axis ({type(self).__name__} takes any number of axes)"
+                )
+        kernel = config["kernel"]
+        if dims is not None and len(kernel) != dims:
+            raise self._config_error(
+                f"kernel {kernel} has {len(kernel)} dimensions, expected {dims}"
             )
+        for arg in _SPATIAL_ARGS[1:]:
+            value = config.get(arg)
+            if value is not None and len(value) != len(kernel):
+                raise self._config_error(
+                    f"{arg}={value} has {len(value)} values for the {len(kernel)} "
+                    f"dimensions of kernel {kernel}"
+                )
+        padding, stride = config.get("output_padding"), config.get("stride") or (1,) * len(kernel)
+        dilation = config.get("dilation") or (1,) * len(kernel)
+        if padding is not None and any(
+            p >= max(s, d) for p, s, d in zip(padding, stride, dilation)
+        ):
+            raise self._config_error(
+                f"output_padding={padding} must be smaller than the stride {stride} or the "
+                f"dilation {dilation}"
+            )
+        if "outmaps" in config and config["outmaps"] % config.get("group", 1):
+            raise self._config_error(
+                f"group={config['group']} does not divide outmaps={config['outmaps']}"
+            )
+        if config["inmaps"] is not None:
+            self._check_channels(config["inmaps"], "inmaps")
+
+    def _check_channels(self, channels, what):
+        for arg in self._channel_divisors:
+            value = self.config.get(arg)
+            if value is not None and channels % value:
+                raise self._config_error(f"{arg}={value} does not divide {what}={channels}")
 
     def _channel_axis(self, ndim):
         return ndim - 1 if self.config.get("channel_last") else self.config["base_axis"]
 
     def _example_inputs(self):
         config = self.config
+        if config["inmaps"] is None:
+            return None
         kernel = tuple(config["kernel"])
         dilation = config["dilation"] or (1,) * len(kernel)
         pad = config["pad"] or (0,) * len(kernel)
@@ -56,14 +97,12 @@ class _ConvolutionFamily(Layer):
         expected_ndim = config["base_axis"] + 1 + len(config["kernel"])
         shape = x.shape
         if len(shape) != expected_ndim:
-            raise self._size_error(
-                f"the input {shape} has {len(shape)} dimensions", f"{expected_ndim}", len(shape)
-            )
+            raise self._size_error(f"the input {shape} has {len(shape)} dimensions", expected_ndim)
         inmaps = shape[-1 if config.get("channel_last") else config["base_axis"]]
-        if inmaps != config["inmaps"]:
-            raise self._size_error(
-                f"the input {shape} has {inmaps} channels", config["inmaps"], inmaps
-            )
+        if config["inmaps"] is None:
+            self._check_channels(inmaps, f"the input {shape}'s channels")
+        elif inmaps != config["inmaps"]:
+            raise self._size_error(f"the input {shape} has {inmaps} channels", config["inmaps"])
 
 
 class Convolution(_ConvolutionFamily):
@@ -252,7 +291,10 @@ class DeformableConvolution(_ConvolutionFamily):
     inputs = ("inp", "offset", "mask")
 
     def _example_inputs(self):
-        (x,) = super()._example_inputs()
+        inputs = super()._example_inputs()
+        if inputs is None:
+            return None
+        (x,) = inputs
         # PF needs an offset to build its graph: the input's shape with offset channels.
         offset_shape = list(x.shape)
         offset_shape[self._channel_axis(x.ndim)] = (

@@ -25,6 +25,7 @@ class Embed(Layer):
 
     pf_function = PF.embed
     own_args = (("w_init", None),)
+    input_sizes = ()  # n_inputs and n_features are PF's own arguments
     positional = ("n_inputs", "n_features", "w_init", "fix_parameters")
 
     def _configure(self, config):

@@ -5,7 +5,7 @@ import math
 import nnabla as nn
 import nnabla.parametric_functions as PF
 
-from ._adapter import REQUIRED, Layer
+from ._adapter import Layer
 
 
 def _as_tuple(size):
@@ -18,21 +18,26 @@ class _AffineFamily(Layer):
     Args:
         n_inmaps (:obj:`int` or :obj:`tuple` of :obj:`int`): Number of input
             features per sample: the product of the input's dimensions from
-            ``base_axis`` on (a tuple is multiplied out).
+            ``base_axis`` on (a tuple is multiplied out); ``None`` (or not
+            given): read from the input at the first call.
     """
 
-    own_args = (("n_inmaps", REQUIRED),)
+    own_args = (("n_inmaps", None),)
 
     def _example_inputs(self):
+        if self.config["n_inmaps"] is None:
+            return None
         base_axis = self.config["base_axis"]
         return (nn.Variable((1,) * base_axis + _as_tuple(self.config["n_inmaps"])),)
 
     def _check_inputs(self, x, *_):
+        if self.config["n_inmaps"] is None:
+            return
         expected = math.prod(_as_tuple(self.config["n_inmaps"]))
         got = math.prod(x.shape[self.config["base_axis"] :])
         if got != expected:
             raise self._size_error(
-                f"the input {x.shape} has {got} features from base_axis on", expected, got
+                f"the input {x.shape} has {got} features from base_axis on", expected
             )
 
 

@@ -4,7 +4,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ..module import describe
-from ._adapter import REQUIRED, Layer
+from ._adapter import Layer
 
 _SEED_BN_ORDER = (
     "axes", "decay_rate", "eps", "batch_stat", "output_stat", "fix_parameters", "param_init",
@@ -22,12 +22,13 @@ class _PerAxisNormalization(Layer):
 
     Args:
         n_features (:obj:`int` or :obj:`tuple` of :obj:`int`): Size of the
-            input along ``axes`` (one per axis); ``None``: created at the
-            first call.
-        n_dims (int): Number of dimensions of the input.
+            input along ``axes`` (one per axis); ``None`` (or not given):
+            read from the input at the first call.
+        n_dims (int): Number of dimensions of the input; ``None`` (or not
+            given): read from the input at the first call.
     """
 
-    own_args = (("n_features", REQUIRED), ("n_dims", REQUIRED))
+    own_args = (("n_features", None), ("n_dims", None))
     n_dims = None
 
     def _axes(self):
@@ -40,14 +41,21 @@ class _PerAxisNormalization(Layer):
         return self.config["n_features"] is not None and self._dims() is not None
 
     def _configure(self, config):
+        axes, dims = self._axes(), self._dims()
+        if dims is not None and any(not -dims <= axis < dims for axis in axes):
+            raise self._config_error(f"the axes {axes} do not exist in {dims} dimensions")
         if config["n_features"] is None:
             return
-        axes, features = self._axes(), _as_tuple(config["n_features"])
+        features = _as_tuple(config["n_features"])
         if len(features) != len(axes):
-            raise ValueError(
-                f"{type(self).__name__}: n_features {config['n_features']} gives "
+            raise self._config_error(
+                f"n_features {config['n_features']} gives "
                 f"{len(features)} sizes for the {len(axes)} axes {axes}"
             )
+        self._check_features(features)
+
+    def _check_features(self, features):
+        """Relations between the feature sizes and the other arguments (group counts)."""
 
     def _example_inputs(self):
         if not self._sizes_known():
@@ -59,17 +67,20 @@ class _PerAxisNormalization(Layer):
 
     def _check_inputs(self, x, *_):
         if not self._sizes_known():
+            axes = self._axes()
+            if any(not -x.ndim <= axis < x.ndim for axis in axes):
+                raise self._size_error(
+                    f"the input {x.shape} has {x.ndim} dimensions", f"the axes {axes}"
+                )
+            self._check_features([x.shape[axis] for axis in axes])
             return
         if x.ndim != self._dims():
-            raise self._size_error(
-                f"the input {x.shape} has {x.ndim} dimensions", self._dims(), x.ndim
-            )
+            raise self._size_error(f"the input {x.shape} has {x.ndim} dimensions", self._dims())
         for axis, size in zip(self._axes(), _as_tuple(self.config["n_features"])):
             if x.shape[axis] != size:
                 raise self._size_error(
                     f"the input {x.shape} has {x.shape[axis]} features on axis {axis}",
                     size,
-                    x.shape[axis],
                 )
 
 
@@ -116,7 +127,7 @@ class BatchNorm1d(BatchNormalization):
         (2, 4, 7)
     """
 
-    own_args = (("n_features", REQUIRED),)
+    own_args = (("n_features", None),)
     positional = ("n_features",) + _SEED_BN_ORDER
     n_dims = 3
 
@@ -132,7 +143,7 @@ class BatchNorm2d(BatchNormalization):
         'BatchNormalization'
     """
 
-    own_args = (("n_features", REQUIRED),)
+    own_args = (("n_features", None),)
     positional = ("n_features",) + _SEED_BN_ORDER
     n_dims = 4
 
@@ -147,7 +158,7 @@ class BatchNorm3d(BatchNormalization):
         (1, 2, 2, 2, 2)
     """
 
-    own_args = (("n_features", REQUIRED),)
+    own_args = (("n_features", None),)
     positional = ("n_features",) + _SEED_BN_ORDER
     n_dims = 5
 
@@ -217,8 +228,10 @@ class InstanceNormalization(_PerAxisNormalization):
 
     Args:
         n_features (int): Number of channels (the input's ``channel_axis``
-            dimension); ``None``: created at the first call.
-        n_dims (int): Number of dimensions of the input.
+            dimension); ``None`` (or not given): read from the input at the
+            first call.
+        n_dims (int): Number of dimensions of the input; ``None`` (or not
+            given): read from the input at the first call.
 
     Example:
         >>> import nnabla as nn
@@ -250,6 +263,13 @@ class GroupNormalization(InstanceNormalization):
     """
 
     pf_function = PF.group_normalization
+
+    def _check_features(self, features):
+        num_groups = self.config["num_groups"]
+        if features[0] % num_groups:
+            raise self._config_error(
+                f"num_groups={num_groups} does not divide the {features[0]} channels"
+            )
 
 
 class LayerNormalization(Layer):
@@ -305,7 +325,6 @@ class LayerNormalization(Layer):
             raise self._size_error(
                 f"the input {x.shape} has the non-batch sizes {got}",
                 self.config["normalized_shape"],
-                got,
             )
 
 
@@ -341,4 +360,4 @@ class MeanSubtraction(Layer):
         expected = self.config["sample_shape"]
         got = x.shape[self.config["base_axis"] :]
         if expected is not None and got != _as_tuple(expected):
-            raise self._size_error(f"the input {x.shape} has the sample shape {got}", expected, got)
+            raise self._size_error(f"the input {x.shape} has the sample shape {got}", expected)

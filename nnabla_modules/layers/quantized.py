@@ -247,4 +247,4 @@ class MinMaxQuantize(Layer):
     def _check_inputs(self, x, *_):
         n_dims = self.config["n_dims"]
         if n_dims is not None and x.ndim != n_dims:
-            raise self._size_error(f"the input {x.shape} has {x.ndim} dimensions", n_dims, x.ndim)
+            raise self._size_error(f"the input {x.shape} has {x.ndim} dimensions", n_dims)

@@ -9,43 +9,50 @@ layers from the state's first axis, so ``num_layers`` must match it.
 import nnabla as nn
 import nnabla.parametric_functions as PF
 
-from ._adapter import REQUIRED, Layer
+from ._adapter import Layer
 
 
 def _check_states(layer, states, expected):
     for name, state in zip(layer.inputs[1:], states):
         if state.shape != expected:
-            raise layer._size_error(f"the state {name} {state.shape}", expected, state.shape)
+            raise layer._size_error(f"the state {name} {state.shape}", expected)
 
 
 class _RecurrentFamily(Layer):
     """Shared by ``rnn``, ``lstm`` and ``gru``: sizes, layouts, inference.
 
     Args:
-        input_size (int): Size of the sequence's last axis ``I``.
-        hidden_size (int): Size of the hidden state ``H``.
+        input_size (int): Size of the sequence's last axis ``I``; ``None``
+            (or not given): read from the sequence at the first call.
+        hidden_size (int): Size of the hidden state ``H``; ``None`` (or not
+            given): read from the state at the first call.
     """
 
-    own_args = (("input_size", REQUIRED), ("hidden_size", REQUIRED))
+    own_args = (("input_size", None), ("hidden_size", None))
     inference_args = {"training": False, "dropout": 0.0}
 
-    def _state_shape(self, batch_size):
+    def _state_shape(self, batch_size, states=()):
+        """The states' shape; an unknown hidden size is the first state's."""
         directions = 2 if self.config["bidirectional"] else 1
-        return (self.config["num_layers"], directions, batch_size, self.config["hidden_size"])
+        hidden_size = self.config["hidden_size"]
+        if hidden_size is None:
+            hidden_size = states[0].shape[-1] if states and states[0].ndim == 4 else None
+        return (self.config["num_layers"], directions, batch_size, hidden_size)
 
     def _example_inputs(self):
+        if self.config["input_size"] is None or self.config["hidden_size"] is None:
+            return None
         x = nn.Variable((1, 1, self.config["input_size"]))
         states = tuple(nn.Variable(self._state_shape(1)) for _ in self.inputs[1:])
         return (x,) + states
 
     def _check_inputs(self, x, *states):
-        if x.ndim != 3 or x.shape[2] != self.config["input_size"]:
+        input_size = self.config["input_size"]
+        if x.ndim != 3 or x.shape[2] != (input_size or x.shape[2]):
             raise self._size_error(
-                f"the sequence {x.shape} (T, B, input_size)",
-                f"input_size {self.config['input_size']}",
-                x.shape,
+                f"the sequence {x.shape} (T, B, input_size)", f"input_size {input_size}"
             )
-        _check_states(self, states, self._state_shape(x.shape[1]))
+        _check_states(self, states, self._state_shape(x.shape[1], states))
 
 
 class RNN(_RecurrentFamily):
@@ -117,7 +124,9 @@ class LSTMCell(Layer):
     like the PF function: the caller carries ``h`` and ``c``.
 
     Args:
-        input_size (int): Size of ``x``'s second axis (``x`` is ``(B, input_size)``).
+        input_size (int): Size of ``x``'s second axis (``x`` is ``(B,
+            input_size)``); ``None`` (or not given): read from ``x`` at the first
+            call.
 
     Example:
         >>> import nnabla as nn
@@ -133,14 +142,16 @@ class LSTMCell(Layer):
 
     pf_function = PF.lstm_cell
     inputs = ("x", "h", "c")
-    own_args = (("input_size", REQUIRED),)
+    own_args = (("input_size", None),)
 
     def _example_inputs(self):
+        if self.config["input_size"] is None:
+            return None
         state = nn.Variable((1, self.config["state_size"]))
         return nn.Variable((1, self.config["input_size"])), state, state
 
     def _check_inputs(self, x, *states):
-        if x.ndim != 2 or x.shape[1] != self.config["input_size"]:
+        if x.ndim != 2 or x.shape[1] != (self.config["input_size"] or x.shape[1]):
             expected = (x.shape[0], self.config["input_size"])
-            raise self._size_error(f"the input {x.shape}", expected, x.shape)
+            raise self._size_error(f"the input {x.shape}", expected)
         _check_states(self, states, (x.shape[0], self.config["state_size"]))

@@ -38,6 +38,7 @@ class _Reparameterization(Layer):
 
     inputs = ("w",)
     own_args = (("layer", None),)
+    input_sizes = ()
 
     def _configure(self, config):
         layer = config["layer"]
@@ -51,19 +52,31 @@ class _Reparameterization(Layer):
             )
         if layer._module_state.given_name is None and layer._module_state.parent_module() is self:
             layer.name = ""  # PF's apply_w adds no scope level: the wrapper's name is the layer's
-        previous = target.config["apply_w"]
-        target.config["apply_w"] = target._pf_kwargs["apply_w"] = _AppliedToWeight(self, previous)
+        # The layer's config keeps what its user gave; its PF call gets the wrapper's.
+        previous = target._pf_kwargs["apply_w"]
+        target._pf_kwargs["apply_w"] = _AppliedToWeight(self, previous)
 
     def __call__(self, *inputs, test=False, **overrides):
         layer = self.config["layer"]
         if layer is None:
             return Layer.__call__(self, *inputs, test=test, **overrides)
         if test:  # this call infers: the reparameterizations too
-            apply_w = _weighted_layer(layer).config["apply_w"]
+            apply_w = _weighted_layer(layer)._pf_kwargs["apply_w"]
             overrides = {"apply_w": functools.partial(apply_w, test=True), **overrides}
         return layer(*inputs, test=test, **overrides)
 
+    def parameter_shapes(self):
+        if self.config["layer"] is not None:
+            return {}  # created (and counted) by the wrapped layer's call
+        return super().parameter_shapes()
+
+    def _check_inputs(self, w, *_):
+        dim = self.config["dim"]
+        if dim >= w.ndim:  # NNabla would crash on it
+            raise self._config_error(f"dim={dim} is not an axis of the weight {w.shape}")
+
     def _reparameterize(self, w, test):
+        self._check_inputs(w)
         return self.pf_function(w, **self._call_kwargs(test, {}))
 
 

@@ -1,0 +1,194 @@
+"""Every layer with its input sizes left out, against the PF call it stands for.
+
+PF code never states the sizes it reads from its inputs, so every layer may
+be constructed without them: it then creates its parameters at its first
+call, exactly as the PF call does. Each row of the layer tables is rebuilt
+without its sizes (left out, or given as None) and compared bit for bit with
+PF: keys, shapes, same-seed initial values, outputs, gradients, the registry
+after the step, in training and in inference.
+"""
+
+import inspect
+
+import nnabla as nn
+import nnabla.parametric_functions as PF
+import pytest
+from test_all_layers import _BN_INFERENCE, CASES, _compare, _module, _pf, case
+from test_seed_classes import CASES as SEED_CASES
+from test_seed_classes import GRAPH_ONLY
+
+import nnabla_modules as nm
+
+
+def _seed_row(cls, args, kwargs, shapes, pf):
+    inference = _BN_INFERENCE if issubclass(cls, nm.BatchNormalization) else None
+    return case(lambda **n: cls(*args, **kwargs, **n), shapes, pf, inference=inference)
+
+
+ROWS = {
+    **CASES,
+    **{
+        f"seed-{name}": _seed_row(*spec)
+        for name, spec in SEED_CASES.items()
+        if name not in GRAPH_ONLY  # channel-last convolution: the CPU builds, cannot run it
+    },
+}
+nn.clear_parameters()
+# The rows' arguments; given names keep the automatic ones free for other tests.
+TEMPLATES = {
+    name: row["module"](name=f"template_{i}") for i, (name, row) in enumerate(ROWS.items())
+}
+
+
+def _size_free_tree(module):
+    return all(m.config[arg] is None for m in module.modules() for arg in type(m).input_size_args())
+
+
+def without_sizes(template, as_none=False, **name):
+    """A new module like ``template`` (a layer, maybe wrapping one) with no input size given."""
+    cls = type(template)
+    sizes = cls.input_size_args()
+    defaults = {arg: p.default for arg, p in inspect.signature(cls).parameters.items()}
+    config = {}
+    for arg, value in template.config.items():
+        if _is_default(value, defaults[arg]):
+            continue  # not given: a mode flag given explicitly would be pinned
+        if arg in sizes:
+            if as_none:
+                config[arg] = None
+        elif isinstance(value, nm.Module):
+            config[arg] = without_sizes(value, as_none)
+        else:
+            config[arg] = value
+    return cls(**config, **name)
+
+
+def _is_default(value, default):
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except ValueError:  # an array
+        return False
+
+
+def _lazy(name, as_none=False):
+    return lambda: without_sizes(TEMPLATES[name], as_none, name="")
+
+
+def test_every_layer_class_is_in_the_table():
+    covered = {type(m) for t in TEMPLATES.values() for m in t.modules()}
+    classes = {
+        c
+        for c in vars(nm).values()
+        if isinstance(c, type) and issubclass(c, nm.Layer) and c.pf_function is not None
+    }
+    assert classes - covered == {nm.SyncBatchNormalization, nm.Embed}  # no communicator; no sizes
+    assert nm.Embed.input_size_args() == ()
+
+
+def test_every_size_can_be_left_out_by_keyword_and_positionally():
+    for cls in {type(m) for t in TEMPLATES.values() for m in t.modules()}:
+        params = inspect.signature(cls).parameters
+        for arg in cls.input_size_args():
+            assert params[arg].default is None, (cls.__name__, arg)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_without_sizes_equals_pf(name):
+    row = ROWS[name]
+    make = _lazy(name)
+
+    def lazy_module(*xs):
+        module = make()
+        assert _size_free_tree(module)
+        if not _size_free_tree(TEMPLATES[name]):  # the row gave sizes: now nothing is known
+            assert module.get_parameters(grad_only=False) == {}
+        args, kwargs = row["inputs"](xs)
+        return module(*args, **kwargs)
+
+    _compare(row, _pf(row), lazy_module)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_sizes_given_as_none_equal_pf(name):
+    row = ROWS[name]
+    _compare(row, _pf(row), _module(row, _lazy(name, as_none=True)))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ROWS if ROWS[n]["inference"] is not None))
+def test_without_sizes_in_inference_equals_pf_inference(name):
+    row = ROWS[name]
+    _compare(
+        row,
+        _pf(row, **row["inference"]),
+        _module(row, _lazy(name), "eval"),
+        row["inference_backward"],
+    )
+
+
+def test_the_forms_refactors_write():
+    """The constructors as PF code would be refactored without arithmetic."""
+    x = nn.Variable((2, 8, 5, 5))
+    seq = nn.Variable((4, 2, 3))
+    built = {
+        "conv": nm.Conv2d(None, 16, 3)(x).shape,
+        "conv-keywords": nm.Conv2d(outmaps=16, kernel=3, pad=1)(x).shape,
+        "instance-norm": nm.InstanceNormalization(eps=1e-5)(x).shape,
+        "group-norm": nm.GroupNormalization(num_groups=4)(x).shape,
+        "gru": nm.GRU(bidirectional=True)(seq, nn.Variable((1, 2, 2, 6)))[0].shape,
+        "lstm-cell": nm.LSTMCell(state_size=6)(nn.Variable((2, 3)), *[nn.Variable((2, 6))] * 2)[
+            0
+        ].shape,
+        "linear": nm.Linear(None, 3)(nn.Variable((2, 4))).shape,
+        "bn": nm.BatchNorm2d()(x).shape,
+    }
+    assert built == {
+        "conv": (2, 16, 3, 3),
+        "conv-keywords": (2, 16, 5, 5),
+        "instance-norm": (2, 8, 5, 5),
+        "group-norm": (2, 8, 5, 5),
+        "gru": (4, 2, 12),
+        "lstm-cell": (2, 6),
+        "linear": (2, 3),
+        "bn": (2, 8, 5, 5),
+    }
+
+
+def test_a_lazy_layer_then_behaves_like_any_other():
+    conv = nm.Conv2d(None, 4, 3, name="conv")
+    assert conv.get_parameters() == {}
+    y = conv(nn.Variable((1, 3, 5, 5)))
+    params = conv.get_parameters()
+    assert {k: v.shape for k, v in params.items()} == {"conv/W": (4, 3, 3, 3), "conv/b": (4,)}
+    conv(nn.Variable((2, 3, 7, 7)))  # the same weights
+    assert all(p is conv.get_parameters()[k] for k, p in params.items())
+    assert y.parent.inputs[1].d.shape == (4, 3, 3, 3)
+    with pytest.raises(ValueError, match="Conv2d 'conv'"):
+        conv(nn.Variable((1, 5, 5, 5)))  # other channels: PF's own size check, named
+
+
+def test_a_required_pf_argument_stays_required():
+    with pytest.raises(TypeError, match="outmaps"):
+        nm.Conv2d(None)
+    with pytest.raises(TypeError, match="num_groups"):
+        nm.GroupNormalization()
+    with pytest.raises(TypeError, match="state_size"):
+        nm.LSTMCell()
+
+
+def test_lazy_layers_under_a_named_root_equal_pf():
+    class Block(nm.Module):
+        def __init__(self):
+            self.conv = nm.Conv2d(outmaps=4, kernel=3, pad=1)
+            self.norm = nm.InstanceNormalization()
+
+        def __call__(self, x):
+            return self.norm(self.conv(x))
+
+    def pf_code(x):
+        with nn.parameter_scope("block"):
+            return PF.instance_normalization(
+                PF.convolution(x, 4, (3, 3), pad=(1, 1), name="conv"), name="norm"
+            )
+
+    row = case(None, [(2, 3, 6, 6)], None)
+    _compare(row, pf_code, lambda x: Block(name="block")(x))
