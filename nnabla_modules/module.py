@@ -1105,8 +1105,12 @@ class Module(metaclass=ModuleMeta):
         Example:
             >>> import nnabla_modules as nm
             >>> bn = nm.BatchNorm2d(3, name="bn")
-            >>> {k: v.shape for k, v in bn.state_dict().items()}
-            {'bn/beta': (1, 3, 1, 1), 'bn/gamma': (1, 3, 1, 1), 'bn/mean': (1, 3, 1, 1), 'bn/var': (1, 3, 1, 1)}
+            >>> for key, value in bn.state_dict().items():
+            ...     print(key, value.shape)
+            bn/beta (1, 3, 1, 1)
+            bn/gamma (1, 3, 1, 1)
+            bn/mean (1, 3, 1, 1)
+            bn/var (1, 3, 1, 1)
             >>> list(bn.state_dict(grad_only=True))
             ['bn/beta', 'bn/gamma']
         """

@@ -20,6 +20,7 @@ from nnabla.parametric_functions import parametric_function_api
 
 import nnabla_modules as nm
 
+
 def _spectral_norm(w, itr=1, eps=1e-12, test=False):
     """Power iteration on the flattened weight; the singular vector is a parameter."""
     rows = int(np.prod(w.shape[1:]))
