@@ -117,18 +117,19 @@ LEAF = object()
 
 
 def remove(scope, key):
-    """Deletes ``scope[key]`` ('a/b/W') and the scopes that this leaves empty."""
+    """Deletes ``scope[key]`` ('a/b/W') and the scopes that this leaves empty; returns it."""
     *levels, leaf = key.split("/")
     path = [scope]
     for name in levels:
         path.append(path[-1].get(name))
         if not isinstance(path[-1], dict):
             return
-    path[-1].pop(leaf, None)
+    removed = path[-1].pop(leaf, None)
     for parent, name, child in zip(reversed(path[:-1]), reversed(levels), reversed(path[1:])):
         if child:
             break
         del parent[name]
+    return removed
 
 
 def unowned(scope, owned, prefix=""):

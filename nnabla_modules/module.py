@@ -123,8 +123,10 @@ def _observe(name, param, is_set, pf_use):
         if is_set or key not in claims:
             # The flag the code asked for: a frozen module restores it on unfreeze.
             claims[key] = param.need_grad
-        if state.frozen and param.need_grad:
-            param.need_grad = False  # frozen holds whatever the code asked for
+        if param.need_grad and (state.frozen or id(param) in _frozen_entries):
+            # Frozen holds whatever the code asks for, also when a module that
+            # shares the entry by name and is not frozen uses it.
+            param.need_grad = False
         if pf_use and (state.call_keys is not None or not state.local):
             _check_shared_use(active, depth, key)
         if state.parent is not None or not state.built_in_call:
@@ -395,6 +397,8 @@ def _run_in_scope(module, fn, args, kwargs):
 
 #: True while NNabla's ``current_no_grad`` was set by a frozen module, not the user.
 _frozen_no_grad = [False]
+#: id -> registry Variable of every entry a frozen module owns (see ``freeze``).
+_frozen_entries = {}
 
 
 _SAME_LEVEL = ()  # the local name of a module given name=""
@@ -590,10 +594,11 @@ def _retire_previous(parent, levels, child):
     scope = _registry.resolve(prefix, create=False)
     for key in _state_keys(old_state):
         if scope is not None:
-            _registry.remove(scope, key)
+            _frozen_entries.pop(id(_registry.remove(scope, key)), None)
     _forget_claims(old_state)
     if old is not None and old_state.parent_module() is parent:
         old_state.parent = None
+        old_state.construction_path = _prefix(parent)  # still described where it was
         old_state.retired = where
         _naming_epoch[0] += 1
 
@@ -945,7 +950,7 @@ class Module(metaclass=ModuleMeta):
         """
         scope = _registry.resolve(_prefix(self), create=False)
         for key in list(_claimed_keys(self, True)) if scope is not None else ():
-            _registry.remove(scope, key)
+            _frozen_entries.pop(id(_registry.remove(scope, key)), None)
         for _, module in _walk(self):
             module._module_state.claims.clear()
             module._module_state.provisional.clear()
@@ -1000,6 +1005,10 @@ class Module(metaclass=ModuleMeta):
                 param = _registry.lookup(scope, key)
                 if _registry.is_variable(param):
                     param.need_grad = state.requested_need_grad(key) and not frozen
+                    if frozen:
+                        _frozen_entries[id(param)] = param  # held: its id stays unique
+                    else:
+                        _frozen_entries.pop(id(param), None)
         return self
 
     # --- checkpoints (nnabla_modules.checkpoint) ------------------------------------
