@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _registry
 from ..module import Module, ModuleMeta, describe
-from . import _checks
+from . import _checks, _fast
 
 REQUIRED = inspect.Parameter.empty
 
@@ -110,12 +110,15 @@ class Layer(Module, metaclass=_LayerMeta):
     positional = None
     inference_args = {}
     _cached_pf_scope = None
+    _fast_family = False  # PF's function has a fast path (see _fast.py)
+    _fast_plans = (None, None)  # training, inference: what the last call through PF built
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "pf_function" in cls.__dict__:  # a plain function would bind as a method
             cls.pf_function = staticmethod(cls.__dict__["pf_function"])
             cls._pf_body = staticmethod(cls.pf_function.__parametric_function_api_base__)
+            cls._fast_family = cls.pf_function in _fast.FAMILIES
 
     @classmethod
     def input_size_args(cls):
@@ -152,6 +155,18 @@ class Layer(Module, metaclass=_LayerMeta):
 
     def __call__(self, *inputs, test=False, **overrides):
         # Runs on every call of every layer: the common case is kept to a few lookups.
+        fast = None
+        if self._fast_family and not overrides and len(inputs) == 1 and _fast.ENABLED:
+            inference = bool(test or not self.training) and bool(self._inference_kwargs)
+            plan = self._fast_plans[inference]
+            if plan is not None:
+                try:
+                    built = plan.build(self, inputs[0], inference)
+                except _PF_ERRORS as error:
+                    raise _named_error(self, error) from error
+                if built is not None:
+                    return built
+            fast = inference
         if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
             raise TypeError(
                 f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
@@ -178,11 +193,21 @@ class Layer(Module, metaclass=_LayerMeta):
         previous = _parameter.current_scope
         _parameter.current_scope = pf_scope
         try:
-            return self._pf_body(inputs[0], **kwargs)
+            built = self._pf_body(inputs[0], **kwargs)
         except _PF_ERRORS as error:
             raise _named_error(self, error) from error
         finally:
             _parameter.current_scope = previous
+        if fast is not None:  # what PF built, to build it directly next time
+            plan = _fast.Plan.record(
+                self, inputs[0], kwargs, _fast.kwargs_snapshot(self, fast), scope, pf_scope
+            )
+            plans = self._fast_plans
+            if type(plans) is not list:
+                plans = [None, None]  # set without Module.__setattr__: not the user's attribute
+                object.__setattr__(self, "_fast_plans", plans)
+            plans[fast] = plan
+        return built
 
     def _pf_scope(self, scope):
         """The registry dict PF's wrapper enters below ``scope``: ``<prefix>/<PF scope name>``."""

@@ -1,0 +1,177 @@
+"""The fast path of the five most used layers: PF's graph without PF's per-call work.
+
+Once a layer's parameters exist, ``PF.convolution`` (``deconvolution``,
+``affine``, ``batch_normalization``, ``embed``) spends most of its time on
+what it finds unchanged: initializers built and thrown away, the scope
+entered by name, ``get_parameter_or_create``'s lookups and checks. A layer
+records, after a call that went through PF, what that call did: the
+registry Variables it read, their shapes and ``need_grad``, and the NNabla
+function it built with which arguments. The next call with the same input
+shape and the same arguments builds that function directly, with the
+Variables obtained exactly as ``get_parameter_or_create`` returns them
+(unlinked, named, ``need_grad`` as requested or False under
+``nn.no_grad()``), and leaves the registry and the ownership bookkeeping as
+PF's call would: only when PF's call would change nothing. Anything else
+(a new input shape, other arguments, a registry entry replaced, removed,
+resized or with another ``need_grad``, a frozen module, an entry the
+module does not own yet) goes through PF again.
+"""
+
+import nnabla as nn
+import nnabla.functions as F
+import nnabla.parameter as _parameter
+import nnabla.parametric_functions as PF
+
+from .. import module as _module
+
+#: False: every call goes through PF (for comparisons and for the tests).
+ENABLED = True
+
+_Variable = nn.Variable
+
+
+def _weight_and_bias(kwargs):
+    """PF's requests of the layers with ``W`` and an optional ``b``, or None with an ``apply_*``."""
+    if kwargs["apply_w"] is not None or kwargs["apply_b"] is not None:
+        return None
+    as_need_grad = not kwargs["fix_parameters"]
+    return ("W", True, as_need_grad), (("b", True, as_need_grad) if kwargs["with_bias"] else None)
+
+
+def _affine(kwargs):
+    requests = _weight_and_bias(kwargs)
+    return requests and (F.affine, requests, (kwargs["base_axis"],))
+
+
+def _convolution(kwargs):
+    requests = _weight_and_bias(kwargs)
+    args = ("base_axis", "pad", "stride", "dilation", "group", "channel_last")
+    return requests and (F.convolution, requests, tuple(kwargs[arg] for arg in args))
+
+
+def _deconvolution(kwargs):
+    requests = _weight_and_bias(kwargs)
+    args = ("base_axis", "pad", "stride", "dilation", "group", "channel_last", "output_padding")
+    return requests and (F.deconvolution, requests, tuple(kwargs[arg] for arg in args))
+
+
+def _batch_normalization(kwargs):
+    as_need_grad = not kwargs["fix_parameters"]
+    requests = (
+        None if kwargs["no_bias"] else ("beta", True, as_need_grad),
+        None if kwargs["no_scale"] else ("gamma", True, as_need_grad),
+        ("mean", False, False),
+        ("var", False, False),
+    )
+    args = ("axes", "decay_rate", "eps", "batch_stat", "output_stat")
+    return F.batch_normalization, requests, tuple(kwargs[arg] for arg in args)
+
+
+def _embed(kwargs):
+    if kwargs["apply_w"] is not None:
+        return None
+    return F.embed, (("W", True, not kwargs["fix_parameters"]),), ()
+
+
+#: PF's function -> ``family(kwargs)``: ``(NNabla function, requests, arguments)`` of
+#: what PF's body builds, read off its source: ``requests`` are its
+#: ``get_parameter_or_create`` calls as ``(name, need_grad, as_need_grad)`` in its
+#: order (None where it passes None: no bias), the function is called as
+#: ``function(x, *variables, *arguments)``. None: PF's call does more than that
+#: (``apply_w``).
+FAMILIES = {
+    PF.affine: _affine,
+    PF.convolution: _convolution,
+    PF.deconvolution: _deconvolution,
+    PF.batch_normalization: _batch_normalization,
+    PF.embed: _embed,
+}
+
+
+def kwargs_snapshot(layer, inference):
+    """The values of the layer's PF arguments: a plan holds while they stay the same objects."""
+    values = tuple(layer._pf_kwargs.values())
+    if inference:
+        values += tuple(layer._inference_kwargs.values())
+    return values
+
+
+class Plan:
+    """What a call that went through PF built, and the conditions under which it holds."""
+
+    __slots__ = ("shape", "values", "scope", "pf_name", "pf_scope", "entries", "function", "args")
+
+    def __deepcopy__(self, memo):
+        return None  # a copy has its own weights: it records its own plan
+
+    @classmethod
+    def record(cls, layer, x, kwargs, values, scope, pf_scope):
+        """The plan of the call that just built ``layer(x)`` with ``kwargs``; None if none."""
+        built = FAMILIES[layer.pf_function](kwargs)
+        if built is None or type(x) is not _Variable:
+            return None
+        plan = cls()
+        plan.function, requests, plan.args = built
+        state = layer._module_state
+        entries = []
+        for request in requests:
+            if request is None:
+                entries.append(None)
+                continue
+            name, need_grad, as_need_grad = request
+            param = pf_scope.get(name)
+            key = state.relative_key(pf_scope, name)
+            if not isinstance(param, _Variable) or key is None:
+                return None
+            entries.append((name, param, param.shape, need_grad, as_need_grad, key))
+        plan.entries = tuple(entries)
+        plan.shape, plan.values = x.shape, values
+        plan.scope, plan.pf_name, plan.pf_scope = scope, layer.pf_function.__scope_name__, pf_scope
+        return plan
+
+    def build(self, layer, x, inference):
+        """PF's graph for ``layer(x)`` built directly, or None where PF's call could differ."""
+        if type(x) is not _Variable or x.shape != self.shape:
+            return None
+        try:
+            if kwargs_snapshot(layer, inference) != self.values:
+                return None
+        except (ValueError, TypeError):  # an argument replaced by an array: not the same
+            return None
+        state = layer._module_state
+        # PF's get_parameter would be observed (module.py's _observe): it changes
+        # nothing only for a module that owns the keys, is not frozen, is no
+        # name="" layer (whose PF calls its parent checks for sharing) and no
+        # temporary module (whose caller owns its entries too).
+        if (
+            state.frozen
+            or not state.local
+            or state.call_keys is not None
+            or (state.parent is None and state.built_in_call)
+        ):
+            return None
+        scope = state.scope
+        if scope is not self.scope or scope.get(self.pf_name) is not self.pf_scope:
+            return None
+        pf_scope, claims = self.pf_scope, state.claims
+        frozen_entries = _module._frozen_entries
+        no_grad = _parameter.current_no_grad
+        variables = []
+        for entry in self.entries:
+            if entry is None:
+                variables.append(None)
+                continue
+            name, param, shape, need_grad, as_need_grad, key = entry
+            # get_parameter_or_create sets need_grad (and the entry) when it differs.
+            if (
+                pf_scope.get(name) is not param
+                or param.need_grad != need_grad
+                or param.shape != shape
+                or key not in claims
+                or (need_grad and id(param) in frozen_entries)
+            ):
+                return None
+            variable = param.get_unlinked_variable(need_grad=False if no_grad else as_need_grad)
+            variable.name = name
+            variables.append(variable)
+        return self.function(x, *variables, *self.args)
