@@ -115,10 +115,13 @@ class Layer(Module, metaclass=_LayerMeta):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        own_call = "_pf_body" in cls.__dict__ or "_call_kwargs" in cls.__dict__
         if "pf_function" in cls.__dict__:  # a plain function would bind as a method
             cls.pf_function = staticmethod(cls.__dict__["pf_function"])
             cls._pf_body = staticmethod(cls.pf_function.__parametric_function_api_base__)
             cls._fast_family = cls.pf_function in _fast.FAMILIES
+        if own_call:
+            cls._fast_family = False  # a call of its own: PF's path, always
 
     @classmethod
     def input_size_args(cls):

@@ -123,7 +123,8 @@ class Plan:
             key = state.relative_key(pf_scope, name)
             if not isinstance(param, _Variable) or key is None:
                 return None
-            entries.append((name, param, param.shape, need_grad, as_need_grad, key))
+            # The entry's id, not the entry: a plan keeps no parameter alive.
+            entries.append((name, id(param), param.shape, need_grad, as_need_grad, key))
         plan.entries = tuple(entries)
         plan.shape, plan.values = x.shape, values
         plan.scope, plan.pf_name, plan.pf_scope = scope, layer.pf_function.__scope_name__, pf_scope
@@ -161,10 +162,12 @@ class Plan:
             if entry is None:
                 variables.append(None)
                 continue
-            name, param, shape, need_grad, as_need_grad, key = entry
+            name, param_id, shape, need_grad, as_need_grad, key = entry
+            param = pf_scope.get(name)
             # get_parameter_or_create sets need_grad (and the entry) when it differs.
             if (
-                pf_scope.get(name) is not param
+                id(param) != param_id
+                or not isinstance(param, _Variable)
                 or param.need_grad != need_grad
                 or param.shape != shape
                 or key not in claims
