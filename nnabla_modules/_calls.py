@@ -331,3 +331,43 @@ def _is_library(frame):
 
 
 _registry.observer[0] = observe
+
+
+def register_module_forward_hook(hook):
+    """Calls ``hook(module, args, kwargs, output)`` after every module's call.
+
+    Like PyTorch's function of the same name: for tools that watch a whole
+    model (:func:`nnabla_modules.summary.summary` is built on it). See
+    :meth:`nnabla_modules.Module.register_forward_hook`.
+
+    Args:
+        hook (callable): ``hook(module, args, kwargs, output)``; a return value
+            other than ``None`` replaces the output.
+
+    Returns:
+        HookHandle: ``.remove()``, or a context manager.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> seq = nm.Sequential(nm.Linear(3, 4), nm.Linear(4, 2), name="seq")
+        >>> called = []
+        >>> with nm.register_module_forward_hook(lambda m, a, k, y: called.append(m.prefix)):
+        ...     _ = seq(nn.Variable((1, 3)))
+        >>> called
+        ['seq/0', 'seq/1', 'seq']
+    """
+    return add_hook(None, "post", hook)
+
+
+def register_module_forward_pre_hook(hook):
+    """Calls ``hook(module, args, kwargs)`` before every module's call.
+
+    Args:
+        hook (callable): ``hook(module, args, kwargs)``; an ``(args, kwargs)``
+            return value replaces the call's arguments.
+
+    Returns:
+        HookHandle: ``.remove()``, or a context manager.
+    """
+    return add_hook(None, "pre", hook)

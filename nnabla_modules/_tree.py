@@ -178,20 +178,21 @@ def _live_holder(module):
         for attr, value in vars(current).items():
             if attr == "_module_state":
                 continue
-            for found in _modules_in(value, set()):
+            for found in modules_in(value, set()):
                 if found is module:
                     return f"{describe(current)} (attribute {attr!r})"
                 stack.append(found)
     return None
 
 
-def _modules_in(value, seen):
+def modules_in(value, seen):
+    """The modules in ``value``: itself, or the items of its (nested) lists, tuples, dicts."""
     if isinstance(value, ModuleBase):
         yield value
     elif isinstance(value, CONTAINERS) and id(value) not in seen:
         seen.add(id(value))
         for item in value.values() if isinstance(value, dict) else value:
-            yield from _modules_in(item, seen)
+            yield from modules_in(item, seen)
 
 
 def is_ancestor(candidate, module):

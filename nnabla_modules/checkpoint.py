@@ -28,8 +28,7 @@ import numpy as np
 
 from . import _registry, io
 from ._naming import describe, join, prefix_of
-from ._tree import walk
-from .module import Module
+from ._tree import modules_in, walk
 
 __all__ = [
     "CheckpointError",
@@ -177,10 +176,7 @@ def _held_from_elsewhere(module):
     found = []
     for _, current in walk(module):
         for value in vars(current).values():
-            held = [value] if isinstance(value, Module) else []
-            if isinstance(value, (list, tuple, dict)):
-                held = [v for v in (value.values() if isinstance(value, dict) else value)
-                        if isinstance(v, Module)]
+            held = modules_in(value, set())
             found.extend(m for m in held if id(m) not in tree and m not in found)
     return found
 

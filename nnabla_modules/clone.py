@@ -45,9 +45,8 @@ from ._naming import (
     root_names,
     snake_case,
 )
-from ._state import ModuleState
+from ._state import ModuleBase, ModuleState
 from ._tree import is_ancestor
-from .module import Module
 
 __all__ = ["clone", "deepcopy_module"]
 
@@ -169,7 +168,7 @@ def _share_variables(value, memo, seen=None):
 def _parent_like_source(source, duplicate, memo):
     parent = source._module_state.parent_module()
     parent_copy = memo.get(id(parent)) if parent is not None else None
-    if isinstance(parent_copy, Module) and parent_copy is not parent:
+    if isinstance(parent_copy, ModuleBase) and parent_copy is not parent:
         duplicate._module_state.parent = weakref.ref(parent_copy)
     else:  # its parent was not copied: the module that holds the copy adopts it
         duplicate._module_state.local = ()

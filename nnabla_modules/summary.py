@@ -31,10 +31,11 @@ from collections.abc import Mapping
 import nnabla as nn
 import numpy as np
 
+from ._calls import register_module_forward_hook
 from ._enumeration import owned_entries
 from ._naming import describe
+from ._state import ModuleBase
 from ._util import input_variables, nested_leaves
-from .module import Module, register_module_forward_hook
 
 __all__ = ["summary", "Summary", "COLUMNS"]
 
@@ -311,7 +312,7 @@ def _attribute_paths(parent):
     stack.reverse()
     while stack:
         path, value = stack.pop()
-        if isinstance(value, Module):
+        if isinstance(value, ModuleBase):
             paths.setdefault(id(value), path)
         elif isinstance(value, (list, tuple, dict)) and id(value) not in seen:
             seen.add(id(value))

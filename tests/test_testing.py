@@ -99,7 +99,7 @@ class Reordered(Small):
 
 def test_attribute_order_that_differs_from_the_call_order_passes():
     assert_same_network(small_pf, Reordered(name="reordered"), (2, 3, 6, 6), rtol=0, atol=0)
-    # a plain build from the seed gives PF's values: the verdict a user gets by hand
+    # a plain build from the same seed gives PF's values: the verdict a user gets by hand
     x = nn.Variable((2, 3, 6, 6))
     nn.seed(313)
     with nn.parameter_scope("old"):
