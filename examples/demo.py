@@ -1,4 +1,4 @@
-"""A small demonstration: the seed's ResUnit built from modules, trained a few steps."""
+"""A small demonstration: the blog example's ResUnit built from modules, trained a few steps."""
 
 import nnabla as nn
 import nnabla.functions as F

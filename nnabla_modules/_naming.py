@@ -15,7 +15,13 @@ joined with its local name.
 """
 
 import re
+import threading
 import weakref
+
+import nnabla.parameter as _parameter
+
+from . import _registry
+from ._state import ModuleState
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -132,3 +138,102 @@ def _indexed(base, index):
 
 
 root_names = RootNames()
+
+
+# --- the code that gives modules their names -----------------------------------
+
+#: Bumped whenever a module is named, renamed or adopted; prefix caches compare it.
+naming_epoch = [0]
+
+
+def prefix_of(module):
+    state = module._module_state
+    if state.prefix_epoch != naming_epoch[0]:
+        parent = state.parent_module()
+        if parent is not None:
+            state.prefix = prefix_of(parent) + state.local
+        elif state.parent is None or state.prefix is None:
+            state.prefix = state.construction_path + state.local
+        # else: the parent died; its children keep the prefix they had.
+        state.prefix_epoch = naming_epoch[0]
+    return state.prefix
+
+
+def describe(module):
+    """``Conv2d 'res_unit/conv0'``: how errors name a module."""
+    prefix = join(prefix_of(module))
+    where = f"'{prefix}'" if prefix else "at the registry root"
+    return f"{type(module).__name__} {where}"
+
+
+def init_state(module, name):
+    cls = type(module)
+    if name is not None:
+        check_name(name, f"{cls.__name__}(name={name!r})")
+    path = construction_path(cls.__name__)
+    state = ModuleState(name, path)
+    state.built_in_call = bool(_registry.active) and _registry.owner[0] == threading.get_ident()
+    object.__setattr__(module, "_module_state", state)
+    object.__setattr__(module, "training", True)
+    hold_root_name(module)
+
+
+def construction_path(what):
+    scope = _parameter.current_scope
+    active = _registry.active
+    if active and active[-1]._module_state.scope is scope:
+        return prefix_of(active[-1])
+    path = _registry.path_of(scope)
+    if path is None:
+        raise RuntimeError(f"{what}: {_registry.OUTSIDE_REGISTRY}; construct modules outside it.")
+    return path
+
+
+def hold_root_name(module):
+    state = module._module_state
+    if state.given_name is None:
+        base = snake_case(type(module).__name__)
+        state.local = (root_names.allocate(state.construction_path, base),)
+    else:
+        state.local = (state.given_name,) if state.given_name else ()
+    root_names.hold(state.construction_path + state.local, module)
+    if state.given_name is None and state.finalizer is None:
+        state.finalizer = weakref.finalize(module, forget_auto_named_root, state)
+        state.finalizer.atexit = False
+    naming_epoch[0] += 1
+
+
+def forget_auto_named_root(state):
+    """Registry hygiene, at the death of an auto-named root: its entries become stale.
+
+    They stay visible (``y = Model()(x)`` still leaves its weights in the
+    registry, as PF code does) until a new auto-named root takes the same
+    automatic name and first uses it: then they are dropped, so the new model
+    starts from fresh weights and a model rebuilt in a loop or a notebook keeps
+    the registry bounded.
+    """
+    prefix = state.construction_path + state.local
+    if state.scope is not None and prefix and not root_names.held(prefix):
+        _registry.stale[prefix] = state.scope
+
+
+def drop_stale_entries(module):
+    """Drops what a dead auto-named root left under the prefix this module's root now uses."""
+    root = module
+    while root._module_state.parent_module() is not None:
+        root = root._module_state.parent_module()
+    state = root._module_state
+    if state.finalizer is None or state.parent is not None:
+        return  # given names share by name, as PF code does; orphaned children keep theirs
+    prefix = prefix_of(root)
+    scope = _registry.stale.pop(prefix, None)
+    parent = _registry.resolve(prefix[:-1], create=False) if scope is not None else None
+    if parent is not None and parent.get(prefix[-1]) is scope:
+        del parent[prefix[-1]]
+    state.remember_scope(_registry.resolve(prefix))
+
+
+def stop_forgetting(state):
+    if state.finalizer is not None:
+        state.finalizer.detach()
+        state.finalizer = None

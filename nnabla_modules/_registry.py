@@ -18,6 +18,14 @@ import nnabla as nn
 import nnabla.parameter as _parameter
 import nnabla.parametric_functions as _PF
 
+#: Why a module cannot run in the active scope: its weights would be nobody's.
+OUTSIDE_REGISTRY = (
+    "the active NNabla parameter scope is not part of NNabla's parameter registry: "
+    "it is an NNabla nn.Module's own (nnabla.core.module keeps its parameters in the "
+    "object, so they would be invisible to that nn.Module's get_parameters and saves), "
+    "a custom nn.parameter_scope(..., scope=dict), or one removed by nn.clear_parameters()"
+)
+
 
 def root_scope():
     return _parameter.root_scope

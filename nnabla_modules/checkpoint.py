@@ -27,8 +27,8 @@ import nnabla as nn
 import numpy as np
 
 from . import _registry, io
-from ._naming import join
-from .module import Module, _prefix, _walk, describe
+from ._naming import describe, join, prefix_of
+from ._tree import modules_in, walk
 
 __all__ = [
     "CheckpointError",
@@ -172,14 +172,11 @@ def _naming_module(module, error):
 
 def _held_from_elsewhere(module):
     """Modules the tree holds in attributes whose own parent is outside the tree."""
-    tree = {id(m) for _, m in _walk(module)}
+    tree = {id(m) for _, m in walk(module)}
     found = []
-    for _, current in _walk(module):
+    for _, current in walk(module):
         for value in vars(current).values():
-            held = [value] if isinstance(value, Module) else []
-            if isinstance(value, (list, tuple, dict)):
-                held = [v for v in (value.values() if isinstance(value, dict) else value)
-                        if isinstance(v, Module)]
+            held = modules_in(value, set())
             found.extend(m for m in held if id(m) not in tree and m not in found)
     return found
 
@@ -192,7 +189,7 @@ def _check_nothing_pending(module):
             f"{', '.join(borrowed)}, owned by another module's tree. Save that module, "
             "or hold the layer in this one before its first use to make it this one's."
         )
-    pending = [describe(m) for _, m in _walk(module) if _unresolved(m)]
+    pending = [describe(m) for _, m in walk(module) if _unresolved(m)]
     if pending:
         raise ValueError(
             f"{describe(module)} has no parameters to save yet: {', '.join(pending)} "
@@ -328,7 +325,7 @@ class _Territory:
 
     def __init__(self, module):
         self.modules_at = {}
-        for path, current in _walk(module):
+        for path, current in walk(module):
             self.modules_at.setdefault(tuple(path), []).append(current)
 
     def deepest(self, key):
@@ -385,7 +382,7 @@ def _plan_placement(plan, module, territory, key, file_key, stored):
         return
     owner_path, owner = found
     owner_key = join(key.split("/")[len(owner_path) :])
-    path = _prefix(module) + tuple(key.split("/"))
+    path = prefix_of(module) + tuple(key.split("/"))
     existing, blocked = _registry_entry(path)
     if blocked:
         plan.mismatched.append((key, blocked))
@@ -570,7 +567,7 @@ class _PendingLoad:
 
     def verify(self, module):
         module._module_state.pending = None
-        for _, current in _walk(module):
+        for _, current in walk(module):
             current._module_state.provisional.clear()  # the call has shown who owns what
         owned = module.get_parameters(grad_only=False)
         unused = [key for key in self.keys if key not in owned]
@@ -591,15 +588,15 @@ class _PendingLoad:
         raise CheckpointError(self._report(module, unused, created), result)
 
     def _undo(self, module, created):
-        scope = _registry.resolve(_prefix(module), create=False)
+        scope = _registry.resolve(prefix_of(module), create=False)
         for action in reversed(self.undo):
             action()
         for key in created:
             if scope is not None:
                 _registry.remove(scope, key)
-        for _, current in _walk(module):
+        for _, current in walk(module):
             state = current._module_state
-            here = _registry.resolve(_prefix(current), create=False)
+            here = _registry.resolve(prefix_of(current), create=False)
             for key in list(state.claims):
                 if here is None or not _registry.is_variable(_registry.lookup(here, key)):
                     del state.claims[key]

@@ -35,9 +35,18 @@ import nnabla as nn
 import nnabla.random as _nn_random
 
 from . import _registry
-from . import module as _module_impl
-from ._naming import check_name, root_names, snake_case
-from .module import Module, _is_ancestor, _naming_epoch, _prefix, _State, describe
+from ._naming import (
+    check_name,
+    describe,
+    drop_stale_entries,
+    forget_auto_named_root,
+    naming_epoch,
+    prefix_of,
+    root_names,
+    snake_case,
+)
+from ._state import ModuleBase, ModuleState
+from ._tree import is_ancestor
 
 __all__ = ["clone", "deepcopy_module"]
 
@@ -78,7 +87,7 @@ def deepcopy_module(source, memo):
         Module: The copy of ``source``.
     """
     top = memo.get(id(_TOP))
-    if top is not None and not _is_ancestor(top, source):
+    if top is not None and not is_ancestor(top, source):
         memo[id(source)] = source  # not part of the copied tree: shared
         return source
     duplicate = _new_instance(source)
@@ -94,7 +103,7 @@ def _new_instance(source):
     cls = type(source)
     duplicate = object.__new__(cls) if cls.__new__ is object.__new__ else cls.__new__(cls)
     state = source._module_state
-    fresh = _State(state.given_name, state.construction_path)
+    fresh = ModuleState(state.given_name, state.construction_path)
     fresh.local = state.local  # frozen: set after the values are copied (see _copy_tree)
     object.__setattr__(duplicate, "_module_state", fresh)
     return duplicate
@@ -159,11 +168,11 @@ def _share_variables(value, memo, seen=None):
 def _parent_like_source(source, duplicate, memo):
     parent = source._module_state.parent_module()
     parent_copy = memo.get(id(parent)) if parent is not None else None
-    if isinstance(parent_copy, Module) and parent_copy is not parent:
+    if isinstance(parent_copy, ModuleBase) and parent_copy is not parent:
         duplicate._module_state.parent = weakref.ref(parent_copy)
     else:  # its parent was not copied: the module that holds the copy adopts it
         duplicate._module_state.local = ()
-    _naming_epoch[0] += 1
+    naming_epoch[0] += 1
 
 
 def _name_root(source, duplicate, name, keys):
@@ -173,7 +182,7 @@ def _name_root(source, duplicate, name, keys):
     if name is None:
         state.local = (_free_automatic_name(path, _automatic_base(source), keys),)
         # Like every auto-named root: its entries go stale when it dies (see module.py).
-        state.finalizer = weakref.finalize(duplicate, _module_impl._forget_auto_named_root, state)
+        state.finalizer = weakref.finalize(duplicate, forget_auto_named_root, state)
         state.finalizer.atexit = False
     else:
         state.local = (name,) if name else ()
@@ -186,7 +195,7 @@ def _name_root(source, duplicate, name, keys):
                 "Give another name, or name=None for a free automatic one."
             )
     root_names.hold(path + state.local, duplicate)
-    _naming_epoch[0] += 1
+    naming_epoch[0] += 1
 
 
 def _free_automatic_name(path, base, keys):
@@ -237,7 +246,7 @@ def _copy_values(source, duplicate):
     generator is left as it was: creating the copy's parameters draws from it.
     """
     values = source.get_parameters(grad_only=False)
-    _module_impl._drop_stale_entries(duplicate)  # before placing values under a reused name
+    drop_stale_entries(duplicate)  # before placing values under a reused name
     rng_state = _nn_random.prng.get_state()
     try:
         created = duplicate.get_parameters(grad_only=False)
@@ -254,5 +263,5 @@ def _copy_values(source, duplicate):
 
 def _place(duplicate, key, param):
     *scopes, leaf = key.split("/")
-    scope = _registry.resolve(_prefix(duplicate) + tuple(scopes))
+    scope = _registry.resolve(prefix_of(duplicate) + tuple(scopes))
     scope[leaf] = nn.Variable.from_numpy_array(param.d.copy(), need_grad=param.need_grad)

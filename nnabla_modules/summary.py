@@ -25,17 +25,17 @@ Example:
     Activation memory: 48 B
 """
 
-import contextlib
 from collections import OrderedDict
 from collections.abc import Mapping
 
 import nnabla as nn
 import numpy as np
 
-from . import _registry
-from . import module as _module_impl
+from ._calls import register_module_forward_hook
+from ._enumeration import owned_entries
+from ._naming import describe
+from ._state import ModuleBase
 from ._util import input_variables, nested_leaves
-from .module import Module, describe
 
 __all__ = ["summary", "Summary", "COLUMNS"]
 
@@ -182,7 +182,7 @@ def summary(module, *inputs, model_kwargs=None, depth=None, columns=None, **unex
     if inputs:
         variables = input_variables(inputs, where)
         calls = _CallStatistics()
-        with _observing_calls(calls.add), nn.auto_forward(False):
+        with register_module_forward_hook(calls.add), nn.auto_forward(False):
             outputs = module(*variables, **dict(model_kwargs or {}))
     rows = [
         _row(m, name, level, calls)
@@ -206,31 +206,6 @@ def _check_options(where, columns, depth, have_inputs):
     if needing and not have_inputs:
         raise ValueError(f"{where}: the columns {needing} need inputs to call the module on")
     return columns
-
-
-@contextlib.contextmanager
-def _observing_calls(observe):
-    """Calls ``observe(module, args, kwargs, output)`` after every module call while active.
-
-    The one place that knows how module calls are intercepted. A module's
-    call reaches its children's calls first, so they are observed first;
-    ``super().__call__`` chains are one call.
-    """
-    original = _module_impl._run_in_scope
-
-    def observing(module, fn, args, kwargs):
-        active = _registry.active
-        chained = bool(active) and active[-1] is module
-        output = original(module, fn, args, kwargs)
-        if not chained:
-            observe(module, args, kwargs, output)
-        return output
-
-    _module_impl._run_in_scope = observing
-    try:
-        yield
-    finally:
-        _module_impl._run_in_scope = original
 
 
 class _CallStatistics:
@@ -337,7 +312,7 @@ def _attribute_paths(parent):
     stack.reverse()
     while stack:
         path, value = stack.pop()
-        if isinstance(value, Module):
+        if isinstance(value, ModuleBase):
             paths.setdefault(id(value), path)
         elif isinstance(value, (list, tuple, dict)) and id(value) not in seen:
             seen.add(id(value))
@@ -383,10 +358,8 @@ def _trainable_flag(module, params):
         return "-"
     asked = trainable = 0
     for sub in module.modules():
-        scope = _registry.resolve(_module_impl._prefix(sub), create=False)
-        for key, need_grad in sub._module_state.claims.items():
-            param = _registry.lookup(scope, key) if scope is not None else None
-            if need_grad and _registry.is_variable(param):
+        for _, param, need_grad in owned_entries(sub):
+            if need_grad:
                 asked += 1
                 trainable += bool(param.need_grad)
     if asked == 0 or trainable == 0:

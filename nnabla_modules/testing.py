@@ -38,8 +38,9 @@ import nnabla as nn
 import nnabla.random as _nn_random
 import numpy as np
 
+from ._tree import has_parameters
 from ._util import input_variables, nested_leaves
-from .module import Module, _has_parameters
+from .module import Module
 
 __all__ = ["assert_same_network", "compare_networks", "NetworkComparison"]
 
@@ -171,7 +172,7 @@ def compare_networks(
     inputs = input_variables(
         inputs, f"compare_networks({what})", lambda shape: rng.randn(*shape).astype(np.float32)
     )
-    fresh = not _has_parameters(module)
+    fresh = not has_parameters(module)
     saved_rng = _nn_random.prng
     saved_modes = [(m, m.training) for m in module.modules()]
     pf_scope = OrderedDict()

@@ -1,4 +1,4 @@
-"""Reference models used by several tests: the seed's ResUnit, as modules and as PF code."""
+"""Reference models used by several tests: the blog example's ResUnit, as modules and as PF code."""
 
 import nnabla as nn
 import nnabla.functions as F
@@ -8,7 +8,7 @@ import nnabla_modules as PFC
 
 
 class ResUnit(PFC.Module):
-    """API.md section 2, verbatim but for the import."""
+    """NNabla's blog example (docs/migration.md), verbatim but for the import."""
 
     def __init__(self, inmaps=64, outmaps=64):
         self.conv0 = PFC.Conv2d(inmaps, inmaps // 2, (1, 1))

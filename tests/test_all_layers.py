@@ -1,4 +1,4 @@
-"""Every layer class beyond the seed's against the PF call it stands for.
+"""Every layer class beyond NNabla's experimental classes against the PF call it stands for.
 
 One row per case: how to build the module, the shapes of the float inputs,
 the equivalent PF call, and (where inference differs) the PF arguments that

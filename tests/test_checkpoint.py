@@ -1,4 +1,4 @@
-"""API.md section 6: per-module checkpoints, in NNabla's own formats, transactional and in place."""
+"""Per-module checkpoints in NNabla's formats, transactional and in place (docs/checkpoints.md)."""
 
 import io as stdio
 import os

@@ -1,4 +1,4 @@
-"""API.md section 4: a module's parameters are the registry's, enumerated per object."""
+"""A module's parameters are the registry's, enumerated per object (docs/concepts.md)."""
 
 import subprocess
 import sys

@@ -14,8 +14,8 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 import pytest
 from test_all_layers import _BN_INFERENCE, CASES, _compare, _module, _pf, case
-from test_seed_classes import CASES as SEED_CASES
-from test_seed_classes import GRAPH_ONLY
+from test_experimental_classes import CASES as EXPERIMENTAL_CASES
+from test_experimental_classes import GRAPH_ONLY
 
 import nnabla_modules as nm
 
@@ -29,7 +29,7 @@ ROWS = {
     **CASES,
     **{
         f"seed-{name}": _seed_row(*spec)
-        for name, spec in SEED_CASES.items()
+        for name, spec in EXPERIMENTAL_CASES.items()
         if name not in GRAPH_ONLY  # channel-last convolution: the CPU builds, cannot run it
     },
 }

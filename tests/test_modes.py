@@ -1,4 +1,4 @@
-"""API.md section 5 and freeze(): training, inference and frozen weights."""
+"""Training, inference and frozen weights (docs/concepts.md, "Training and evaluation")."""
 
 import nnabla as nn
 import nnabla.parametric_functions as PF

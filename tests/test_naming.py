@@ -1,4 +1,4 @@
-"""API.md section 3, one table row per naming rule, and the errors of the rules."""
+"""The naming rules of docs/concepts.md, one table row per rule, and their errors."""
 
 import gc
 

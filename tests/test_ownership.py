@@ -520,3 +520,38 @@ def test_lenient_loads_of_one_file_into_two_drop_in_networks_split_it(tmp_path):
         assert np.array_equal(value.d, saved[key])
     D.freeze()
     assert all(v.need_grad for v in G.get_parameters(grad_only=False).values())
+
+
+# --- forward hooks ---------------------------------------------------------------------------
+
+
+def test_forward_hooks_see_each_call_and_can_replace_the_output():
+    net = Net(name="net")
+    seen = []
+    handle = net.head.register_forward_hook(lambda m, a, k, y: seen.append((m.prefix, y.shape)))
+    with nm.register_module_forward_hook(lambda m, a, k, y: seen.append(("all", m.prefix))):
+        net(nn.Variable((1, 3)))
+    assert seen == [("all", "net/encoder/fc"), ("all", "net/encoder"), ("all", "net/head"),
+                    ("net/head", (1, 2)), ("all", "net")]
+    seen.clear()
+    net(nn.Variable((1, 3)))
+    assert seen == [("net/head", (1, 2))]
+    handle.remove()
+    net(nn.Variable((1, 3)))
+    assert seen == [("net/head", (1, 2))]
+
+    doubled = net.register_forward_hook(lambda m, a, k, y: y * 2)
+    pre = net.head.register_forward_pre_hook(lambda m, a, k: ((a[0] * 0,), k))
+    y = net(nn.Variable.from_numpy_array(np.ones((1, 3))))
+    y.forward()
+    bias = net.head.get_parameters()["affine/b"].d
+    assert np.allclose(y.d, 2 * bias)
+    doubled.remove()
+    pre.remove()
+    assert list(net.get_parameters()) == ["encoder/fc/affine/W", "encoder/fc/affine/b",
+                                          "head/affine/W", "head/affine/b"]
+
+
+def test_a_hook_must_be_callable():
+    with pytest.raises(TypeError, match="callable"):
+        nm.Linear(2, 2).register_forward_hook(None)

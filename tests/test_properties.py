@@ -1,4 +1,4 @@
-"""Property tests: random module trees against the naming rules of API.md section 3.
+"""Property tests: random module trees against the naming rules of docs/concepts.md.
 
 Trees mix attributes, lists, dicts, shared children, given and automatic names
 and name="" levels; the expected prefix of every layer is computed from the

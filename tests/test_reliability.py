@@ -1,4 +1,4 @@
-"""Issue 8: registry hygiene, temporary modules, shared PF weights, threads."""
+"""docs/faq.md: registry hygiene, temporary modules, shared PF weights, threads."""
 
 import threading
 import warnings

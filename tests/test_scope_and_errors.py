@@ -1,4 +1,4 @@
-"""API.md sections 7 and 8: contexts, bad input, and the scope after failures."""
+"""Contexts (docs/gpu.md), bad input, and the scope after failures (docs/concepts.md)."""
 
 import nnabla as nn
 import nnabla.parameter as parameter

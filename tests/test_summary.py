@@ -1,4 +1,4 @@
-"""module.summary(*inputs): the seed's ResUnit, frozen parts, lazy modules, shared ones."""
+"""module.summary(*inputs): the blog example's ResUnit, frozen parts, lazy modules, shared ones."""
 
 import nnabla as nn
 import nnabla.parametric_functions as PF

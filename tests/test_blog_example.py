@@ -1,4 +1,4 @@
-"""API.md section 2: the seed's example, its keys pinned, equal to the PF code it replaces."""
+"""NNabla's blog example of the experimental classes: keys pinned, equal to PF."""
 
 import nnabla as nn
 import nnabla.solvers as S
@@ -9,7 +9,7 @@ from golden import check
 from models import ResUnit, Stack, res_unit_pf, stack_pf
 
 
-def test_the_seed_example_runs_as_written():
+def test_the_blog_example_runs_as_written():
     unit = ResUnit(64, 128)
     y = unit(nn.Variable((8, 64, 16, 16)))
     assert y.shape == (8, 128, 16, 16)
@@ -57,7 +57,7 @@ def test_keys_are_pinned(model):
 
 
 def test_train_a_few_steps_with_a_solver():
-    """The issue's 'done when': train ResUnit with an NNabla solver on get_parameters()."""
+    """ResUnit trains with an NNabla solver given get_parameters()."""
     model = ResUnit(4, 8, name="net")
     x = nn.Variable.from_numpy_array(np.random.RandomState(0).randn(8, 4, 5, 5))
     target = nn.Variable.from_numpy_array(np.zeros((8, 8, 5, 5)))

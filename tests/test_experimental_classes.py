@@ -1,4 +1,4 @@
-"""The seed's classes against the PF calls they stand for: keys, shapes, values, outputs."""
+"""The experimental classes' names against the PF calls they stand for: keys, values, outputs."""
 
 import inspect
 

@@ -1,0 +1,373 @@
+"""Module calls: scope entry, and ownership observed at the registry.
+
+Calling a module runs :func:`run_in_scope`: NNabla's current scope is set to
+the module's prefix (an absolute path), the module is pushed on
+``_registry.active``, and everything its code reads or creates in the registry
+is recorded for it by :func:`observe` (``_registry.py`` explains how every path
+to the registry is seen). Forward hooks (:func:`register_forward_hook`) see
+each call's inputs and output.
+"""
+
+import functools
+import sys
+import threading
+import warnings
+
+import nnabla.parameter as _parameter
+
+from . import _registry
+from ._naming import describe, drop_stale_entries, prefix_of
+from ._state import frozen_entries
+from ._tree import adopt_attributes
+
+
+class SharedParameterWarning(UserWarning):
+    """Two unnamed PF calls or ``name=""`` layers of one kind in one call share their weights."""
+
+
+def observe(name, param, is_set, pf_use):
+    """Records that the running module's code reached ``name`` in the current scope.
+
+    Called by the registry observers (see _registry.py) for every
+    ``get_parameter``/``set_parameter`` made while a module call runs in this
+    thread, however the code reached them. The innermost running module owns
+    the entry; a module built and called inside another's call without being
+    held also credits the module that runs it, so its weights are the caller's
+    too (enumerated, saved, frozen).
+    """
+    active = _registry.active
+    scope = _parameter.current_scope
+    depth = len(active) - 1
+    while depth >= 0:
+        module = active[depth]
+        state = module._module_state
+        key = state.relative_key(scope, name)
+        if key is None:
+            return
+        claims = state.claims
+        if is_set or key not in claims:
+            # The flag the code asked for: a frozen module restores it on unfreeze.
+            claims[key] = param.need_grad
+        if param.need_grad and (state.frozen or id(param) in frozen_entries):
+            # Frozen holds whatever the code asks for, also when a module that
+            # shares the entry by name and is not frozen uses it.
+            param.need_grad = False
+        if pf_use and (state.call_keys is not None or not state.local):
+            _check_shared_use(active, depth, key)
+        if state.parent is not None or not state.built_in_call:
+            return
+        depth -= 1  # a temporary module: its caller owns the entry too
+
+
+def _check_shared_use(active, depth, key):
+    """Warns when two unnamed PF calls or ``name=""`` layers in one call share ``key``."""
+    module = active[depth]
+    state = module._module_state
+    user = None  # the module's own PF code: every PF call is a new user
+    if state.call_keys is None:
+        # A name="" layer shares its parent's scope: the parent's call checks it.
+        if state.local or depth == 0 or state.parent_module() is not active[depth - 1]:
+            return
+        user, module = id(module), active[depth - 1]
+        state = module._module_state
+        if state.call_keys is None:
+            return
+    users = state.call_keys
+    if key not in users:
+        users[key] = user
+        return
+    if user is not None and users[key] == user:
+        return  # one layer used twice: sharing on purpose
+    scope, _, leaf = key.partition("/")
+    if "/" in leaf or scope not in _registry.PF_SCOPE_NAMES or scope in state.warned_keys:
+        return
+    state.warned_keys = {*state.warned_keys, scope}
+    warnings.warn(
+        f"{describe(module)}: two unnamed PF calls or name=\"\" layers in one call both use "
+        f"the scope '{scope}/', so they share one set of weights (PF's rule). Give each "
+        "its own name= to keep them apart, or the same name= to share on purpose.",
+        SharedParameterWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
+def entering_scope(call):
+    @functools.wraps(call)
+    def entering_scope(self, *args, **kwargs):
+        return run_in_scope(self, call, args, kwargs)
+
+    entering_scope._enters_scope = True
+    return entering_scope
+
+
+def run_in_scope(module, fn, args, kwargs):
+    """Calls ``fn(module, ...)`` with NNabla's current scope set to the module's prefix.
+
+    This runs on every module call, so it is written for speed: the common case
+    (a child called from its parent's call) costs a few dict lookups. While it
+    runs, the module is the innermost of ``_registry.active``: what its code
+    reaches in the registry is recorded by :func:`observe`.
+    """
+    lock = _registry.lock
+    lock.acquire()
+    try:
+        active = _registry.active
+        state = module._module_state
+        caller = active[-1] if active else None
+        if caller is module:  # super().__call__ chains
+            return fn(module, *args, **kwargs)
+        parent = state.parent
+        if parent is not None and state.local == SAME_LEVEL and parent() is caller:
+            scope = caller._module_state.scope  # name="" inside its parent's call
+            if scope is not state.scope:
+                state.remember_scope(scope)
+        else:
+            scope = enter_scope(module, caller)
+        hooks = state.hooks if state.hooks is not None else global_hooks[0]
+        if hooks is not None and hooks.pre:
+            args, kwargs = _run_pre_hooks(hooks, module, args, kwargs)
+        previous = _parameter.current_scope
+        previous_no_grad = _parameter.current_no_grad
+        outer_frozen = frozen_no_grad[0]
+        if caller is None:
+            _registry.owner[0] = threading.get_ident()
+        # A frozen module's PF calls return its weights with need_grad=False (what
+        # nn.no_grad() does), so graphs built from it leave them alone; a frozen
+        # caller's setting does not pass to an unfrozen child, the user's does.
+        users_no_grad = previous_no_grad and not outer_frozen
+        _parameter.current_no_grad = users_no_grad or state.frozen
+        frozen_no_grad[0] = state.frozen and not users_no_grad
+        active.append(module)
+        _parameter.current_scope = scope
+        outer_call_keys = state.call_keys
+        if module._checks_shared_pf_calls:
+            state.call_keys = {}
+        try:
+            result = fn(module, *args, **kwargs)
+        finally:
+            state.call_keys = outer_call_keys
+            _parameter.current_scope = previous
+            _parameter.current_no_grad = previous_no_grad
+            frozen_no_grad[0] = outer_frozen
+            active.pop()
+            if caller is None:
+                _registry.owner[0] = None
+        if state.pending is not None:
+            state.pending.verify(module)  # a load's keys, checked at the first call
+        if hooks is not None and hooks.post:
+            result = _run_post_hooks(hooks, module, args, kwargs, result)
+        return result
+    finally:
+        lock.release()
+
+
+# --- forward hooks ------------------------------------------------------------------
+#
+# A module's hooks and the global ones are kept in one ``Hooks`` per module
+# that has any (``ModuleState.hooks``), the global ones first; modules without
+# hooks of their own use ``global_hooks[0]``. A call then checks one attribute.
+
+
+class Hooks:
+    """The forward hooks that run around one module's calls."""
+
+    __slots__ = ("pre", "post")
+
+    def __init__(self, pre=(), post=()):
+        self.pre, self.post = list(pre), list(post)
+
+
+#: The hooks of every module (``register_module_forward_hook``); None: there are none.
+global_hooks = [None]
+_own_hooks = {}  # id(state) -> (state, Hooks of the module alone)
+_global = Hooks()
+
+
+def _run_pre_hooks(hooks, module, args, kwargs):
+    for hook in list(hooks.pre):
+        changed = hook(module, args, kwargs)
+        if changed is not None:
+            args, kwargs = changed
+    return args, kwargs
+
+
+def _run_post_hooks(hooks, module, args, kwargs, output):
+    for hook in list(hooks.post):
+        changed = hook(module, args, kwargs, output)
+        if changed is not None:
+            output = changed
+    return output
+
+
+class HookHandle:
+    """Removes a hook with :meth:`remove`; also a context manager that removes it at exit."""
+
+    def __init__(self, remove):
+        self._remove = remove
+
+    def remove(self):
+        """Removes the hook (once; later calls do nothing)."""
+        remove, self._remove = self._remove, None
+        if remove is not None:
+            with _registry.lock:
+                remove()
+                _rebuild_hooks()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+
+def add_hook(state, kind, hook):
+    """Adds ``hook`` (``kind``: "pre" or "post") to one module's state, or to all (None)."""
+    if not callable(hook):
+        raise TypeError(f"a forward hook must be callable, got {hook!r}")
+    with _registry.lock:
+        if state is None:
+            hooks = _global
+        else:
+            hooks = _own_hooks.setdefault(id(state), (state, Hooks()))[1]
+        getattr(hooks, kind).append(hook)
+        _rebuild_hooks()
+    return HookHandle(lambda: getattr(hooks, kind).remove(hook))
+
+
+def _rebuild_hooks():
+    """Recomputes what each call checks: global hooks first, then the module's own."""
+    for key, (state, own) in list(_own_hooks.items()):
+        if not own.pre and not own.post:
+            del _own_hooks[key]
+            state.hooks = None
+        else:
+            state.hooks = Hooks(_global.pre + own.pre, _global.post + own.post)
+    global_hooks[0] = _global if (_global.pre or _global.post) else None
+
+
+#: True while NNabla's ``current_no_grad`` was set by a frozen module, not the user.
+frozen_no_grad = [False]
+
+
+
+
+SAME_LEVEL = ()  # the local name of a module given name=""
+
+
+def _temporary_module_error(module, caller):
+    return RuntimeError(
+        f"{describe(module)} was constructed during a call of {describe(caller)} and is "
+        "not held by it, so every call would create a new set of weights. Construct it "
+        "in __init__, hold it (self.layer = ...), or give it name= to reuse one set of "
+        "weights by name on every call."
+    )
+
+
+def _adopt_from_callers(module):
+    for caller in reversed(_registry.active):
+        adopt_attributes(caller)
+        if module._module_state.parent is not None:
+            return
+
+
+def enter_scope(module, caller):
+    """The registry dict of the module's prefix, created as ``nn.parameter_scope`` would."""
+    state = module._module_state
+    parent = state.parent
+    try:
+        if parent is not None and parent() is caller:
+            # Inside the parent's call its scope is at hand: no walk from the root.
+            scope = caller._module_state.scope
+            for level in state.local:
+                child = scope.get(level)
+                scope = child if isinstance(child, dict) else _registry.child_scope(scope, level)
+        else:
+            scope = _enter_from_outside(module, caller)
+    except _registry.ScopeClash as clash:
+        raise ValueError(f"{describe(module)}: {clash}; give the module another name=") from None
+    if scope is not state.scope:
+        state.remember_scope(scope)
+    return scope
+
+
+def _enter_from_outside(module, caller):
+    """A root's scope, or a child's called from outside its parent's call."""
+    state = module._module_state
+    if state.retired is not None:
+        raise RuntimeError(
+            f"{describe(module)} was replaced: {state.retired}, and its weights were removed "
+            "from the registry. Hold it in a module again to use it with fresh weights; to "
+            "keep trained weights, save them before replacing the module."
+        )
+    if caller is None and _registry.path_of(_parameter.current_scope) is None:
+        raise RuntimeError(f"{describe(module)} was called, but {_registry.OUTSIDE_REGISTRY}.")
+    if caller is not None and state.parent is None:
+        _adopt_from_callers(module)  # e.g. a list filled after the parent was built
+        if state.parent is None and state.built_in_call:
+            if state.given_name is None:
+                raise _temporary_module_error(module, caller)
+            state.frozen = caller._module_state.frozen  # its weights are the caller's
+        if state.parent is not None and state.parent() is caller:
+            return enter_scope(module, caller)
+    drop_stale_entries(module)  # the root's prefix is in use from here on
+    return _registry.resolve(prefix_of(module))
+
+
+
+def user_stacklevel():
+    """The ``stacklevel`` of ``warnings.warn`` that points at the user's own line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and _is_library(frame):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _is_library(frame):
+    # PF's decorator compiles its wrappers from a string, in globals without a __name__.
+    module_name = frame.f_globals.get("__name__")
+    if module_name is None:
+        return "parameter_scope" in frame.f_globals
+    return module_name.split(".")[0] in ("nnabla", "nnabla_modules")
+
+
+_registry.observer[0] = observe
+
+
+def register_module_forward_hook(hook):
+    """Calls ``hook(module, args, kwargs, output)`` after every module's call.
+
+    Like PyTorch's function of the same name: for tools that watch a whole
+    model (:func:`nnabla_modules.summary.summary` is built on it). See
+    :meth:`nnabla_modules.Module.register_forward_hook`.
+
+    Args:
+        hook (callable): ``hook(module, args, kwargs, output)``; a return value
+            other than ``None`` replaces the output.
+
+    Returns:
+        HookHandle: ``.remove()``, or a context manager.
+
+    Example:
+        >>> import nnabla as nn
+        >>> import nnabla_modules as nm
+        >>> seq = nm.Sequential(nm.Linear(3, 4), nm.Linear(4, 2), name="seq")
+        >>> called = []
+        >>> with nm.register_module_forward_hook(lambda m, a, k, y: called.append(m.prefix)):
+        ...     _ = seq(nn.Variable((1, 3)))
+        >>> called
+        ['seq/0', 'seq/1', 'seq']
+    """
+    return add_hook(None, "post", hook)
+
+
+def register_module_forward_pre_hook(hook):
+    """Calls ``hook(module, args, kwargs)`` before every module's call.
+
+    Args:
+        hook (callable): ``hook(module, args, kwargs)``; an ``(args, kwargs)``
+            return value replaces the call's arguments.
+
+    Returns:
+        HookHandle: ``.remove()``, or a context manager.
+    """
+    return add_hook(None, "pre", hook)

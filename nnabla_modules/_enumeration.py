@@ -1,0 +1,153 @@
+"""Enumeration, creation and freezing of a module tree's parameters.
+
+A module's parameters are the registry entries its state owns
+(``ModuleState.owned``), looked up under its prefix in registry order.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+from . import _registry
+from ._calls import run_in_scope
+from ._naming import describe, join, prefix_of, root_names
+from ._state import frozen_entries
+from ._tree import walk
+
+
+def parameters_of(module, grad_only=True, recursive=True, absolute=False):
+    """``module.get_parameters(...)``: see its docstring."""
+    tree = list(walk(module))
+    create_parameters(module, tree)
+    prefix = prefix_of(module)
+    scope = _registry.resolve(prefix, create=False)
+    params = OrderedDict()
+    if scope is None:
+        return params
+    trie = _registry.make_trie(claimed_keys(module, recursive, tree))
+    start = join(prefix) + "/" if absolute and prefix else ""
+    for key, param in _registry.iter_claimed(scope, trie, start):
+        if not grad_only or param.need_grad:
+            params[key] = param
+    return params
+
+
+def owned_entries(module):
+    """``(key, Variable, need_grad its code asked for)`` of what the module's own code owns."""
+    state = module._module_state
+    scope = _registry.resolve(prefix_of(module), create=False)
+    for key in state.owned() if scope is not None else ():
+        param = _registry.lookup(scope, key)
+        if _registry.is_variable(param):
+            yield key, param, state.requested_need_grad(key)
+
+
+def release(module):
+    """``module.release()``: removes the tree's parameters from the registry."""
+    scope = _registry.resolve(prefix_of(module), create=False)
+    for key in list(claimed_keys(module, True)) if scope is not None else ():
+        frozen_entries.pop(id(_registry.remove(scope, key)), None)
+    for _, current in walk(module):
+        current._module_state.claims.clear()
+        current._module_state.provisional.clear()
+        current._module_state.pending = None
+
+
+def set_frozen(module, frozen):
+    """``freeze()``/``unfreeze()``: sets the registry's ``need_grad`` of the tree's entries."""
+    create_parameters(module)
+    for _, current in walk(module):
+        state = current._module_state
+        state.frozen = frozen
+        scope = _registry.resolve(prefix_of(current), create=False)
+        if scope is None:
+            continue
+        for key in state.owned():
+            param = _registry.lookup(scope, key)
+            if _registry.is_variable(param):
+                param.need_grad = state.requested_need_grad(key) and not frozen
+                if frozen:
+                    frozen_entries[id(param)] = param  # held: its id stays unique
+                else:
+                    frozen_entries.pop(id(param), None)
+
+
+class ParameterIterator:
+    """``module.parameters()``: an iterator, with a clear error where a dict is needed."""
+
+    def __init__(self, module, values):
+        self._module = module
+        self._values = iter(values)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._values)
+
+    def items(self):
+        raise TypeError(
+            f"{describe(self._module)}: NNabla solvers take a dict of parameters; pass "
+            "module.get_parameters(), not module.parameters()."
+        )
+
+
+def orphans():
+    """Registry scopes and keys that no live module owns, in registry order.
+
+    A scope is listed whole when nothing under it is owned; useful after
+    rebuilding named models in a notebook, or to find what old PF code left.
+    ``nn.parameter_scope``-style code outside modules shows up here too.
+    """
+    owned = set()
+    for root in root_names.live():
+        prefix = join(prefix_of(root))
+        owned.update(f"{prefix}/{key}" if prefix else key for key in claimed_keys(root, True))
+    return _registry.unowned(_registry.root_scope(), owned)[0]
+
+
+def claimed_keys(module, recursive, tree=None):
+    nodes = (tree or walk(module)) if recursive else [((), module)]
+    for path, current in nodes:
+        relative = join(path)
+        for key in current._module_state.owned():
+            yield f"{relative}/{key}" if relative else key
+
+
+def count_parameters(module):
+    """``(count or None, partial)``: the tree's parameters, created or not yet.
+
+    Layers that know their sizes but have not created their parameters count
+    what they will create (computed, nothing created); ``partial``: some layer
+    cannot know its parameters before its first call.
+    """
+    sizes, partial = [], False
+    scope = _registry.resolve(prefix_of(module), create=False)
+    if scope is not None:
+        trie = _registry.make_trie(claimed_keys(module, True))
+        sizes = [int(np.prod(param.shape)) for _, param in _registry.iter_claimed(scope, trie)]
+    for _, current in walk(module):
+        predict = getattr(current, "parameter_shapes", None)
+        if predict is not None and not current._module_state.claims:
+            shapes = predict()
+            partial = partial or shapes is None
+            sizes.extend(int(np.prod(shape)) for shape in (shapes or {}).values())
+    return (sum(sizes) if sizes else None), partial
+
+
+def create_parameters(module, tree=None):
+    """Creates the parameters of every layer in the tree that knows its input sizes."""
+    for _, current in tree or walk(module):
+        create = getattr(current, "_create_parameters", None)
+        if create is not None and not parameters_exist(current):
+            run_in_scope(current, type(current)._create_parameters, (), {})
+
+
+def parameters_exist(module):
+    state = module._module_state
+    if not state.claims:
+        return False
+    scope = _registry.resolve(prefix_of(module), create=False)
+    return scope is not None and all(
+        _registry.is_variable(_registry.lookup(scope, key)) for key in state.claims
+    )

@@ -1,0 +1,117 @@
+"""The bookkeeping of one module, kept apart from the user's attributes.
+
+Every module holds one :class:`ModuleState` as ``module._module_state``. The
+files of the module system read and change it through its methods and through
+the functions of the file that owns each part: naming (``_naming.py``), the
+tree (``_tree.py``), calls and ownership (``_calls.py``), enumeration and
+freezing (``_enumeration.py``); checkpoints use ``credit_loaded`` and
+``defer_check``.
+"""
+
+from collections import OrderedDict
+
+from . import _registry
+
+#: A default that no caller can pass.
+NOT_GIVEN = object()
+
+
+#: id -> registry Variable of every entry a frozen module owns (see ``freeze``); held
+#: here, so an id stays unique while it is listed.
+frozen_entries = {}
+
+
+class ModuleBase:
+    """The base of :class:`~nnabla_modules.Module`, for ``isinstance`` below ``module.py``."""
+
+    __slots__ = ()
+
+
+class ModuleState:
+    """Bookkeeping of one module, kept apart from the user's attributes."""
+
+    __slots__ = (
+        "given_name",  # the name= given (None: automatic)
+        "parent",  # weakref to the module that first held this one; None: a root
+        "local",  # tuple: local name as scope levels (() for name="")
+        "construction_path",  # tuple: NNabla scope active at construction
+        "claims",  # OrderedDict relative key -> need_grad its code asked for
+        "scope",  # the registry dict entered by the last call
+        "relpaths",  # id(dict) -> (dict, "relative/path/") below ``scope``
+        "frozen",
+        "prefix",
+        "prefix_epoch",
+        "call_keys",  # key -> user, for the running call (None: not checked)
+        "warned_keys",
+        "built_in_call",  # constructed while another module's call was running
+        "finalizer",  # marks an auto-named root's registry entries stale when it dies
+        "children",  # cached children of a module whose children cannot grow unseen
+        "slots",  # attribute path -> (weakref, ModuleState) of the child adopted there
+        "pending",  # a load whose keys are checked when the next call ends (checkpoint.py)
+        "provisional",  # key -> need_grad: loaded entries credited until that check
+        "retired",  # why this module may not run: it was replaced in its parent
+        "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
+    )
+
+    def __init__(self, given_name, construction_path):
+        self.given_name = given_name
+        self.parent = None
+        self.local = ()
+        self.construction_path = construction_path
+        self.claims = OrderedDict()
+        self.scope = None
+        self.relpaths = {}
+        self.frozen = False
+        self.prefix = None
+        self.prefix_epoch = -1
+        self.call_keys = None
+        self.warned_keys = ()
+        self.built_in_call = False
+        self.finalizer = None
+        self.children = None
+        self.slots = {}
+        self.pending = None
+        self.provisional = OrderedDict()
+        self.retired = None
+        self.hooks = None
+
+    def parent_module(self):
+        return self.parent() if self.parent is not None else None
+
+    def owned(self):
+        """The relative keys this module owns: its code's, and those loaded before its call."""
+        if not self.provisional:
+            return self.claims.keys()
+        return list(self.claims) + [key for key in self.provisional if key not in self.claims]
+
+    def requested_need_grad(self, key):
+        """The ``need_grad`` the module's code (or the loaded file) asked for ``key``."""
+        if key in self.claims:
+            return self.claims[key]
+        return self.provisional[key]
+
+    def relative_key(self, scope, name):
+        """``name`` in the registry dict ``scope`` as a key relative to this module, or None."""
+        if scope is self.scope:
+            return name
+        hit = self.relpaths.get(id(scope))
+        if hit is None or hit[0] is not scope:
+            path = _registry.find_subscope(self.scope, scope) if self.scope is not None else None
+            if path is None:
+                return None  # not under this module's prefix: not its entry
+            hit = self.relpaths[id(scope)] = (scope, "/".join(path) + "/")
+        return hit[1] + name
+
+    def remember_scope(self, scope):
+        """The registry dict of the module's prefix, entered by its last call."""
+        if scope is not self.scope:
+            self.scope = scope
+            self.relpaths = {}
+
+    def credit_loaded(self, key, need_grad):
+        """Credits a loaded entry to this module until the check at the next call."""
+        self.provisional[key] = need_grad
+
+    def defer_check(self, pending):
+        """Runs ``pending.verify(module)`` when this module's next call ends."""
+        self.pending = pending

@@ -1,0 +1,274 @@
+"""The module tree: how a parent finds, adopts, replaces and lists its children.
+
+A module becomes a child when a module holds it in an attribute, or in a list,
+tuple or dict held in one (also filled later); its local name is then the
+attribute path (see ``_naming.py``). Replacing the child held at a path gives
+the new one fresh weights (:func:`adopt`); a child outliving its root keeps its
+prefix (``_keep_orphan``). :func:`walk` and :func:`children_of` list the tree.
+"""
+
+import sys
+import weakref
+from collections import OrderedDict
+
+from . import _registry
+from ._naming import (
+    check_name,
+    describe,
+    hold_root_name,
+    join,
+    naming_epoch,
+    prefix_of,
+    root_names,
+    stop_forgetting,
+)
+from ._state import ModuleBase, frozen_entries
+
+CONTAINERS = (list, tuple, dict)
+
+
+#: Modules whose ``__init__`` is running: a module built inside one may refer back
+#: to it (``Child(owner=self)``) but never adopts it.
+constructing = []
+
+
+def adopt_attributes(parent):
+    seen = set()
+    for attr, value in list(vars(parent).items()):
+        if isinstance(value, ModuleBase):
+            adopt(parent, value, (attr,))
+        elif isinstance(value, CONTAINERS) and attr != "_module_state":
+            adopt_within(parent, value, (attr,), seen)
+
+
+def adopt_within(parent, value, path, seen):
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(item, ModuleBase):
+            adopt(parent, item, path + (key,))
+        elif isinstance(item, CONTAINERS):
+            adopt_within(parent, item, path + (key,), seen)
+        else:
+            refuse_nnabla_module(parent, item, path + (key,))
+
+
+def refuse_nnabla_module(parent, value, path):
+    """NNabla's own ``nn.Module`` keeps its weights in the object, out of this module's reach."""
+    nnabla_module = sys.modules.get("nnabla.core.module")
+    if nnabla_module is not None and isinstance(value, nnabla_module.Module):
+        raise TypeError(
+            f"{describe(parent)}: cannot hold {join(map(str, path))!r}, an NNabla nn.Module "
+            f"({type(value).__name__}, nnabla.core.module). It keeps its parameters in the "
+            "object, not in NNabla's registry, so this module could not enumerate, save, "
+            "load or freeze them. Use nnabla_modules layers for it, or wrap its PF code "
+            "with nnabla_modules.wrap."
+        )
+
+
+def adopt(parent, child, path):
+    state = child._module_state
+    if state.parent is not None or child in constructing or is_ancestor(child, parent):
+        return  # held before (shared), or a back-reference up the tree
+    old_prefix = prefix_of(child)
+    if state.retired is None and has_parameters(child):
+        raise RuntimeError(
+            f"{describe(child)} already has parameters; holding it as "
+            f"{join(str(p) for p in path)!r} in {describe(parent)} would move them to "
+            "a new prefix. Hold the module in its parent before its first use, or "
+            "construct a new one and load this one's weights into it "
+            "(new.load_parameters(path) after old.save_parameters(path))."
+        )
+    levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module", True) for p in path)
+    _retire_previous(parent, levels, child)
+    root_names.release(old_prefix, child)
+    stop_forgetting(state)
+    # A weak reference: no parent<->child cycle, so auto-named roots are freed
+    # (and their names reused) deterministically, not when the collector runs.
+    # When the parent dies first, the child is kept: it holds its prefix itself.
+    child_ref = weakref.ref(child)
+    state.parent = weakref.ref(parent, lambda _: _keep_orphan(child_ref))
+    state.retired = None
+    given = state.given_name
+    state.local = levels if given is None else ((given,) if given else ())
+    naming_epoch[0] += 1
+    parent._module_state.slots[levels] = (child_ref, state)
+
+
+def _keep_orphan(child_ref):
+    """A submodule outlives its root: it keeps its prefix, which automatic names avoid."""
+    child = child_ref()
+    if child is not None:
+        state = child._module_state
+        prefix = state.prefix if state.prefix is not None else state.construction_path + state.local
+        root_names.hold(prefix, child)
+
+
+def _retire_previous(parent, levels, child):
+    """Replacing the module held at ``levels``: the new one never gets the old weights.
+
+    The old module's registry entries are removed (graphs already built keep
+    their arrays) and the old module, if still alive, may not run until a
+    module holds it again. A replaced module still held elsewhere in a live
+    tree is an error: removing its weights would change that tree.
+    """
+    slot = parent._module_state.slots.get(levels)
+    if slot is None or slot[1] is child._module_state:
+        return
+    old_ref, old_state = slot
+    old = old_ref()
+    where = f"{describe(parent)} holds {_describe_new(child)} at {join(levels)!r}"
+    if old is not None and old_state.parent_module() is parent:
+        holder = _live_holder(old)
+        if holder is not None:
+            raise ValueError(
+                f"{where}, replacing {describe(old)}, which {holder} still holds; its "
+                "weights cannot be removed. Hold the new module under another name, or "
+                "remove the old one from there first."
+            )
+    prefix = prefix_of(parent) + old_state.local
+    scope = _registry.resolve(prefix, create=False)
+    for key in _state_keys(old_state):
+        if scope is not None:
+            frozen_entries.pop(id(_registry.remove(scope, key)), None)
+    _forget_claims(old_state)
+    if old is not None and old_state.parent_module() is parent:
+        old_state.parent = None
+        old_state.construction_path = prefix_of(parent)  # still described where it was
+        old_state.retired = where
+        naming_epoch[0] += 1
+
+
+def _describe_new(child):
+    return f"a new {type(child).__name__}"
+
+
+def _state_keys(state):
+    """The keys a module's state tree owns, relative to its prefix (works for dead modules)."""
+    keys = list(state.owned())
+    for _, child_state in state.slots.values():
+        base = join(child_state.local)
+        keys.extend(f"{base}/{key}" if base else key for key in _state_keys(child_state))
+    return keys
+
+
+def _forget_claims(state):
+    state.claims.clear()
+    state.provisional.clear()
+    state.pending = None
+    for _, child_state in state.slots.values():
+        _forget_claims(child_state)
+
+
+def _live_holder(module):
+    """A description of the live module whose attributes hold ``module``, or None.
+
+    Follows attributes from every live root, not parent links, and adopts
+    nothing on the way: it runs while a child is being adopted.
+    """
+    seen = set()
+    stack = root_names.live()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for attr, value in vars(current).items():
+            if attr == "_module_state":
+                continue
+            for found in modules_in(value, set()):
+                if found is module:
+                    return f"{describe(current)} (attribute {attr!r})"
+                stack.append(found)
+    return None
+
+
+def modules_in(value, seen):
+    """The modules in ``value``: itself, or the items of its (nested) lists, tuples, dicts."""
+    if isinstance(value, ModuleBase):
+        yield value
+    elif isinstance(value, CONTAINERS) and id(value) not in seen:
+        seen.add(id(value))
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from modules_in(item, seen)
+
+
+def is_ancestor(candidate, module):
+    while module is not None:
+        if module is candidate:
+            return True
+        module = module._module_state.parent_module()
+    return False
+
+
+def has_parameters(module):
+    return any(m._module_state.owned() for _, m in walk(module))
+
+
+def children_of(module):
+    """``(local name, child)`` pairs of the modules this one holds, in attribute order."""
+    state = module._module_state
+    if state.children is None:
+        found = _find_children(module)
+        if not module._children_may_grow:
+            state.children = found  # reset by __setattr__ when a module is assigned
+    else:
+        found = state.children
+    return [(join(child._module_state.local), child) for child in found]
+
+
+def _find_children(module):
+    adopt_attributes(module)
+    found, seen = OrderedDict(), set()
+    # An explicit stack, not a recursive closure: a closure that refers to itself
+    # is a reference cycle, which would keep the module alive until the collector runs.
+    stack = [value for attr, value in reversed(vars(module).items()) if attr != "_module_state"]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ModuleBase):
+            if value._module_state.parent_module() is module and id(value) not in found:
+                found[id(value)] = value
+        elif isinstance(value, CONTAINERS) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend(reversed(list(items)))
+    return list(found.values())
+
+
+def walk(module, relative=()):
+    """Yields ``(relative path tuple, module)`` for the module and its descendants."""
+    seen = set()
+    stack = [(relative, module)]
+    while stack:
+        path, current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield path, current
+        children = children_of(current)
+        for _, child in reversed(children):
+            stack.append((path + child._module_state.local, child))
+
+
+def rename(module, name):
+    """``module.name = name``: allowed until the module has parameters."""
+    state = module._module_state
+    if name is None or name == state.given_name:
+        return
+    check_name(name, describe(module))
+    if has_parameters(module):
+        raise RuntimeError(
+            f"{describe(module)} already has parameters; renaming it to {name!r} would "
+            "create a second set of weights. Give name= at construction instead."
+        )
+    old_prefix = prefix_of(module)
+    state.given_name = name
+    stop_forgetting(state)
+    if state.parent is None:
+        root_names.release(old_prefix, module)
+        hold_root_name(module)
+    else:
+        state.local = (name,) if name else ()
+        naming_epoch[0] += 1
