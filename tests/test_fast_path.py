@@ -18,15 +18,15 @@ from equivalence import assert_equivalent, run
 from nnabla.ext_utils import get_extension_context
 from test_all_layers import CASES as ALL_LAYERS
 from test_all_layers import _pf as all_layers_pf
-from test_seed_classes import CASES as SEED_CASES
-from test_seed_classes import GRAPH_ONLY
+from test_experimental_classes import CASES as CLASS_CASES
+from test_experimental_classes import GRAPH_ONLY
 
 import nnabla_modules as nm
 from nnabla_modules.layers import _fast
 
-# The seed's table has every class of the five families; a few arguments more.
+# Every class of the five families (test_experimental_classes.py), and a few more arguments.
 CASES = {
-    **SEED_CASES,
+    **CLASS_CASES,
     "Affine-fix_parameters": (nm.Affine, (6, 3), {"fix_parameters": True}, [(2, 6)],
                               lambda x, **k: PF.affine(x, 3, fix_parameters=True, **k)),
     "Conv2d-no-bias-fixed": (nm.Conv2d, (3, 2, 3), {"with_bias": False, "fix_parameters": True},

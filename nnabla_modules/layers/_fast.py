@@ -22,7 +22,7 @@ import nnabla.functions as F
 import nnabla.parameter as _parameter
 import nnabla.parametric_functions as PF
 
-from .. import module as _module
+from .._state import frozen_entries
 
 #: False: every call goes through PF (for comparisons and for the tests).
 ENABLED = True
@@ -155,7 +155,6 @@ class Plan:
         if scope is not self.scope or scope.get(self.pf_name) is not self.pf_scope:
             return None
         pf_scope, claims = self.pf_scope, state.claims
-        frozen_entries = _module._frozen_entries
         no_grad = _parameter.current_no_grad
         variables = []
         for entry in self.entries:
