@@ -6,6 +6,10 @@ with the ratio to plain PF code measured in the same run.
 
 import argparse
 import importlib
+import sys
+import time
+
+from .common import summary
 
 SECTIONS = ("graph", "enumeration", "rebuild", "checkpoint", "imports")
 
@@ -18,11 +22,16 @@ def main():
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {', '.join(sorted(unknown))}; choose from {SECTIONS}")
-    for section in args.sections or SECTIONS:
+    sections = args.sections or SECTIONS
+    for index, section in enumerate(sections, 1):
+        print(f"[{index}/{len(sections)}] {section} ({time.strftime('%H:%M:%S')})",
+              file=sys.stderr, flush=True)
         module = importlib.import_module(f"benchmarks.{section}")
-        print(f"\n===== {section} =====")
+        print(f"\n===== {section} =====", flush=True)
         module.main(["--rounds", "3"] if args.quick else [])
+        sys.stdout.flush()
+    return 0 if summary() else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,11 +1,20 @@
-"""Timing helpers: interleaved rounds, medians, ratios to plain PF code in the same run."""
+"""Timing helpers: interleaved rounds, medians, ratios to plain PF code in the same run;
+progress on stderr and every figure printed beside its target."""
 
 import gc
 import statistics
+import sys
 import time
 
+from tqdm import tqdm
 
-def interleaved(cases, rounds, repeat=1):
+
+def progress(label, total):
+    """A progress bar on stderr (stdout keeps the figures only)."""
+    return tqdm(total=total, desc=label, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def interleaved(cases, rounds, repeat=1, label="rounds"):
     """Times every case once per round, rotating their order; returns per-round seconds.
 
     Interleaving spreads any drift of the machine (other processes, thermal
@@ -18,14 +27,16 @@ def interleaved(cases, rounds, repeat=1):
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for round_index in range(rounds):
-            shift = round_index % len(names)
-            for name in names[shift:] + names[:shift]:
-                start = time.perf_counter()
-                for _ in range(repeat):
-                    cases[name]()
-                samples[name].append((time.perf_counter() - start) / repeat)
-            gc.collect()
+        with progress(label, rounds) as bar:
+            for round_index in range(rounds):
+                shift = round_index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    start = time.perf_counter()
+                    for _ in range(repeat):
+                        cases[name]()
+                    samples[name].append((time.perf_counter() - start) / repeat)
+                gc.collect()
+                bar.update()
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -49,3 +60,32 @@ def table(title, samples, baseline="pf", unit="ms", scale=1e3):
     for name, times in samples.items():
         print(f"  {name:<14}{statistics.median(times) * scale:>14.3f}{ratios[name]:>14.3f}")
     return ratios
+
+
+#: ``(figure, value, target, "met"/"missed")`` of every figure with a target, in order.
+FIGURES = []
+
+
+def verdict(met):
+    return "met" if met else "missed"
+
+
+def figure(name, value, target, met):
+    """Prints a figure beside its target and whether it is met; keeps it for the summary."""
+    FIGURES.append((name, value, target, verdict(met)))
+    print(f"  {name}: {value}   [target {target}: {verdict(met)}]")
+    return met
+
+
+def summary():
+    """The table of every figure and its target, measured in this run; True if all are met."""
+    if not FIGURES:
+        return True
+    width = max(len(name) for name, *_ in FIGURES)
+    value_width = max(len(value) for _, value, *_ in FIGURES)
+    print("\n===== summary =====")
+    for name, value, target, result in FIGURES:
+        print(f"  {name:<{width}}  {value:<{value_width}}  target {target:<24}{result}")
+    missed = sum(result == "missed" for *_, result in FIGURES)
+    print(f"\n  {len(FIGURES) - missed} of {len(FIGURES)} targets met")
+    return missed == 0

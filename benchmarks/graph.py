@@ -13,9 +13,11 @@ import nnabla.solvers as S
 import numpy as np
 
 from . import models
-from .common import interleaved, table
+from .common import figure, interleaved, table
 
 MLP_DEPTH, MLP_WIDTH, MLP_BATCH = 200, 64, 16
+#: Ours / plain PF code, median of the per-round ratios.
+BUILD_TARGET = STEP_TARGET = 1.00
 
 
 def _parameters(style, net):
@@ -88,6 +90,13 @@ def function_sequence(y):
     return names
 
 
+def function_calls(y):
+    """Every function of the graph in order, with its arguments."""
+    calls = []
+    y.visit(lambda f: calls.append((f.info.type_name, f.info.args)))
+    return calls
+
+
 def static_step_cases(nets):
     cases = {}
     for style in ("pf", "ours"):
@@ -111,18 +120,27 @@ def run(kind, rounds):
     nets = build_nets(kind)
     results = {}
     repeat = 5 if kind == "resnet18" else 2
-    results["build"] = table(f"[{kind}] graph construction with existing parameters",
-                             interleaved(construction_cases(nets), rounds, repeat))
+    results["build"] = table(
+        f"[{kind}] graph construction with existing parameters",
+        interleaved(construction_cases(nets), rounds, repeat, f"{kind} graph construction"))
+    figure(f"{kind} graph construction", f"{results['build']['ours']:.3f} x PF",
+           f"<= {BUILD_TARGET:.2f}", results["build"]["ours"] <= BUILD_TARGET)
     step_rounds = max(3, rounds // 3) if kind == "resnet18" else rounds
-    results["dynamic step"] = table(f"[{kind}] dynamic training step (auto_forward)",
-                                    interleaved(dynamic_step_cases(nets), step_rounds))
-    pf_functions = function_sequence(nets["pf"][0](nets["pf"][1]))
-    ours_functions = function_sequence(nets["ours"][0](nets["ours"][1]))
-    assert ours_functions == pf_functions, "ours and PF build different graphs"
-    print(f"\n[{kind}] static graph: ours and PF build the same {len(pf_functions)} functions "
-          "in the same order")
-    results["static step"] = table(f"[{kind}] static training step (graph built once)",
-                                   interleaved(static_step_cases(nets), step_rounds))
+    results["dynamic step"] = table(
+        f"[{kind}] dynamic training step (auto_forward)",
+        interleaved(dynamic_step_cases(nets), step_rounds, label=f"{kind} dynamic step"))
+    figure(f"{kind} dynamic step", f"{results['dynamic step']['ours']:.3f} x PF",
+           f"<= {STEP_TARGET:.2f}", results["dynamic step"]["ours"] <= STEP_TARGET)
+    pf_functions = function_calls(nets["pf"][0](nets["pf"][1]))
+    ours_functions = function_calls(nets["ours"][0](nets["ours"][1]))
+    print(f"\n[{kind}] static graph: PF builds {len(pf_functions)} functions, ours "
+          f"{len(ours_functions)}")
+    figure(f"{kind} static graph", "the same functions, order and arguments"
+           if ours_functions == pf_functions else "different graphs",
+           "identical", ours_functions == pf_functions)
+    results["static step"] = table(
+        f"[{kind}] static training step (graph built once; the same graph: the noise floor)",
+        interleaved(static_step_cases(nets), step_rounds, label=f"{kind} static step"))
     return results
 
 
