@@ -372,11 +372,39 @@ def test_a_frozen_module_gets_weights_without_gradient(fast_builds):
         y = net(x)
         assert [v.need_grad for v in y.parent.inputs[1:]] == [False, False]
         assert not any(p.need_grad for p in nn.get_parameters(grad_only=False).values())
-    assert fast_builds == ["Conv2d"]  # frozen: PF's calls, observed
-    net.unfreeze()  # the registry as before: the plan holds again
+    assert fast_builds == ["Conv2d"] * 3
+    net.unfreeze()
     y = net(x)
     assert [v.need_grad for v in y.parent.inputs[1:]] == [True, True]
-    assert fast_builds == ["Conv2d"] * 2
+    assert all(p.need_grad for p in nn.get_parameters().values())
+    assert fast_builds == ["Conv2d"] * 4
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_frozen_layers_build_what_their_pf_calls_build(case, fast_builds, monkeypatch):
+    """Frozen: PF's calls are observed (the flag set, then cleared); the fast path matches."""
+    cls, args, kwargs, shapes, _ = CASES[case]
+    forward = case not in GRAPH_ONLY
+
+    def build(graphs, nets):
+        def frozen_call(*xs):
+            net = Net(cls(*args, **kwargs), name="net")
+            net(*xs)
+            net.freeze()
+            nets.append(net)
+            return _twice(lambda: net(*xs), graphs)
+
+        return frozen_call
+
+    fast_graphs, fast_nets, plain_graphs, plain_nets = [], [], [], []
+    fast = run(build(fast_graphs, fast_nets), shapes, forward=forward)
+    assert fast_builds == [cls.__name__] * 2
+    monkeypatch.setattr(_fast, "ENABLED", False)
+    plain = run(build(plain_graphs, plain_nets), shapes, forward=forward)
+    assert_equivalent(plain, fast)
+    assert fast_graphs == plain_graphs
+    assert _bookkeeping(fast_nets[0]) == _bookkeeping(plain_nets[0])
+    assert all(not need_grad for need_grad in _bookkeeping(fast_nets[0])[1])
 
 
 @pytest.mark.parametrize("by_hand", [False, True])

@@ -11,10 +11,11 @@ shape and the same arguments builds that function directly, with the
 Variables obtained exactly as ``get_parameter_or_create`` returns them
 (unlinked, named, ``need_grad`` as requested or False under
 ``nn.no_grad()``), and leaves the registry and the ownership bookkeeping as
-PF's call would: only when PF's call would change nothing. Anything else
-(a new input shape, other arguments, a registry entry replaced, removed,
-resized or with another ``need_grad``, a frozen module, an entry the
-module does not own yet) goes through PF again.
+PF's call would: only when PF's call would change nothing (a frozen
+module's weights included: PF's call sets their flag and the ownership
+observer clears it again). Anything else (a new input shape, other
+arguments, a registry entry replaced, removed, resized or with another
+``need_grad``, an entry the module does not own yet) goes through PF again.
 """
 
 import nnabla as nn
@@ -140,13 +141,12 @@ class Plan:
         except (ValueError, TypeError):  # an argument replaced by an array: not the same
             return None
         state = layer._module_state
-        # PF's get_parameter would be observed (module.py's _observe): it changes
-        # nothing only for a module that owns the keys, is not frozen, is no
-        # name="" layer (whose PF calls its parent checks for sharing) and no
-        # temporary module (whose caller owns its entries too).
+        # PF's get_parameter would be observed (_calls.observe): it changes nothing
+        # only for keys the module owns already, in a layer that is no name=""
+        # layer (whose PF calls its parent checks for sharing) and no temporary
+        # module (whose caller owns its entries too).
         if (
-            state.frozen
-            or not state.local
+            not state.local
             or state.call_keys is not None
             or (state.parent is None and state.built_in_call)
         ):
@@ -154,7 +154,7 @@ class Plan:
         scope = state.scope
         if scope is not self.scope or scope.get(self.pf_name) is not self.pf_scope:
             return None
-        pf_scope, claims = self.pf_scope, state.claims
+        pf_scope, claims, frozen = self.pf_scope, state.claims, state.frozen
         no_grad = _parameter.current_no_grad
         variables = []
         for entry in self.entries:
@@ -163,17 +163,27 @@ class Plan:
                 continue
             name, param_id, shape, need_grad, as_need_grad, key = entry
             param = pf_scope.get(name)
-            # get_parameter_or_create sets need_grad (and the entry) when it differs.
-            if (
-                id(param) != param_id
-                or not isinstance(param, _Variable)
-                or param.need_grad != need_grad
-                or param.shape != shape
-                or key not in claims
-                or (need_grad and id(param) in frozen_entries)
-            ):
+            if id(param) != param_id or not isinstance(param, _Variable) or param.shape != shape:
+                return None
+            if not _unchanged_by_pf(param, need_grad, key, claims, frozen):
                 return None
             variable = param.get_unlinked_variable(need_grad=False if no_grad else as_need_grad)
             variable.name = name
             variables.append(variable)
         return self.function(x, *variables, *self.args)
+
+
+def _unchanged_by_pf(param, need_grad, key, claims, frozen):
+    """Whether ``get_parameter_or_create(..., need_grad)`` leaves entry and claims as they are.
+
+    It sets the entry's flag to ``need_grad`` where they differ (``set_parameter``,
+    observed). The observer clears the flag of a frozen entry (of a frozen
+    module, or one a frozen module owns) again and records the flag asked for
+    in the module's claims: a frozen entry asked for ``need_grad=True`` keeps
+    ``False``, and nothing changes where the claim says True already.
+    """
+    if param.need_grad:
+        return need_grad and not frozen and id(param) not in frozen_entries and key in claims
+    if not need_grad:
+        return key in claims
+    return (frozen or id(param) in frozen_entries) and claims.get(key) is True
