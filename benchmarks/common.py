@@ -86,7 +86,7 @@ def ratio_figure(name, ratio, target, noise):
     """A ratio's figure: above the target by less than the measured ``noise``, within noise.
 
     ``noise``: median distance from 1 of the per-round ratios of two cases that
-    run the same work (the static step of identical graphs).
+    run the same code (see :func:`noise_of`).
     """
     result = None
     if target < ratio <= target + noise:
@@ -94,8 +94,8 @@ def ratio_figure(name, ratio, target, noise):
     return figure(name, f"{ratio:.3f} x PF", f"<= {target:.2f}", ratio <= target, result)
 
 
-def noise_of(samples, baseline="pf", case="ours"):
-    """Median distance from 1 of the per-round ratios of two cases doing the same work."""
+def noise_of(samples, case, baseline="pf"):
+    """Median distance from 1 of the per-round ratios of ``case``, running the baseline's code."""
     return statistics.median(abs(s / b - 1) for s, b in zip(samples[case], samples[baseline]))
 
 
