@@ -231,8 +231,9 @@ def _plan(module, stored):
     known = module.get_parameters(grad_only=False)  # creates eager layers' parameters
     prefix = module.prefix
     territory = _Territory(module)
+    scope = _layer_scope(module)
     carries_prefix = bool(prefix) and any(
-        key.startswith(prefix + "/") and key not in known for key in stored
+        key not in known and _relative_guess(key, prefix, scope)[1] for key in stored
     )
     targets = OrderedDict()  # relative key -> [file keys]
     plan = _Plan()
@@ -241,7 +242,7 @@ def _plan(module, stored):
     for file_key in stored:
         key = _match(file_key, known, prefix)
         if key is None:
-            key, has_prefix = _relative_guess(file_key, prefix)
+            key, has_prefix = _relative_guess(file_key, prefix, scope)
             if carries_prefix and not has_prefix:
                 # A whole-registry file: entries outside the prefix are other modules'.
                 plan.unexpected.append((file_key, key))
@@ -274,11 +275,25 @@ def _match(file_key, known, prefix):
     return plain if plain in known else None
 
 
-def _relative_guess(file_key, prefix):
-    """``(relative key, carried the prefix)`` for a key the module does not know yet."""
+def _relative_guess(file_key, prefix, layer_scope=None):
+    """``(relative key, carried the prefix)`` for a key the module does not know yet.
+
+    A layer's keys all start with its PF scope (``cbn/...``): for a layer named
+    like its scope, ``cbn/W`` is read as it stands, not as ``W`` under ``cbn``.
+    """
     if prefix and file_key.startswith(prefix + "/"):
-        return file_key[len(prefix) + 1 :], True
+        stripped = file_key[len(prefix) + 1 :]
+        if layer_scope is None or stripped.startswith(layer_scope + "/"):
+            return stripped, True
+        if not file_key.startswith(layer_scope + "/"):
+            return stripped, True
     return _without_module_marks(file_key), False
+
+
+def _layer_scope(module):
+    """The PF scope name a layer's keys start with (``conv``, ``bn``...), or None."""
+    function = getattr(module, "pf_function", None)
+    return getattr(function, "__scope_name__", None)
 
 
 def _without_module_marks(key):

@@ -555,3 +555,15 @@ def test_forward_hooks_see_each_call_and_can_replace_the_output():
 def test_a_hook_must_be_callable():
     with pytest.raises(TypeError, match="callable"):
         nm.Linear(2, 2).register_forward_hook(None)
+
+
+def test_a_layer_named_like_its_scope_loads_its_own_relative_keys(tmp_path):
+    source = nm.BatchNormalization(n_features=None, name="bn")  # keys "bn/beta", ...
+    source(nn.Variable((2, 3, 4, 4)))
+    source.get_parameters()["bn/beta"].d = 5.0
+    source.save_parameters(str(tmp_path / "bn.h5"))
+    nn.clear_parameters()
+    again = nm.BatchNormalization(n_features=None, name="bn")
+    again.load_parameters(str(tmp_path / "bn.h5"))
+    again(nn.Variable((2, 3, 4, 4)))
+    assert np.all(again.get_parameters()["bn/beta"].d == 5.0)
