@@ -27,7 +27,7 @@ import nnabla as nn
 import numpy as np
 
 from . import _registry, io
-from ._naming import describe, join, prefix_of
+from ._naming import describe, drop_stale_entries, join, prefix_of
 from ._tree import modules_in, walk
 
 __all__ = [
@@ -429,7 +429,10 @@ def _registry_entry(path):
 
 
 def _load(module, stored, source, strict):
+    if not isinstance(strict, bool):
+        raise TypeError(f"{describe(module)}: strict must be True or False, got {strict!r}")
     with _registry.lock:  # no module call may change the registry between plan and apply
+        drop_stale_entries(module)  # a dead model's entries under a reused name are not these
         plan = _plan(module, stored)
         result = plan.result()
         if plan.conflicts or (strict and any(result)):
@@ -484,7 +487,7 @@ def _apply(module, plan, source, strict):
         for placement in plan.placements:
             _place(module, placement, undo)
         deferred = plan.placements or plan.claims
-        if deferred and strict:
+        if deferred:
             # Checked at the first call: undoing then restores the values of now.
             for param, _ in plan.writes:
                 undo.append(_restoring(param))
@@ -601,6 +604,19 @@ class _PendingLoad:
         self._undo(module, created)
         result = LoadResult(created, unused, [])
         raise CheckpointError(self._report(module, unused, created), result)
+
+    def fail(self, module, error):
+        """The first call after the load raised (a shape the file got wrong): undo the load."""
+        module._module_state.pending = None
+        for _, current in walk(module):
+            current._module_state.provisional.clear()
+        owned = module.get_parameters(grad_only=False)
+        self._undo(module, [k for k in owned if k not in self.keys and k not in self.known])
+        raise CheckpointError(
+            f"{describe(module)}: its first call after loading {self.source} failed, so the "
+            f"load was undone (the values are as they were before it): {error}",
+            LoadResult([], [], list(self.keys)),
+        ) from error
 
     def _undo(self, module, created):
         scope = _registry.resolve(prefix_of(module), create=False)

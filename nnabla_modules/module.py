@@ -37,6 +37,7 @@ from ._tree import (
     adopt,
     adopt_attributes,
     adopt_within,
+    check_holding,
     children_of,
     constructing,
     refuse_nnabla_module,
@@ -167,6 +168,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
             refuse_nnabla_module(self, value, (attr,))
             object.__setattr__(self, attr, value)
             return
+        check_holding(self, attr, value)
         previous = self.__dict__.get(attr, NOT_GIVEN)
         object.__setattr__(self, attr, value)
         self._module_state.children = None

@@ -567,3 +567,109 @@ def test_a_layer_named_like_its_scope_loads_its_own_relative_keys(tmp_path):
     again.load_parameters(str(tmp_path / "bn.h5"))
     again(nn.Variable((2, 3, 4, 4)))
     assert np.all(again.get_parameters()["bn/beta"].d == 5.0)
+
+
+# --- found by attacking the docs ---------------------------------------------------------------
+
+
+def test_a_load_into_a_reused_automatic_name_is_what_the_first_call_uses():
+    class P(nm.Module):
+        def __call__(self, x):
+            return PF.affine(x, 2, name="fc")
+
+    x = nn.Variable.from_numpy_array(np.ones((1, 4)))
+    p = P()
+    p(x)
+    del p
+    gc.collect()
+    p = P()  # takes the dead model's automatic name
+    p.load_state_dict({"fc/affine/W": np.zeros((4, 2)), "fc/affine/b": np.full(2, 7.0)})
+    y = p(x)
+    y.forward()
+    assert np.all(y.d == 7.0)
+
+
+def test_swapping_two_trained_children_is_refused():
+    net = Net(name="net")
+    net(nn.Variable((1, 3)))
+    with pytest.raises(ValueError, match="cannot hold"):
+        net.encoder, net.head = net.head, net.encoder
+    assert net.encoder.prefix == "net/encoder" and net.head.prefix == "net/head"
+
+
+def test_a_trained_layer_of_another_model_is_refused():
+    pretrained = Net(name="pretrained")
+    pretrained(nn.Variable((1, 3)))
+    new = Net(name="new")
+    with pytest.raises(ValueError, match="load_state_dict"):
+        new.head = pretrained.head
+    new.spare = new.head  # a second attribute for one module of this model: sharing
+
+
+def test_a_failing_first_call_undoes_the_load():
+    class TwoLayers(nm.Module):
+        def __init__(self):
+            self.a = nm.Linear(4, 3)
+            self.b = nm.Linear(None, 2)
+
+        def __call__(self, x):
+            return self.b(self.a(x))
+
+    net = TwoLayers(name="net")
+    before = net.a.get_parameters()["affine/W"].d.copy()
+    net.load_state_dict({"a/affine/W": np.ones((4, 3)), "a/affine/b": np.ones(3),
+                         "b/affine/W": np.ones((5, 2)), "b/affine/b": np.ones(2)})
+    with pytest.raises(CheckpointError, match="undone"):
+        net(nn.Variable((1, 4)))
+    assert np.array_equal(net.a.get_parameters()["affine/W"].d, before)
+    assert "net/b/affine/W" not in nn.get_parameters()
+    y = net(nn.Variable((1, 4)))  # works again, with fresh weights for b
+    assert y.shape == (1, 2)
+
+
+def test_unfreeze_after_a_rebuild_restores_modules_built_in_the_call():
+    class A(nm.Module):
+        def __call__(self, x):
+            return nm.Linear(4, 2, name="tmp")(x)
+
+    a = A(name="a")
+    a(nn.Variable((1, 4)))
+    a.freeze()
+    a(nn.Variable((1, 4)))
+    a.unfreeze()
+    assert list(a.get_parameters()) == ["tmp/affine/W", "tmp/affine/b"]
+
+
+def test_a_module_called_but_not_held_warns():
+    import types
+
+    class Holder(nm.Module):
+        def __init__(self):
+            self.cfg = types.SimpleNamespace(fc=nm.Linear(4, 2))
+
+        def __call__(self, x):
+            return self.cfg.fc(x)
+
+    with pytest.warns(UserWarning, match="does not hold it"):
+        Holder(name="h")(nn.Variable((1, 4)))
+
+
+def test_an_nnabla_module_built_in_a_call_is_refused():
+    from nnabla.core.module import Module as NNablaModule
+
+    class Old(NNablaModule):
+        def call(self, x):
+            return PF.affine(x, 2)
+
+    class Uses(nm.Module):
+        def __call__(self, x):
+            return Old()(x)
+
+    with pytest.raises(RuntimeError, match="outside NNabla's parameter registry"):
+        Uses(name="u")(nn.Variable((1, 4)))
+
+
+@pytest.mark.parametrize("strict", [None, "yes", 1])
+def test_strict_must_be_a_bool(strict):
+    with pytest.raises(TypeError, match="strict"):
+        nm.Linear(2, 2).load_state_dict({}, strict=strict)
