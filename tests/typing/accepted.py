@@ -4,8 +4,12 @@ tests/test_stubs.py runs mypy over it (no error allowed) and runs it, so
 everything here also works.
 """
 
+from typing import Optional
+
 import nnabla as nn
+import nnabla.functions as F
 import nnabla.initializer as I
+import nnabla.parametric_functions as PF
 import numpy as np
 
 import nnabla_modules as nm
@@ -32,4 +36,32 @@ q = nn.Variable((5, 2, 8))
 attended, weights = attention(q, q, q, key_padding_mask=None)
 w = spectral(x)
 logits = model(x)
+
+
+class Block(nm.Module):
+    """A module with type hints declares ``name=`` (keyword-only): the module takes it."""
+
+    def __init__(self, width: int, *, name: Optional[str] = None) -> None:
+        self.fc = nm.Linear(width, width)
+
+    def __call__(self, x: nn.Variable) -> nn.Variable:
+        return F.relu(self.fc(x))
+
+
+@PF.parametric_function_api("scaled")
+def scaled_affine(x, n_out, scale=2.0, fix_parameters=False):
+    """An affine layer whose output is scaled (PF's decorator refuses type hints)."""
+    return scale * PF.affine(x, n_out, fix_parameters=fix_parameters)
+
+
+ScaledAffine = nm.layer(scaled_affine)
+block = Block(4, name="block")  # the name given to a typed __init__
+blocks = nm.ModuleList([Block(4), Block(4)], name="blocks")
+heads = nm.ModuleDict({"cls": nm.Linear(4, 2)}, box=nm.Linear(4, 3), name="heads")
+head = nm.Sequential(blocks[0], heads["box"], F.sigmoid, name="head")
+mlp = nm.wrap(lambda x, n: PF.affine(x, n))(n=3, name="mlp")
+v = nn.Variable((2, 4))
+outputs = [head(v), ScaledAffine(5)(v), mlp(v)]
+assert block.prefix == "block" and blocks[1].prefix == "blocks/1"
+assert [o.shape[1] for o in outputs] == [3, 5, 3]
 assert z.shape == (2, 10) and logits.shape == (2, 10) and seq_y.shape == (6, 2, 5)

@@ -25,3 +25,6 @@ nm.SpectralNorm(fc, dim="0")  # rejected: arg-type
 fc(x, tset=True)  # rejected: call-arg
 fc(x, x)  # rejected: call-arg
 fc(x, n_outmaps="10")  # rejected: arg-type
+nm.ModuleList([fc], "blocks")  # rejected: call-arg
+nm.ModuleList([1, 2])  # rejected: list-item
+nm.Sequential(fc, name=3)  # rejected: arg-type
