@@ -16,6 +16,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
 import nnabla_modules as nm
@@ -234,6 +235,29 @@ def test_a_call_accepts_what_its_signature_names_and_refuses_the_rest():
     assert list(nm.RNN.call_signature().parameters)[:3] == ["x", "h", "test"]
     y, _ = rnn(nn.Variable((6, 2, 3)), h=nn.Variable((1, 1, 2, 5)))
     assert y.shape == (6, 2, 5)
+
+
+def test_the_call_signature_of_a_user_layer_and_of_a_family_base():
+    import nnabla as nn
+    import nnabla.parametric_functions as PF
+
+    @PF.parametric_function_api("noisy")
+    def noisy(x, n_out, test=False, fix_parameters=False):
+        """An affine layer that PF code calls with test=."""
+        return PF.affine(x, n_out, fix_parameters=fix_parameters) * (0.5 if test else 1.0)
+
+    Noisy = nm.layer(noisy)
+    signature = Noisy.call_signature()
+    # PF's flag ``test`` is the call's: one parameter, set by test= or eval().
+    assert list(signature.parameters) == ["x", "test", "n_out", "fix_parameters"]
+    layer = Noisy(3, name="noisy")
+    x = nn.Variable.from_numpy_array(np.ones((1, 2), np.float32))
+    y_train, y_test = layer(x), layer(x, test=True)
+    nn.forward_all([y_train, y_test])
+    np.testing.assert_array_equal(y_test.d, y_train.d * 0.5)
+    assert str(nm.layers.conv._ConvolutionFamily.call_signature()) == (
+        "(*inputs, test=False, **overrides)"
+    )
 
 
 def _mypy(*paths):

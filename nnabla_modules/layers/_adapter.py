@@ -139,20 +139,25 @@ class Layer(Module, metaclass=_LayerMeta):
         for that value). A class whose ``__call__`` forwards its arguments (a
         reparameterization wrapping a layer) keeps ``__call__``'s own.
         """
-        call = inspect.signature(cls.__call__)
+        # Without annotations, as inspect.signature(cls) reports the constructor.
+        call = [
+            p.replace(annotation=p.empty)
+            for p in inspect.signature(cls.__call__).parameters.values()
+        ][1:]
+        if cls.pf_function is None:  # a family's base: nothing to name
+            return inspect.Signature(call)
         pf_params = inspect.signature(cls.pf_function).parameters
         inputs_expanded = cls.__call__ is Layer.__call__
+        forwards = not inputs_expanded and any(p.kind is p.VAR_POSITIONAL for p in call)
         params: List[inspect.Parameter] = []
-        for param in list(call.parameters.values())[1:]:
+        for param in call:
             if param.kind is param.VAR_POSITIONAL and inputs_expanded:
                 params.append(param.replace(name=cls.inputs[0], kind=param.POSITIONAL_ONLY))
                 params.extend(
                     pf_params[name].replace(kind=param.POSITIONAL_OR_KEYWORD)
                     for name in cls.inputs[1:]
                 )
-            elif param.kind is param.VAR_POSITIONAL or param.kind is not param.VAR_KEYWORD:
-                params.append(param)
-            elif inputs_expanded or not any(p.kind is p.VAR_POSITIONAL for p in params):
+            elif param.kind is param.VAR_KEYWORD and not forwards:
                 taken = {p.name for p in params}
                 params.extend(
                     pf_params[name].replace(kind=param.KEYWORD_ONLY)
@@ -166,7 +171,7 @@ class Layer(Module, metaclass=_LayerMeta):
                 )
             else:
                 params.append(param)
-        return inspect.Signature([param.replace(annotation=param.empty) for param in params])
+        return inspect.Signature(params)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
