@@ -30,6 +30,7 @@ Example:
 import copy
 import re
 import weakref
+from typing import Any, Dict, Optional
 
 import nnabla as nn
 import nnabla.random as _nn_random
@@ -56,7 +57,7 @@ _TOP = object()  # the source module the copy started from
 _PENDING = object()  # [(source, copy), ...] below the top, to be parented at the end
 
 
-def clone(module, name=None):
+def clone(module: Module, name: Optional[str] = None) -> Module:
     """A deep copy of ``module`` as a new root named ``name`` (automatic when None).
 
     Args:
@@ -73,7 +74,7 @@ def clone(module, name=None):
     return copy.deepcopy(module, {id(_CLONE_NAME): name})
 
 
-def deepcopy_module(source, memo):
+def deepcopy_module(source: Module, memo: Dict[int, Any]) -> Module:
     """``Module.__deepcopy__``: ``copy.deepcopy(module)`` copies a tree, see the module docstring.
 
     Copies ``source`` with its descendants (new modules, new parameters holding

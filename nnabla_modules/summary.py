@@ -27,6 +27,7 @@ Example:
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import nnabla as nn
 import numpy as np
@@ -91,7 +92,14 @@ class Summary:
         columns (tuple): The columns of the table.
     """
 
-    def __init__(self, rows, params, totals, outputs, columns):
+    def __init__(
+        self,
+        rows: List[Dict[str, Any]],
+        params: Dict[str, Any],
+        totals: Tuple[Optional[int], Optional[int]],
+        outputs: Any,
+        columns: Sequence[str],
+    ) -> None:
         self.rows = rows
         self.total_params = sum(_size(p) for p in params.values())
         self.trainable_params = sum(_size(p) for p in params.values() if p.need_grad)
@@ -101,7 +109,7 @@ class Summary:
         self.outputs = outputs
         self.columns = columns
 
-    def __str__(self):
+    def __str__(self) -> str:
         header = ["Module"] + [COLUMNS[c][0] for c in self.columns]
         aligns = ["<"] + [COLUMNS[c][1] for c in self.columns]
         cells = [
@@ -123,7 +131,14 @@ class Summary:
     __repr__ = __str__
 
 
-def summary(module, *inputs, model_kwargs=None, depth=None, columns=None, **unexpected):
+def summary(
+    module: Module,
+    *inputs: Any,
+    model_kwargs: Optional[Dict[str, Any]] = None,
+    depth: Optional[int] = None,
+    columns: Optional[Sequence[str]] = None,
+    **unexpected: Any,
+) -> Summary:
     """Builds the module's graph on ``inputs`` and tabulates the module tree.
 
     The graph is only built (``nn.auto_forward(False)``), not computed. Building
