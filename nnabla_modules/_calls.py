@@ -13,6 +13,7 @@ import sys
 import threading
 import warnings
 import weakref
+from typing import Any, Dict, List, Optional, Tuple
 
 import nnabla.parameter as _parameter
 
@@ -198,8 +199,8 @@ class Hooks:
 
 
 #: The hooks of every module (``register_module_forward_hook``); None: there are none.
-global_hooks = [None]
-_own_hooks = {}  # id(state) -> (state, Hooks of the module alone)
+global_hooks: List[Optional[Hooks]] = [None]
+_own_hooks: Dict[int, Tuple[Any, Hooks]] = {}  # id(state) -> (state, Hooks of the module alone)
 _global = Hooks()
 
 
@@ -275,7 +276,7 @@ SAME_LEVEL = ()  # the local name of a module given name=""
 
 
 #: Roots already warned about being called, unheld, inside another module's call.
-_warned_unheld = weakref.WeakSet()
+_warned_unheld: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def _temporary_module_error(module, caller):

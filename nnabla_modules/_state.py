@@ -9,6 +9,7 @@ freezing (``_enumeration.py``); checkpoints use ``credit_loaded`` and
 """
 
 from collections import OrderedDict
+from typing import Any, Dict
 
 from . import _registry
 
@@ -18,7 +19,7 @@ NOT_GIVEN = object()
 
 #: id -> registry Variable of every entry a frozen module owns (see ``freeze``); held
 #: here, so an id stays unique while it is listed.
-frozen_entries = {}
+frozen_entries: Dict[int, Any] = {}
 
 
 class ModuleBase:

@@ -10,6 +10,7 @@ prefix (``_keep_orphan``). :func:`walk` and :func:`children_of` list the tree.
 import sys
 import weakref
 from collections import OrderedDict
+from typing import Any, List
 
 from . import _registry
 from ._naming import (
@@ -29,7 +30,7 @@ CONTAINERS = (list, tuple, dict)
 
 #: Modules whose ``__init__`` is running: a module built inside one may refer back
 #: to it (``Child(owner=self)``) but never adopts it.
-constructing = []
+constructing: List[Any] = []
 
 
 def adopt_attributes(parent):

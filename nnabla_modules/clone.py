@@ -30,7 +30,7 @@ Example:
 import copy
 import re
 import weakref
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import nnabla as nn
 import nnabla.random as _nn_random
@@ -49,6 +49,9 @@ from ._naming import (
 from ._state import ModuleBase, ModuleState
 from ._tree import is_ancestor
 
+if TYPE_CHECKING:  # for annotations only: this file may not import module.py
+    from .module import Module
+
 __all__ = ["clone", "deepcopy_module"]
 
 # Keys of the deepcopy memo (ids of these sentinels never collide with live objects').
@@ -57,7 +60,7 @@ _TOP = object()  # the source module the copy started from
 _PENDING = object()  # [(source, copy), ...] below the top, to be parented at the end
 
 
-def clone(module: Module, name: Optional[str] = None) -> Module:
+def clone(module: "Module", name: Optional[str] = None) -> "Module":
     """A deep copy of ``module`` as a new root named ``name`` (automatic when None).
 
     Args:
@@ -74,7 +77,7 @@ def clone(module: Module, name: Optional[str] = None) -> Module:
     return copy.deepcopy(module, {id(_CLONE_NAME): name})
 
 
-def deepcopy_module(source: Module, memo: Dict[int, Any]) -> Module:
+def deepcopy_module(source: "Module", memo: Dict[int, Any]) -> "Module":
     """``Module.__deepcopy__``: ``copy.deepcopy(module)`` copies a tree, see the module docstring.
 
     Copies ``source`` with its descendants (new modules, new parameters holding

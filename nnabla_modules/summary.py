@@ -27,7 +27,7 @@ Example:
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import nnabla as nn
 import numpy as np
@@ -37,6 +37,9 @@ from ._enumeration import owned_entries
 from ._naming import describe
 from ._state import ModuleBase
 from ._util import input_variables, nested_leaves
+
+if TYPE_CHECKING:  # for annotations only: this file may not import module.py
+    from .module import Module
 
 __all__ = ["summary", "Summary", "COLUMNS"]
 
@@ -132,7 +135,7 @@ class Summary:
 
 
 def summary(
-    module: Module,
+    module: "Module",
     *inputs: Any,
     model_kwargs: Optional[Dict[str, Any]] = None,
     depth: Optional[int] = None,

@@ -41,13 +41,22 @@ def _resolve(path, node):
     return [n for n in names if n in known] or [base]
 
 
+def _imports(tree):
+    """Every import statement that runs: at import time or in a function, not for typing."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []  # annotations only: never executed
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+
+
 def _graph():
     graph = {}
     for path in _files():
         edges = graph.setdefault(_name(path), set())
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                edges.update(n for n in _resolve(path, node) if n != _name(path))
+        for node in _imports(ast.parse(path.read_text())):
+            edges.update(n for n in _resolve(path, node) if n != _name(path))
     return graph
 
 

@@ -472,7 +472,7 @@ def test_a_root_that_only_uses_another_roots_layer_says_so_when_saving(tmp_path)
 
 
 def test_super_init_in_haiku_style():
-    class Block(nm.Module):
+    class HaikuBlock(nm.Module):
         def __init__(self, width, name=None):
             super().__init__(name=name)
             self.fc = nm.Linear(width, width)
@@ -482,8 +482,8 @@ def test_super_init_in_haiku_style():
             super().__init__()
             self.fc = nm.Linear(width, width)
 
-    assert Block(3, name="blk").prefix == "blk"
-    assert Block(3).prefix == "block"
+    assert HaikuBlock(3, name="blk").prefix == "blk"
+    assert HaikuBlock(3).prefix == "haiku_block"
     assert Plain(3, name="p").prefix == "p"
     assert list(Plain(3).get_parameters()) == ["fc/affine/W", "fc/affine/b"]
 
