@@ -54,9 +54,7 @@ def entries(handle, label):
         ParameterFileError: Anything a parameter file must not hold.
     """
     file_size = handle.id.get_filesize()  # of the file HDF5 has open, not of a path
-    return [
-        _entry(name, dataset, label, file_size) for name, dataset in _datasets(handle, label)
-    ]
+    return [_entry(name, dataset, label, file_size) for name, dataset in _datasets(handle, label)]
 
 
 def _datasets(handle, label):

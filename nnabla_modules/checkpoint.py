@@ -11,9 +11,10 @@ A load runs in two phases:
    shape and dtype is checked. Missing, unexpected, mismatched and conflicting
    keys are reported together; nothing has been touched yet.
 2. *Apply*: new registry entries (the load-then-build case) are created and
-   filled first, undone entirely if anything fails; then the existing
-   parameters are overwritten in place, with Ctrl-C held back until the last
-   one is written.
+   filled, then the existing parameters are overwritten in place, each one's
+   old values kept aside first; if anything fails (any exception, Ctrl-C and
+   ``SystemExit`` included) all of it is undone. Signals with Python handlers
+   are held back until the load is complete.
 """
 
 import contextlib
@@ -434,31 +435,44 @@ def _unexpected_line(file_key, full_name):
 
 
 def _apply(module, plan, source):
-    undo = []
-    try:
-        for placement in plan.placements:
-            _place(placement, undo)
-        for owner, key, need_grad in plan.claims:
-            _claim(owner, key, need_grad, undo)
-    except BaseException:
-        for action in reversed(undo):
-            action()
-        raise
-    # Everything the writes read was checked when the file was opened, so only an
-    # OS-level read error (a failing disk, a file truncated by another program) can
-    # stop them halfway; undoing that would need a second copy of the model.
-    written = 0
-    try:
-        with _interrupts_held_back():
+    # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
+    # calling sys.exit) wait until the load is complete or undone.
+    with _interrupts_held_back():
+        undo = []
+        try:
+            for placement in plan.placements:
+                _place(placement, undo)
+            for owner, key, need_grad in plan.claims:
+                _claim(owner, key, need_grad, undo)
             for param, stored in plan.writes:
-                stored.read_into(param.data.get_data("w", _value_dtype(param)))
-                written += 1
-    except Exception as error:
-        raise RuntimeError(
-            f"{describe(module)}: reading {source} failed after {written} of "
-            f"{len(plan.writes)} parameters were overwritten; the module is partly "
-            f"loaded. Load it again from an intact file. ({error})"
-        ) from error
+                _overwrite(param, stored, undo)
+        except BaseException as error:
+            for action in reversed(undo):
+                action()
+            _note_undone(error, module, source)
+            raise
+
+
+def _overwrite(param, stored, undo):
+    """Writes one parameter in place; its old values go to ``undo`` first."""
+    values = param.data.get_data("w", _value_dtype(param))
+    # The old values are kept until the load is complete: with them any failure
+    # (a read error, an exception from a signal handler) leaves the model as it was.
+    old = values.copy()
+    undo.append(lambda: np.copyto(param.data.get_data("w", old.dtype), old))
+    stored.read_into(values)
+
+
+def _note_undone(error, module, source):
+    """Notes on ``error`` that the load was undone; its type is kept (SystemExit stays one).
+
+    Python 3.11+ prints the note under the traceback; on 3.10 it is in ``error.__notes__``.
+    """
+    note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:
+        error.__notes__ = [*getattr(error, "__notes__", []), note]
 
 
 def _place(placement, undo):
@@ -488,16 +502,29 @@ def _claim(owner, key, need_grad, undo):
 
 @contextlib.contextmanager
 def _interrupts_held_back():
-    """Delivers a Ctrl-C that arrives inside the block when the block ends."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # signals reach the main thread only; None: a handler Python cannot restore
+    """Delivers signals with Python handlers that arrive inside the block when it ends.
+
+    Every signal whose handler is Python code (Ctrl-C's ``KeyboardInterrupt``, a
+    ``SIGTERM`` handler that calls ``sys.exit``, ...) is recorded instead, and
+    raised again, in order, once the block is over and the handlers are back.
+    Python runs handlers in the main thread only: elsewhere nothing is needed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    previous = {}
+    for number in signal.valid_signals():
+        with contextlib.suppress(OSError, ValueError):
+            handler = signal.getsignal(number)
+            if callable(handler):  # neither SIG_DFL, SIG_IGN nor a handler set in C (None)
+                previous[number] = handler
     received = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
+        for number in previous:
+            signal.signal(number, lambda signum, frame: received.append(signum))
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            signal.raise_signal(signal.SIGINT)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in received:
+            signal.raise_signal(number)
