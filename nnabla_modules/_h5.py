@@ -183,8 +183,16 @@ def probe(data, label):
     """
     # -I: neither the working folder nor the environment can put modules in its way
     command = [sys.executable, "-I", "-c", _PROBE, __file__, os.pathsep.join(sys.path)]
-    done = subprocess.run(command, input=data, capture_output=True, check=False)
-    return done.stdout in (b"ok", b"error")
+    child = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        verdict, _ = child.communicate(data)
+    finally:  # also on Ctrl-C: never leave a child running, nor a zombie
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    return verdict in (b"ok", b"error")
 
 
 _PROBE = """

@@ -268,7 +268,9 @@ def _open_h5(source, label, stack):
     else:  # FileNotFoundError / PermissionError as they are
         stream = stack.enter_context(open(os.fspath(source), "rb"))
     _check_before_hdf5(stream, label)
-    handle = stack.enter_context(h5py.File(_same_file(stream), "r"))
+    # HDF5 reads through the stream: the file checked above, even if its path is
+    # replaced meanwhile (an atomic save by another process), and its own size.
+    handle = stack.enter_context(h5py.File(stream, "r"))
     stored = OrderedDict()
     found = _h5.entries(handle, label)
     order = sorted(  # NNabla's order: by 'index', then as found
@@ -281,14 +283,6 @@ def _open_h5(source, label, stack):
             entry.name, dataset.shape, dataset.dtype, entry.need_grad, dataset.read_direct
         )
     return stored
-
-
-def _same_file(stream):
-    """What HDF5 should open: the file ``stream`` holds, even if its path was replaced since."""
-    if isinstance(stream, _io.BufferedReader) and not isinstance(stream.name, int):
-        held = f"/proc/self/fd/{stream.fileno()}"  # Linux: the open file itself
-        return held if os.path.exists(held) else stream.name
-    return stream
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -490,9 +484,7 @@ def _values(value):
 def _write_h5(target, items):
     """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`."""
     written = []
-    # HDF5 1.8's file format: readable by any HDF5 since 2008 (h5py, NNabla), and
-    # its metadata carries checksums, so a damaged file is an error, not a crash.
-    with h5py.File(target, "w", libver=("v108", "v108")) as handle:
+    with _new_h5(target) as handle:
         for index, (name, value) in enumerate(items):
             array, need_grad = _values(value)
             dataset = handle.create_dataset(name, data=array)
@@ -502,6 +494,23 @@ def _write_h5(target, items):
             del array, dataset  # one parameter in memory at a time
         handle.flush()  # raises where the last writes fail; a failing close only warns
     return written
+
+
+def _new_h5(target):
+    """A new HDF5 file whose every failed write raises.
+
+    HDF5 1.8's file format: readable by any HDF5 since 2008 (h5py, NNabla), and
+    its metadata carries checksums, so a damaged file is an error, not a crash.
+    HDF5's sieve buffer is off: it holds small datasets' values until the dataset
+    is closed, where a failed write (a full disk) is only printed by h5py.
+    """
+    if _is_file_object(target):
+        return h5py.File(target, "w", libver=("v108", "v108"))
+    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    access.set_libver_bounds(h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
+    access.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File does
+    access.set_sieve_buf_size(0)
+    return h5py.File(h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fapl=access))
 
 
 def _write_protobuf(target, items):
@@ -573,18 +582,17 @@ def write_atomically(path, write):
     target = os.path.realpath(path)
     mode = _existing_mode(path, target)
     folder, base = os.path.split(target)
-    temporary = None
+    temporary = _temporary_name(folder, base)
     try:
-        temporary = _create_temporary(folder, base, mode)
+        _create_temporary(temporary, mode)
         write(temporary)
         _fsync(temporary)
         if mode is not None:
             os.chmod(temporary, mode)  # exactly the old file's mode, whatever the umask
         os.replace(temporary, target)
     except BaseException as error:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         if isinstance(error, OSError):
             raise _naming_path(error, temporary, path) from error
         raise
@@ -609,24 +617,23 @@ def _existing_mode(path, target):
 
 def _naming_path(error, temporary, path):
     """``error`` about the temporary, told about ``path`` (the file the user named)."""
-    if temporary is None or temporary not in str(error):
+    if temporary not in str(error):
         return error
     message = (error.strerror or str(error)).replace(temporary, path)
     return type(error)(error.errno, message, path) if error.errno else OSError(message)
 
 
-def _create_temporary(folder, base, mode):
-    """An empty new file beside the target, with a short name and no wider permissions."""
+def _temporary_name(folder, base):
+    """A short name beside the target: a legal target name gives a legal temporary name."""
+    return os.path.join(folder, f".{base[:32]}.{secrets.token_hex(4)}.tmp")
+
+
+def _create_temporary(temporary, mode):
+    """Creates the empty temporary, with no wider permissions than the final file."""
     # A new file gets what a plain open() gives (0o666 less the umask); replacing a
     # file, the owner must write it and nobody else may read more than before.
     create_mode = 0o666 if mode is None else (mode & 0o077) | 0o600
-    while True:
-        path = os.path.join(folder, f".{base[:32]}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, create_mode))
-            return path
-        except FileExistsError:
-            continue
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, create_mode))
 
 
 def _fsync(path):
