@@ -26,7 +26,7 @@ import numpy as np
 __all__ = ["compare_files", "compare_values"]
 
 #: Elements compared at once (in float64): bounds the memory beyond the two tensors.
-SLICE = 1 << 18
+SLICE = 1 << 16
 
 
 def compare_files(a, b, atol=0.0, rtol=0.0, progress=None):
