@@ -288,14 +288,14 @@ def _open_h5(source, label, stack):
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 #: Check an HDF5 file without metadata checksums (NNabla's own) before HDF5 reads
-#: it, in a child process where Python cannot tell it is intact (see
-#: docs/checkpoints.md). Set False for files you trust.
+#: it: in Python, and in a child process where Python cannot tell that it is
+#: intact (see docs/checkpoints.md). Set False for files you trust.
 PROBE_UNCHECKSUMMED_H5 = True
 
 
 def _check_before_hdf5(stream, label):
     """Raises ParameterFileError for a file whose metadata would crash the HDF5 library."""
-    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream):
+    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or _h5.plainly_intact(stream):
         return
     data = _read_all(stream)
     try:

@@ -6,6 +6,7 @@ tmpfs mount, another user) run when the suite runs as root and skip otherwise.
 
 import contextlib
 import errno
+import io as stdio
 import os
 import pwd
 import signal
@@ -14,7 +15,7 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
+import zipfile
 
 import h5py
 import nnabla as nn
@@ -371,6 +372,18 @@ def nnabla_file(tmp_path):
     return model, tmp_path / "nnabla.h5", values
 
 
+@pytest.fixture
+def unusual_file(tmp_path):
+    """An unchecksummed file that Python cannot vouch for (chunked): it gets the child process."""
+    model = Net(name="net")
+    values = randomize(model, 4)
+    with h5py.File(tmp_path / "chunked.h5", "w") as handle:  # h5py's defaults: no checksums
+        for key, value in values.items():
+            handle.create_dataset(key, data=value, chunks=True).attrs["need_grad"] = True
+    randomize(model, 5)
+    return model, tmp_path / "chunked.h5", values
+
+
 @contextlib.contextmanager
 def sigchld(handler):
     previous = signal.signal(signal.SIGCHLD, handler)
@@ -387,29 +400,28 @@ def _reap(signum, frame):
 
 
 @pytest.mark.parametrize("handler", [signal.SIG_IGN, _reap], ids=["ignored", "reaped"])
-def test_the_probe_does_not_depend_on_sigchld(nnabla_file, handler):
-    model, path, values = nnabla_file
+def test_the_probe_does_not_depend_on_sigchld(unusual_file, handler):
+    model, path, values = unusual_file
     with sigchld(handler):
         model.load_parameters(path)
     assert_values(model, values)
 
 
-def test_a_process_that_cannot_start_children_still_loads_a_valid_file(nnabla_file, monkeypatch):
-    model, path, values = nnabla_file
+def test_a_process_that_cannot_start_children_still_loads_a_valid_file(unusual_file, monkeypatch):
+    model, path, values = unusual_file
 
     def refused(*args, **kwargs):
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", refused)
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refused)
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
+    with pytest.warns(RuntimeWarning, match="reading it unchecked"):
         model.load_parameters(path)
     assert_values(model, values)
 
 
-def test_ctrl_c_during_the_probe_leaves_no_child(nnabla_file):
-    model, path, _ = nnabla_file
+def test_ctrl_c_during_the_probe_leaves_no_child(unusual_file):
+    model, path, _ = unusual_file
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
     timer = threading.Timer(0.02, lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -425,9 +437,37 @@ def test_ctrl_c_during_the_probe_leaves_no_child(nnabla_file):
         os.waitpid(-1, os.WNOHANG)
 
 
-def test_damaged_nnabla_files_are_probed_from_file_objects_and_archives(nnabla_file, monkeypatch):
-    """An unchecksummed file is checked however it is given: path, stream, bytes, .nnp member."""
+def test_nnabla_files_are_checked_in_python_without_a_child_process(nnabla_file, monkeypatch):
     model, path, values = nnabla_file
+
+    def no_probe(data, label):
+        raise AssertionError("a plain nn.save_parameters file needs no child process")
+
+    monkeypatch.setattr(_h5, "probe", no_probe)
+    model.load_parameters(path)
+    assert_values(model, values)
+
+
+def test_unusual_files_are_probed_however_they_are_given(tmp_path, monkeypatch):
+    """An unchecksummed file Python cannot vouch for is probed from a path, a stream,
+    bytes in memory and an .nnp member alike."""
+    model = nm.Affine(4, 3, name="fc")
+    model.get_parameters()
+    path = tmp_path / "chunked.h5"
+    with h5py.File(path, "w") as handle:  # h5py's defaults: no checksums
+        for key, param in model.get_parameters().items():
+            dataset = handle.create_dataset(key, data=np.ones(param.shape), chunks=True)
+            dataset.attrs["need_grad"] = True
+    data = path.read_bytes()
+    archive_path = tmp_path / "chunked.nnp"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("parameter.h5", data)
+    sources = [
+        (path, None),
+        (open(path, "rb"), ".h5"),  # noqa: SIM115 (closed below)
+        (stdio.BytesIO(data), ".h5"),
+        (archive_path, None),
+    ]
     probed, probe = [], _h5.probe
 
     def counted(data, label):
@@ -435,19 +475,13 @@ def test_damaged_nnabla_files_are_probed_from_file_objects_and_archives(nnabla_f
         return probe(data, label)
 
     monkeypatch.setattr(_h5, "probe", counted)
-    data = path.read_bytes()
-    with open(path, "rb") as stream:
-        model.load_parameters(stream, extension=".h5")
-    import io as stdio
-    import zipfile
-
-    model.load_parameters(stdio.BytesIO(data), extension=".h5")
-    with zipfile.ZipFile(path.with_suffix(".nnp"), "w") as archive:
-        archive.writestr("parameter.h5", data)
-    model.load_parameters(path.with_suffix(".nnp"))
-    assert len(probed) == 3, probed
+    for source, extension in sources:
+        model.load_parameters(source, extension=extension)
+    assert len(probed) == 4, probed
     monkeypatch.setattr(_h5, "probe", lambda data, label: False)  # as if HDF5 had crashed
-    for source, extension in ((stdio.BytesIO(data), ".h5"), (path.with_suffix(".nnp"), None)):
+    for source, extension in sources:
+        if hasattr(source, "seek"):
+            source.seek(0)
         with pytest.raises(io.ParameterFileError, match="crashed the HDF5 library"):
             model.load_parameters(source, extension=extension)
-    assert_values(model, values)
+    sources[1][0].close()
