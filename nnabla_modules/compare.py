@@ -122,7 +122,7 @@ def compare_values(x, y, atol=0.0, rtol=0.0):
             diff = ys - xs
             same = (np.isnan(xs) & np.isnan(ys)) | (np.isinf(xs) & (xs == ys))
             diff[same] = 0.0
-            close = np.abs(diff) <= atol + rtol * np.abs(ys)
+            close = same | (np.abs(diff) <= atol + rtol * np.abs(ys))
         differing += int(xs.size - np.count_nonzero(close))
         finite = np.isfinite(xs) & np.isfinite(ys)
         values = diff[finite]
