@@ -168,24 +168,32 @@ def _attribute(dataset, name, kinds, what):
 # --- the crash probe --------------------------------------------------------------------
 
 
-def probe(data, label):
-    """Reads the structure of ``data`` (bytes) in a fresh interpreter first.
+def probe(stream, label):
+    """Reads the structure of the file in ``stream`` in a fresh interpreter first.
 
     HDF5 trusts a file's metadata: some damage to an unchecksummed file (found
     by fuzzing: one flipped bit in an attribute's datatype) crashes the C
     library, which no ``except`` can catch. A child process meets the crash
     instead. It reports success by printing ``ok``, so the verdict never
     depends on exit statuses (which a process ignoring ``SIGCHLD`` cannot
-    see); any exception here, Ctrl-C included, kills and reaps it.
+    see); any exception here, Ctrl-C included, kills and reaps it. A file on
+    disk is handed over as the open file itself (Linux), other streams as
+    bytes on the child's standard input.
 
     Returns:
         bool: True when the walk completed or failed cleanly; False when it
         crashed the library. Raises OSError when no child can be started.
     """
+    held = _held_file(stream)
+    data = b"" if held else _all_bytes(stream)
     # -I: neither the working folder nor the environment can put modules in its way
-    command = [sys.executable, "-I", "-c", _PROBE, __file__, os.pathsep.join(sys.path)]
+    command = [sys.executable, "-I", "-c", _PROBE, __file__, os.pathsep.join(sys.path), held]
     child = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(stream.fileno(),) if held else (),
     )
     try:
         verdict, _ = child.communicate(data)
@@ -196,21 +204,41 @@ def probe(data, label):
     return verdict in (b"ok", b"error")
 
 
+def _held_file(stream):
+    """``/proc/self/fd/N`` of a file on disk (the child opens the very file), else ``""``."""
+    try:
+        path = f"/proc/self/fd/{stream.fileno()}"
+    except (AttributeError, OSError, ValueError):  # BytesIO and other streams
+        return ""
+    return path if os.path.isfile(path) else ""
+
+
+def _all_bytes(stream):
+    position = stream.tell()
+    try:
+        stream.seek(0)
+        return stream.read()
+    finally:
+        stream.seek(position)
+
+
 _PROBE = """
 import importlib.util, os, sys
 sys.path[:0] = [p for p in sys.argv[2].split(os.pathsep) if p]
 spec = importlib.util.spec_from_file_location("_h5_probe", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-module.probe_main()
+module.probe_main(sys.argv[3])
 """
 
 
-def probe_main():
+def probe_main(held):
     import io
 
     try:
-        with h5py.File(io.BytesIO(sys.stdin.buffer.read()), "r") as handle:
+        # its own open file description: the parent's offset is not moved
+        stream = open(held, "rb") if held else io.BytesIO(sys.stdin.buffer.read())
+        with stream, h5py.File(stream, "r") as handle:
             entries(handle, "probe")
     except Exception:
         sys.stdout.write("error")  # a clean error: the parent reads the file and reports it

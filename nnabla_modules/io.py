@@ -297,9 +297,8 @@ def _check_before_hdf5(stream, label):
     """Raises ParameterFileError for a file whose metadata would crash the HDF5 library."""
     if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or _h5.plainly_intact(stream):
         return
-    data = _read_all(stream)
     try:
-        survived = _h5.probe(data, label)
+        survived = _h5.probe(stream, label)
     except OSError as error:  # no child process: read it here, as NNabla would
         warnings.warn(
             f"{label}: cannot start the process that checks an HDF5 file without checksums "
@@ -331,15 +330,6 @@ def _read_at(stream, offset, size):
     try:
         stream.seek(offset)
         return stream.read(size)
-    finally:
-        stream.seek(position)
-
-
-def _read_all(stream):
-    position = stream.tell()
-    try:
-        stream.seek(0)
-        return stream.read()
     finally:
         stream.seek(position)
 

@@ -440,7 +440,7 @@ def test_ctrl_c_during_the_probe_leaves_no_child(unusual_file):
 def test_nnabla_files_are_checked_in_python_without_a_child_process(nnabla_file, monkeypatch):
     model, path, values = nnabla_file
 
-    def no_probe(data, label):
+    def no_probe(stream, label):
         raise AssertionError("a plain nn.save_parameters file needs no child process")
 
     monkeypatch.setattr(_h5, "probe", no_probe)
@@ -470,15 +470,15 @@ def test_unusual_files_are_probed_however_they_are_given(tmp_path, monkeypatch):
     ]
     probed, probe = [], _h5.probe
 
-    def counted(data, label):
+    def counted(stream, label):
         probed.append(label)
-        return probe(data, label)
+        return probe(stream, label)
 
     monkeypatch.setattr(_h5, "probe", counted)
     for source, extension in sources:
         model.load_parameters(source, extension=extension)
     assert len(probed) == 4, probed
-    monkeypatch.setattr(_h5, "probe", lambda data, label: False)  # as if HDF5 had crashed
+    monkeypatch.setattr(_h5, "probe", lambda stream, label: False)  # as if HDF5 had crashed
     for source, extension in sources:
         if hasattr(source, "seek"):
             source.seek(0)
