@@ -45,7 +45,7 @@ def short(text, limit=QUOTE_LIMIT):
     return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
-Entry = namedtuple("Entry", "name dataset need_grad index")
+Entry = namedtuple("Entry", "name dataset shape dtype need_grad index")
 
 
 def entries(handle, label):
@@ -70,23 +70,22 @@ def _datasets(handle, label):
             stack.pop()
             continue
         name = prefix + _text(raw, prefix, label)
-        link = group.links.get_info(raw).type
-        if link != h5py.h5l.TYPE_HARD:
-            kind = "a soft link" if link == h5py.h5l.TYPE_SOFT else "an external link"
+        link = group.links.get_info(raw)
+        if link.type != h5py.h5l.TYPE_HARD:
+            kind = "a soft link" if link.type == h5py.h5l.TYPE_SOFT else "an external link"
             raise ParameterFileError(
                 f"{label}: {name!r} is {kind}; a parameter file holds its values itself"
             )
-        obj = h5py.h5o.open(group, raw)
-        info = h5py.h5o.get_info(obj)
-        address = (info.fileno, info.addr)
-        if address in seen:
+        if link.u in seen:  # the object's address in this file
             raise ParameterFileError(
                 f"{label}: {name!r} is an object reached a second time (a hard link)"
             )
-        seen.add(address)
-        if info.type == h5py.h5o.TYPE_GROUP:
+        seen.add(link.u)
+        obj = h5py.h5o.open(group, raw)
+        kind = h5py.h5i.get_type(obj)
+        if kind == h5py.h5i.GROUP:
             stack.append((name + "/", obj, iter(_link_names(obj))))
-        elif info.type == h5py.h5o.TYPE_DATASET:
+        elif kind == h5py.h5i.DATASET:
             found.append((name, obj))
         else:
             raise ParameterFileError(f"{label}: {name!r} is a named datatype, not a parameter")
@@ -118,14 +117,15 @@ def _entry(name, dataset, label, file_size):
         raise ParameterFileError(f"{what} holds an unreadable datatype ({short(error)})") from None
     if dtype.kind not in NUMBER_KINDS:
         raise ParameterFileError(f"{what} holds {short(dtype)}, not numbers")
-    _check_storage(dataset, what, math.prod(dataset.shape) * dtype.itemsize, file_size)
-    need_grad = _attribute(dataset, b"need_grad", "biu", what)
+    shape = dataset.shape
+    _check_storage(dataset, what, math.prod(shape) * dtype.itemsize, file_size)
+    need_grad = _attribute(dataset, b"need_grad", (h5py.h5t.ENUM, h5py.h5t.INTEGER), what)
     if need_grad is None:
         raise ParameterFileError(
             f"{what} has no 'need_grad' attribute; not a file written by nn.save_parameters"
         )
-    index = _attribute(dataset, b"index", "iu", what)
-    return Entry(name, dataset, bool(need_grad), None if index is None else int(index))
+    index = _attribute(dataset, b"index", (h5py.h5t.INTEGER,), what)
+    return Entry(name, dataset, shape, dtype, bool(need_grad), index)
 
 
 def _check_storage(dataset, what, nbytes, file_size):
@@ -149,20 +149,31 @@ def _check_storage(dataset, what, nbytes, file_size):
             )
 
 
-def _attribute(dataset, name, kinds, what):
-    """The attribute's one number, or None when absent."""
-    if not h5py.h5a.exists(dataset, name):
-        return None
-    attribute = h5py.h5a.open(dataset, name)
+def _attribute(dataset, name, classes, what):
+    """The attribute's one integer (h5py's bools are an enum of int8), or None when absent.
+
+    The file's type is inspected at the HDF5 level: numpy dtypes are slow to make.
+    """
     try:
-        dtype = attribute.dtype
-    except (TypeError, ValueError):
-        dtype = None
-    if dtype is None or dtype.kind not in kinds or attribute.shape not in ((), (1,)):
+        attribute = h5py.h5a.open(dataset, name)
+    except KeyError:  # absent
+        return None
+    space, stored = attribute.get_space(), attribute.get_type()
+    klass = stored.get_class()
+    if (
+        klass not in classes
+        or space.get_simple_extent_npoints() != 1
+        or space.get_simple_extent_ndims() > 1
+        or (klass == h5py.h5t.ENUM and stored.get_size() != 1)
+    ):
         raise ParameterFileError(f"{what} has a malformed {name.decode()!r} attribute")
-    value = np.empty(attribute.shape, dtype)
-    attribute.read(value)
-    return value.reshape(())[()]
+    if klass == h5py.h5t.ENUM:  # read as stored: one byte, 0 or 1
+        value = np.empty(space.shape, np.int8)
+        attribute.read(value, mtype=stored)
+    else:
+        value = np.empty(space.shape, np.int64)
+        attribute.read(value, mtype=h5py.h5t.NATIVE_INT64)
+    return int(value.reshape(()))
 
 
 # --- the crash probe --------------------------------------------------------------------

@@ -278,9 +278,12 @@ def _open_h5(source, label, stack):
     )
     for position in order:
         entry = found[position]
-        dataset = h5py.Dataset(entry.dataset)
         stored[entry.name] = StoredParameter(
-            entry.name, dataset.shape, dataset.dtype, entry.need_grad, dataset.read_direct
+            entry.name,
+            entry.shape,
+            entry.dtype,
+            entry.need_grad,
+            h5py.Dataset(entry.dataset).read_direct,
         )
     return stored
 
