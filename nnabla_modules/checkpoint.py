@@ -455,12 +455,13 @@ def _apply(module, plan, source):
 
 def _overwrite(param, stored, undo):
     """Writes one parameter in place; its old values go to ``undo`` first."""
-    values = param.data.get_data("w", _value_dtype(param))
+    dtype = _value_dtype(param)
     # The old values are kept until the load is complete: with them any failure
     # (a read error, an exception from a signal handler) leaves the model as it was.
-    old = values.copy()
-    undo.append(lambda: np.copyto(param.data.get_data("w", old.dtype), old))
-    stored.read_into(values)
+    # Read access ("r"): the values may live in another array (a device, a dtype).
+    old = param.data.get_data("r", dtype).copy()
+    undo.append(lambda: np.copyto(param.data.get_data("w", dtype), old))
+    stored.read_into(param.data.get_data("w", dtype))
 
 
 def _note_undone(error, module, source):
