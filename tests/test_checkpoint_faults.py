@@ -485,3 +485,22 @@ def test_unusual_files_are_probed_however_they_are_given(tmp_path, monkeypatch):
         with pytest.raises(io.ParameterFileError, match="crashed the HDF5 library"):
             model.load_parameters(source, extension=extension)
     sources[1][0].close()
+
+
+def test_the_undo_keeps_values_last_written_in_another_dtype(tmp_path):
+    """The old values are read with read access: a half-precision copy written last counts."""
+    model = Net()
+    randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    for param in model.get_parameters(grad_only=False).values():
+        param.data.cast(np.float16)[...] = 2.0  # the float16 copy is now the current one
+
+    def fail():
+        raise KeyboardInterrupt("injected")
+
+    with io.open_parameters(tmp_path / "net.h5") as stored:
+        _interrupting(stored, 20, fail)
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint._load(model, stored, "net.h5", strict=True)
+    for key, value in values_of(model).items():
+        assert (value == 2.0).all(), key
