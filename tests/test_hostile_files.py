@@ -341,3 +341,21 @@ def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command):
     # whole tensors in float64 would take 6 or more.
     assert int(peak_kib) * 1024 < 2 * largest + 12 * MB, int(peak_kib) / 1024
     print(f"{command}: peak {int(peak_kib) / 1024:.1f} MiB over the resident set")
+
+
+def test_large_files_get_a_progress_bar_on_stderr_only(tmp_path, monkeypatch, capsys):
+    from nnabla_modules import cli
+
+    io.write_parameters(tmp_path / "a.h5", {f"k{i}": np.ones(1000, np.float32) for i in range(4)})
+    argv = ["diff", str(tmp_path / "a.h5"), str(tmp_path / "a.h5")]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # below the size: no bar
+    monkeypatch.setattr(cli, "PROGRESS_BYTES", 1)
+    assert main(argv + ["--json"]) == 0
+    captured = capsys.readouterr()
+    assert "diff: 100%" in captured.err and "32.0k" in captured.err
+    assert json.loads(captured.out)["equal"] is True  # stdout stays machine-readable
+    assert main(argv + ["--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["convert", argv[1], str(tmp_path / "b.h5"), "--quiet"]) == 0
+    assert "convert: 100%" in capsys.readouterr().err
