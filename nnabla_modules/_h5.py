@@ -72,13 +72,13 @@ def _datasets(handle, label):
         name = prefix + _text(raw, prefix, label)
         link = group.links.get_info(raw)
         if link.type != h5py.h5l.TYPE_HARD:
-            kind = "a soft link" if link.type == h5py.h5l.TYPE_SOFT else "an external link"
+            kind = _LINK_KINDS.get(link.type, "a user-defined link")
             raise ParameterFileError(
-                f"{label}: {name!r} is {kind}; a parameter file holds its values itself"
+                f"{label}: {short(repr(name))} is {kind}; a parameter file holds its values itself"
             )
         if link.u in seen:  # the object's address in this file
             raise ParameterFileError(
-                f"{label}: {name!r} is an object reached a second time (a hard link)"
+                f"{label}: {short(repr(name))} is an object reached a second time (a hard link)"
             )
         seen.add(link.u)
         obj = h5py.h5o.open(group, raw)
@@ -88,8 +88,13 @@ def _datasets(handle, label):
         elif kind == h5py.h5i.DATASET:
             found.append((name, obj))
         else:
-            raise ParameterFileError(f"{label}: {name!r} is a named datatype, not a parameter")
+            raise ParameterFileError(
+                f"{label}: {short(repr(name))} is a named datatype, not a parameter"
+            )
     return found
+
+
+_LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
 
 
 def _link_names(group):
@@ -108,7 +113,7 @@ def _text(raw, prefix, label):
 
 
 def _entry(name, dataset, label, file_size):
-    what = f"{label}: dataset {name!r}"
+    what = f"{label}: dataset {short(repr(name))}"
     if dataset.get_space().get_simple_extent_type() not in (h5py.h5s.SIMPLE, h5py.h5s.SCALAR):
         raise ParameterFileError(f"{what} has no shape (a null dataspace)")
     try:
