@@ -19,8 +19,12 @@ Reading is lazy where the format allows it: :func:`open_parameters` checks the
 whole file and reports each parameter's name, shape, dtype and ``need_grad``
 without reading values; :meth:`StoredParameter.read_into` then reads one
 ``.h5`` dataset straight into a destination array, so loading a large model
-needs no second copy of it. Writing to a path is atomic: a temporary file in
-the target's folder, flushed and synced, then ``os.replace``.
+needs no second copy of it. Hostile files (links to other files, declared
+sizes out of proportion to the file, names that are not text, damage that
+would crash HDF5) are refused before any value is allocated; see
+docs/checkpoints.md. Writing to a path is atomic (:func:`write_atomically`):
+a temporary file in the target's folder, flushed, read back, synced, then
+``os.replace``.
 
 Example:
 
