@@ -54,7 +54,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)  # --help, --version and bad arguments exit here
     _quiet_nnabla()
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's flush at exit
+        return status
     except BrokenPipeError:
         # The reader went away (| head): say nothing more, and keep Python's
         # final flush of stdout from failing again at exit.
