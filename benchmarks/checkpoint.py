@@ -12,8 +12,10 @@ Run it with ``python -m benchmarks.checkpoint`` (``--help`` for options).
   elsewhere ``ru_maxrss`` with the peak so far as the baseline), loads, and
   reports how far the peak rose above the resident set before the load.
 
-Targets: load time <= 1.10x ``nn.load_parameters``; the extra peak at most one
-largest tensor.
+Targets: load time <= 1.10x ``nn.load_parameters``, for our files and for
+NNabla's (checked in Python before HDF5 reads them); the extra peak at most the
+model's old values (kept until the load is complete, so that any failure puts
+them back) plus one largest tensor.
 """
 
 import argparse
@@ -67,7 +69,7 @@ def measure_times(model, ours_file, nnabla_file, rounds):
         "save nnabla": lambda: nn.save_parameters(os.path.join(folder, "save_nnabla.h5")),
         "load ours": lambda: model.load_parameters(ours_file),
         "load nnabla": lambda: nn.load_parameters(nnabla_file),
-        # An nn.save_parameters file has no metadata checksums: read in a forked probe first.
+        # An nn.save_parameters file has no metadata checksums: checked in Python first.
         "load ours, nnabla file": lambda: model.load_parameters(nnabla_file),
     }
     times = {name: [] for name in cases}
@@ -159,24 +161,26 @@ def report(params, times, peaks):
     sizes = [param.size * param.data.dtype.itemsize for param in params.values()]
     largest = max(sizes)
     ratio = times["load ours"] / times["load nnabla"]
+    nnabla_ratio = times["load ours, nnabla file"] / times["load nnabla"]
+    memory_target = sum(sizes) + largest
     lines = [
         f"model: {sum(sizes) / MB:.1f} MB in {len(sizes)} tensors, largest {largest / MB:.1f} MB",
         f"load .h5: ours {times['load ours'] * 1e3:.1f} ms, nn.load_parameters "
         f"{times['load nnabla'] * 1e3:.1f} ms, ratio {ratio:.2f} "
         f"(target <= {TIME_TARGET:.2f}: {'met' if ratio <= TIME_TARGET else 'MISSED'})",
-        f"load of a file nn.save_parameters wrote (no checksums: probed in a forked child "
-        f"first): ours {times['load ours, nnabla file'] * 1e3:.1f} ms, ratio "
-        f"{times['load ours, nnabla file'] / times['load nnabla']:.2f}",
+        f"load of a file nn.save_parameters wrote (no checksums: structure checked in "
+        f"Python first): ours {times['load ours, nnabla file'] * 1e3:.1f} ms, ratio "
+        f"{nnabla_ratio:.2f} ({'met' if nnabla_ratio <= TIME_TARGET else 'MISSED'})",
         f"save .h5: ours {times['save ours'] * 1e3:.1f} ms (atomic, fsync), "
         f"nn.save_parameters {times['save nnabla'] * 1e3:.1f} ms (no fsync), "
         f"ratio {times['save ours'] / times['save nnabla']:.2f}",
         f"peak RSS during load, above the model: ours {peaks['ours'] / MB:.1f} MB, "
         f"nn.load_parameters {peaks['nnabla'] / MB:.1f} MB "
-        f"(target ours <= {largest / MB:.1f} MB: "
-        f"{'met' if peaks['ours'] <= largest else 'MISSED'})",
+        f"(target ours <= old values + largest = {memory_target / MB:.1f} MB: "
+        f"{'met' if peaks['ours'] <= memory_target else 'MISSED'})",
     ]
     print("\n".join(lines))
-    return ratio <= TIME_TARGET and peaks["ours"] <= largest
+    return max(ratio, nnabla_ratio) <= TIME_TARGET and peaks["ours"] <= memory_target
 
 
 def main(argv=None):

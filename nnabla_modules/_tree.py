@@ -311,3 +311,25 @@ def _root(module):
         if parent is None:
             return module
         module = parent
+
+
+def attach_copy(child, parent, source):
+    """Makes ``child`` (a copy of ``source``) a child of ``parent`` where ``source`` is in its own.
+
+    A copied tree mirrors its source: same local names, same slots, the same
+    rules for kept submodules and replacements.
+    """
+    state = child._module_state
+    source_parent = source._module_state.parent_module()
+    slots = source_parent._module_state.slots if source_parent is not None else {}
+    levels = next((k for k, (_, s) in slots.items() if s is source._module_state), state.local)
+    child_ref = weakref.ref(child)
+    state.parent = weakref.ref(parent, lambda _: _keep_orphan(child_ref))
+    parent._module_state.slots[levels] = (child_ref, state)
+    naming_epoch[0] += 1
+
+
+def detach_copy(child):
+    """A copy whose source's parent was not copied: the module that holds it adopts it."""
+    child._module_state.local = ()
+    naming_epoch[0] += 1

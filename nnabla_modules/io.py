@@ -19,8 +19,12 @@ Reading is lazy where the format allows it: :func:`open_parameters` checks the
 whole file and reports each parameter's name, shape, dtype and ``need_grad``
 without reading values; :meth:`StoredParameter.read_into` then reads one
 ``.h5`` dataset straight into a destination array, so loading a large model
-needs no second copy of it. Writing to a path is atomic: a temporary file in
-the target's folder, flushed and synced, then ``os.replace``.
+needs no second copy of it. Hostile files (links to other files, declared
+sizes out of proportion to the file, names that are not text, damage that
+would crash HDF5) are refused before any value is allocated; see
+docs/checkpoints.md. Writing to a path is atomic (:func:`write_atomically`):
+a temporary file in the target's folder, flushed, read back, synced, then
+``os.replace``.
 
 Example:
 
@@ -34,13 +38,12 @@ Example:
 """
 
 import contextlib
-import faulthandler
+import errno
 import io as _io
+import math
 import os
 import secrets
-import shutil
-import signal
-import time
+import stat
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -52,6 +55,9 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 from nnabla.utils import nnabla_pb2
 
+from . import _h5
+from ._h5 import ParameterFileError
+
 __all__ = [
     "READ_FORMATS",
     "WRITE_FORMATS",
@@ -62,6 +68,7 @@ __all__ = [
     "open_parameters",
     "read_parameters",
     "write_parameters",
+    "write_atomically",
     "array_parameters",
 ]
 
@@ -70,11 +77,7 @@ READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
 #: Extensions :func:`write_parameters` writes.
 WRITE_FORMATS = (".h5", ".protobuf")
 
-_NUMBER_KINDS = "fiu"  # float, signed and unsigned integers: what NNabla stores
-
-
-class ParameterFileError(ValueError):
-    """The file is not a readable NNabla parameter file (truncated, corrupted, foreign)."""
+ParameterFileError.__module__ = __name__  # defined beside the HDF5 walk, raised by all formats
 
 
 # --- formats ---------------------------------------------------------------------
@@ -148,7 +151,7 @@ class StoredParameter:
     @property
     def size(self):
         """The number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def read(self):
         """Returns the values as a new numpy array of the stored dtype."""
@@ -259,154 +262,83 @@ def read_parameters(source, extension=None):
 
 
 def _not_readable(label, ext, error):
-    detail = str(error) or type(error).__name__
+    detail = _h5.short(str(error) or type(error).__name__)
     return ParameterFileError(f"{label} is not a readable NNabla {ext} parameter file: {detail}")
 
 
 def _open_h5(source, label, stack):
     if _is_file_object(source):
-        size = _stream_size(source)
-        if not hasattr(source, "fileno") and not _has_checksums(source):
-            # in memory: a forked child reads its own copy
-            _survives_in_child(lambda: _h5_parameters(h5py.File(source, "r"), label, size), label)
-        handle = h5py.File(source, "r")
-    else:
-        path = os.fspath(source)
-        with open(path, "rb"):  # FileNotFoundError / PermissionError as they are
-            pass
-        size = os.path.getsize(path)
-        with open(path, "rb") as stream:
-            checked = _has_checksums(stream)
-        if not checked:
-            _survives_in_child(lambda: _h5_parameters(h5py.File(path, "r"), label, size), label)
-        handle = h5py.File(path, "r")
-    stack.enter_context(handle)
-    return _h5_parameters(handle, label, size)
+        stream = source
+    else:  # FileNotFoundError / PermissionError as they are
+        stream = stack.enter_context(open(os.fspath(source), "rb"))
+    _check_before_hdf5(stream, label)
+    # HDF5 reads through the stream: the file checked above, even if its path is
+    # replaced meanwhile (an atomic save by another process), and its own size.
+    handle = stack.enter_context(h5py.File(stream, "r"))
+    stored = OrderedDict()
+    found = _h5.entries(handle, label)
+    order = sorted(  # NNabla's order: by 'index', then as found
+        range(len(found)), key=lambda i: (found[i].index is None, found[i].index or 0, i)
+    )
+    for position in order:
+        entry = found[position]
+        stored[entry.name] = StoredParameter(
+            entry.name,
+            entry.shape,
+            entry.dtype,
+            entry.need_grad,
+            h5py.Dataset(entry.dataset).read_direct,
+        )
+    return stored
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+#: Check an HDF5 file without metadata checksums (NNabla's own) before HDF5 reads
+#: it: in Python, and in a child process where Python cannot tell that it is
+#: intact (see docs/checkpoints.md). Set False for files you trust.
+PROBE_UNCHECKSUMMED_H5 = True
+
+
+def _check_before_hdf5(stream, label):
+    """Raises ParameterFileError for a file whose metadata would crash the HDF5 library."""
+    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or _h5.plainly_intact(stream):
+        return
+    try:
+        survived = _h5.probe(stream, label)
+    except OSError as error:  # no child process: read it here, as NNabla would
+        warnings.warn(
+            f"{label}: cannot start the process that checks an HDF5 file without checksums "
+            f"({error}); reading it unchecked",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return
+    if not survived:
+        raise ParameterFileError(
+            f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted "
+            "(reading it crashed the HDF5 library in a child process)"
+        )
 
 
 def _has_checksums(stream):
     """True for an HDF5 file whose superblock (version 2 or later) carries checksums.
 
     Files written here are such files; NNabla's own (HDF5's earliest format,
-    version 0) are not, and get the forked probe below.
+    version 0) are not. A file whose signature is not at the start may have it
+    later (HDF5 looks at 512, 1024, ... bytes): that counts as unchecksummed.
     """
-    position = stream.tell()
-    try:
-        head = stream.read(9)
-    finally:
-        stream.seek(position)
+    head = _read_at(stream, 0, 9)
     return len(head) == 9 and head[:8] == _HDF5_SIGNATURE and head[8] >= 2
 
 
-#: Read an HDF5 file without checksums (NNabla's own) in a forked child first.
-#: It costs a fork and a page fault per page written afterwards (a 100 MB load:
-#: 1.36x nn.load_parameters instead of 0.60x); set False for trusted files, or
-#: convert them once (``model.save_parameters`` writes checksummed files).
-PROBE_UNCHECKSUMMED_H5 = True
-#: Seconds a forked probe may take before the file is read without one.
-PROBE_TIMEOUT = 60.0
-
-
-def _survives_in_child(read_structure, label):
-    """Reads the file's structure in a forked child first; raises if that crashes.
-
-    HDF5 trusts a file's metadata: some corruptions (a flipped bit in an object
-    header, found by fuzzing) crash the C library with a segmentation fault,
-    which no ``except`` can catch. A child process meets the crash instead,
-    and the caller gets a clean error. Where ``fork`` is missing, it is skipped.
-    """
-    if not hasattr(os, "fork") or not PROBE_UNCHECKSUMMED_H5:
-        return
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        faulthandler.disable()  # the crash is expected here; the parent reports it
-        code = 0
-        try:
-            read_structure()
-        except BaseException:
-            code = 1  # a clean error: the parent reads the file again and reports it
-        os._exit(code)
-    deadline = time.monotonic() + PROBE_TIMEOUT
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:  # a lock held across fork: read without the probe
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return
-        time.sleep(0.001)
-    if os.WIFSIGNALED(status):
-        raise ParameterFileError(
-            f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted "
-            f"(reading it crashed the HDF5 library with signal {os.WTERMSIG(status)})"
-        )
-
-
-def _stream_size(stream):
+def _read_at(stream, offset, size):
     position = stream.tell()
-    size = stream.seek(0, os.SEEK_END)
-    stream.seek(position)
-    return size
-
-
-def _h5_parameters(handle, label, file_size):
-    found = []
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            found.append((name, obj))
-
-    handle.visititems(visit)
-    entries = []
-    for position, (name, dataset) in enumerate(found):
-        need_grad, index = _h5_attributes(dataset, name, label)
-        reader = _h5_reader(dataset, name, label, file_size)
-        entries.append(((index is None, index or 0, position), name, dataset, need_grad, reader))
-    entries.sort(key=lambda entry: entry[0])  # NNabla's order: by 'index'
-    return OrderedDict(
-        (name, StoredParameter(name, dataset.shape, dataset.dtype, need_grad, reader))
-        for _, name, dataset, need_grad, reader in entries
-    )
-
-
-def _h5_attributes(dataset, name, label):
-    if dataset.dtype.kind not in _NUMBER_KINDS:
-        raise ParameterFileError(f"{label}: dataset {name!r} holds {dataset.dtype}, not numbers")
-    attrs = dataset.attrs
-    if "need_grad" not in attrs:
-        raise ParameterFileError(
-            f"{label}: dataset {name!r} has no 'need_grad' attribute; "
-            "not a file written by nn.save_parameters"
-        )
-    need_grad = attrs["need_grad"]
-    index = attrs.get("index")
-    flag_types = (bool, np.bool_, int, np.integer)
-    if np.ndim(need_grad) or np.ndim(index) or not isinstance(need_grad, flag_types):
-        raise ParameterFileError(f"{label}: dataset {name!r} has malformed attributes")
-    return bool(need_grad), None if index is None else int(index)
-
-
-def _h5_reader(dataset, name, label, file_size):
-    """A reader for one dataset; checks now that its values lie inside the file."""
-    layout = dataset.id.get_create_plist().get_layout()
-    if layout == h5py.h5d.CONTIGUOUS:
-        offset, size = dataset.id.get_offset(), dataset.id.get_storage_size()
-        expected = dataset.size * dataset.dtype.itemsize
-        if expected and (offset is None or size != expected or offset + size > file_size):
-            raise ParameterFileError(
-                f"{label}: the values of {name!r} lie outside the file (truncated?)"
-            )
-        return dataset.read_direct
-    if layout == h5py.h5d.COMPACT:  # stored in the header, already read and checked
-        return dataset.read_direct
-    # Chunked, compressed or virtual: not NNabla's layout, and decoding can fail
-    # anywhere. Read it now, so that every failure happens before any value is used.
-    array = dataset[()]
-    return _array_reader(array)
+    try:
+        stream.seek(offset)
+        return stream.read(size)
+    finally:
+        stream.seek(position)
 
 
 def _open_protobuf(source, label, stack):
@@ -419,7 +351,9 @@ def _open_protobuf(source, label, stack):
             warnings.simplefilter("error", RuntimeWarning)
             proto.ParseFromString(data)
     except (DecodeError, RuntimeWarning) as error:
-        raise ParameterFileError(f"{label}: not an NNabla protobuf file ({error})") from None
+        raise ParameterFileError(
+            f"{label}: not an NNabla protobuf file ({_h5.short(error)})"
+        ) from None
     return _proto_parameters(proto, label)
 
 
@@ -441,10 +375,11 @@ def _proto_parameters(proto, label):
     stored = OrderedDict()
     for parameter in proto.parameter:
         name, shape = parameter.variable_name, tuple(parameter.shape.dim)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # exact: a product that overflows int64 is no match
         if not name or any(d < 0 for d in shape) or len(parameter.data) != count:
             raise ParameterFileError(
-                f"{label}: parameter {name!r} of shape {shape} holds {len(parameter.data)} values"
+                f"{label}: parameter {_h5.short(repr(name))} of shape {_h5.short(shape)} "
+                f"holds {len(parameter.data)} values"
             )
         stored[name] = StoredParameter(
             name, shape, np.float32, parameter.need_grad, _proto_reader(parameter)
@@ -463,14 +398,20 @@ def _proto_reader(parameter):
 def _open_nnp(source, label, stack):
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
     stored = OrderedDict()
-    for member in archive.namelist():
-        ext = os.path.splitext(member)[1].lower()
+    for info in archive.infolist():
+        ext = os.path.splitext(info.filename)[1].lower()
         if ext not in READ_FORMATS or ext == ".nnp":
             continue  # nnp_version.txt, optimizer states
-        with archive.open(member) as handle:
+        member = f"{label} (member {_h5.short(repr(info.filename))})"
+        if info.file_size > max(_h5.MAX_RATIO * info.compress_size, _h5.SMALL):
+            raise ParameterFileError(
+                f"{member} declares {info.file_size:,} bytes compressed into "
+                f"{info.compress_size:,}: more than any real file compresses"
+            )
+        with archive.open(info) as handle:  # zipfile stops at the declared size
             data = _io.BytesIO(handle.read())
-        data.name = f"{label}:{member}"
-        stored.update(_OPENERS[ext](data, f"{label} (member {member!r})", stack))
+        data.name = member
+        stored.update(_OPENERS[ext](data, member, stack))
     return stored
 
 
@@ -489,11 +430,11 @@ _OPENERS = {
 def write_parameters(target, params, extension=None):
     """Writes parameters in NNabla's own format, atomically when given a path.
 
-    A path is written to a temporary file in its folder, flushed and synced,
-    then renamed over ``target`` (``os.replace``): a crash mid-save leaves the
-    previous file intact (and at most a stray ``.<name>.<random>.tmp`` beside it).
-    An existing file's permission bits are kept. A file object is written
-    directly and rewound, as ``nn.save_parameters`` does.
+    A path is written by :func:`write_atomically`: a crash, a full disk or an
+    error mid-save leaves the previous file intact, and the file written is
+    read back (its structure, names and shapes) before it replaces the old
+    one. A file object is written directly and rewound, as
+    ``nn.save_parameters`` does.
 
     Args:
         target (str, os.PathLike or file object): Where to write.
@@ -513,7 +454,12 @@ def write_parameters(target, params, extension=None):
         if hasattr(target, "seek"):
             target.seek(0)
         return
-    write_atomically(os.fspath(target), lambda path: writer(path, items))
+    label = source_name(target)
+
+    def write_and_verify(path):
+        _verify(path, ext, writer(path, items), label)
+
+    write_atomically(target, write_and_verify)
 
 
 def _values(value):
@@ -533,17 +479,39 @@ def _values(value):
 
 
 def _write_h5(target, items):
-    # HDF5 1.8's file format: readable by any HDF5 since 2008 (h5py, NNabla), and
-    # its metadata carries checksums, so a damaged file is an error, not a crash.
-    with h5py.File(target, "w", libver=("v108", "v108")) as handle:
+    """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`."""
+    written = []
+    with _new_h5(target) as handle:
         for index, (name, value) in enumerate(items):
             array, need_grad = _values(value)
-            handle[name] = array
-            handle[name].attrs["need_grad"] = need_grad
-            handle[name].attrs["index"] = index  # NNabla reads the order back from it
+            dataset = handle.create_dataset(name, data=array)
+            dataset.attrs["need_grad"] = need_grad
+            dataset.attrs["index"] = index  # NNabla reads the order back from it
+            written.append((name, array.shape))
+            del array, dataset  # one parameter in memory at a time
+        handle.flush()  # raises where the last writes fail; a failing close only warns
+    return written
+
+
+def _new_h5(target):
+    """A new HDF5 file whose every failed write raises.
+
+    HDF5 1.8's file format: readable by any HDF5 since 2008 (h5py, NNabla), and
+    its metadata carries checksums, so a damaged file is an error, not a crash.
+    HDF5's sieve buffer is off: it holds small datasets' values until the dataset
+    is closed, where a failed write (a full disk) is only printed by h5py.
+    """
+    if _is_file_object(target):
+        return h5py.File(target, "w", libver=("v108", "v108"))
+    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    access.set_libver_bounds(h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
+    access.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File does
+    access.set_sieve_buf_size(0)
+    return h5py.File(h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fapl=access))
 
 
 def _write_protobuf(target, items):
+    """Writes the items; returns the number of bytes written, for :func:`_verify`."""
     proto = nnabla_pb2.NNablaProtoBuf()
     for name, value in items:
         array, need_grad = _values(value)
@@ -558,36 +526,111 @@ def _write_protobuf(target, items):
     else:
         with open(target, "wb") as handle:
             handle.write(data)
+    return len(data)
 
 
 _WRITERS = {".h5": _write_h5, ".protobuf": _write_protobuf}
 
 
-def write_atomically(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = _create_temporary(folder, os.path.basename(path))
+def _verify(path, ext, written, label):
+    """Reads back what was just written; raises OSError unless it is all there."""
     try:
+        if ext == ".h5":
+            with open_parameters(path, ext) as stored:
+                intact = [(name, p.shape) for name, p in stored.items()] == [
+                    (name, tuple(shape)) for name, shape in written
+                ]
+        else:
+            intact = os.path.getsize(path) == written
+    except ParameterFileError:
+        intact = False
+    if not intact:
+        raise OSError(
+            errno.EIO,
+            f"{label}: the file written is incomplete (a write the library did not report "
+            "failed: a full disk?); the previous file is untouched",
+        )
+
+
+# --- atomic writing ------------------------------------------------------------------
+
+
+def write_atomically(path, write):
+    """Writes the file ``path`` through a temporary file and an atomic rename.
+
+    ``write(temporary_path)`` writes the whole file to a new, empty temporary
+    file in the target's folder; then it is synced and renamed over ``path``
+    (``os.replace``), and the folder is synced. If anything fails (an exception
+    of any kind, a full disk, a killed process) the previous file is intact;
+    only a killed process leaves its temporary (``.<name>.<random>.tmp``).
+
+    * A symbolic link is written through: its target is replaced, the link stays.
+    * A write-protected file is refused as ``open(path, "w")`` refuses it
+      (``PermissionError``), even though the folder would allow the rename.
+    * The temporary is created with the final file's permissions, never wider:
+      an existing file's mode is kept, a new file gets the umask's.
+    * Errors name ``path``, never the temporary.
+
+    Args:
+        path (str or os.PathLike): The file to write.
+        write (callable): ``write(temporary_path)``; whatever it returns is ignored.
+    """
+    path = os.fspath(path)
+    target = os.path.realpath(path)
+    mode = _existing_mode(path, target)
+    folder, base = os.path.split(target)
+    temporary = _temporary_name(folder, base)
+    try:
+        _create_temporary(temporary, mode)
         write(temporary)
         _fsync(temporary)
-        if os.path.exists(path):
-            shutil.copymode(path, temporary)
-        os.replace(temporary, path)
-    except BaseException:
+        if mode is not None:
+            os.chmod(temporary, mode)  # exactly the old file's mode, whatever the umask
+        os.replace(temporary, target)
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _naming_path(error, temporary, path) from error
         raise
     _fsync_directory(folder)  # makes the rename itself durable
 
 
-def _create_temporary(folder, base):
-    """An empty new file beside the target, with the mode a plain ``open`` would give."""
-    while True:
-        path = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return path
-        except FileExistsError:
-            continue
+def _existing_mode(path, target):
+    """The mode bits of the file being replaced (None: a new one); refuses what open() refuses."""
+    try:
+        status = os.stat(target)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    if not os.access(target, os.W_OK):
+        raise PermissionError(
+            errno.EACCES, "Permission denied: the file is write-protected (change its mode "
+            "to replace it, or write elsewhere)", path
+        )
+    return stat.S_IMODE(status.st_mode)
+
+
+def _naming_path(error, temporary, path):
+    """``error`` about the temporary, told about ``path`` (the file the user named)."""
+    if temporary not in str(error):
+        return error
+    message = (error.strerror or str(error)).replace(temporary, path)
+    return type(error)(error.errno, message, path) if error.errno else OSError(message)
+
+
+def _temporary_name(folder, base):
+    """A short name beside the target: a legal target name gives a legal temporary name."""
+    return os.path.join(folder, f".{base[:32]}.{secrets.token_hex(4)}.tmp")
+
+
+def _create_temporary(temporary, mode):
+    """Creates the empty temporary, with no wider permissions than the final file."""
+    # A new file gets what a plain open() gives (0o666 less the umask); replacing a
+    # file, the owner must write it and nobody else may read more than before.
+    create_mode = 0o666 if mode is None else (mode & 0o077) | 0o600
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, create_mode))
 
 
 def _fsync(path):

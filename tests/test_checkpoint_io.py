@@ -1,6 +1,7 @@
 """nnabla_modules.io: NNabla's parameter files, read lazily and written atomically."""
 
 import io as stdio
+import os
 
 import h5py
 import nnabla as nn
@@ -132,3 +133,66 @@ def test_read_into_checks_the_shape(tmp_path):
     with io.open_parameters(tmp_path / "p.h5") as stored:
         with pytest.raises(ValueError, match="does not fit"):
             stored["z/W"].read_into(np.empty((3, 2), np.float32))
+
+
+# --- write_atomically: the one helper every file written goes through ------------------------
+
+
+def test_write_atomically_calls_back_with_a_temporary_and_renames_it(tmp_path):
+    seen = []
+
+    def write(temporary):
+        seen.append(temporary)
+        assert os.path.dirname(temporary) == str(tmp_path) and os.path.getsize(temporary) == 0
+        with open(temporary, "w") as handle:
+            handle.write("new")
+
+    io.write_atomically(tmp_path / "out.txt", write)
+    assert (tmp_path / "out.txt").read_text() == "new" and os.listdir(tmp_path) == ["out.txt"]
+
+    def failing(temporary):
+        with open(temporary, "w") as handle:
+            handle.write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        io.write_atomically(tmp_path / "out.txt", failing)
+    assert (tmp_path / "out.txt").read_text() == "new" and os.listdir(tmp_path) == ["out.txt"]
+
+
+# --- the library behind the command line ------------------------------------------------------
+
+
+def test_compare_files_counts_and_summarises_differences(tmp_path):
+    from nnabla_modules.compare import compare_files, compare_values
+
+    a = {"w": np.array([1.0, 2.0, np.nan, np.inf, 5.0], np.float32), "same": np.zeros(3)}
+    b = {"w": np.array([1.0, 2.5, np.nan, np.inf, 4.0], np.float32), "same": np.zeros(3)}
+    io.write_parameters(tmp_path / "a.h5", a)
+    io.write_parameters(tmp_path / "b.h5", b)
+    with io.open_parameters(tmp_path / "a.h5") as x, io.open_parameters(tmp_path / "b.h5") as y:
+        report = compare_files(x, y)
+        loose = compare_files(x, y, rtol=0.25)
+    (entry,) = report["value_differences"]
+    assert (entry["key"], entry["differing"], entry["size"]) == ("w", 2, 5)
+    assert (entry["min_diff"], entry["max_diff"], entry["max_abs_diff"]) == (-1.0, 0.5, 1.0)
+    assert entry["mean_diff"] == pytest.approx(-0.5 / 3)  # over the 3 pairs both finite
+    assert report["differing_elements"] == 2 and report["compared_elements"] == 8
+    assert loose["equal"]  # |4 - 5| <= 0.25 * 4, |2.5 - 2| <= 0.25 * 2.5
+    assert compare_values(np.array([1.0, np.nan]), np.array([1.0, 0.0]))["max_abs_diff"] != 0
+    with pytest.raises(ValueError, match="atol and rtol"):
+        compare_files({}, {}, atol=-1)
+
+
+def test_convert_entries_renames_without_reading_values(tmp_path):
+    from nnabla_modules.convert import ConversionError, KeyMapping, convert_entries
+
+    io.write_parameters(tmp_path / "old.h5", {"net/fc/W": np.ones((2, 3)), "net/fc/b": [1.0]})
+    with io.open_parameters(tmp_path / "old.h5") as stored:
+        entries, _ = convert_entries(stored, KeyMapping(strip_prefix="net", add_prefix="m"))
+        assert [(e.source, e.target) for e in entries] == [
+            ("net/fc/W", "m/fc/W"),
+            ("net/fc/b", "m/fc/b"),
+        ]
+        with pytest.raises(ConversionError, match="two keys would get one name"):
+            convert_entries(stored, KeyMapping(maps=[("/[Wb]$", "/x")]))
