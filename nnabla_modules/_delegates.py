@@ -50,8 +50,8 @@ class CheckpointMethods:
             >>> import nnabla_modules as nm
             >>> fc = nm.Linear(4, 2, name="fc")
             >>> fc.save_parameters("fc.h5")
-            >>> import nnabla_modules.io
-            >>> list(nnabla_modules.io.read_parameters("fc.h5"))
+            >>> import nnabla_modules.files
+            >>> list(nnabla_modules.files.read_parameters("fc.h5"))
             ['affine/W', 'affine/b']
         """
         from . import checkpoint
@@ -90,7 +90,7 @@ class CheckpointMethods:
         Raises:
             CheckpointError: The file does not fit the module (``strict=True``,
                 or a key that fits twice); nothing was changed.
-            nnabla_modules.io.ParameterFileError: Not a readable parameter file.
+            nnabla_modules.files.ParameterFileError: Not a readable parameter file.
             FileNotFoundError: No file at ``path``.
 
         Example:

@@ -11,7 +11,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from . import _registry
-from ._naming import join, prefix_of
+from ._naming import join, prefix_of, without_module_marks
 from ._results import LoadResult
 from ._state import state_of
 from ._tree import walk
@@ -110,13 +110,6 @@ def _layer_scope(module):
     """The PF scope name a layer's keys start with (``conv``, ``bn``...), or None."""
     function = getattr(module, "pf_function", None)
     return getattr(function, "__scope_name__", None)
-
-
-def without_module_marks(key):
-    """``@conv1/conv/W`` (NNabla ``nn.Module`` files) -> ``conv1/conv/W``."""
-    if "@" not in key:
-        return key
-    return "/".join(level[1:] if level.startswith("@") else level for level in key.split("/"))
 
 
 def _plan_write(plan, key, param, stored):

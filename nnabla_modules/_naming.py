@@ -52,6 +52,13 @@ def join(path):
     return "/".join(path)
 
 
+def without_module_marks(key):
+    """``@conv1/conv/W`` (NNabla ``nn.Module`` files) -> ``conv1/conv/W``."""
+    if "@" not in key:
+        return key
+    return "/".join(level[1:] if level.startswith("@") else level for level in key.split("/"))
+
+
 class RootNames:
     """Prefixes held by live modules that no live parent holds, for unique automatic names.
 

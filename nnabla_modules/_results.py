@@ -30,6 +30,10 @@ class LoadResult(namedtuple("LoadResult", "missing_keys unexpected_keys mismatch
 class CheckpointError(ValueError):
     """A checkpoint that does not fit the module; nothing was loaded.
 
+    Args:
+        message (str): The report: every key that did not fit, by name.
+        result (LoadResult): Everything that did not fit.
+
     Attributes:
         result (LoadResult): Everything that did not fit.
     """

@@ -1,7 +1,7 @@
 """Per-module checkpoints: save, load, ``state_dict`` and ``load_state_dict``.
 
 The :class:`~nnabla_modules.Module` methods of the same names call these
-functions; the file formats live in :mod:`nnabla_modules.io`. See
+functions; the file formats live in :mod:`nnabla_modules.files`. See
 docs/checkpoints.md for the user's guide.
 
 A load runs in two phases:
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import nnabla as nn
 import numpy as np
 
-from . import _registry, io
+from . import _registry, files
 from ._load_check import PendingLoad, defer_check
 from ._load_plan import make_plan, unresolved, value_dtype
 from ._naming import describe, drop_stale_entries
@@ -58,13 +58,13 @@ def save_parameters(module, path, grad_only=False, extension=None):
         extension (str, optional): The format; required for file objects.
     """
     try:
-        io.file_format(path, extension, writing=True)
+        files.file_format(path, extension, writing=True)
     except ValueError as error:
         raise ValueError(f"{describe(module)}: {error}") from None
     params = module.get_parameters(grad_only=grad_only)
     if not params:
         _check_nothing_pending(module)
-    io.write_parameters(path, params, extension)
+    files.write_parameters(path, params, extension)
 
 
 def load_parameters(module, path, strict=True, extension=None):
@@ -84,14 +84,14 @@ def load_parameters(module, path, strict=True, extension=None):
 
     Raises:
         CheckpointError: The checkpoint does not fit; nothing was changed.
-        nnabla_modules.io.ParameterFileError: Not a readable parameter file.
+        nnabla_modules.files.ParameterFileError: Not a readable parameter file.
     """
     with contextlib.ExitStack() as stack:
         try:
-            stored = stack.enter_context(io.open_parameters(path, extension))
+            stored = stack.enter_context(files.open_parameters(path, extension))
         except (ValueError, OSError) as error:
             raise _naming_module(module, error) from error
-        return _load(module, stored, f"checkpoint {io.source_name(path)}", strict)
+        return _load(module, stored, f"checkpoint {files.source_name(path)}", strict)
 
 
 def state_dict(module, grad_only=False):
@@ -129,7 +129,7 @@ def load_state_dict(module, state, strict=True):
     for key in state:
         if not isinstance(key, str):
             raise TypeError(f"{describe(module)}: state dict keys must be str, got {key!r}")
-    return _load(module, io.array_parameters(state), "the state dict", strict)
+    return _load(module, files.array_parameters(state), "the state dict", strict)
 
 
 # --- errors ---------------------------------------------------------------------------

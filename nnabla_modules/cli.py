@@ -9,7 +9,7 @@ Run it as ``nnabla-modules`` or ``python -m nnabla_modules``::
     nnabla-modules convert mod.h5 pf.h5 --layout nn-module
 
 This module parses arguments and prints; the work is done by
-:mod:`nnabla_modules.io` (reading and atomic writing), :mod:`nnabla_modules.compare`
+:mod:`nnabla_modules.files` (reading and atomic writing), :mod:`nnabla_modules.compare`
 and :mod:`nnabla_modules.convert`, imported only once the arguments are valid,
 so ``--help`` and ``--version`` never load NNabla. NNabla's own log lines
 below warnings are silenced. Every command takes ``--json`` for machine output.
@@ -278,9 +278,9 @@ def _nbytes(stored):
 
 
 def run_inspect(args):
-    from . import io
+    from . import files
 
-    with io.open_parameters(args.file) as stored:
+    with files.open_parameters(args.file) as stored:
         info = _file_info(args.file, stored)
         tree = _scope_tree(stored)
         if args.json:
@@ -304,12 +304,12 @@ _INSPECT_COLUMNS = (
 
 
 def _file_info(path, stored):
-    from . import io
+    from . import files
 
     sizes = [p.size for p in stored.values()]
     return OrderedDict(
         file=str(path),
-        format=io.file_format(path),
+        format=files.file_format(path),
         count=len(stored),
         total=sum(sizes),
         trainable=sum(p.size for p in stored.values() if p.need_grad),
@@ -379,10 +379,10 @@ def _tree_rows(node, max_depth, depth=0):
 
 
 def run_diff(args):
-    from . import io
+    from . import files
     from .compare import compare_files
 
-    with io.open_parameters(args.a) as a, io.open_parameters(args.b) as b:
+    with files.open_parameters(args.a) as a, files.open_parameters(args.b) as b:
         with _Progress(args.progress, _nbytes(a) + _nbytes(b), "diff") as progress:
             report = compare_files(a, b, args.atol, args.rtol, progress=progress.update)
         count_a, count_b = len(a), len(b)
@@ -454,13 +454,13 @@ def _diff_lines(report, count_a, count_b):
 
 def _renaming_hint(report):
     """A ``convert`` option when the keys only in A and only in B differ by a known renaming."""
-    from .convert import drop_at
+    from ._naming import without_module_marks
 
     only_a = [e["key"] for e in report["only_in_a"]]
     only_b = [e["key"] for e in report["only_in_b"]]
     if not only_a or len(only_a) != len(only_b):
         return None
-    if sorted(drop_at(k) for k in only_a) == sorted(only_b):
+    if sorted(without_module_marks(k) for k in only_a) == sorted(only_b):
         return "B's keys are A's without nn.Module's @: convert A with --layout nn-module"
     prefix = _added_prefix(only_a, only_b)
     if prefix:
@@ -505,7 +505,7 @@ def _number(value):
 
 
 def run_convert(args):
-    from . import io
+    from . import files
     from .convert import KeyMapping, convert_entries
 
     mapping = KeyMapping(
@@ -518,13 +518,13 @@ def run_convert(args):
         transpose_deconv=args.transpose_deconv,
     )
     _refuse_overwriting_input(args.input, args.output)
-    io.file_format(args.output, writing=True)
-    with io.open_parameters(args.input) as stored:
+    files.file_format(args.output, writing=True)
+    with files.open_parameters(args.input) as stored:
         entries, kinds = convert_entries(stored, mapping)
         if not args.dry_run:
             total = sum(e.param.size * e.param.dtype.itemsize for e in entries)
             with _Progress(args.progress, total, "convert") as progress:
-                io.write_parameters(
+                files.write_parameters(
                     args.output, [(e.target, _counted(e.param, progress)) for e in entries]
                 )
     _warn_unused(mapping, stored, args)
@@ -534,13 +534,13 @@ def run_convert(args):
 
 def _counted(param, progress):
     """``param``, reporting its bytes to the progress bar once read."""
-    from . import io
+    from . import files
 
     def read_into(out):
         param.read_into(out)
         progress.update(out.nbytes)
 
-    return io.StoredParameter(param.name, param.shape, param.dtype, param.need_grad, read_into)
+    return files.StoredParameter(param.name, param.shape, param.dtype, param.need_grad, read_into)
 
 
 def _pair(text, option):
@@ -568,14 +568,14 @@ def _refuse_overwriting_input(source, target):
 
 
 def _warn_unused(mapping, stored, args):
-    from .convert import drop_at
+    from ._naming import without_module_marks
 
     for hits, text in zip(mapping.map_hits, args.map):
         if not hits:
             print(
                 f"nnabla-modules convert: warning: --map {text!r} changed no key", file=sys.stderr
             )
-    if args.layout == "plain" and any(drop_at(key) != key for key in stored):
+    if args.layout == "plain" and any(without_module_marks(key) != key for key in stored):
         print(
             "nnabla-modules convert: note: the keys look like NNabla nn.Module's (@name/...); "
             "--layout nn-module drops the @",

@@ -9,11 +9,11 @@ whatever the size of the files.
 Example:
 
     >>> import numpy as np
-    >>> from nnabla_modules import io
+    >>> from nnabla_modules import files
     >>> from nnabla_modules.compare import compare_files
-    >>> io.write_parameters("a.h5", {"w": np.array([1.0, 2.0, 3.0], np.float32)})
-    >>> io.write_parameters("b.h5", {"w": np.array([1.0, 2.5, 3.0], np.float32)})
-    >>> with io.open_parameters("a.h5") as a, io.open_parameters("b.h5") as b:
+    >>> files.write_parameters("a.h5", {"w": np.array([1.0, 2.0, 3.0], np.float32)})
+    >>> files.write_parameters("b.h5", {"w": np.array([1.0, 2.5, 3.0], np.float32)})
+    >>> with files.open_parameters("a.h5") as a, files.open_parameters("b.h5") as b:
     ...     report = compare_files(a, b)
     >>> report["equal"], report["value_differences"][0]["differing"]
     (False, 1)
@@ -30,13 +30,13 @@ SLICE = 1 << 16
 
 
 def compare_files(a, b, atol=0.0, rtol=0.0, progress=None):
-    """Compares two opened files (:func:`nnabla_modules.io.open_parameters` results).
+    """Compares two opened files (:func:`nnabla_modules.files.open_parameters` results).
 
     Two values are equal when ``|b - a| <= atol + rtol * |b|`` (``numpy.isclose``'s
     rule), or both are NaN, or both are the same infinity.
 
     Args:
-        a (mapping): key -> :class:`~nnabla_modules.io.StoredParameter` of the first file.
+        a (mapping): key -> :class:`~nnabla_modules.files.StoredParameter` of the first file.
         b (mapping): the same of the second.
         atol (float): Absolute tolerance (>= 0).
         rtol (float): Relative tolerance (>= 0).
@@ -104,6 +104,13 @@ def compare_files(a, b, atol=0.0, rtol=0.0, progress=None):
 
 def compare_values(x, y, atol=0.0, rtol=0.0):
     """How two arrays of one shape differ, computed in float64 slices of :data:`SLICE`.
+
+    Args:
+        x (numpy.ndarray): The first array (file A).
+        y (numpy.ndarray): The second array (file B), of the same shape.
+        atol (float): Absolute tolerance: elements differing by at most
+            ``atol + rtol * |x|`` are equal.
+        rtol (float): Relative tolerance, as for :func:`numpy.isclose`.
 
     Returns:
         OrderedDict: ``differing`` (elements not equal by the rule of

@@ -3,19 +3,19 @@
 :class:`KeyMapping` is what ``nnabla-modules convert`` applies, in its
 documented order (``--select``, ``--layout``, ``--strip-prefix``, each
 ``--map``, ``--add-prefix``); :func:`convert_entries` applies it to an opened
-file without reading any value, so :func:`nnabla_modules.io.write_parameters`
+file without reading any value, so :func:`nnabla_modules.files.write_parameters`
 then copies the file one tensor at a time.
 
 Example:
 
     >>> import numpy as np
-    >>> from nnabla_modules import io
+    >>> from nnabla_modules import files
     >>> from nnabla_modules.convert import KeyMapping, convert_entries
-    >>> io.write_parameters("old.h5", {"net/fc/affine/W": np.ones((2, 3), np.float32)})
-    >>> with io.open_parameters("old.h5") as stored:
+    >>> files.write_parameters("old.h5", {"net/fc/affine/W": np.ones((2, 3), np.float32)})
+    >>> with files.open_parameters("old.h5") as stored:
     ...     entries, _ = convert_entries(stored, KeyMapping(strip_prefix="net"))
-    ...     io.write_parameters("new.h5", [(e.target, e.param) for e in entries])
-    >>> list(io.read_parameters("new.h5"))
+    ...     files.write_parameters("new.h5", [(e.target, e.param) for e in entries])
+    >>> list(files.read_parameters("new.h5"))
     ['fc/affine/W']
 """
 
@@ -24,7 +24,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import io
+from . import files
+from ._naming import without_module_marks
 
 __all__ = [
     "ConversionError",
@@ -33,7 +34,6 @@ __all__ = [
     "EXPERIMENTAL_KINDS",
     "Converted",
     "convert_entries",
-    "drop_at",
 ]
 
 
@@ -80,6 +80,11 @@ class KeyMapping:
         self.map_hits = [0] * len(self.maps)
 
     def selected(self, key):
+        """True when ``key`` passes the ``select`` patterns (all keys pass without any).
+
+        Args:
+            key (str): A key of the input file.
+        """
         return not self.select or any(p.search(key) for p in self.select)
 
     def rename(self, key):
@@ -140,12 +145,8 @@ def _nn_module_layout(stored, mapping):
     """NNabla's ``nn.Module`` files: ``@a/@b/conv/W`` -> ``a/b/conv/W``."""
     converted = []
     for key, param in stored.items():
-        converted.append(Converted(key, drop_at(key), param))
+        converted.append(Converted(key, without_module_marks(key), param))
     return converted, {}
-
-
-def drop_at(key):
-    return "/".join(part[1:] if part.startswith("@") else part for part in key.split("/"))
 
 
 def _experimental_layout(stored, mapping):
@@ -212,7 +213,7 @@ def _swapped(param, name):
     def read_into(out):
         out[...] = np.swapaxes(param.read(), 0, 1)
 
-    return io.StoredParameter(name, shape, param.dtype, param.need_grad, read_into)
+    return files.StoredParameter(name, shape, param.dtype, param.need_grad, read_into)
 
 
 LAYOUTS = {
@@ -236,7 +237,7 @@ def convert_entries(stored, mapping):
     """Applies ``mapping`` to an opened file; returns ``(entries, {scope: layer kind})``.
 
     Args:
-        stored (mapping): key -> :class:`~nnabla_modules.io.StoredParameter` (an opened file).
+        stored (mapping): key -> :class:`~nnabla_modules.files.StoredParameter` (an opened file).
         mapping (KeyMapping): The renaming.
 
     Returns:

@@ -31,7 +31,7 @@ from nnabla.utils.save import save
 
 from . import _registry
 from ._util import as_tuple, input_variables
-from .io import write_atomically
+from .files import write_atomically
 from .module import Module, describe
 
 __all__ = ["export_nnp"]

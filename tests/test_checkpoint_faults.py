@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import nnabla_modules as nm
-from nnabla_modules import _h5, checkpoint, io
+from nnabla_modules import _h5, checkpoint, files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -103,21 +103,21 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (a mount, anothe
 FULL_DISK_CHILD = """
 import os, sys
 import numpy as np
-from nnabla_modules import io
+from nnabla_modules import files
 
 folder, pad = sys.argv[1], int(sys.argv[2])
 path = os.path.join(folder, "model.h5")
-io.write_parameters(path, {"good": np.ones(10, np.float32)})
+files.write_parameters(path, {"good": np.ones(10, np.float32)})
 with open(os.path.join(folder, "pad"), "wb") as handle:
     handle.write(b"x" * pad)  # the disk fills somewhere in the save below
 new = {f"p{i}": np.full(10000, i + 1, np.float32) for i in range(8)}
 try:
-    io.write_parameters(path, new)
+    files.write_parameters(path, new)
     outcome = "saved"
 except OSError as error:
     outcome = "refused"
     assert "model.h5" in str(error) and ".tmp" not in str(error), error
-loaded = io.read_parameters(path)
+loaded = files.read_parameters(path)
 if outcome == "saved":
     assert list(loaded) == list(new) and all((loaded[k][0] == v).all() for k, v in new.items())
 else:
@@ -155,7 +155,7 @@ def test_a_full_tmpfs_never_installs_a_damaged_file(tmp_path):
 def test_a_final_flush_lost_silently_is_caught_before_the_rename(tmp_path, monkeypatch):
     """Fault injection: HDF5's close drops its last writes and reports nothing (a full disk)."""
     path = tmp_path / "model.h5"
-    io.write_parameters(path, {"good": np.ones(3, np.float32)})
+    files.write_parameters(path, {"good": np.ones(3, np.float32)})
     previous = path.read_bytes()
     close = h5py.File.close
 
@@ -168,7 +168,7 @@ def test_a_final_flush_lost_silently_is_caught_before_the_rename(tmp_path, monke
 
     monkeypatch.setattr(h5py.File, "close", close_losing_the_end)
     with pytest.raises(OSError, match=r"model\.h5.*incomplete") as caught:
-        io.write_parameters(path, {f"p{i}": np.full(4096, i, np.float32) for i in range(4)})
+        files.write_parameters(path, {f"p{i}": np.full(4096, i, np.float32) for i in range(4)})
     assert ".tmp" not in str(caught.value)
     assert path.read_bytes() == previous
     assert temporaries(tmp_path) == []
@@ -176,7 +176,7 @@ def test_a_final_flush_lost_silently_is_caught_before_the_rename(tmp_path, monke
 
 def test_a_failing_fsync_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "model.protobuf"
-    io.write_parameters(path, {"good": np.ones(3, np.float32)})
+    files.write_parameters(path, {"good": np.ones(3, np.float32)})
     previous = path.read_bytes()
 
     def full(descriptor):
@@ -184,7 +184,7 @@ def test_a_failing_fsync_keeps_the_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError, match="No space"):
-        io.write_parameters(path, {"p": np.zeros(100, np.float32)})
+        files.write_parameters(path, {"p": np.zeros(100, np.float32)})
     assert path.read_bytes() == previous
     assert temporaries(tmp_path) == []
 
@@ -211,7 +211,7 @@ def test_a_sigterm_handler_raising_systemexit_mid_load_waits_for_the_whole_load(
     randomize(model, 2)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
     try:
-        with io.open_parameters(tmp_path / "net.h5") as stored:
+        with files.open_parameters(tmp_path / "net.h5") as stored:
             _interrupting(stored, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
             with pytest.raises(SystemExit) as caught:
                 checkpoint._load(model, stored, "net.h5", strict=True)
@@ -231,7 +231,7 @@ def test_any_exception_mid_write_puts_every_old_value_back(tmp_path, error):
     def fail():
         raise error("injected")
 
-    with io.open_parameters(tmp_path / "net.h5") as stored:
+    with files.open_parameters(tmp_path / "net.h5") as stored:
         _interrupting(stored, 27, fail)
         with pytest.raises(error, match="injected") as caught:
             checkpoint._load(model, stored, "net.h5", strict=True)
@@ -245,7 +245,7 @@ def test_any_exception_mid_write_puts_every_old_value_back(tmp_path, error):
 def _save_over_write_protected(folder):
     path = os.path.join(folder, "model.h5")
     try:
-        io.write_parameters(path, {"new": np.zeros(2, np.float32)})
+        files.write_parameters(path, {"new": np.zeros(2, np.float32)})
     except PermissionError as error:
         assert error.filename == path, error
         return "refused"
@@ -254,7 +254,7 @@ def _save_over_write_protected(folder):
 
 def test_a_write_protected_checkpoint_is_refused_like_open_refuses_it(tmp_path):
     path = tmp_path / "model.h5"
-    io.write_parameters(path, {"old": np.ones(2, np.float32)})
+    files.write_parameters(path, {"old": np.ones(2, np.float32)})
     os.chmod(path, 0o444)
     previous = path.read_bytes()
     if IS_ROOT:  # root may write anything: the refusal is checked as another user
@@ -284,10 +284,10 @@ def test_a_symlinked_checkpoint_is_written_through(tmp_path):
 
 def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(tmp_path, monkeypatch):
     path = tmp_path / "model.h5"
-    io.write_parameters(path, {"w": np.ones(2, np.float32)})
+    files.write_parameters(path, {"w": np.ones(2, np.float32)})
     os.chmod(path, 0o600)
     seen = []
-    values = io._values
+    values = files._values
 
     def look(value):  # mid-save: what does the temporary allow?
         for name in temporaries(tmp_path):
@@ -298,8 +298,8 @@ def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(tmp_path
                 seen.append(as_nobody(lambda t=temporary: open(t, "rb").read(1)))
         return values(value)
 
-    monkeypatch.setattr(io, "_values", look)
-    io.write_parameters(path, {"w": np.zeros(2, np.float32), "v": np.zeros(3, np.float32)})
+    monkeypatch.setattr(files, "_values", look)
+    files.write_parameters(path, {"w": np.zeros(2, np.float32), "v": np.zeros(3, np.float32)})
     assert seen and all(mode & 0o077 == 0 for mode in seen if isinstance(mode, int)), seen
     assert all("PermissionError" in text for text in seen if isinstance(text, str)), seen
     assert os.stat(path).st_mode & 0o777 == 0o600
@@ -308,29 +308,29 @@ def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(tmp_path
 def test_a_new_file_gets_the_umask_and_an_old_one_keeps_its_mode(tmp_path):
     old_umask = os.umask(0o027)
     try:
-        io.write_parameters(tmp_path / "new.h5", {"w": np.ones(2, np.float32)})
+        files.write_parameters(tmp_path / "new.h5", {"w": np.ones(2, np.float32)})
     finally:
         os.umask(old_umask)
     assert os.stat(tmp_path / "new.h5").st_mode & 0o777 == 0o640
     os.chmod(tmp_path / "new.h5", 0o604)
-    io.write_parameters(tmp_path / "new.h5", {"w": np.zeros(2, np.float32)})
+    files.write_parameters(tmp_path / "new.h5", {"w": np.zeros(2, np.float32)})
     assert os.stat(tmp_path / "new.h5").st_mode & 0o777 == 0o604
 
 
 def test_the_longest_legal_file_name_can_be_saved(tmp_path):
     name = "m" * (255 - len(".h5")) + ".h5"
-    io.write_parameters(tmp_path / name, {"w": np.ones(2, np.float32)})
-    assert list(io.read_parameters(tmp_path / name)) == ["w"]
+    files.write_parameters(tmp_path / name, {"w": np.ones(2, np.float32)})
+    assert list(files.read_parameters(tmp_path / name)) == ["w"]
     assert os.listdir(tmp_path) == [name]
 
 
 def test_errors_name_the_users_path_never_a_temporary(tmp_path):
     missing = tmp_path / "no such folder" / "model.h5"
     with pytest.raises(FileNotFoundError) as caught:
-        io.write_parameters(missing, {"w": np.ones(2, np.float32)})
+        files.write_parameters(missing, {"w": np.ones(2, np.float32)})
     assert caught.value.filename == str(missing) and ".tmp" not in str(caught.value)
     with pytest.raises(IsADirectoryError):
-        io.write_parameters(tmp_path, {"w": np.ones(2, np.float32)}, extension=".h5")
+        files.write_parameters(tmp_path, {"w": np.ones(2, np.float32)}, extension=".h5")
 
 
 # --- concurrent writers -----------------------------------------------------------------------
@@ -482,7 +482,7 @@ def test_unusual_files_are_probed_however_they_are_given(tmp_path, monkeypatch):
     for source, extension in sources:
         if hasattr(source, "seek"):
             source.seek(0)
-        with pytest.raises(io.ParameterFileError, match="crashed the HDF5 library"):
+        with pytest.raises(files.ParameterFileError, match="crashed the HDF5 library"):
             model.load_parameters(source, extension=extension)
     sources[1][0].close()
 
@@ -498,7 +498,7 @@ def test_the_undo_keeps_values_last_written_in_another_dtype(tmp_path):
     def fail():
         raise KeyboardInterrupt("injected")
 
-    with io.open_parameters(tmp_path / "net.h5") as stored:
+    with files.open_parameters(tmp_path / "net.h5") as stored:
         _interrupting(stored, 20, fail)
         with pytest.raises(KeyboardInterrupt):
             checkpoint._load(model, stored, "net.h5", strict=True)

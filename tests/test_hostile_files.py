@@ -21,7 +21,7 @@ import pytest
 from nnabla.utils import nnabla_pb2
 
 import nnabla_modules as nm
-from nnabla_modules import io
+from nnabla_modules import files
 from nnabla_modules.cli import main
 
 MB = 1 << 20
@@ -43,7 +43,7 @@ def refused(path, match, **kwargs):
     """Loading ``path`` into a (4, 3) layer is a ParameterFileError matching ``match``."""
     layer = small_layer()
     before = {k: v.d.copy() for k, v in layer.get_parameters().items()}
-    with pytest.raises(io.ParameterFileError, match=match) as caught:
+    with pytest.raises(files.ParameterFileError, match=match) as caught:
         layer.load_parameters(path, **kwargs)
     assert len(str(caught.value)) < 1000
     for key, value in layer.get_parameters().items():
@@ -126,7 +126,7 @@ def test_a_chunked_dataset_declaring_a_gigabyte_allocates_nothing(tmp_path):
     assert path.stat().st_size < 10_000
     layer = small_layer()
     peak, error = peak_bytes(lambda: layer.load_parameters(path))
-    assert isinstance(error, io.ParameterFileError), error
+    assert isinstance(error, files.ParameterFileError), error
     assert "declares 1,073,741,824 bytes" in str(error)
     assert peak < 4 * MB, peak
     assert main(["inspect", str(path)]) == 2
@@ -143,7 +143,7 @@ def test_a_compressed_nnp_member_declaring_gigabytes_is_refused_before_reading(t
     assert path.stat().st_size < 10_000 and len(zeros) < 10_000
     layer = small_layer()
     peak, error = peak_bytes(lambda: layer.load_parameters(path))
-    assert isinstance(error, io.ParameterFileError), error
+    assert isinstance(error, files.ParameterFileError), error
     assert "declares 67,108,864 bytes" in str(error) and len(str(error)) < 1000
     assert peak < 4 * MB, peak
 
@@ -174,7 +174,7 @@ def _nested(path, depth):
 
 def _open_seconds(path):
     start = time.perf_counter()
-    with io.open_parameters(path) as stored:
+    with files.open_parameters(path) as stored:
         assert len(stored) == 1
     return time.perf_counter() - start
 
@@ -216,8 +216,8 @@ HOSTILE = "fc/\x1b[2J\rW\u202e"
 
 def test_the_command_line_escapes_control_characters(tmp_path, capsys):
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
-    io.write_parameters(a, {HOSTILE: np.ones(2, np.float32), "ok": np.ones(1, np.float32)})
-    io.write_parameters(b, {HOSTILE: np.zeros(2, np.float32)})
+    files.write_parameters(a, {HOSTILE: np.ones(2, np.float32), "ok": np.ones(1, np.float32)})
+    files.write_parameters(b, {HOSTILE: np.zeros(2, np.float32)})
     for argv in (
         ["inspect", str(a)],
         ["diff", str(a), str(b)],
@@ -254,14 +254,15 @@ def test_help_and_version_are_quiet(tmp_path):
         done = command_line(*argv)
         assert done.returncode == 0
         assert b"nnabla" in done.stdout and done.stderr == b"", done.stderr
-    io.write_parameters(tmp_path / "a.h5", {"w": np.ones(2, np.float32)})
+    files.write_parameters(tmp_path / "a.h5", {"w": np.ones(2, np.float32)})
     done = command_line("inspect", tmp_path / "a.h5")
     assert done.returncode == 0 and done.stderr == b"", done.stderr
     assert b"[nnabla]" not in done.stdout
 
 
 def test_a_closed_pipe_ends_quietly(tmp_path):
-    io.write_parameters(tmp_path / "a.h5", {f"k{i}": np.ones(2, np.float32) for i in range(5000)})
+    many = {f"k{i}": np.ones(2, np.float32) for i in range(5000)}
+    files.write_parameters(tmp_path / "a.h5", many)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
         f"{sys.executable} -m nnabla_modules inspect {tmp_path / 'a.h5'} | head -1",
@@ -276,7 +277,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 @pytest.mark.parametrize("option", ["--atol", "--rtol"])
 def test_negative_tolerances_are_argument_errors(tmp_path, option, capsys):
-    io.write_parameters(tmp_path / "a.h5", {"w": np.ones(2, np.float32)})
+    files.write_parameters(tmp_path / "a.h5", {"w": np.ones(2, np.float32)})
     for value in ("-1", "nan", "inf", "x"):
         with pytest.raises(SystemExit) as caught:
             main(["diff", str(tmp_path / "a.h5"), str(tmp_path / "a.h5"), option, value])
@@ -286,7 +287,7 @@ def test_negative_tolerances_are_argument_errors(tmp_path, option, capsys):
 
 
 def test_a_missing_output_folder_is_named_not_a_temporary(tmp_path, capsys):
-    io.write_parameters(tmp_path / "a.h5", {"w": np.ones(2, np.float32)})
+    files.write_parameters(tmp_path / "a.h5", {"w": np.ones(2, np.float32)})
     out = tmp_path / "no" / "b.h5"
     assert main(["convert", str(tmp_path / "a.h5"), str(out)]) == 2
     err = capsys.readouterr().err
@@ -320,9 +321,9 @@ def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command):
     largest = 16 * MB
     rng = np.random.RandomState(0)
     values = {f"t{i}": rng.rand(largest // 4).astype(np.float32) for i in range(6)}
-    io.write_parameters(tmp_path / "a.h5", values)
+    files.write_parameters(tmp_path / "a.h5", values)
     values["t3"][0] += 1
-    io.write_parameters(tmp_path / "b.h5", values)
+    files.write_parameters(tmp_path / "b.h5", values)
     assert (tmp_path / "a.h5").stat().st_size > 5 * largest
     argv = [command, tmp_path / "a.h5", tmp_path / ("b.h5" if command == "diff" else "c.h5")]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -346,7 +347,8 @@ def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command):
 def test_large_files_get_a_progress_bar_on_stderr_only(tmp_path, monkeypatch, capsys):
     from nnabla_modules import cli
 
-    io.write_parameters(tmp_path / "a.h5", {f"k{i}": np.ones(1000, np.float32) for i in range(4)})
+    four = {f"k{i}": np.ones(1000, np.float32) for i in range(4)}
+    files.write_parameters(tmp_path / "a.h5", four)
     argv = ["diff", str(tmp_path / "a.h5"), str(tmp_path / "a.h5")]
     assert main(argv) == 0
     assert capsys.readouterr().err == ""  # below the size: no bar

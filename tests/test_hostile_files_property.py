@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from nnabla.utils import nnabla_pb2
 
 import nnabla_modules as nm
-from nnabla_modules import _h5, io
+from nnabla_modules import _h5, files
 from nnabla_modules.checkpoint import CheckpointError
 
 MB = 1 << 20
@@ -142,7 +142,7 @@ def nnp_files(draw):
     return buffer.getvalue(), {}
 
 
-files = st.one_of(
+hostile_files = st.one_of(
     h5_files().map(lambda f: (".h5",) + f),
     protobuf_files().map(lambda f: (".protobuf",) + f),
     nnp_files().map(lambda f: (".nnp",) + f),
@@ -158,7 +158,7 @@ def _values(layer):
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(case=files)
+@given(case=hostile_files)
 def test_hostile_files_load_correctly_or_fail_cleanly(tmp_path, case):
     ext, data, written = case
     path = tmp_path / f"hostile{ext}"
@@ -169,7 +169,7 @@ def test_hostile_files_load_correctly_or_fail_cleanly(tmp_path, case):
     tracemalloc.start()
     try:
         result = layer.load_parameters(path, strict=False)
-    except (io.ParameterFileError, CheckpointError) as error:
+    except (files.ParameterFileError, CheckpointError) as error:
         result = error
     finally:
         peak = tracemalloc.get_traced_memory()[1]

@@ -29,9 +29,9 @@ a temporary file in the target's folder, flushed, read back, synced, then
 Example:
 
     >>> import numpy as np
-    >>> from nnabla_modules import io
-    >>> io.write_parameters("ck.h5", {"fc/W": np.ones((2, 3), np.float32)})
-    >>> with io.open_parameters("ck.h5") as stored:
+    >>> from nnabla_modules import files
+    >>> files.write_parameters("ck.h5", {"fc/W": np.ones((2, 3), np.float32)})
+    >>> with files.open_parameters("ck.h5") as stored:
     ...     for name, param in stored.items():
     ...         print(name, param.shape, param.dtype, param.need_grad)
     fc/W (2, 3) float32 True
@@ -42,8 +42,6 @@ import errno
 import io as _io
 import math
 import os
-import secrets
-import stat
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -56,7 +54,17 @@ from google.protobuf.message import DecodeError
 from nnabla.utils import nnabla_pb2
 
 from . import _h5
+from ._atomic import write_atomically
 from ._h5 import ParameterFileError
+from ._stored import (
+    READ_FORMATS,
+    WRITE_FORMATS,
+    StoredParameter,
+    array_parameters,
+    file_format,
+    is_file_object,
+    source_name,
+)
 
 __all__ = [
     "READ_FORMATS",
@@ -72,143 +80,8 @@ __all__ = [
     "array_parameters",
 ]
 
-#: Extensions :func:`open_parameters` reads.
-READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
-#: Extensions :func:`write_parameters` writes.
-WRITE_FORMATS = (".h5", ".protobuf")
 
 ParameterFileError.__module__ = __name__  # defined beside the HDF5 walk, raised by all formats
-
-
-# --- formats ---------------------------------------------------------------------
-
-
-def file_format(source, extension=None, writing=False):
-    """The format of ``source``: one of :data:`READ_FORMATS` (or :data:`WRITE_FORMATS`).
-
-    Args:
-        source (str, os.PathLike or file object): The file.
-        extension (str, optional): The format, e.g. ``".h5"`` or ``"h5"``; wins
-            over a path's own extension and is required for file objects.
-        writing (bool): Check against :data:`WRITE_FORMATS` instead.
-
-    Raises:
-        ValueError: Unsupported or unknown format.
-    """
-    if extension is None:
-        if _is_file_object(source):
-            raise ValueError(
-                f"{source_name(source)}: a file object has no extension; pass extension= "
-                f"(one of {', '.join(WRITE_FORMATS if writing else READ_FORMATS)})"
-            )
-        extension = os.path.splitext(os.fspath(source))[1]
-    ext = extension.lower()
-    ext = ext if ext.startswith(".") else "." + ext
-    supported = WRITE_FORMATS if writing else READ_FORMATS
-    if ext not in supported:
-        verb = "write" if writing else "read"
-        raise ValueError(
-            f"{source_name(source)}: cannot {verb} the format {extension!r}; "
-            f"supported: {', '.join(supported)}"
-        )
-    return ext
-
-
-def _is_file_object(source):
-    return hasattr(source, "read") or hasattr(source, "write")
-
-
-def source_name(source):
-    """How errors name a file: its path, or the file object's name or repr."""
-    if _is_file_object(source):
-        name = getattr(source, "name", None)
-        return repr(name) if isinstance(name, str) else repr(source)
-    return repr(os.fspath(source))
-
-
-# --- stored parameters -------------------------------------------------------------
-
-
-class StoredParameter:
-    """One parameter of a file: its metadata now, its values on demand.
-
-    Attributes:
-        name (str): The key, e.g. ``"conv/W"``.
-        shape (tuple of int): The shape.
-        dtype (numpy.dtype): The stored dtype (``float32`` for protobuf formats).
-        need_grad (bool): The stored ``need_grad`` flag.
-    """
-
-    __slots__ = ("name", "shape", "dtype", "need_grad", "_read_into")
-
-    def __init__(self, name, shape, dtype, need_grad, read_into):
-        self.name = name
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
-        self.need_grad = bool(need_grad)
-        self._read_into = read_into
-
-    @property
-    def size(self):
-        """The number of elements."""
-        return math.prod(self.shape)
-
-    def read(self):
-        """Returns the values as a new numpy array of the stored dtype."""
-        out = np.empty(self.shape, self.dtype)
-        self.read_into(out)
-        return out
-
-    def read_into(self, out):
-        """Writes the values into ``out``, converting to ``out.dtype``.
-
-        ``.h5`` datasets are read straight from the file into ``out``.
-
-        Args:
-            out (numpy.ndarray): A writable, C-contiguous array of this shape.
-        """
-        if out.shape != self.shape:
-            raise ValueError(f"{self.name}: shape {self.shape} does not fit {out.shape}")
-        if self.size:
-            self._read_into(out)
-
-    def __repr__(self):
-        return (
-            f"StoredParameter({self.name!r}, shape={self.shape}, dtype={self.dtype}, "
-            f"need_grad={self.need_grad})"
-        )
-
-
-def array_parameters(values):
-    """Wraps in-memory values as :class:`StoredParameter` objects.
-
-    Args:
-        values (mapping): key -> ``numpy.ndarray``, ``nn.Variable``, ``nn.NdArray``
-            or anything ``numpy.asarray`` takes. A Variable gives its ``need_grad``;
-            other values count as ``need_grad=True`` (PF's default).
-
-    Returns:
-        OrderedDict: key -> :class:`StoredParameter`, in the mapping's order.
-    """
-    stored = OrderedDict()
-    for name, value in values.items():
-        need_grad = True
-        if isinstance(value, nn.Variable):
-            need_grad, value = value.need_grad, value.data.get_data("r")
-        elif isinstance(value, nn.NdArray):
-            value = value.get_data("r")
-        array = np.asarray(value)
-        stored[name] = StoredParameter(
-            name, array.shape, array.dtype, need_grad, _array_reader(array)
-        )
-    return stored
-
-
-def _array_reader(array):
-    def read_into(out):
-        np.copyto(out, array, casting="same_kind")
-
-    return read_into
 
 
 # --- reading -------------------------------------------------------------------------
@@ -267,7 +140,7 @@ def _not_readable(label, ext, error):
 
 
 def _open_h5(source, label, stack):
-    if _is_file_object(source):
+    if is_file_object(source):
         stream = source
     else:  # FileNotFoundError / PermissionError as they are
         stream = stack.enter_context(open(os.fspath(source), "rb"))
@@ -365,7 +238,7 @@ def _open_nntxt(source, label, stack):
 
 
 def _read_bytes(source):
-    if _is_file_object(source):
+    if is_file_object(source):
         return source.read()
     with open(os.fspath(source), "rb") as handle:
         return handle.read()
@@ -449,7 +322,7 @@ def write_parameters(target, params, extension=None):
     ext = file_format(target, extension, writing=True)
     items = list(params.items() if hasattr(params, "items") else params)
     writer = _WRITERS[ext]
-    if _is_file_object(target):
+    if is_file_object(target):
         writer(target, items)
         if hasattr(target, "seek"):
             target.seek(0)
@@ -501,7 +374,7 @@ def _new_h5(target):
     HDF5's sieve buffer is off: it holds small datasets' values until the dataset
     is closed, where a failed write (a full disk) is only printed by h5py.
     """
-    if _is_file_object(target):
+    if is_file_object(target):
         return h5py.File(target, "w", libver=("v108", "v108"))
     access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     access.set_libver_bounds(h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
@@ -521,7 +394,7 @@ def _write_protobuf(target, items):
         parameter.data.extend(np.ravel(array).astype(np.float32, copy=False))
         parameter.need_grad = need_grad
     data = proto.SerializeToString()
-    if _is_file_object(target):
+    if is_file_object(target):
         target.write(data)
     else:
         with open(target, "wb") as handle:
@@ -550,103 +423,3 @@ def _verify(path, ext, written, label):
             f"{label}: the file written is incomplete (a write the library did not report "
             "failed: a full disk?); the previous file is untouched",
         )
-
-
-# --- atomic writing ------------------------------------------------------------------
-
-
-def write_atomically(path, write):
-    """Writes the file ``path`` through a temporary file and an atomic rename.
-
-    ``write(temporary_path)`` writes the whole file to a new, empty temporary
-    file in the target's folder; then it is synced and renamed over ``path``
-    (``os.replace``), and the folder is synced. If anything fails (an exception
-    of any kind, a full disk, a killed process) the previous file is intact;
-    only a killed process leaves its temporary (``.<name>.<random>.tmp``).
-
-    * A symbolic link is written through: its target is replaced, the link stays.
-    * A write-protected file is refused as ``open(path, "w")`` refuses it
-      (``PermissionError``), even though the folder would allow the rename.
-    * The temporary is created with the final file's permissions, never wider:
-      an existing file's mode is kept, a new file gets the umask's.
-    * Errors name ``path``, never the temporary.
-
-    Args:
-        path (str or os.PathLike): The file to write.
-        write (callable): ``write(temporary_path)``; whatever it returns is ignored.
-    """
-    path = os.fspath(path)
-    target = os.path.realpath(path)
-    mode = _existing_mode(path, target)
-    folder, base = os.path.split(target)
-    temporary = _temporary_name(folder, base)
-    try:
-        _create_temporary(temporary, mode)
-        write(temporary)
-        _fsync(temporary)
-        if mode is not None:
-            os.chmod(temporary, mode)  # exactly the old file's mode, whatever the umask
-        os.replace(temporary, target)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _naming_path(error, temporary, path) from error
-        raise
-    _fsync_directory(folder)  # makes the rename itself durable
-
-
-def _existing_mode(path, target):
-    """The mode bits of the file being replaced (None: a new one); refuses what open() refuses."""
-    try:
-        status = os.stat(target)
-    except FileNotFoundError:
-        return None
-    if stat.S_ISDIR(status.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
-    if not os.access(target, os.W_OK):
-        raise PermissionError(
-            errno.EACCES, "Permission denied: the file is write-protected (change its mode "
-            "to replace it, or write elsewhere)", path
-        )
-    return stat.S_IMODE(status.st_mode)
-
-
-def _naming_path(error, temporary, path):
-    """``error`` about the temporary, told about ``path`` (the file the user named)."""
-    if temporary not in str(error):
-        return error
-    message = (error.strerror or str(error)).replace(temporary, path)
-    return type(error)(error.errno, message, path) if error.errno else OSError(message)
-
-
-def _temporary_name(folder, base):
-    """A short name beside the target: a legal target name gives a legal temporary name."""
-    return os.path.join(folder, f".{base[:32]}.{secrets.token_hex(4)}.tmp")
-
-
-def _create_temporary(temporary, mode):
-    """Creates the empty temporary, with no wider permissions than the final file."""
-    # A new file gets what a plain open() gives (0o666 less the umask); replacing a
-    # file, the owner must write it and nobody else may read more than before.
-    create_mode = 0o666 if mode is None else (mode & 0o077) | 0o600
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, create_mode))
-
-
-def _fsync(path):
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_directory(folder):
-    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder
-        return
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
