@@ -507,8 +507,6 @@ def _undocumented_arguments():
 # Arguments whose docstrings do not name them yet. The set may only shrink: a
 # new public function or argument must be documented where it is defined.
 KNOWN_GAPS = {
-    "nnabla_modules.files.StoredParameter(read_into)",
-    "nnabla_modules.files.source_name(source)",
     "nnabla_modules.layers._adapter.Layer(args)",
     "nnabla_modules.layers._adapter.Layer(kwargs)",
     "nnabla_modules.layers._adapter.Layer.__call__(inputs)",
