@@ -56,6 +56,7 @@ from nnabla.utils import nnabla_pb2
 from . import _h5
 from ._atomic import write_atomically
 from ._h5 import ParameterFileError
+from ._h5_check import plainly_intact
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
@@ -175,7 +176,7 @@ PROBE_UNCHECKSUMMED_H5 = True
 
 def _check_before_hdf5(stream, label):
     """Raises ParameterFileError for a file whose metadata would crash the HDF5 library."""
-    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or _h5.plainly_intact(stream):
+    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or plainly_intact(stream):
         return
     try:
         survived = _h5.probe(stream, label)
