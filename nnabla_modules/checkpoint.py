@@ -136,10 +136,21 @@ def load_state_dict(module, state, strict=True):
 
 
 def _naming_module(module, error):
-    """The same error, its message prefixed with the module's description."""
-    if isinstance(error, OSError) and error.errno is not None:
-        return type(error)(error.errno, f"{describe(module)}: {error.strerror}", error.filename)
-    return type(error)(f"{describe(module)}: {error}")
+    """The same kind of error, its message prefixed with the module's description.
+
+    An exception class whose constructor takes other arguments keeps its own
+    object, with the description as a note (``__notes__``).
+    """
+    try:
+        if isinstance(error, OSError) and error.errno is not None:
+            return type(error)(
+                error.errno, f"{describe(module)}: {error.strerror}", error.filename
+            )
+        return type(error)(f"{describe(module)}: {error}")
+    except Exception:
+        note = f"while loading into {describe(module)}"
+        error.__notes__ = [*getattr(error, "__notes__", []), note]
+        return error
 
 
 def _held_from_elsewhere(module):

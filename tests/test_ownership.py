@@ -673,3 +673,19 @@ def test_an_nnabla_module_built_in_a_call_is_refused():
 def test_strict_must_be_a_bool(strict):
     with pytest.raises(TypeError, match="strict"):
         nm.Linear(2, 2).load_state_dict({}, strict=strict)
+
+
+def test_an_error_class_with_other_arguments_keeps_its_kind_when_named(monkeypatch):
+    from nnabla_modules import files
+
+    class Odd(ValueError):
+        def __init__(self, code, text):
+            super().__init__(f"{code}: {text}")
+
+    def failing(*args, **kwargs):
+        raise Odd(7, "odd")
+
+    monkeypatch.setattr(files, "open_parameters", failing)
+    with pytest.raises(Odd) as error:
+        nm.Linear(2, 2, name="fc").load_parameters("x.h5")
+    assert "fc" in error.value.__notes__[0]
