@@ -26,6 +26,7 @@ import sys
 from collections import OrderedDict
 
 from . import __version__
+from ._util import table_lines
 
 __all__ = ["main", "build_parser", "CliError", "PROGRESS_BYTES"]
 
@@ -290,7 +291,7 @@ def run_inspect(args):
         else:
             print(_file_line(info))
             print()
-            print("\n".join(_table(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
+            print("\n".join(table_lines(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
     return EXIT_OK
 
 
@@ -410,7 +411,8 @@ def _diff_lines(report, count_a, count_b):
     for title, entries, header, cells in sections:
         if entries:
             lines += ["", f"{title} ({len(entries)}):"]
-            lines += ["  " + line for line in _table(_left(header), [cells(e) for e in entries])]
+            table = table_lines(_left(header), [cells(e) for e in entries])
+            lines += ["  " + line for line in table]
     values = report["value_differences"]
     if values:
         lines += [
@@ -437,7 +439,7 @@ def _diff_lines(report, count_a, count_b):
             ]
             for e in values
         ]
-        lines += ["  " + line for line in _table(columns, rows)]
+        lines += ["  " + line for line in table_lines(columns, rows)]
     largest = report["largest_abs_diff"]
     if largest is not None:
         lines += [
@@ -599,7 +601,7 @@ def _report_convert(args, entries, kinds):
     if changed:
         print()
         columns = (("Key", "<"), ("", "<"), ("New key", "<"), ("Shape", "<"))
-        print("\n".join(_table(columns, [_convert_cells(e) for e in changed])))
+        print("\n".join(table_lines(columns, [_convert_cells(e) for e in changed])))
 
 
 def _convert_cells(entry):
@@ -629,19 +631,6 @@ def _convert_json(args, entries, kinds):
 
 
 # --- output ------------------------------------------------------------------------------
-
-
-def _table(columns, rows):
-    """Plain-text lines: a header, a rule, the rows; columns aligned as given."""
-    rows = [list(r) for r in rows]
-    titles = [title for title, _ in columns]
-    widths = [max(len(str(cells[i])) for cells in [titles] + rows) for i in range(len(titles))]
-
-    def line(cells):
-        parts = [f"{str(c):{align}{w}}" for c, (_, align), w in zip(cells, columns, widths)]
-        return "  ".join(parts).rstrip()
-
-    return [line(titles), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
 def _shape(shape):

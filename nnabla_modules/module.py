@@ -348,8 +348,9 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         """Calls ``hook(module, args, kwargs, output)`` after each call of this module.
 
         A hook that returns something other than ``None`` replaces the output.
-        Hooks run outside the module's scope, after its call, in the order they
-        were registered (those of :func:`register_module_forward_hook` first);
+        Hooks run outside the module's scope, after its call (PF code in a hook
+        belongs to the module whose call surrounds it), in the order they were
+        registered (those of :func:`register_module_forward_hook` first);
         ``super().__call__`` chains are one call. See :doc:`/tools`.
 
         Args:

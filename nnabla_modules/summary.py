@@ -36,7 +36,7 @@ from ._calls import register_module_forward_hook
 from ._enumeration import owned_entries
 from ._naming import describe
 from ._state import ModuleBase
-from ._util import input_variables, nested_leaves
+from ._util import input_variables, nested_leaves, table_lines
 
 if TYPE_CHECKING:  # for annotations only: this file may not import module.py
     from .module import Module
@@ -129,7 +129,7 @@ class Summary:
         totals.append(f"Parameter memory: {_memory_text(self.param_memory)}")
         if self.activation_memory is not None:
             totals.append(f"Activation memory: {_memory_text(self.activation_memory)}")
-        return "\n".join(_format_table(header, aligns, cells) + [""] + totals)
+        return "\n".join(table_lines(list(zip(header, aligns)), cells) + [""] + totals)
 
     __repr__ = __str__
 
@@ -425,13 +425,3 @@ def _labels(rows):
         labels.append(label)
         parents.append(row["prefix"])
     return labels
-
-
-def _format_table(header, aligns, rows):
-    widths = [max(len(cells[i]) for cells in [header] + rows) for i in range(len(header))]
-
-    def line(cells):
-        text = "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, aligns, widths))
-        return text.rstrip()
-
-    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
