@@ -255,7 +255,7 @@ def test_the_call_signature_of_a_user_layer_and_of_a_family_base():
     y_train, y_test = layer(x), layer(x, test=True)
     nn.forward_all([y_train, y_test])
     np.testing.assert_array_equal(y_test.d, y_train.d * 0.5)
-    assert str(nm.layers.conv._ConvolutionFamily.call_signature()) == (
+    assert str(nm.layers.conv.ConvolutionFamily.call_signature()) == (
         "(*inputs, test=False, **overrides)"
     )
 

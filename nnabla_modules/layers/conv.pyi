@@ -8,10 +8,10 @@ import numpy as np
 from ._adapter import Layer
 from ._types import Bool, Initializer, Int, Ints
 
-class _ConvolutionFamily(Layer):
+class ConvolutionFamily(Layer):
     spatial_dims: ClassVar[int | None]
 
-class Convolution(_ConvolutionFamily):
+class Convolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -351,7 +351,7 @@ class ConvNd(Convolution):
         apply_b: Any = ...,
     ) -> Any: ...
 
-class Deconvolution(_ConvolutionFamily):
+class Deconvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -706,7 +706,7 @@ class DeconvNd(Deconvolution):
         apply_b: Any = ...,
     ) -> Any: ...
 
-class DepthwiseConvolution(_ConvolutionFamily):
+class DepthwiseConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -762,7 +762,7 @@ class DepthwiseConvolution(_ConvolutionFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class DepthwiseDeconvolution(_ConvolutionFamily):
+class DepthwiseDeconvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -818,7 +818,7 @@ class DepthwiseDeconvolution(_ConvolutionFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class DeformableConvolution(_ConvolutionFamily):
+class DeformableConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,

@@ -8,9 +8,9 @@ import numpy as np
 from ._adapter import Layer
 from ._types import Bool, Initializer, Int, Ints
 
-class _AffineFamily(Layer): ...
+class AffineFamily(Layer): ...
 
-class Affine(_AffineFamily):
+class Affine(AffineFamily):
     @overload
     def __init__(
         self,

@@ -6,10 +6,10 @@ import nnabla as nn
 import numpy as np
 
 from ._types import Bool, Initializer, Int, Ints
-from .conv import _ConvolutionFamily
-from .linear import _AffineFamily
+from .conv import ConvolutionFamily
+from .linear import AffineFamily
 
-class SVDAffine(_AffineFamily):
+class SVDAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -56,7 +56,7 @@ class SVDAffine(_AffineFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class SVDConvolution(_ConvolutionFamily):
+class SVDConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -115,7 +115,7 @@ class SVDConvolution(_ConvolutionFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class CPD3Convolution(_ConvolutionFamily):
+class CPD3Convolution(ConvolutionFamily):
     @overload
     def __init__(
         self,

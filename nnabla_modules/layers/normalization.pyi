@@ -45,7 +45,7 @@ class BatchNormalization(_BatchNormFamily):
         no_bias: Bool = ...,
     ) -> Any: ...
 
-class BatchNorm1d(BatchNormalization):
+class _FixedRankBatchNorm(BatchNormalization):
     def __init__(
         self,
         n_features: Ints | None = None,
@@ -77,7 +77,7 @@ class BatchNorm1d(BatchNormalization):
         no_bias: Bool = ...,
     ) -> Any: ...
 
-class BatchNorm2d(BatchNormalization):
+class BatchNorm1d(_FixedRankBatchNorm):
     def __init__(
         self,
         n_features: Ints | None = None,
@@ -109,7 +109,39 @@ class BatchNorm2d(BatchNormalization):
         no_bias: Bool = ...,
     ) -> Any: ...
 
-class BatchNorm3d(BatchNormalization):
+class BatchNorm2d(_FixedRankBatchNorm):
+    def __init__(
+        self,
+        n_features: Ints | None = None,
+        axes: Sequence[Int] = [1],
+        decay_rate: Number = 0.9,
+        eps: Number = 1e-05,
+        batch_stat: Bool = True,
+        output_stat: Bool = False,
+        fix_parameters: Bool = False,
+        param_init: Initializers | None = None,
+        *,
+        no_scale: Bool = False,
+        no_bias: Bool = False,
+        name: str | None = None,
+    ) -> None: ...
+    def __call__(
+        self,
+        inp: nn.Variable,
+        test: bool = False,
+        *,
+        axes: Sequence[Int] = ...,
+        decay_rate: Number = ...,
+        eps: Number = ...,
+        batch_stat: Bool = ...,
+        output_stat: Bool = ...,
+        fix_parameters: Bool = ...,
+        param_init: Initializers | None = ...,
+        no_scale: Bool = ...,
+        no_bias: Bool = ...,
+    ) -> Any: ...
+
+class BatchNorm3d(_FixedRankBatchNorm):
     def __init__(
         self,
         n_features: Ints | None = None,

@@ -7,10 +7,10 @@ import numpy as np
 
 from ._adapter import Layer
 from ._types import Bool, Initializer, Int, Ints, Number
-from .conv import _ConvolutionFamily
-from .linear import _AffineFamily
+from .conv import ConvolutionFamily
+from .linear import AffineFamily
 
-class BinaryConnectAffine(_AffineFamily):
+class BinaryConnectAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -60,7 +60,7 @@ class BinaryConnectAffine(_AffineFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class BinaryConnectConvolution(_ConvolutionFamily):
+class BinaryConnectConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -125,7 +125,7 @@ class BinaryConnectConvolution(_ConvolutionFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class BinaryWeightAffine(_AffineFamily):
+class BinaryWeightAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -175,7 +175,7 @@ class BinaryWeightAffine(_AffineFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class BinaryWeightConvolution(_ConvolutionFamily):
+class BinaryWeightConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -240,7 +240,7 @@ class BinaryWeightConvolution(_ConvolutionFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class INQAffine(_AffineFamily):
+class INQAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -299,7 +299,7 @@ class INQAffine(_AffineFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class INQConvolution(_ConvolutionFamily):
+class INQConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -373,7 +373,7 @@ class INQConvolution(_ConvolutionFamily):
         with_bias: Bool = ...,
     ) -> Any: ...
 
-class FixedPointQuantizedAffine(_AffineFamily):
+class FixedPointQuantizedAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -447,7 +447,7 @@ class FixedPointQuantizedAffine(_AffineFamily):
         ste_fine_grained_b: Bool = ...,
     ) -> Any: ...
 
-class FixedPointQuantizedConvolution(_ConvolutionFamily):
+class FixedPointQuantizedConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -539,7 +539,7 @@ class FixedPointQuantizedConvolution(_ConvolutionFamily):
         ste_fine_grained_b: Bool = ...,
     ) -> Any: ...
 
-class Pow2QuantizedAffine(_AffineFamily):
+class Pow2QuantizedAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -619,7 +619,7 @@ class Pow2QuantizedAffine(_AffineFamily):
         ste_fine_grained_b: Bool = ...,
     ) -> Any: ...
 
-class Pow2QuantizedConvolution(_ConvolutionFamily):
+class Pow2QuantizedConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -714,7 +714,7 @@ class Pow2QuantizedConvolution(_ConvolutionFamily):
         ste_fine_grained_b: Bool = ...,
     ) -> Any: ...
 
-class PrunedAffine(_AffineFamily):
+class PrunedAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -770,7 +770,7 @@ class PrunedAffine(_AffineFamily):
         rate_b: Number = ...,
     ) -> Any: ...
 
-class PrunedConvolution(_ConvolutionFamily):
+class PrunedConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
@@ -844,7 +844,7 @@ class PrunedConvolution(_ConvolutionFamily):
         rate_b: Number = ...,
     ) -> Any: ...
 
-class MinMaxQuantizedAffine(_AffineFamily):
+class MinMaxQuantizedAffine(AffineFamily):
     @overload
     def __init__(
         self,
@@ -933,7 +933,7 @@ class MinMaxQuantizedAffine(_AffineFamily):
         eps: Number = ...,
     ) -> Any: ...
 
-class MinMaxQuantizedConvolution(_ConvolutionFamily):
+class MinMaxQuantizedConvolution(ConvolutionFamily):
     @overload
     def __init__(
         self,
