@@ -271,7 +271,24 @@ def _overwrite(param, stored, undo):
     # Read access ("r"): the values may live in another array (a device, a dtype).
     old = param.data.get_data("r", dtype).copy()
     undo.append(lambda: np.copyto(param.data.get_data("w", dtype), old))
-    stored.read_into(param.data.get_data("w", dtype))
+    _read_exactly(stored, param.data.get_data("w", dtype))
+
+
+def _read_exactly(stored, out):
+    """Reads ``stored`` into ``out``; a value too large for ``out``'s dtype is an error.
+
+    Casting float64 to float32 turns 1e300 into infinity without a word: a
+    weight that was finite in the file must stay finite in the module.
+    """
+    with np.errstate(over="ignore"):  # overflow is checked below, with a clear error
+        stored.read_into(out)
+    narrower = out.dtype.kind == "f" and stored.dtype.itemsize > out.dtype.itemsize
+    if narrower and not np.isfinite(out).all() and np.isfinite(stored.read()).all():
+        raise CheckpointError(
+            f"{stored.name!r}: its values do not fit {out.dtype} (finite in the file, "
+            f"infinite once converted); nothing was loaded",
+            LoadResult([], [], [stored.name]),
+        )
 
 
 def _note_undone(error, module, source):
@@ -304,7 +321,7 @@ def _place(module, placement, undo):
     frozen = state_of(module).frozen
     param = nn.Variable(stored.shape, need_grad=stored.need_grad and not frozen)
     dtype = stored.dtype if stored.dtype.kind == "f" else np.float32
-    stored.read_into(param.data.get_data("w", dtype))
+    _read_exactly(stored, param.data.get_data("w", dtype))
     scope[leaf] = param
     undo.append(lambda: scope.pop(leaf, None))
 

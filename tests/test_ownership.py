@@ -689,3 +689,13 @@ def test_an_error_class_with_other_arguments_keeps_its_kind_when_named(monkeypat
     with pytest.raises(Odd) as error:
         nm.Linear(2, 2, name="fc").load_parameters("x.h5")
     assert "fc" in error.value.__notes__[0]
+
+
+def test_values_too_large_for_float32_are_refused_and_nothing_changes():
+    fc = nm.Linear(2, 3, name="fc")
+    before = fc.get_parameters()["affine/W"].d.copy()
+    with pytest.raises(CheckpointError, match="infinite once converted"):
+        fc.load_state_dict({"affine/W": np.full((2, 3), 1e300), "affine/b": np.zeros(3)})
+    assert np.array_equal(fc.get_parameters()["affine/W"].d, before)
+    fc.load_state_dict({"affine/W": np.full((2, 3), np.inf), "affine/b": np.zeros(3)})
+    assert np.all(np.isinf(fc.get_parameters()["affine/W"].d))  # infinite in the file: as is
