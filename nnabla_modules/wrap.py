@@ -113,7 +113,10 @@ def wrap(function: Callable[..., Any]) -> Type[Any]:
         "__init__": __init__,
         "__doc__": function.__doc__ or FunctionModule.__doc__,
         "__module__": getattr(function, "__module__", __name__),
-        "__qualname__": getattr(function, "__qualname__", function.__name__),
+        "__qualname__": getattr(function, "__qualname__", type(function).__name__),
         "function": staticmethod(function),
     }
-    return type(function.__name__, (FunctionModule,), namespace)
+    # The class name gives unnamed instances their names: a lambda's "<lambda>"
+    # would put "<" in registry keys.
+    name = getattr(function, "__name__", "")
+    return type(name if name.isidentifier() else "FunctionModule", (FunctionModule,), namespace)
