@@ -699,3 +699,10 @@ def test_values_too_large_for_float32_are_refused_and_nothing_changes():
     assert np.array_equal(fc.get_parameters()["affine/W"].d, before)
     fc.load_state_dict({"affine/W": np.full((2, 3), np.inf), "affine/b": np.zeros(3)})
     assert np.all(np.isinf(fc.get_parameters()["affine/W"].d))  # infinite in the file: as is
+
+
+def test_a_wrapped_lambda_has_a_name_fit_for_registry_keys():
+    model = nm.wrap(lambda x: PF.affine(x, 2))()
+    model(nn.Variable((1, 3)))
+    assert model.prefix == "function_module"
+    assert list(nn.get_parameters()) == ["function_module/affine/W", "function_module/affine/b"]
