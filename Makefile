@@ -17,8 +17,11 @@ demo: venv
 test: venv
 	$(PY) -m pytest
 
+# ruff, then mypy over the package (its layer stubs) and tests/typing/accepted.py:
+# pyproject.toml's [tool.mypy] says what it checks.
 lint: venv
-	$(PY) -m ruff check nnabla_modules tests benchmarks examples
+	$(PY) -m ruff check nnabla_modules tests benchmarks examples scripts
+	$(PY) -m mypy
 
 bench: venv
 	$(PY) -m benchmarks

@@ -12,9 +12,10 @@ Run it with ``python -m benchmarks.checkpoint`` (``--help`` for options).
   elsewhere ``ru_maxrss`` with the peak so far as the baseline), loads, and
   reports how far the peak rose above the resident set before the load.
 
-Targets: load time <= 1.10x ``nn.load_parameters``, of a file saved by the
-module and of one saved by ``nn.save_parameters``; the extra peak at most one
-largest tensor.
+Targets: load time <= 1.10x ``nn.load_parameters``, for our files and for
+NNabla's (checked in Python before HDF5 reads them); the extra peak at most the
+model's old values (kept until the load is complete, so that any failure puts
+them back) plus one largest tensor.
 """
 
 import argparse
@@ -70,7 +71,7 @@ def measure_times(model, ours_file, nnabla_file, rounds):
         "save nnabla": lambda: nn.save_parameters(os.path.join(folder, "save_nnabla.h5")),
         "load ours": lambda: model.load_parameters(ours_file),
         "load nnabla": lambda: nn.load_parameters(nnabla_file),
-        # An nn.save_parameters file has no metadata checksums: read in a forked probe first.
+        # An nn.save_parameters file has no metadata checksums: checked in Python first.
         "load ours, nnabla file": lambda: model.load_parameters(nnabla_file),
     }
     times = {name: [] for name in cases}
@@ -165,12 +166,14 @@ def measure_peaks(ours_file, nnabla_file, repeats):
 def report(params, times, peaks):
     sizes = [param.size * param.data.dtype.itemsize for param in params.values()]
     largest = max(sizes)
+    memory_target = sum(sizes) + largest
     print(f"model: {sum(sizes) / MB:.1f} MB in {len(sizes)} tensors, "
           f"largest {largest / MB:.1f} MB")
     print(f"nn.load_parameters: {times['load nnabla'] * 1e3:.1f} ms")
     met = []
     for case, what in (("load ours", "saved by the module"),
-                       ("load ours, nnabla file", "saved by nn.save_parameters")):
+                       ("load ours, nnabla file",
+                        "saved by nn.save_parameters (structure checked in Python first)")):
         ratio = times[case] / times["load nnabla"]
         met.append(figure(f"load .h5 {what}",
                           f"{ratio:.2f} x nn.load_parameters ({times[case] * 1e3:.1f} ms)",
@@ -181,7 +184,8 @@ def report(params, times, peaks):
     met.append(figure("peak RSS during load, above the model",
                       f"{peaks['ours'] / MB:.1f} MB (nn.load_parameters "
                       f"{peaks['nnabla'] / MB:.1f} MB)",
-                      f"<= one tensor ({largest / MB:.0f} MB)", peaks["ours"] <= largest))
+                      f"<= old values + one tensor ({memory_target / MB:.0f} MB)",
+                      peaks["ours"] <= memory_target))
     return all(met)
 
 

@@ -8,17 +8,20 @@ and loaded per object.
 
 __version__ = "0.1.0"
 
-from .containers import ModuleDict, ModuleList, Sequential
-from .layers import *  # noqa: F401,F403
-from .layers import __all__ as _layer_names
-from .module import (
-    Module,
-    SharedParameterWarning,
-    orphans,
-    register_module_forward_hook,
-    register_module_forward_pre_hook,
-)
-from .wrap import FunctionModule, wrap
+from ._quiet import nnabla_import_quiet
+
+with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO line
+    from .containers import ModuleDict, ModuleList, Sequential
+    from .layers import *  # noqa: F401,F403
+    from .layers import __all__ as _layer_names
+    from .module import (
+        Module,
+        SharedParameterWarning,
+        orphans,
+        register_module_forward_hook,
+        register_module_forward_pre_hook,
+    )
+    from .wrap import FunctionModule, wrap
 
 __all__ = [
     "Module",

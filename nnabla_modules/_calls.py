@@ -12,6 +12,8 @@ import functools
 import sys
 import threading
 import warnings
+import weakref
+from typing import Any, Dict, List, Optional, Tuple
 
 import nnabla.parameter as _parameter
 
@@ -37,17 +39,19 @@ def observe(name, param, is_set, pf_use):
     """
     active = _registry.active
     scope = _parameter.current_scope
+    requested = param.need_grad  # what the code asked for, before a freeze holds
     depth = len(active) - 1
     while depth >= 0:
         module = active[depth]
         state = module._module_state
         key = state.relative_key(scope, name)
         if key is None:
+            _check_in_registry(module, scope, name)
             return
         claims = state.claims
         if is_set or key not in claims:
             # The flag the code asked for: a frozen module restores it on unfreeze.
-            claims[key] = param.need_grad
+            claims[key] = requested
         if param.need_grad and (state.frozen or id(param) in frozen_entries):
             # Frozen holds whatever the code asks for, also when a module that
             # shares the entry by name and is not frozen uses it.
@@ -57,6 +61,16 @@ def observe(name, param, is_set, pf_use):
         if state.parent is not None or not state.built_in_call:
             return
         depth -= 1  # a temporary module: its caller owns the entry too
+
+
+def _check_in_registry(module, scope, name):
+    """A parameter made outside NNabla's registry in a module's call would be nobody's."""
+    if _registry.path_of(scope) is None:
+        raise RuntimeError(
+            f"{describe(module)}: its call created or read the parameter {name!r} outside "
+            f"NNabla's parameter registry: {_registry.OUTSIDE_REGISTRY}. This module could "
+            "not list, save or freeze it; use nnabla_modules layers or PF code instead."
+        )
 
 
 def _check_shared_use(active, depth, key):
@@ -142,8 +156,13 @@ def run_in_scope(module, fn, args, kwargs):
         outer_call_keys = state.call_keys
         if module._checks_shared_pf_calls:
             state.call_keys = {}
+        failed = None
         try:
             result = fn(module, *args, **kwargs)
+        except BaseException as error:
+            if state.pending is None:
+                raise
+            failed = error  # undone below, once the scope is restored
         finally:
             state.call_keys = outer_call_keys
             _parameter.current_scope = previous
@@ -152,6 +171,8 @@ def run_in_scope(module, fn, args, kwargs):
             active.pop()
             if caller is None:
                 _registry.owner[0] = None
+        if failed is not None:
+            state.pending.fail(module, failed)  # undoes the load and raises
         if state.pending is not None:
             state.pending.verify(module)  # a load's keys, checked at the first call
         if hooks is not None and hooks.post:
@@ -178,8 +199,8 @@ class Hooks:
 
 
 #: The hooks of every module (``register_module_forward_hook``); None: there are none.
-global_hooks = [None]
-_own_hooks = {}  # id(state) -> (state, Hooks of the module alone)
+global_hooks: List[Optional[Hooks]] = [None]
+_own_hooks: Dict[int, Tuple[Any, Hooks]] = {}  # id(state) -> (state, Hooks of the module alone)
 _global = Hooks()
 
 
@@ -254,6 +275,10 @@ frozen_no_grad = [False]
 SAME_LEVEL = ()  # the local name of a module given name=""
 
 
+#: Roots already warned about being called, unheld, inside another module's call.
+_warned_unheld: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
 def _temporary_module_error(module, caller):
     return RuntimeError(
         f"{describe(module)} was constructed during a call of {describe(caller)} and is "
@@ -307,6 +332,15 @@ def _enter_from_outside(module, caller):
             if state.given_name is None:
                 raise _temporary_module_error(module, caller)
             state.frozen = caller._module_state.frozen  # its weights are the caller's
+        elif state.parent is None and module not in _warned_unheld:
+            _warned_unheld.add(module)
+            warnings.warn(
+                f"{describe(module)} is called in a call of {describe(caller)}, which does "
+                "not hold it in an attribute, list, tuple or dict: its weights are not "
+                f"{describe(caller)}'s (not listed, saved or frozen with it). Hold it "
+                "there (self.layer = ...) to make them so.",
+                stacklevel=user_stacklevel(),
+            )
         if state.parent is not None and state.parent() is caller:
             return enter_scope(module, caller)
     drop_stale_entries(module)  # the root's prefix is in use from here on

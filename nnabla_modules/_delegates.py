@@ -5,13 +5,24 @@ imported at their first use, so ``import nnabla_modules`` stays light and
 those files may use the module system without importing ``module.py``.
 """
 
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Mapping, Optional, cast
+
+if TYPE_CHECKING:  # for annotations only: the files are imported at first use
+    import numpy as np
+
+    from .checkpoint import LoadResult
+    from .summary import Summary
+
 
 class CheckpointMethods:
     """``save_parameters``, ``load_parameters``, ``state_dict``, ``load_state_dict``."""
 
     __slots__ = ()
 
-    def save_parameters(self, path, grad_only=False, extension=None):
+    def save_parameters(
+        self, path: Any, grad_only: bool = False, extension: Optional[str] = None
+    ) -> None:
         """Saves this module's parameters, keys relative to its prefix; see :doc:`/checkpoints`.
 
         The file is one of NNabla's own formats, readable by
@@ -39,15 +50,17 @@ class CheckpointMethods:
             >>> import nnabla_modules as nm
             >>> fc = nm.Linear(4, 2, name="fc")
             >>> fc.save_parameters("fc.h5")
-            >>> import nnabla_modules.io
-            >>> list(nnabla_modules.io.read_parameters("fc.h5"))
+            >>> import nnabla_modules.files
+            >>> list(nnabla_modules.files.read_parameters("fc.h5"))
             ['affine/W', 'affine/b']
         """
         from . import checkpoint
 
         return checkpoint.save_parameters(self, path, grad_only=grad_only, extension=extension)
 
-    def load_parameters(self, path, strict=True, extension=None):
+    def load_parameters(
+        self, path: Any, strict: bool = True, extension: Optional[str] = None
+    ) -> "LoadResult":
         """Loads a checkpoint into this module's Variables in place; see :doc:`/checkpoints`.
 
         Keys are read relative to the module; keys that carry the module's full
@@ -77,7 +90,7 @@ class CheckpointMethods:
         Raises:
             CheckpointError: The file does not fit the module (``strict=True``,
                 or a key that fits twice); nothing was changed.
-            nnabla_modules.io.ParameterFileError: Not a readable parameter file.
+            nnabla_modules.files.ParameterFileError: Not a readable parameter file.
             FileNotFoundError: No file at ``path``.
 
         Example:
@@ -94,7 +107,7 @@ class CheckpointMethods:
 
         return checkpoint.load_parameters(self, path, strict=strict, extension=extension)
 
-    def state_dict(self, grad_only=False):
+    def state_dict(self, grad_only: bool = False) -> "OrderedDict[str, np.ndarray]":
         """Numpy copies of the parameters, keys relative to the prefix.
 
         A snapshot: changing the arrays changes nothing in the module, and
@@ -125,7 +138,7 @@ class CheckpointMethods:
 
         return checkpoint.state_dict(self, grad_only=grad_only)
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> "LoadResult":
         """Loads an in-memory ``{key: array}`` with the rules of :meth:`load_parameters`.
 
         Values are written into the module's existing Variables, in place, all
@@ -167,7 +180,7 @@ class ToolMethods:
 
     __slots__ = ()
 
-    def summary(self, *inputs, **kwargs):
+    def summary(self, *inputs: Any, **kwargs: Any) -> "Summary":
         """A table of the module tree on ``inputs``; see :func:`nnabla_modules.summary.summary`.
 
         Args:
@@ -179,13 +192,13 @@ class ToolMethods:
         """
         from . import summary
 
-        return summary.summary(self, *inputs, **kwargs)
+        return summary.summary(cast(Any, self), *inputs, **kwargs)
 
-    def clone(self, name=None):
+    def clone(self, name: Optional[str] = None) -> Any:
         """A copy as a new root (``name=`` or automatic) with copied values; see :doc:`/tools`."""
         from . import clone
 
-        return clone.clone(self, name=name)
+        return clone.clone(cast(Any, self), name=name)
 
     def __deepcopy__(self, memo):
         from . import clone

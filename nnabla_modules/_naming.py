@@ -52,6 +52,13 @@ def join(path):
     return "/".join(path)
 
 
+def without_module_marks(key):
+    """``@conv1/conv/W`` (NNabla ``nn.Module`` files) -> ``conv1/conv/W``."""
+    if "@" not in key:
+        return key
+    return "/".join(level[1:] if level.startswith("@") else level for level in key.split("/"))
+
+
 class RootNames:
     """Prefixes held by live modules that no live parent holds, for unique automatic names.
 
@@ -237,3 +244,19 @@ def stop_forgetting(state):
     if state.finalizer is not None:
         state.finalizer.detach()
         state.finalizer = None
+
+
+def name_root(module, given_name, local):
+    """Names a root made without the metaclass (a copy): ``local`` in its construction scope.
+
+    ``given_name`` None: an automatic name, whose entries go stale when the
+    module dies, as every auto-named root's.
+    """
+    state = module._module_state
+    state.given_name = given_name
+    state.local = (local,) if local else ()
+    if given_name is None:
+        state.finalizer = weakref.finalize(module, forget_auto_named_root, state)
+        state.finalizer.atexit = False
+    root_names.hold(state.construction_path + state.local, module)
+    naming_epoch[0] += 1

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections import OrderedDict
 from threading import get_ident
+from typing import Any, List
 
 import nnabla as nn
 import nnabla.parameter as _parameter
@@ -201,7 +202,7 @@ owner = [None]
 #: ``observe(name, param, is_set, pf_use)``, set by module.py: records an entry
 #: of the current scope for the innermost running module. ``pf_use``: the event
 #: is one request of ``get_parameter_or_create`` (a read, or the creation).
-observer = [None]
+observer: List[Any] = [None]
 
 #: prefix -> scope dict left by a dead auto-named root, dropped when the name is reused.
 stale = {}

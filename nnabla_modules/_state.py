@@ -9,6 +9,7 @@ freezing (``_enumeration.py``); checkpoints use ``credit_loaded`` and
 """
 
 from collections import OrderedDict
+from typing import Any, Dict
 
 from . import _registry
 
@@ -18,7 +19,7 @@ NOT_GIVEN = object()
 
 #: id -> registry Variable of every entry a frozen module owns (see ``freeze``); held
 #: here, so an id stays unique while it is listed.
-frozen_entries = {}
+frozen_entries: Dict[int, Any] = {}
 
 
 class ModuleBase:
@@ -108,6 +109,8 @@ class ModuleState:
             self.scope = scope
             self.relpaths = {}
 
+    # --- for checkpoints (_load_check.py, checkpoint.py) -------------------------
+
     def credit_loaded(self, key, need_grad):
         """Credits a loaded entry to this module until the check at the next call."""
         self.provisional[key] = need_grad
@@ -115,3 +118,40 @@ class ModuleState:
     def defer_check(self, pending):
         """Runs ``pending.verify(module)`` when this module's next call ends."""
         self.pending = pending
+
+    def end_check(self):
+        """The check has run: the call has shown which entries are whose."""
+        self.pending = None
+
+    def forget_loaded_credit(self):
+        self.provisional.clear()
+
+    def forget_claims_without_entry(self, scope):
+        """Drops the claims whose entry under ``scope`` (the prefix's dict) is gone."""
+        for key in list(self.claims):
+            if scope is None or not _registry.is_variable(_registry.lookup(scope, key)):
+                del self.claims[key]
+
+
+def new_state_like(state):
+    """A fresh state for a copy of the module of ``state``: same name, nothing owned yet."""
+    fresh = ModuleState(state.given_name, state.construction_path)
+    fresh.local = state.local
+    return fresh
+
+
+def copy_ownership(source, copy):
+    """The copy owns what its source owns, and is frozen where the source is.
+
+    The copy's code creates some entries only at its first call (values are
+    placed for it): owning them from the start, it saves and lists them now.
+    """
+    copy.frozen = source.frozen
+    for key in source.owned():
+        if key not in copy.claims:
+            copy.claims[key] = source.requested_need_grad(key)
+
+
+def state_of(module):
+    """The :class:`ModuleState` of ``module``: how other files reach it."""
+    return module._module_state

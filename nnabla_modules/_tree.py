@@ -10,6 +10,7 @@ prefix (``_keep_orphan``). :func:`walk` and :func:`children_of` list the tree.
 import sys
 import weakref
 from collections import OrderedDict
+from typing import Any, List
 
 from . import _registry
 from ._naming import (
@@ -29,7 +30,7 @@ CONTAINERS = (list, tuple, dict)
 
 #: Modules whose ``__init__`` is running: a module built inside one may refer back
 #: to it (``Child(owner=self)``) but never adopts it.
-constructing = []
+constructing: List[Any] = []
 
 
 def adopt_attributes(parent):
@@ -272,3 +273,63 @@ def rename(module, name):
     else:
         state.local = (name,) if name else ()
         naming_epoch[0] += 1
+
+
+def check_holding(parent, attr, value):
+    """``parent.attr = value``: refused where the weights would not follow the attribute.
+
+    A module's keys follow its prefix, fixed once it has parameters. Holding
+    such a module where its prefix does not lead (a sibling moved onto another
+    child's attribute, as in a swap, or a module of another model) would
+    leave a solver, a save or a freeze without it; plain sharing (a second
+    attribute for the same module of this model) stays allowed.
+    """
+    for child in modules_in(value, set()):
+        state = child._module_state
+        if state.parent is None or not has_parameters(child):
+            continue  # adopted here, or nothing to lose
+        holder = state.parent_module()
+        if holder is not None and _root(holder) is _root(parent):
+            occupant = vars(parent).get(attr)
+            moving = holder is parent and isinstance(occupant, ModuleBase)
+            if not moving or occupant is child:
+                continue
+            if occupant._module_state.parent_module() is not parent:
+                continue
+        raise ValueError(
+            f"{describe(parent)}: cannot hold {describe(child)} as {attr!r}: its weights live "
+            f"under its prefix {prefix_of(child) and join(prefix_of(child))!r}, which does not "
+            "follow it, so this model would list, save and freeze them under other keys or "
+            "not at all. Copy its weights instead (new.load_state_dict(old.state_dict())), "
+            "or build the model with the layer where it belongs."
+        )
+
+
+def _root(module):
+    while True:
+        parent = module._module_state.parent_module()
+        if parent is None:
+            return module
+        module = parent
+
+
+def attach_copy(child, parent, source):
+    """Makes ``child`` (a copy of ``source``) a child of ``parent`` where ``source`` is in its own.
+
+    A copied tree mirrors its source: same local names, same slots, the same
+    rules for kept submodules and replacements.
+    """
+    state = child._module_state
+    source_parent = source._module_state.parent_module()
+    slots = source_parent._module_state.slots if source_parent is not None else {}
+    levels = next((k for k, (_, s) in slots.items() if s is source._module_state), state.local)
+    child_ref = weakref.ref(child)
+    state.parent = weakref.ref(parent, lambda _: _keep_orphan(child_ref))
+    parent._module_state.slots[levels] = (child_ref, state)
+    naming_epoch[0] += 1
+
+
+def detach_copy(child):
+    """A copy whose source's parent was not copied: the module that holds it adopts it."""
+    child._module_state.local = ()
+    naming_epoch[0] += 1

@@ -55,3 +55,22 @@ def nested_leaves(value, path):
     else:
         return [(path, value)]
     return [pair for key, item in items for pair in nested_leaves(item, f"{path}[{key!r}]")]
+
+
+def table_lines(columns, rows):
+    """Plain-text table lines: a header, a rule, the rows.
+
+    Args:
+        columns (sequence): ``(title, align)`` pairs; ``align`` is a format
+            alignment (``"<"``, ``">"``).
+        rows (iterable): One sequence of cells per row (anything ``str`` shows).
+    """
+    rows = [[str(cell) for cell in row] for row in rows]
+    titles = [title for title, _ in columns]
+    widths = [max(len(cells[i]) for cells in [titles] + rows) for i in range(len(titles))]
+
+    def line(cells):
+        parts = [f"{c:{align}{w}}" for c, (_, align), w in zip(cells, columns, widths)]
+        return "  ".join(parts).rstrip()
+
+    return [line(titles), line(["-" * w for w in widths])] + [line(r) for r in rows]

@@ -1,7 +1,7 @@
 """Per-module checkpoints: save, load, ``state_dict`` and ``load_state_dict``.
 
 The :class:`~nnabla_modules.Module` methods of the same names call these
-functions; the file formats live in :mod:`nnabla_modules.io`. See
+functions; the file formats live in :mod:`nnabla_modules.files`. See
 docs/checkpoints.md for the user's guide.
 
 A load runs in two phases:
@@ -11,23 +11,27 @@ A load runs in two phases:
    shape and dtype is checked. Missing, unexpected, mismatched and conflicting
    keys are reported together; nothing has been touched yet.
 2. *Apply*: new registry entries (the load-then-build case) are created and
-   filled first, undone entirely if anything fails; then the existing
-   parameters are overwritten in place, with Ctrl-C held back until the last
-   one is written.
+   filled, then the existing parameters are overwritten in place, each one's
+   old values kept aside first; if anything fails (any exception, Ctrl-C and
+   ``SystemExit`` included) all of it is undone. Signals with Python handlers
+   are held back until the load is complete.
 """
 
 import contextlib
 import signal
 import threading
-import warnings
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import nnabla as nn
 import numpy as np
 
-from . import _registry, io
-from ._naming import describe, join, prefix_of
+from . import _registry, files
+from ._load_check import PendingLoad, defer_check
+from ._load_plan import make_plan, unresolved, value_dtype
+from ._naming import describe, drop_stale_entries
+from ._results import CheckpointError, LoadResult
+from ._state import state_of
 from ._tree import modules_in, walk
 
 __all__ = [
@@ -38,38 +42,6 @@ __all__ = [
     "state_dict",
     "load_state_dict",
 ]
-
-
-class LoadResult(namedtuple("LoadResult", "missing_keys unexpected_keys mismatched_keys")):
-    """What a load did not take, like PyTorch's ``_IncompatibleKeys``.
-
-    Attributes:
-        missing_keys (list of str): The module's parameters the file lacks,
-            keys relative to the module.
-        unexpected_keys (list of str): The file's keys that fit no parameter, as
-            written in the file.
-        mismatched_keys (list of str): The module's parameters whose shape or
-            dtype the file's values do not fit, keys relative to the module.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self):
-        if not any(self):
-            return "<LoadResult: all keys matched>"
-        return super().__repr__()
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the module; nothing was loaded.
-
-    Attributes:
-        result (LoadResult): Everything that did not fit.
-    """
-
-    def __init__(self, message, result):
-        super().__init__(message)
-        self.result = result
 
 
 # --- public functions ---------------------------------------------------------------
@@ -86,13 +58,13 @@ def save_parameters(module, path, grad_only=False, extension=None):
         extension (str, optional): The format; required for file objects.
     """
     try:
-        io.file_format(path, extension, writing=True)
+        files.file_format(path, extension, writing=True)
     except ValueError as error:
         raise ValueError(f"{describe(module)}: {error}") from None
     params = module.get_parameters(grad_only=grad_only)
     if not params:
         _check_nothing_pending(module)
-    io.write_parameters(path, params, extension)
+    files.write_parameters(path, params, extension)
 
 
 def load_parameters(module, path, strict=True, extension=None):
@@ -112,14 +84,14 @@ def load_parameters(module, path, strict=True, extension=None):
 
     Raises:
         CheckpointError: The checkpoint does not fit; nothing was changed.
-        nnabla_modules.io.ParameterFileError: Not a readable parameter file.
+        nnabla_modules.files.ParameterFileError: Not a readable parameter file.
     """
     with contextlib.ExitStack() as stack:
         try:
-            stored = stack.enter_context(io.open_parameters(path, extension))
+            stored = stack.enter_context(files.open_parameters(path, extension))
         except (ValueError, OSError) as error:
             raise _naming_module(module, error) from error
-        return _load(module, stored, f"checkpoint {io.source_name(path)}", strict)
+        return _load(module, stored, f"checkpoint {files.source_name(path)}", strict)
 
 
 def state_dict(module, grad_only=False):
@@ -133,7 +105,7 @@ def state_dict(module, grad_only=False):
         OrderedDict: key relative to the module -> ``numpy.ndarray`` (a copy).
     """
     return OrderedDict(
-        (key, param.data.get_data("r", _value_dtype(param)).copy())
+        (key, param.data.get_data("r", value_dtype(param)).copy())
         for key, param in module.get_parameters(grad_only=grad_only).items()
     )
 
@@ -157,17 +129,28 @@ def load_state_dict(module, state, strict=True):
     for key in state:
         if not isinstance(key, str):
             raise TypeError(f"{describe(module)}: state dict keys must be str, got {key!r}")
-    return _load(module, io.array_parameters(state), "the state dict", strict)
+    return _load(module, files.array_parameters(state), "the state dict", strict)
 
 
 # --- errors ---------------------------------------------------------------------------
 
 
 def _naming_module(module, error):
-    """The same error, its message prefixed with the module's description."""
-    if isinstance(error, OSError) and error.errno is not None:
-        return type(error)(error.errno, f"{describe(module)}: {error.strerror}", error.filename)
-    return type(error)(f"{describe(module)}: {error}")
+    """The same kind of error, its message prefixed with the module's description.
+
+    An exception class whose constructor takes other arguments keeps its own
+    object, with the description as a note (``__notes__``).
+    """
+    try:
+        if isinstance(error, OSError) and error.errno is not None:
+            return type(error)(
+                error.errno, f"{describe(module)}: {error.strerror}", error.filename
+            )
+        return type(error)(f"{describe(module)}: {error}")
+    except Exception:
+        note = f"while loading into {describe(module)}"
+        error.__notes__ = [*getattr(error, "__notes__", []), note]
+        return error
 
 
 def _held_from_elsewhere(module):
@@ -189,7 +172,7 @@ def _check_nothing_pending(module):
             f"{', '.join(borrowed)}, owned by another module's tree. Save that module, "
             "or hold the layer in this one before its first use to make it this one's."
         )
-    pending = [describe(m) for _, m in walk(module) if _unresolved(m)]
+    pending = [describe(m) for _, m in walk(module) if unresolved(m)]
     if pending:
         raise ValueError(
             f"{describe(module)} has no parameters to save yet: {', '.join(pending)} "
@@ -198,224 +181,15 @@ def _check_nothing_pending(module):
         )
 
 
-# --- planning -------------------------------------------------------------------------
-
-
-class _Plan:
-    """Everything a load will do, worked out before anything is changed."""
-
-    def __init__(self):
-        self.writes = []  # (registry Variable, StoredParameter): overwritten in place
-        self.placements = []  # _Placement: new registry entries (load-then-build)
-        self.claims = []  # (owner, owner key, key, need_grad): unowned existing entries
-        self.missing = []  # relative keys
-        self.unexpected = []  # (file key, relative key)
-        self.mismatched = []  # (relative key, reason)
-        self.conflicts = []  # (relative key, [file keys])
-        self.uncalled = []  # modules under which unexpected keys might be their own PF code
-        self.file_is_empty = False
-        self.known = set()  # the keys the module had before the load
-
-    def result(self):
-        return LoadResult(
-            list(self.missing),
-            [file_key for file_key, _ in self.unexpected],
-            [key for key, _ in self.mismatched],
-        )
-
-
-_Placement = namedtuple("_Placement", "owner owner_key key path stored")
-
-
-def _plan(module, stored):
-    known = module.get_parameters(grad_only=False)  # creates eager layers' parameters
-    prefix = module.prefix
-    territory = _Territory(module)
-    carries_prefix = bool(prefix) and any(
-        key.startswith(prefix + "/") and key not in known for key in stored
-    )
-    targets = OrderedDict()  # relative key -> [file keys]
-    plan = _Plan()
-    plan.known = set(known)
-    plan.file_is_empty = not stored
-    for file_key in stored:
-        key = _match(file_key, known, prefix)
-        if key is None:
-            key, has_prefix = _relative_guess(file_key, prefix)
-            if carries_prefix and not has_prefix:
-                # A whole-registry file: entries outside the prefix are other modules'.
-                plan.unexpected.append((file_key, key))
-                continue
-        targets.setdefault(key, []).append(file_key)
-    for key, file_keys in targets.items():
-        if len(file_keys) > 1:
-            plan.conflicts.append((key, file_keys))
-        elif key in known:
-            _plan_write(plan, key, known[key], stored[file_keys[0]])
-        else:
-            _plan_placement(plan, module, territory, key, file_keys[0], stored[file_keys[0]])
-    plan.missing = [key for key in known if key not in targets]
-    return plan
-
-
-def _match(file_key, known, prefix):
-    """The module's key that ``file_key`` names, or None.
-
-    A relative key wins; a key is read as carrying the module's full prefix only
-    when it matches nothing as it stands; then NNabla ``nn.Module`` keys.
-    """
-    if file_key in known:
-        return file_key
-    if prefix and file_key.startswith(prefix + "/"):
-        stripped = file_key[len(prefix) + 1 :]
-        if stripped in known:
-            return stripped
-    plain = _without_module_marks(file_key)
-    return plain if plain in known else None
-
-
-def _relative_guess(file_key, prefix):
-    """``(relative key, carried the prefix)`` for a key the module does not know yet."""
-    if prefix and file_key.startswith(prefix + "/"):
-        return file_key[len(prefix) + 1 :], True
-    return _without_module_marks(file_key), False
-
-
-def _without_module_marks(key):
-    """``@conv1/conv/W`` (NNabla ``nn.Module`` files) -> ``conv1/conv/W``."""
-    if "@" not in key:
-        return key
-    return "/".join(level[1:] if level.startswith("@") else level for level in key.split("/"))
-
-
-def _plan_write(plan, key, param, stored):
-    reason = _misfit(stored, param)
-    if reason:
-        plan.mismatched.append((key, reason))
-    else:
-        plan.writes.append((param, stored))
-
-
-def _misfit(stored, param):
-    """Why ``stored`` cannot be written into ``param``, or None."""
-    dtype = _value_dtype(param)
-    if stored.shape != tuple(param.shape) or not _convertible(stored.dtype, dtype):
-        return f"file {stored.shape} {stored.dtype}, module {tuple(param.shape)} {dtype}"
-    return None
-
-
-def _convertible(source, destination):
-    # float64 -> float32 and int -> float are fine; float -> int or text are not
-    return source.kind in "fiu" and np.can_cast(source, destination, casting="same_kind")
-
-
-def _value_dtype(param):
-    """The dtype a parameter's values are read and written in."""
-    try:
-        dtype = param.data.dtype
-    except RuntimeError:  # an array never written: NNabla's parameters are float32
-        return np.dtype(np.float32)
-    # Under type_config="half" the registry array may be cast to float16 for a
-    # graph; its float32 array stays the master copy, so read and write that.
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
-
-
-class _Territory:
-    """Which module of the tree owns a key the tree does not know yet."""
-
-    def __init__(self, module):
-        self.modules_at = {}
-        for path, current in walk(module):
-            self.modules_at.setdefault(tuple(path), []).append(current)
-
-    def deepest(self, key):
-        """``(path, modules)``: the deepest modules of the tree on the key's path."""
-        levels = tuple(key.split("/"))
-        for depth in range(len(levels) - 1, -1, -1):
-            modules = self.modules_at.get(levels[:depth])
-            if modules:
-                return levels[:depth], modules
-        return (), []
-
-    def owner(self, key):
-        """``(path, module)`` of the module a new entry at ``key`` belongs to, or None.
-
-        The deepest module on the key's path decides: one that cannot know its
-        parameters yet takes the entry; one that knows them rejects it.
-        """
-        path, modules = self.deepest(key)
-        return next(((path, m) for m in modules if _unresolved(m)), None)
-
-
-def _unresolved(module):
-    """True while a module cannot know its parameters, which appear at its first call."""
-    if module._module_state.claims:
-        return False
-    if _is_layer(module):
-        return True  # a layer whose input sizes were not given
-    # PF code in __call__ and no child modules: the smallest refactor of PF code, whose
-    # parameters appear at the first call. A module with children is taken to get its
-    # parameters from them; if it also runs PF code itself, it knows those keys after a call.
-    return not _has_children(module)
-
-
-def _may_run_pf_code(module):
-    """A module with children and no parameters of its own: PF code in __call__ not yet run?"""
-    return not module._module_state.claims and not _is_layer(module) and _has_children(module)
-
-
-def _is_layer(module):
-    return getattr(module, "_create_parameters", None) is not None
-
-
-def _has_children(module):
-    return any(True for _ in module.children())
-
-
-def _plan_placement(plan, module, territory, key, file_key, stored):
-    found = territory.owner(key)
-    if found is None:
-        plan.unexpected.append((file_key, key))
-        for host in territory.deepest(key)[1]:
-            if _may_run_pf_code(host) and host not in plan.uncalled:
-                plan.uncalled.append(host)
-        return
-    owner_path, owner = found
-    owner_key = join(key.split("/")[len(owner_path) :])
-    path = prefix_of(module) + tuple(key.split("/"))
-    existing, blocked = _registry_entry(path)
-    if blocked:
-        plan.mismatched.append((key, blocked))
-    elif existing is None:
-        plan.placements.append(_Placement(owner, owner_key, key, path, stored))
-    else:  # an entry under the prefix that no module of the tree claimed yet
-        before = len(plan.mismatched)
-        _plan_write(plan, key, existing, stored)
-        if len(plan.mismatched) == before:
-            plan.claims.append((owner, owner_key, key, existing.need_grad))
-
-
-def _registry_entry(path):
-    """``(Variable or None, reason it cannot be placed or None)`` at an absolute path."""
-    scope = _registry.root_scope()
-    for depth, name in enumerate(path[:-1]):
-        scope = scope.get(name)
-        if scope is None:
-            return None, None
-        if not isinstance(scope, dict):
-            return None, f"the registry holds a parameter at {join(path[: depth + 1])!r}"
-    entry = scope.get(path[-1])
-    if isinstance(entry, dict):
-        return None, f"the registry holds a scope at {join(path)!r}"
-    return entry, None
-
-
 # --- loading --------------------------------------------------------------------------
 
 
 def _load(module, stored, source, strict):
+    if not isinstance(strict, bool):
+        raise TypeError(f"{describe(module)}: strict must be True or False, got {strict!r}")
     with _registry.lock:  # no module call may change the registry between plan and apply
-        plan = _plan(module, stored)
+        drop_stale_entries(module)  # a dead model's entries under a reused name are not these
+        plan = make_plan(module, stored)
         result = plan.result()
         if plan.conflicts or (strict and any(result)):
             raise CheckpointError(_report(module, source, plan), result)
@@ -464,42 +238,69 @@ def _unexpected_line(file_key, full_name):
 
 
 def _apply(module, plan, source, strict):
-    undo = []
-    try:
-        for placement in plan.placements:
-            _place(module, placement, undo)
-        deferred = plan.placements or plan.claims
-        if deferred and strict:
-            # Checked at the first call: undoing then restores the values of now.
-            for param, _ in plan.writes:
-                undo.append(_restoring(param))
-    except BaseException:
-        for action in reversed(undo):
-            action()
-        raise
-    if deferred:
+    # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
+    # calling sys.exit) wait until the load is complete or undone.
+    with _interrupts_held_back():
+        undo = []
+        try:
+            for placement in plan.placements:
+                _place(module, placement, undo)
+            for param, stored in plan.writes:
+                _overwrite(param, stored, undo)
+        except BaseException as error:
+            for action in reversed(undo):
+                action()
+            _note_undone(error, module, source)
+            raise
+    if plan.placements or plan.claims:
+        # Keys the module could not know yet: its first call shows whether they fit.
+        # Until then each entry is credited to the deepest module on its path that
+        # could not know its keys; ``undo`` keeps what undoing the load needs.
         keys = OrderedDict()
         for owner, owner_key, key, need_grad in _provisional(plan):
-            # Until the call shows who uses them, the entries are the deepest
-            # module's on their path that could not know its keys.
-            owner._module_state.provisional[owner_key] = need_grad
+            state_of(owner).credit_loaded(owner_key, need_grad)
             keys[key] = need_grad
-        _defer_check(module, _PendingLoad(keys, plan.known, strict, source, undo))
-    # Everything the writes read was checked when the file was opened, so only an
-    # OS-level read error (a failing disk, a file truncated by another program) can
-    # stop them halfway; undoing that would need a second copy of the model.
-    written = 0
-    try:
-        with _interrupts_held_back():
-            for param, stored in plan.writes:
-                stored.read_into(param.data.get_data("w", _value_dtype(param)))
-                written += 1
-    except Exception as error:
-        raise RuntimeError(
-            f"{describe(module)}: reading {source} failed after {written} of "
-            f"{len(plan.writes)} parameters were overwritten; the module is partly "
-            f"loaded. Load it again from an intact file. ({error})"
-        ) from error
+        defer_check(module, PendingLoad(keys, plan.known, strict, source, undo))
+
+
+def _overwrite(param, stored, undo):
+    """Writes one parameter in place; its old values go to ``undo`` first."""
+    dtype = value_dtype(param)
+    # The old values are kept until the load is complete: with them any failure
+    # (a read error, an exception from a signal handler) leaves the model as it was.
+    # Read access ("r"): the values may live in another array (a device, a dtype).
+    old = param.data.get_data("r", dtype).copy()
+    undo.append(lambda: np.copyto(param.data.get_data("w", dtype), old))
+    _read_exactly(stored, param.data.get_data("w", dtype))
+
+
+def _read_exactly(stored, out):
+    """Reads ``stored`` into ``out``; a value too large for ``out``'s dtype is an error.
+
+    Casting float64 to float32 turns 1e300 into infinity without a word: a
+    weight that was finite in the file must stay finite in the module.
+    """
+    with np.errstate(over="ignore"):  # overflow is checked below, with a clear error
+        stored.read_into(out)
+    narrower = out.dtype.kind == "f" and stored.dtype.itemsize > out.dtype.itemsize
+    if narrower and not np.isfinite(out).all() and np.isfinite(stored.read()).all():
+        raise CheckpointError(
+            f"{stored.name!r}: its values do not fit {out.dtype} (finite in the file, "
+            f"infinite once converted); nothing was loaded",
+            LoadResult([], [], [stored.name]),
+        )
+
+
+def _note_undone(error, module, source):
+    """Notes on ``error`` that the load was undone; its type is kept (SystemExit stays one).
+
+    Python 3.11+ prints the note under the traceback; on 3.10 it is in ``error.__notes__``.
+    """
+    note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:
+        error.__notes__ = [*getattr(error, "__notes__", []), note]
 
 
 def _provisional(plan):
@@ -517,123 +318,39 @@ def _place(module, placement, undo):
             undo.append(lambda s=scope, n=name: s.pop(n, None))
         scope = scope[name]
     stored, leaf = placement.stored, placement.path[-1]
-    frozen = module._module_state.frozen
+    frozen = state_of(module).frozen
     param = nn.Variable(stored.shape, need_grad=stored.need_grad and not frozen)
     dtype = stored.dtype if stored.dtype.kind == "f" else np.float32
-    stored.read_into(param.data.get_data("w", dtype))
+    _read_exactly(stored, param.data.get_data("w", dtype))
     scope[leaf] = param
     undo.append(lambda: scope.pop(leaf, None))
 
 
-def _restoring(param):
-    """An undo action that writes back the values ``param`` holds now."""
-    dtype = _value_dtype(param)
-    saved = param.data.get_data("r", dtype).copy()
-
-    def restore():
-        param.data.get_data("w", dtype)[...] = saved
-
-    return restore
-
-
-# --- the check at the first call ------------------------------------------------------
-
-
-def _defer_check(module, pending):
-    state = module._module_state
-    if state.pending is not None:  # two loads before the call: one check, both undone
-        earlier = state.pending
-        pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
-        pending.undo = earlier.undo + pending.undo
-        pending.strict = earlier.strict or pending.strict
-        pending.known = earlier.known
-    state.pending = pending
-
-
-class _PendingLoad:
-    """A load into a module that could not know its keys: checked when its call ends.
-
-    Until then the loaded keys belong to the module (saved, frozen, listed).
-    The call must use every one of them and create nothing the file lacked;
-    otherwise a strict load is undone, and a lenient one warns.
-    """
-
-    def __init__(self, keys, known, strict, source, undo):
-        self.keys = keys  # relative key -> need_grad from the file
-        self.known = known  # keys the module had before the load
-        self.strict = strict
-        self.source = source
-        self.undo = undo
-
-    def verify(self, module):
-        module._module_state.pending = None
-        for _, current in walk(module):
-            current._module_state.provisional.clear()  # the call has shown who owns what
-        owned = module.get_parameters(grad_only=False)
-        unused = [key for key in self.keys if key not in owned]
-        created = [key for key in owned if key not in self.keys and key not in self.known]
-        if not (unused or created):
-            return
-        if not self.strict:
-            if unused:
-                warnings.warn(
-                    f"{describe(module)}: {len(unused)} key(s) loaded from {self.source} "
-                    f"before the first call were not used by it: {', '.join(unused[:5])}"
-                    f"{' ...' if len(unused) > 5 else ''}",
-                    stacklevel=4,
-                )
-            return
-        self._undo(module, created)
-        result = LoadResult(created, unused, [])
-        raise CheckpointError(self._report(module, unused, created), result)
-
-    def _undo(self, module, created):
-        scope = _registry.resolve(prefix_of(module), create=False)
-        for action in reversed(self.undo):
-            action()
-        for key in created:
-            if scope is not None:
-                _registry.remove(scope, key)
-        for _, current in walk(module):
-            state = current._module_state
-            here = _registry.resolve(prefix_of(current), create=False)
-            for key in list(state.claims):
-                if here is None or not _registry.is_variable(_registry.lookup(here, key)):
-                    del state.claims[key]
-
-    def _report(self, module, unused, created):
-        prefix = module.prefix
-
-        def full(key):
-            return f"{prefix}/{key}" if prefix else key
-
-        lines = [
-            f"{describe(module)}: {self.source}, loaded before the module's first call, "
-            "does not fit what that call built; the load was undone (the values are as "
-            "they were before it)."
-        ]
-        if unused:
-            lines.append(f"  loaded but not used by the call ({len(unused)}):")
-            lines.extend(f"    {full(key)}" for key in unused)
-        if created:
-            lines.append(f"  created by the call but missing from the file ({len(created)}):")
-            lines.extend(f"    {full(key)}" for key in created)
-        lines.append("Load a checkpoint of this model, or pass strict=False to load what fits.")
-        return "\n".join(lines)
-
-
 @contextlib.contextmanager
 def _interrupts_held_back():
-    """Delivers a Ctrl-C that arrives inside the block when the block ends."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # signals reach the main thread only; None: a handler Python cannot restore
+    """Delivers signals with Python handlers that arrive inside the block when it ends.
+
+    Every signal whose handler is Python code (Ctrl-C's ``KeyboardInterrupt``, a
+    ``SIGTERM`` handler that calls ``sys.exit``, ...) is recorded instead, and
+    raised again, in order, once the block is over and the handlers are back.
+    Python runs handlers in the main thread only: elsewhere nothing is needed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    previous = {}
+    for number in signal.valid_signals():
+        with contextlib.suppress(OSError, ValueError):
+            handler = signal.getsignal(number)
+            if callable(handler):  # neither SIG_DFL, SIG_IGN nor a handler set in C (None)
+                previous[number] = handler
     received = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
+        for number in previous:
+            signal.signal(number, lambda signum, frame: received.append(signum))
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            signal.raise_signal(signal.SIGINT)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in received:
+            signal.raise_signal(number)

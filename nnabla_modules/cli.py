@@ -8,26 +8,33 @@ Run it as ``nnabla-modules`` or ``python -m nnabla_modules``::
     nnabla-modules convert exp.h5 pf.h5 --layout experimental
     nnabla-modules convert mod.h5 pf.h5 --layout nn-module
 
-Files are read and written by :mod:`nnabla_modules.io`: ``.h5``, ``.protobuf``,
-``.nntxt`` and ``.nnp`` are read, ``.h5`` and ``.protobuf`` written (atomically).
-Every command takes ``--json`` for machine output. Exit status: 0 success (for
-``diff``: equal), 1 ``diff`` found differences, 2 an error.
+This module parses arguments and prints; the work is done by
+:mod:`nnabla_modules.files` (reading and atomic writing), :mod:`nnabla_modules.compare`
+and :mod:`nnabla_modules.convert`, imported only once the arguments are valid,
+so ``--help`` and ``--version`` never load NNabla. NNabla's own log lines
+below warnings are silenced. Every command takes ``--json`` for machine output.
+Exit status: 0 success (for ``diff``: equal), 1 ``diff`` found differences,
+2 an error, 130 interrupted, 141 the output pipe closed (``| head``).
 """
 
 import argparse
 import json
+import logging
+import math
 import os
-import re
 import sys
 from collections import OrderedDict
 
-import numpy as np
+from . import __version__
+from ._util import table_lines
 
-from . import __version__, io
-
-__all__ = ["main", "build_parser", "KeyMapping", "CliError"]
+__all__ = ["main", "build_parser", "CliError", "PROGRESS_BYTES"]
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_PIPE_CLOSED = 130, 141  # 128 + SIGINT, 128 + SIGPIPE: as a shell reports
+
+#: Files (together) at least this large get a progress bar on stderr (when tqdm is installed).
+PROGRESS_BYTES = 64 << 20
 
 
 class CliError(Exception):
@@ -45,19 +52,59 @@ def main(argv=None):
         >>> main(["--version"])  # doctest: +SKIP
         nnabla-modules 0.1.0
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help, --version and bad arguments exit here
+    _quiet_nnabla()
     try:
-        return args.run(args)
-    except (CliError, io.ParameterFileError, ValueError, OSError) as error:
-        print(f"nnabla-modules {args.command}: error: {_message(error)}", file=sys.stderr)
-        return EXIT_ERROR
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's flush at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (| head): say nothing more, and keep Python's
+        # final flush of stdout from failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (CliError, ValueError, OSError) as error:
+        _error(args, _message(error))
+    except Exception as error:  # a bug: still exit status 2, never 1 ("different")
+        import traceback
+
+        traceback.print_exc()
+        _error(args, f"unexpected {type(error).__name__}: {shown(str(error))}")
+    return EXIT_ERROR
+
+
+def _quiet_nnabla():
+    """NNabla logs "Initializing CPU extension..." at import: below warnings, stay quiet."""
+    logger = logging.getLogger("nnabla")
+    if logger.level == logging.NOTSET:  # the user's own configuration wins
+        logger.setLevel(logging.WARNING)
+
+
+def _error(args, message):
+    print(f"nnabla-modules {args.command}: error: {message}", file=sys.stderr)
 
 
 def _message(error):
     if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.strerror or error}: {error.filename!r}"
-    return str(error)
+        return f"{shown(error.strerror or str(error))}: {shown(repr(error.filename))}"
+    return "\n".join(shown(line) for line in str(error).split("\n"))
+
+
+def shown(text):
+    """``text`` safe for a terminal: control characters (``\\x1b``, ``\\r``, ...) escaped.
+
+    File names and keys come from files that may be hostile; escaped, they cannot
+    move the cursor, clear the screen or hide a table row.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# --- arguments ------------------------------------------------------------------------
 
 
 def build_parser():
@@ -75,6 +122,35 @@ def build_parser():
     return parser
 
 
+def _tolerance(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text!r}")
+    return value
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text!r}")
+    return value
+
+
+def _add_progress(parser):
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (shown on stderr for files of 64 MiB or more)",
+    )
+
+
 def _add_inspect(commands):
     p = commands.add_parser(
         "inspect",
@@ -83,7 +159,7 @@ def _add_inspect(commands):
         "need_grad and parameter counts per scope.",
     )
     p.add_argument("file", help="a .h5, .protobuf, .nntxt or .nnp file")
-    p.add_argument("--depth", type=int, metavar="N", help="show scopes down to depth N only")
+    p.add_argument("--depth", type=_positive, metavar="N", help="show scopes down to depth N only")
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(run=run_inspect)
 
@@ -91,17 +167,21 @@ def _add_inspect(commands):
 def _add_diff(commands):
     p = commands.add_parser(
         "diff",
-        help="keys only in A or B, shape mismatches, largest value difference",
-        description="Compares two parameter files: keys only in A, only in B, shape, dtype "
-        "and need_grad mismatches, and the largest absolute difference of shared values. "
-        "Exit status 0 only when they are equal, 1 when they differ, 2 on an error.",
+        help="keys only in A or B, shape mismatches, differing values",
+        description="Compares two parameter files, one tensor at a time: keys only in A, "
+        "only in B, shape, dtype and need_grad mismatches, and for each shared tensor the "
+        "number of differing elements and the min, max and mean of B - A. Values are equal "
+        "when |B - A| <= atol + rtol * |B|. Exit status 0 only when the files are equal, 1 "
+        "when they differ, 2 on an error.",
     )
     p.add_argument("a", metavar="A", help="the first file")
     p.add_argument("b", metavar="B", help="the second file")
+    p.add_argument("--atol", type=_tolerance, default=0.0, help="absolute tolerance (default 0)")
     p.add_argument(
-        "--atol", type=float, default=0.0, help="values this close count as equal (default 0)"
+        "--rtol", type=_tolerance, default=0.0, help="tolerance relative to |B| (default 0)"
     )
     p.add_argument("--json", action="store_true", help="machine output")
+    _add_progress(p)
     p.set_defaults(run=run_diff)
 
 
@@ -109,9 +189,10 @@ def _add_convert(commands):
     p = commands.add_parser(
         "convert",
         help="rename keys (prefixes, regex maps, known layouts) into a new file",
-        description="Writes IN's parameters to OUT under new keys. In this order: --select "
-        "picks keys, --layout translates a known layout, --strip-prefix, --map (each in "
-        "turn), --add-prefix. OUT is written atomically; IN is never overwritten.",
+        description="Writes IN's parameters to OUT under new keys, one tensor at a time. In "
+        "this order: --select picks keys, --layout translates a known layout, --strip-prefix, "
+        "--map (each in turn), --add-prefix. OUT is written atomically; IN is never "
+        "overwritten.",
     )
     p.add_argument("input", metavar="IN", help="the file to read")
     p.add_argument("output", metavar="OUT", help="the file to write (.h5 or .protobuf)")
@@ -124,7 +205,7 @@ def _add_convert(commands):
     )
     p.add_argument(
         "--layout",
-        choices=sorted(LAYOUTS),
+        choices=("experimental", "nn-module", "plain"),
         default="plain",
         help="the layout of IN: plain (default), nn-module (NNabla's nn.Module files: "
         "@a/conv/W -> a/conv/W), experimental (nnabla.experimental."
@@ -157,14 +238,50 @@ def _add_convert(commands):
     p.add_argument("--dry-run", action="store_true", help="show the renaming, write nothing")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="machine output")
+    _add_progress(p)
     p.set_defaults(run=run_convert)
+
+
+# --- progress -------------------------------------------------------------------------
+
+
+class _Progress:
+    """A tqdm bar on stderr over ``total`` bytes, or nothing (small files, no tqdm, disabled)."""
+
+    def __init__(self, enabled, total, description):
+        self.bar = None
+        if enabled and total >= PROGRESS_BYTES:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # tqdm is optional
+                return
+            self.bar = tqdm(
+                total=total, desc=description, unit="B", unit_scale=True, file=sys.stderr
+            )
+
+    def update(self, nbytes):
+        if self.bar is not None:
+            self.bar.update(nbytes)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _nbytes(stored):
+    return sum(p.size * p.dtype.itemsize for p in stored.values())
 
 
 # --- inspect ------------------------------------------------------------------------
 
 
 def run_inspect(args):
-    with io.open_parameters(args.file) as stored:
+    from . import files
+
+    with files.open_parameters(args.file) as stored:
         info = _file_info(args.file, stored)
         tree = _scope_tree(stored)
         if args.json:
@@ -174,7 +291,7 @@ def run_inspect(args):
         else:
             print(_file_line(info))
             print()
-            print("\n".join(_table(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
+            print("\n".join(table_lines(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
     return EXIT_OK
 
 
@@ -188,10 +305,12 @@ _INSPECT_COLUMNS = (
 
 
 def _file_info(path, stored):
+    from . import files
+
     sizes = [p.size for p in stored.values()]
     return OrderedDict(
         file=str(path),
-        format=io.file_format(path),
+        format=files.file_format(path),
         count=len(stored),
         total=sum(sizes),
         trainable=sum(p.size for p in stored.values() if p.need_grad),
@@ -200,7 +319,7 @@ def _file_info(path, stored):
 
 def _file_line(info):
     return (
-        f"{info['file']}: {info['format']}, {info['count']} parameters, "
+        f"{shown(info['file'])}: {info['format']}, {info['count']} parameters, "
         f"{info['total']:,} values ({info['trainable']:,} with need_grad)"
     )
 
@@ -244,12 +363,12 @@ def _tree_rows(node, max_depth, depth=0):
     for name, value in node.items():
         indent = "  " * depth
         if isinstance(value, dict):
-            yield [indent + name, "", "", "", f"{_tree_size(value):,}"]
+            yield [indent + shown(name), "", "", "", f"{_tree_size(value):,}"]
             if max_depth is None or depth + 1 < max_depth:
                 yield from _tree_rows(value, max_depth, depth + 1)
         elif max_depth is None or depth < max_depth:
             yield [
-                indent + name,
+                indent + shown(name),
                 _shape(value.shape),
                 str(value.dtype),
                 str(value.need_grad),
@@ -261,92 +380,27 @@ def _tree_rows(node, max_depth, depth=0):
 
 
 def run_diff(args):
-    with io.open_parameters(args.a) as a, io.open_parameters(args.b) as b:
-        report = compare_files(a, b, args.atol)
+    from . import files
+    from .compare import compare_files
+
+    with files.open_parameters(args.a) as a, files.open_parameters(args.b) as b:
+        with _Progress(args.progress, _nbytes(a) + _nbytes(b), "diff") as progress:
+            report = compare_files(a, b, args.atol, args.rtol, progress=progress.update)
+        count_a, count_b = len(a), len(b)
     report["a"], report["b"] = str(args.a), str(args.b)
+    report["atol"], report["rtol"] = args.atol, args.rtol
     if args.json:
         _print_json(report)
     else:
-        print("\n".join(_diff_lines(report, len(a), len(b))))
+        print("\n".join(_diff_lines(report, count_a, count_b)))
     return EXIT_OK if report["equal"] else EXIT_DIFFERENT
 
 
-def compare_files(a, b, atol=0.0):
-    """Compares two opened files (``io.open_parameters`` results); returns a JSON-able dict.
-
-    Args:
-        a (mapping): key -> ``io.StoredParameter`` of the first file.
-        b (mapping): the same of the second.
-        atol (float): Values this close count as equal.
-    """
-    shared = [k for k in a if k in b]
-    same_shape = [k for k in shared if a[k].shape == b[k].shape]
-    report = OrderedDict(
-        only_in_a=[_key_json(a[k]) for k in a if k not in b],
-        only_in_b=[_key_json(b[k]) for k in b if k not in a],
-        shape_mismatches=[
-            _pair_json(k, list(a[k].shape), list(b[k].shape))
-            for k in shared
-            if a[k].shape != b[k].shape
-        ],
-        dtype_mismatches=[
-            _pair_json(k, str(a[k].dtype), str(b[k].dtype))
-            for k in same_shape
-            if a[k].dtype != b[k].dtype
-        ],
-        need_grad_mismatches=[
-            _pair_json(k, a[k].need_grad, b[k].need_grad)
-            for k in shared
-            if a[k].need_grad != b[k].need_grad
-        ],
-    )
-    differences = [(k, _max_difference(a[k], b[k])) for k in same_shape]
-    report["compared"] = len(same_shape)
-    report["value_differences"] = [
-        OrderedDict(key=k, max_abs_diff=d) for k, d in differences if not d <= atol
-    ]
-    largest = max(differences, key=lambda kd: _sort_value(kd[1]), default=None)
-    report["largest_abs_diff"] = (
-        OrderedDict(key=largest[0], value=largest[1]) if largest is not None else None
-    )
-    kinds = (
-        "only_in_a",
-        "only_in_b",
-        "shape_mismatches",
-        "dtype_mismatches",
-        "need_grad_mismatches",
-        "value_differences",
-    )
-    report["equal"] = not any(report[kind] for kind in kinds)
-    return report
-
-
-def _key_json(param):
-    return OrderedDict(key=param.name, shape=list(param.shape))
-
-
-def _pair_json(key, a, b):
-    return OrderedDict(key=key, a=a, b=b)
-
-
-def _max_difference(a, b):
-    """The largest absolute difference (float; inf or nan where one side is not finite)."""
-    x, y = a.read().astype(np.float64), b.read().astype(np.float64)
-    if x.size == 0:
-        return 0.0
-    both_nan = np.isnan(x) & np.isnan(y)
-    same_inf = np.isinf(x) & (x == y)
-    with np.errstate(invalid="ignore"):
-        diff = np.where(both_nan | same_inf, 0.0, np.abs(x - y))
-    return float(np.nan if np.isnan(diff).any() else diff.max())
-
-
-def _sort_value(value):
-    return np.inf if np.isnan(value) else value
-
-
 def _diff_lines(report, count_a, count_b):
-    lines = [f"A: {report['a']} ({count_a} parameters)", f"B: {report['b']} ({count_b} parameters)"]
+    lines = [
+        f"A: {shown(report['a'])} ({count_a} parameters)",
+        f"B: {shown(report['b'])} ({count_b} parameters)",
+    ]
     sections = (
         ("Only in A", report["only_in_a"], ("Key", "Shape"), _key_cells),
         ("Only in B", report["only_in_b"], ("Key", "Shape"), _key_cells),
@@ -357,33 +411,58 @@ def _diff_lines(report, count_a, count_b):
     for title, entries, header, cells in sections:
         if entries:
             lines += ["", f"{title} ({len(entries)}):"]
-            lines += ["  " + line for line in _table(_left(header), [cells(e) for e in entries])]
+            table = table_lines(_left(header), [cells(e) for e in entries])
+            lines += ["  " + line for line in table]
     values = report["value_differences"]
     if values:
-        lines += ["", f"Values differ ({len(values)} of {report['compared']} compared):"]
-        rows = [[e["key"], _number(e["max_abs_diff"])] for e in values]
-        lines += ["  " + line for line in _table((("Key", "<"), ("Max |diff|", ">")), rows)]
+        lines += [
+            "",
+            f"Values differ ({len(values)} of {report['compared']} compared; "
+            f"{report['differing_elements']:,} of {report['compared_elements']:,} elements):",
+        ]
+        columns = (
+            ("Key", "<"),
+            ("Differing", ">"),
+            ("Max |diff|", ">"),
+            ("Min B-A", ">"),
+            ("Max B-A", ">"),
+            ("Mean B-A", ">"),
+        )
+        rows = [
+            [
+                shown(e["key"]),
+                f"{e['differing']:,} of {e['size']:,}",
+                _number(e["max_abs_diff"]),
+                _number(e["min_diff"]),
+                _number(e["max_diff"]),
+                _number(e["mean_diff"]),
+            ]
+            for e in values
+        ]
+        lines += ["  " + line for line in table_lines(columns, rows)]
     largest = report["largest_abs_diff"]
     if largest is not None:
         lines += [
             "",
             "Largest absolute difference of shared values: "
-            f"{_number(largest['value'])} ({largest['key']})",
+            f"{_number(largest['value'])} ({shown(largest['key'])})",
         ]
     hint = _renaming_hint(report)
     if hint:
-        lines += ["", f"Hint: {hint}"]
+        lines += ["", f"Hint: {shown(hint)}"]
     lines += ["", "Equal." if report["equal"] else "Different."]
     return lines
 
 
 def _renaming_hint(report):
     """A ``convert`` option when the keys only in A and only in B differ by a known renaming."""
+    from ._naming import without_module_marks
+
     only_a = [e["key"] for e in report["only_in_a"]]
     only_b = [e["key"] for e in report["only_in_b"]]
     if not only_a or len(only_a) != len(only_b):
         return None
-    if sorted(_drop_at(k) for k in only_a) == sorted(only_b):
+    if sorted(without_module_marks(k) for k in only_a) == sorted(only_b):
         return "B's keys are A's without nn.Module's @: convert A with --layout nn-module"
     prefix = _added_prefix(only_a, only_b)
     if prefix:
@@ -406,14 +485,14 @@ def _added_prefix(short, long):
 
 
 def _key_cells(entry):
-    return [entry["key"], _shape(entry["shape"])]
+    return [shown(entry["key"]), _shape(entry["shape"])]
 
 
 def _pair_cells(entry):
     cells = []
     for value in (entry["a"], entry["b"]):
         cells.append(_shape(value) if isinstance(value, list) else str(value))
-    return [entry["key"]] + cells
+    return [shown(entry["key"])] + cells
 
 
 def _left(header):
@@ -421,212 +500,16 @@ def _left(header):
 
 
 def _number(value):
-    return f"{value:.6g}"
+    return "-" if value is None else f"{value:.6g}"
 
 
-# --- convert: key mappings ------------------------------------------------------------
-
-
-class KeyMapping:
-    """The renaming ``convert`` applies, in its documented order; :meth:`rename` does one key.
-
-    Args:
-        select (list of str): Regexes; only keys matching one are kept (all when empty).
-        layout (str): ``plain``, ``nn-module`` or ``experimental``.
-        strip_prefix (str): A scope prefix to remove (``a/b`` removes ``a/b/``).
-        maps (list of (str, str)): ``(pattern, replacement)`` for ``re.sub``.
-        add_prefix (str): A scope prefix to add.
-        layers (list of (str, str)): ``(scope regex, kind)`` for the experimental layout.
-        transpose_deconv (str): ``auto``, ``always`` or ``never``.
-
-    Example:
-
-        >>> mapping = KeyMapping(strip_prefix="net", maps=[("^fc", "head")], add_prefix="m")
-        >>> mapping.rename("net/fc/affine/W")
-        'm/head/affine/W'
-    """
-
-    def __init__(
-        self,
-        select=(),
-        layout="plain",
-        strip_prefix=None,
-        maps=(),
-        add_prefix=None,
-        layers=(),
-        transpose_deconv="auto",
-    ):
-        self.select = [_compile(p, "--select") for p in select]
-        self.layout = layout
-        self.strip_prefix = _scope_prefix(strip_prefix, "--strip-prefix")
-        self.maps = [(_compile(old, "--map"), new) for old, new in maps]
-        self.add_prefix = _scope_prefix(add_prefix, "--add-prefix")
-        self.layers = [(_compile(scope, "--layer"), kind) for scope, kind in layers]
-        self.transpose_deconv = transpose_deconv
-        self.map_hits = [0] * len(self.maps)
-
-    def selected(self, key):
-        return not self.select or any(p.search(key) for p in self.select)
-
-    def rename(self, key):
-        """The new key of ``key`` after the prefixes and maps (the layout is applied before)."""
-        if self.strip_prefix:
-            if not key.startswith(self.strip_prefix):
-                raise CliError(
-                    f"--strip-prefix {self.strip_prefix[:-1]!r}: the key {key!r} does not start "
-                    f"with {self.strip_prefix!r} (pick keys with --select, or use --map)"
-                )
-            key = key[len(self.strip_prefix) :]
-        for index, (pattern, replacement) in enumerate(self.maps):
-            new = pattern.sub(replacement, key)
-            self.map_hits[index] += new != key
-            key = new
-        if self.add_prefix:
-            key = self.add_prefix + key
-        if not key or key.endswith("/") or "//" in key:
-            raise CliError(f"the renaming gives the empty or malformed key {key!r}")
-        return key
-
-
-def _compile(pattern, option):
-    try:
-        return re.compile(pattern)
-    except re.error as error:
-        raise CliError(f"{option} {pattern!r}: not a regular expression ({error})") from None
-
-
-def _scope_prefix(prefix, option):
-    if prefix is None:
-        return None
-    prefix = prefix.strip("/")
-    if not prefix:
-        raise CliError(f"{option}: the prefix is empty")
-    return prefix + "/"
-
-
-def _pair(text, option):
-    old, sep, new = text.rpartition("=")
-    if not sep or not old:
-        raise CliError(f"{option} {text!r}: expected OLD=NEW")
-    return old, new
-
-
-# --- convert: known layouts -------------------------------------------------------------
-
-#: ``nnabla.experimental.parametric_function_class`` attribute names per layer kind.
-_EXPERIMENTAL_LEAVES = {
-    "conv": {"W", "b"},
-    "deconv": {"W", "b"},
-    "affine": {"W", "b"},
-    "embed": {"W"},
-    "bn": {"beta", "gamma", "mean", "var"},
-}
-
-
-def _plain_layout(stored, mapping):
-    return [_Converted(key, key, param) for key, param in stored.items()], {}
-
-
-def _nn_module_layout(stored, mapping):
-    """NNabla's ``nn.Module`` files: ``@a/@b/conv/W`` -> ``a/b/conv/W``."""
-    converted = []
-    for key, param in stored.items():
-        converted.append(_Converted(key, _drop_at(key), param))
-    return converted, {}
-
-
-def _drop_at(key):
-    return "/".join(part[1:] if part.startswith("@") else part for part in key.split("/"))
-
-
-def _experimental_layout(stored, mapping):
-    """The experimental classes' files: ``conv0/W`` -> ``conv0/conv/W`` (see :func:`_transposes`).
-
-    Returns the converted entries and ``{scope: kind}`` of the layers found.
-    """
-    scopes = OrderedDict()
-    for key, param in stored.items():
-        scope, _, leaf = key.strip("/").rpartition("/")
-        scopes.setdefault(scope, OrderedDict())[leaf] = (key, param)
-    converted, kinds = [], OrderedDict()
-    for scope, leaves in scopes.items():
-        kind = kinds[scope] = _layer_kind(scope, leaves, mapping)
-        for leaf, (key, param) in leaves.items():
-            new = f"{scope}/{kind}/{leaf}" if scope else f"{kind}/{leaf}"
-            transposed = kind == "deconv" and leaf == "W" and _transposes(param, mapping)
-            if transposed:
-                param = _swapped(param, new)
-            converted.append(_Converted(key, new, param, transposed))
-    return converted, kinds
-
-
-def _layer_kind(scope, leaves, mapping):
-    given = [kind for pattern, kind in mapping.layers if pattern.fullmatch(scope)]
-    kind = given[0] if given else _guess_kind(scope, leaves)
-    unknown = set(leaves) - _EXPERIMENTAL_LEAVES[kind]
-    if unknown:
-        raise CliError(
-            f"--layout experimental: the {kind} layer {scope or '(root)'!r} has the keys "
-            f"{sorted(unknown)}, which no experimental {kind} class has"
-        )
-    return kind
-
-
-def _guess_kind(scope, leaves):
-    name = scope.rpartition("/")[2].lower()
-    if set(leaves) <= _EXPERIMENTAL_LEAVES["bn"]:
-        return "bn"
-    weight = leaves.get("W")
-    if weight is not None and len(weight[1].shape) >= 3:
-        return "deconv" if "deconv" in name else "conv"
-    if weight is not None and len(weight[1].shape) == 2:
-        return "embed" if "b" not in leaves and "embed" in name else "affine"
-    raise CliError(
-        f"--layout experimental: cannot tell the layer of {scope or '(root)'!r} "
-        f"(keys {sorted(leaves)}); give --layer '{re.escape(scope)}=KIND'"
-    )
-
-
-def _transposes(param, mapping):
-    if mapping.transpose_deconv == "auto":
-        # A square weight is what the experimental Deconvolution ran with: it hands its
-        # (outmaps, inmaps, ...) array to F.deconvolution, which reads it as PF's
-        # (inmaps, outmaps, ...), so it computes PF's function as it stands. A
-        # non-square one never ran (F.deconvolution refuses it); its axes are swapped.
-        return param.shape[0] != param.shape[1]
-    return mapping.transpose_deconv == "always"
-
-
-def _swapped(param, name):
-    shape = (param.shape[1], param.shape[0]) + param.shape[2:]
-
-    def read_into(out):
-        out[...] = np.swapaxes(param.read(), 0, 1)
-
-    return io.StoredParameter(name, shape, param.dtype, param.need_grad, read_into)
-
-
-LAYOUTS = {
-    "plain": _plain_layout,
-    "nn-module": _nn_module_layout,
-    "experimental": _experimental_layout,
-}
-
-
-class _Converted:
-    """One parameter of ``convert``: its key in IN, its key in OUT, its values."""
-
-    __slots__ = ("source", "target", "param", "transposed")
-
-    def __init__(self, source, target, param, transposed=False):
-        self.source, self.target, self.param = source, target, param
-        self.transposed = transposed
-
-
-# --- convert -------------------------------------------------------------------------------
+# --- convert ---------------------------------------------------------------------------
 
 
 def run_convert(args):
+    from . import files
+    from .convert import KeyMapping, convert_entries
+
     mapping = KeyMapping(
         select=args.select,
         layout=args.layout,
@@ -637,36 +520,44 @@ def run_convert(args):
         transpose_deconv=args.transpose_deconv,
     )
     _refuse_overwriting_input(args.input, args.output)
-    io.file_format(args.output, writing=True)
-    with io.open_parameters(args.input) as stored:
+    files.file_format(args.output, writing=True)
+    with files.open_parameters(args.input) as stored:
         entries, kinds = convert_entries(stored, mapping)
         if not args.dry_run:
-            io.write_parameters(args.output, [(e.target, e.param) for e in entries])
+            total = sum(e.param.size * e.param.dtype.itemsize for e in entries)
+            with _Progress(args.progress, total, "convert") as progress:
+                files.write_parameters(
+                    args.output, [(e.target, _counted(e.param, progress)) for e in entries]
+                )
     _warn_unused(mapping, stored, args)
     _report_convert(args, entries, kinds)
     return EXIT_OK
 
 
-def convert_entries(stored, mapping):
-    """Applies ``mapping`` to an opened file; returns ``(entries, {scope: layer kind})``.
+def _counted(param, progress):
+    """``param``, reporting its bytes to the progress bar once read."""
+    from . import files
 
-    Raises:
-        CliError: Nothing selected, or two keys renamed to one.
-    """
-    selected = OrderedDict((k, p) for k, p in stored.items() if mapping.selected(k))
-    if not selected:
-        raise CliError("no key selected (check --select)")
-    entries, kinds = LAYOUTS[mapping.layout](selected, mapping)
-    for entry in entries:
-        entry.target = mapping.rename(entry.target)
-    _check_unique(entries)
-    return entries, kinds
+    def read_into(out):
+        param.read_into(out)
+        progress.update(out.nbytes)
+
+    return files.StoredParameter(param.name, param.shape, param.dtype, param.need_grad, read_into)
+
+
+def _pair(text, option):
+    old, sep, new = text.rpartition("=")
+    if not sep or not old:
+        raise CliError(f"{option} {text!r}: expected OLD=NEW")
+    return old, new
 
 
 def _layer_pair(text):
+    from .convert import EXPERIMENTAL_KINDS
+
     scope, kind = _pair(text, "--layer")
-    if kind not in _EXPERIMENTAL_LEAVES:
-        raise CliError(f"--layer {text!r}: KIND is one of {', '.join(_EXPERIMENTAL_LEAVES)}")
+    if kind not in EXPERIMENTAL_KINDS:
+        raise CliError(f"--layer {text!r}: KIND is one of {', '.join(EXPERIMENTAL_KINDS)}")
     return scope, kind
 
 
@@ -678,22 +569,15 @@ def _refuse_overwriting_input(source, target):
         raise CliError(f"OUT {target!r} is IN; write the converted file elsewhere")
 
 
-def _check_unique(entries):
-    sources = OrderedDict()
-    for entry in entries:
-        sources.setdefault(entry.target, []).append(entry.source)
-    clashes = [f"{', '.join(s)} -> {t}" for t, s in sources.items() if len(s) > 1]
-    if clashes:
-        raise CliError("two keys would get one name: " + "; ".join(clashes))
-
-
 def _warn_unused(mapping, stored, args):
+    from ._naming import without_module_marks
+
     for hits, text in zip(mapping.map_hits, args.map):
         if not hits:
             print(
                 f"nnabla-modules convert: warning: --map {text!r} changed no key", file=sys.stderr
             )
-    if args.layout == "plain" and any(_drop_at(key) != key for key in stored):
+    if args.layout == "plain" and any(without_module_marks(key) != key for key in stored):
         print(
             "nnabla-modules convert: note: the keys look like NNabla nn.Module's (@name/...); "
             "--layout nn-module drops the @",
@@ -711,18 +595,18 @@ def _report_convert(args, entries, kinds):
     transposed = sum(e.transposed for e in entries)
     verb = "would write" if args.dry_run else "wrote"
     print(
-        f"{args.input} -> {args.output}: {verb} {len(entries)} parameters, "
+        f"{shown(args.input)} -> {shown(args.output)}: {verb} {len(entries)} parameters, "
         f"{len(changed)} renamed, {transposed} transposed"
     )
     if changed:
         print()
         columns = (("Key", "<"), ("", "<"), ("New key", "<"), ("Shape", "<"))
-        print("\n".join(_table(columns, [_convert_cells(e) for e in changed])))
+        print("\n".join(table_lines(columns, [_convert_cells(e) for e in changed])))
 
 
 def _convert_cells(entry):
     shape = _shape(entry.param.shape) + (" (transposed)" if entry.transposed else "")
-    return [entry.source, "->", entry.target, shape]
+    return [shown(entry.source), "->", shown(entry.target), shape]
 
 
 def _convert_json(args, entries, kinds):
@@ -749,30 +633,18 @@ def _convert_json(args, entries, kinds):
 # --- output ------------------------------------------------------------------------------
 
 
-def _table(columns, rows):
-    """Plain-text lines: a header, a rule, the rows; columns aligned as given."""
-    rows = [list(r) for r in rows]
-    titles = [title for title, _ in columns]
-    widths = [max(len(str(cells[i])) for cells in [titles] + rows) for i in range(len(titles))]
-
-    def line(cells):
-        parts = [f"{str(c):{align}{w}}" for c, (_, align), w in zip(cells, columns, widths)]
-        return "  ".join(parts).rstrip()
-
-    return [line(titles), line(["-" * w for w in widths])] + [line(r) for r in rows]
-
-
 def _shape(shape):
     return str(tuple(shape))
 
 
 def _print_json(value):
-    print(json.dumps(_finite(value), indent=2, allow_nan=False))
+    # ensure_ascii: every control character of a hostile key is escaped
+    print(json.dumps(_finite(value), indent=2, allow_nan=False, ensure_ascii=True))
 
 
 def _finite(value):
     """JSON has no NaN or infinity: they become the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
-    if isinstance(value, float) and not np.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
         return OrderedDict((k, _finite(v)) for k, v in value.items())

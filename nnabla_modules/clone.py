@@ -29,7 +29,7 @@ Example:
 
 import copy
 import re
-import weakref
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import nnabla as nn
 import nnabla.random as _nn_random
@@ -39,14 +39,16 @@ from ._naming import (
     check_name,
     describe,
     drop_stale_entries,
-    forget_auto_named_root,
-    naming_epoch,
+    name_root,
     prefix_of,
     root_names,
     snake_case,
 )
-from ._state import ModuleBase, ModuleState
-from ._tree import is_ancestor
+from ._state import ModuleBase, copy_ownership, new_state_like, state_of
+from ._tree import attach_copy, detach_copy, is_ancestor
+
+if TYPE_CHECKING:  # for annotations only: this file may not import module.py
+    from .module import Module
 
 __all__ = ["clone", "deepcopy_module"]
 
@@ -56,7 +58,7 @@ _TOP = object()  # the source module the copy started from
 _PENDING = object()  # [(source, copy), ...] below the top, to be parented at the end
 
 
-def clone(module, name=None):
+def clone(module: "Module", name: Optional[str] = None) -> "Module":
     """A deep copy of ``module`` as a new root named ``name`` (automatic when None).
 
     Args:
@@ -73,7 +75,7 @@ def clone(module, name=None):
     return copy.deepcopy(module, {id(_CLONE_NAME): name})
 
 
-def deepcopy_module(source, memo):
+def deepcopy_module(source: "Module", memo: Dict[int, Any]) -> "Module":
     """``Module.__deepcopy__``: ``copy.deepcopy(module)`` copies a tree, see the module docstring.
 
     Copies ``source`` with its descendants (new modules, new parameters holding
@@ -102,10 +104,8 @@ def deepcopy_module(source, memo):
 def _new_instance(source):
     cls = type(source)
     duplicate = object.__new__(cls) if cls.__new__ is object.__new__ else cls.__new__(cls)
-    state = source._module_state
-    fresh = ModuleState(state.given_name, state.construction_path)
-    fresh.local = state.local  # frozen: set after the values are copied (see _copy_tree)
-    object.__setattr__(duplicate, "_module_state", fresh)
+    # frozen: set after the values are copied (see _copy_tree)
+    object.__setattr__(duplicate, "_module_state", new_state_like(state_of(source)))
     return duplicate
 
 
@@ -124,13 +124,7 @@ def _copy_tree(source, duplicate, memo):
     _name_root(source, duplicate, name, keys)
     _copy_values(source, duplicate)  # need_grad included
     for module_source, module_copy in [(source, duplicate)] + pending:
-        source_state, copy_state = module_source._module_state, module_copy._module_state
-        copy_state.frozen = source_state.frozen
-        # The copy owns what its source owns from the start, even where its own
-        # code creates the entries only at its first call (values placed above).
-        for key in source_state.owned():
-            if key not in copy_state.claims:
-                copy_state.claims[key] = source_state.requested_need_grad(key)
+        copy_ownership(state_of(module_source), state_of(module_copy))
     return duplicate
 
 
@@ -166,36 +160,29 @@ def _share_variables(value, memo, seen=None):
 
 
 def _parent_like_source(source, duplicate, memo):
-    parent = source._module_state.parent_module()
+    parent = state_of(source).parent_module()
     parent_copy = memo.get(id(parent)) if parent is not None else None
     if isinstance(parent_copy, ModuleBase) and parent_copy is not parent:
-        duplicate._module_state.parent = weakref.ref(parent_copy)
-    else:  # its parent was not copied: the module that holds the copy adopts it
-        duplicate._module_state.local = ()
-    naming_epoch[0] += 1
+        attach_copy(duplicate, parent_copy, source)
+    else:
+        detach_copy(duplicate)
 
 
 def _name_root(source, duplicate, name, keys):
-    state = duplicate._module_state
-    state.given_name = name
-    path = state.construction_path
+    path = state_of(duplicate).construction_path
     if name is None:
-        state.local = (_free_automatic_name(path, _automatic_base(source), keys),)
-        # Like every auto-named root: its entries go stale when it dies (see module.py).
-        state.finalizer = weakref.finalize(duplicate, forget_auto_named_root, state)
-        state.finalizer.atexit = False
+        local = _free_automatic_name(path, _automatic_base(source), keys)
     else:
-        state.local = (name,) if name else ()
-        held = _held_keys(path + state.local, keys)
+        local = name
+        held = _held_keys(path + ((name,) if name else ()), keys)
         if held:
             raise ValueError(
                 f"clone(name={name!r}) of {describe(source)}: the registry already holds "
-                f"{', '.join(repr('/'.join(path + state.local + (k,))) for k in held[:3])}"
+                f"{', '.join(repr('/'.join(path + (name, k))) for k in held[:3])}"
                 f"{' ...' if len(held) > 3 else ''}; the copy would overwrite them. "
                 "Give another name, or name=None for a free automatic one."
             )
-    root_names.hold(path + state.local, duplicate)
-    naming_epoch[0] += 1
+    name_root(duplicate, name, local)
 
 
 def _free_automatic_name(path, base, keys):
@@ -221,7 +208,7 @@ _AUTOMATIC_SUFFIX = re.compile(r"_\d+$")
 
 
 def _automatic_base(source):
-    state = source._module_state
+    state = state_of(source)
     if not state.local:
         return snake_case(type(source).__name__)
     base = state.local[-1]

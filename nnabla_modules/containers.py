@@ -12,6 +12,7 @@ items too, with no rule of their own.
 """
 
 from collections import OrderedDict
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from ._naming import check_name
 from .module import Module, describe
@@ -19,6 +20,8 @@ from .module import Module, describe
 
 class _Container(Module):
     """Keeps items as attributes named by their keys, in insertion order."""
+
+    _keys: List[str]  # set by _init_items, past Module's __setattr__
 
     def _init_items(self):
         object.__setattr__(self, "_keys", [])
@@ -39,7 +42,7 @@ class _Container(Module):
             raise KeyError(f"{describe(self)}: no item {key!r}; the keys are {self._keys}")
         return getattr(self, key)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._keys)
 
     def extra_repr(self):
@@ -85,6 +88,7 @@ class Sequential(_Container):
         *items: Modules or callables, named by their position; or a single
             ``OrderedDict`` of ``{key: item}``.
         **named: Modules or callables named by their keyword, after ``items``.
+        name (str): The container's name (see :class:`Module`); not an item.
 
     Raises:
         TypeError: An item is not callable.
@@ -105,12 +109,17 @@ class Sequential(_Container):
         ['fc/affine/W', 'fc/affine/b']
     """
 
-    def __init__(self, *items, **named):
+    def __init__(
+        self,
+        *items: Union[Callable[..., Any], Mapping[str, Callable[..., Any]]],
+        name: Optional[str] = None,
+        **named: Callable[..., Any],
+    ) -> None:
         self._init_items()
         if len(items) == 1 and isinstance(items[0], OrderedDict):
             named, items = {**items[0], **named}, ()
         for item in items:
-            self.append(item)
+            self._add(str(len(self)), item)  # not callable (a second OrderedDict): a TypeError
         for key, item in named.items():
             self._add(key, item)
 
@@ -119,7 +128,7 @@ class Sequential(_Container):
             raise TypeError(f"{describe(self)}: item {key!r} is not callable: {item!r}")
         self._set_item(key, item)
 
-    def append(self, item):
+    def append(self, item: Callable[..., Any]) -> "Sequential":
         """Adds ``item`` at the end, named by its index; returns the container.
 
         Args:
@@ -131,17 +140,17 @@ class Sequential(_Container):
         self._add(str(len(self)), item)
         return self
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Union[int, str, slice]) -> Any:
         if isinstance(index, slice):
             return Sequential(*[self._item(k) for k in self._keys[index]])
         if isinstance(index, str):
             return self._item(index)
         return self._item(self._keys[index])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return (getattr(self, k) for k in self._keys)
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> Any:
         """Runs the items in order on ``x``.
 
         Args:
@@ -160,6 +169,7 @@ class ModuleList(_Container):
 
     Args:
         modules (iterable): The first modules, in order (``()``: none).
+        name (str): The list's name (see :class:`Module`).
 
     Raises:
         TypeError: An item is not a module (a plain list holds other values).
@@ -179,11 +189,11 @@ class ModuleList(_Container):
         ['blocks/0/affine/W', 'blocks/0/affine/b', 'blocks/1/affine/W', 'blocks/1/affine/b']
     """
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = (), *, name: Optional[str] = None) -> None:
         self._init_items()
         self.extend(modules)
 
-    def append(self, module):
+    def append(self, module: Module) -> "ModuleList":
         """Adds ``module`` at the end; returns the list.
 
         Args:
@@ -195,7 +205,7 @@ class ModuleList(_Container):
         self._set_item(str(len(self)), _require_module(self, module))
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> "ModuleList":
         """Appends each of ``modules``; returns the list.
 
         Args:
@@ -215,15 +225,15 @@ class ModuleList(_Container):
     def _key(self, index):
         return self._keys[index]  # negative indices and IndexError, as a list
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Union[int, slice]) -> Any:
         if isinstance(index, slice):
             return [getattr(self, k) for k in self._keys[index]]
         return getattr(self, self._key(index))
 
-    def __setitem__(self, index, module):
+    def __setitem__(self, index: int, module: Module) -> None:
         self._set_item(self._key(index), _require_module(self, module))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return (getattr(self, k) for k in self._keys)
 
 
@@ -233,6 +243,7 @@ class ModuleDict(_Container):
     Args:
         modules (dict): ``{key: module}``, or ``(key, module)`` pairs, in order.
         **named: More modules, named by their keywords.
+        name (str): The dict's name (see :class:`Module`); not a key.
 
     Raises:
         TypeError: A value is not a module.
@@ -248,11 +259,21 @@ class ModuleDict(_Container):
         'heads/box'
     """
 
-    def __init__(self, modules=None, **named):
+    def __init__(
+        self,
+        modules: Union[Mapping[str, Module], Iterable[Tuple[str, Module]], None] = None,
+        *,
+        name: Optional[str] = None,
+        **named: Module,
+    ) -> None:
         self._init_items()
         self.update(modules or {}, **named)
 
-    def update(self, modules=(), **named):
+    def update(
+        self,
+        modules: Union[Mapping[str, Module], Iterable[Tuple[str, Module]]] = (),
+        **named: Module,
+    ) -> None:
         """Adds or replaces items from a mapping, ``(key, module)`` pairs, or keywords.
 
         Args:
@@ -263,26 +284,26 @@ class ModuleDict(_Container):
         for key, module in pairs + list(named.items()):
             self[key] = module
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Module:
         return self._item(key)
 
-    def __setitem__(self, key, module):
+    def __setitem__(self, key: str, module: Module) -> None:
         self._set_item(key, _require_module(self, module))
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self._keys
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(list(self._keys))
 
-    def keys(self):
+    def keys(self) -> List[str]:
         """The keys, in insertion order (a list)."""
         return list(self._keys)
 
-    def values(self):
+    def values(self) -> List[Module]:
         """The modules, in insertion order (a list)."""
         return [getattr(self, k) for k in self._keys]
 
-    def items(self):
+    def items(self) -> List[Tuple[str, Module]]:
         """``(key, module)`` pairs, in insertion order (a list)."""
         return [(k, getattr(self, k)) for k in self._keys]

@@ -24,29 +24,30 @@ Example:
 
 import os
 from collections import OrderedDict
+from typing import Any, Optional, Sequence, Union
 
 import nnabla as nn
 from nnabla.utils.save import save
 
 from . import _registry
 from ._util import as_tuple, input_variables
-from .io import write_atomically
-from .module import describe
+from .files import write_atomically
+from .module import Module, describe
 
 __all__ = ["export_nnp"]
 
 
 def export_nnp(
-    module,
-    path,
-    *inputs,
-    input_names=None,
-    output_names=None,
-    network_name="network",
-    executor_name="runtime",
-    variable_batch_size=True,
-    **kwargs,
-):
+    module: Module,
+    path: Union[str, "os.PathLike[str]"],
+    *inputs: Any,
+    input_names: Optional[Sequence[str]] = None,
+    output_names: Optional[Sequence[str]] = None,
+    network_name: str = "network",
+    executor_name: str = "runtime",
+    variable_batch_size: bool = True,
+    **kwargs: Any,
+) -> Union[str, "os.PathLike[str]"]:
     """Writes ``module``'s inference graph on ``inputs`` and its parameters to an ``.nnp`` file.
 
     The module is put in ``eval()`` mode for the call (the modes are restored

@@ -17,9 +17,14 @@ public class; the machinery lives in small files, one job each
 
 import inspect
 import weakref
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, Optional, Tuple, TypeVar
+
+import nnabla as nn
 
 from . import _enumeration, _registry
 from ._calls import (  # noqa: F401
+    HookHandle,
     SharedParameterWarning,
     add_hook,
     entering_scope,
@@ -31,12 +36,13 @@ from ._delegates import CheckpointMethods, ToolMethods
 from ._display import module_repr
 from ._enumeration import ParameterIterator, orphans  # noqa: F401
 from ._naming import describe, init_state, join, prefix_of  # noqa: F401
-from ._state import NOT_GIVEN, ModuleBase
+from ._state import NOT_GIVEN, ModuleBase, ModuleState
 from ._tree import (
     CONTAINERS,
     adopt,
     adopt_attributes,
     adopt_within,
+    check_holding,
     children_of,
     constructing,
     refuse_nnabla_module,
@@ -44,6 +50,7 @@ from ._tree import (
     walk,
 )
 
+M = TypeVar("M", bound="Module")
 
 class ModuleMeta(type):
     """Lets subclasses skip ``super().__init__()``, take ``name=``, override ``__call__``."""
@@ -96,7 +103,8 @@ def with_name_parameter(signature):
     return signature.replace(parameters=params[:at] + [name] + params[at:])
 
 
-_takes_name = weakref.WeakKeyDictionary()  # weak: classes made in a loop can still go
+# Weak: classes made in a loop can still go.
+_takes_name: "weakref.WeakKeyDictionary[type, bool]" = weakref.WeakKeyDictionary()
 
 
 def _init_takes_name(cls):
@@ -147,12 +155,14 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     """
 
     #: Warn when two unnamed PF calls in one call share a weight (layers make one PF call).
+    _module_state: ModuleState  # set by the metaclass before __init__ runs
+    training: bool  # the mode: see train() and eval()
     _checks_shared_pf_calls = True
     #: True: lists filled after assignment may hold new children, so they are looked
     #: up on every walk; layers set False and cache theirs.
     _children_may_grow = True
 
-    def __init__(self, name=None):
+    def __init__(self, name: Optional[str] = None) -> None:
         """Lets ``__init__`` call ``super().__init__()`` or ``super().__init__(name=name)``."""
         if name is not None and name != self._module_state.given_name:
             self.name = name
@@ -167,6 +177,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
             refuse_nnabla_module(self, value, (attr,))
             object.__setattr__(self, attr, value)
             return
+        check_holding(self, attr, value)
         previous = self.__dict__.get(attr, NOT_GIVEN)
         object.__setattr__(self, attr, value)
         self._module_state.children = None
@@ -200,22 +211,24 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     # --- names ---------------------------------------------------------------
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The local name: given, attribute path, or automatic (``""``: no level)."""
         return join(self._module_state.local)
 
     @name.setter
-    def name(self, name):
+    def name(self, name: Optional[str]) -> None:
         rename(self, name)
 
     @property
-    def prefix(self):
+    def prefix(self) -> str:
         """The full parameter-scope prefix, e.g. ``"res_unit/conv0"``."""
         return join(prefix_of(self))
 
     # --- enumeration -----------------------------------------------------------
 
-    def get_parameters(self, grad_only=True, recursive=True, absolute=False):
+    def get_parameters(
+        self, grad_only: bool = True, recursive: bool = True, absolute: bool = False
+    ) -> "OrderedDict[str, nn.Variable]":
         """The module's parameters, keyed relative to its prefix: what a solver takes.
 
         Returns the registry's own ``nn.Variable`` objects (nothing is copied),
@@ -259,7 +272,9 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         """
         return _enumeration.parameters_of(self, grad_only, recursive, absolute)
 
-    def named_parameters(self, grad_only=True, recursive=True):
+    def named_parameters(
+        self, grad_only: bool = True, recursive: bool = True
+    ) -> Iterator[Tuple[str, nn.Variable]]:
         """Yields ``(key, Variable)`` pairs of :meth:`get_parameters`.
 
         Args:
@@ -273,7 +288,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         """
         yield from self.get_parameters(grad_only, recursive).items()
 
-    def parameters(self, grad_only=True, recursive=True):
+    def parameters(self, grad_only: bool = True, recursive: bool = True) -> Iterator[nn.Variable]:
         """An iterator over the Variables of :meth:`get_parameters`, without their keys.
 
         PyTorch's spelling, for loops over the weights (counting, norms,
@@ -298,26 +313,26 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         """
         return ParameterIterator(self, self.get_parameters(grad_only, recursive).values())
 
-    def named_modules(self):
+    def named_modules(self) -> Iterator[Tuple[str, "Module"]]:
         """Yields ``(relative prefix, module)`` for this module and its descendants."""
         for path, module in walk(self):
             yield join(path), module
 
-    def modules(self):
+    def modules(self) -> Iterator["Module"]:
         """Yields this module and its descendants (each once)."""
         for _, module in walk(self):
             yield module
 
-    def named_children(self):
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
         """Yields ``(local name, child)`` for the modules this one holds."""
         yield from children_of(self)
 
-    def children(self):
+    def children(self) -> Iterator["Module"]:
         """Yields the modules this one holds."""
         for _, child in children_of(self):
             yield child
 
-    def release(self):
+    def release(self: M) -> M:
         """Removes the tree's parameters from NNabla's registry; returns the module.
 
         The next use creates fresh ones (PF's initializers), so this is how a
@@ -329,12 +344,13 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
 
     # --- forward hooks ----------------------------------------------------------
 
-    def register_forward_hook(self, hook):
+    def register_forward_hook(self, hook: Callable[..., Any]) -> HookHandle:
         """Calls ``hook(module, args, kwargs, output)`` after each call of this module.
 
         A hook that returns something other than ``None`` replaces the output.
-        Hooks run outside the module's scope, after its call, in the order they
-        were registered (those of :func:`register_module_forward_hook` first);
+        Hooks run outside the module's scope, after its call (PF code in a hook
+        belongs to the module whose call surrounds it), in the order they were
+        registered (those of :func:`register_module_forward_hook` first);
         ``super().__call__`` chains are one call. See :doc:`/tools`.
 
         Args:
@@ -356,7 +372,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         """
         return add_hook(self._module_state, "post", hook)
 
-    def register_forward_pre_hook(self, hook):
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> HookHandle:
         """Calls ``hook(module, args, kwargs)`` before each call of this module.
 
         A hook that returns an ``(args, kwargs)`` pair replaces the call's arguments.
@@ -371,7 +387,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
 
     # --- modes -------------------------------------------------------------------
 
-    def train(self, mode=True):
+    def train(self: M, mode: bool = True) -> M:
         """Sets ``training`` on the whole tree; returns the module.
 
         The mode is read when a graph is built: build the training graph after
@@ -388,11 +404,11 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
             module.training = mode
         return self
 
-    def eval(self):
+    def eval(self: M) -> M:
         """Inference mode for the whole tree; returns the module."""
         return self.train(False)
 
-    def freeze(self):
+    def freeze(self: M) -> M:
         """Stops gradients for the tree's parameters, in the registry itself.
 
         Sets ``need_grad=False`` on the registry's Variables, so solvers given
@@ -402,7 +418,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         _enumeration.set_frozen(self, True)
         return self
 
-    def unfreeze(self):
+    def unfreeze(self: M) -> M:
         """Undoes :meth:`freeze`; restores each parameter's own ``need_grad``."""
         _enumeration.set_frozen(self, False)
         return self
@@ -410,11 +426,11 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
 
     # --- display -------------------------------------------------------------------
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """Text inside the parentheses of ``repr``; layers show their arguments."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return module_repr(self)
 
 

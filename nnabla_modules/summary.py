@@ -27,6 +27,7 @@ Example:
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import nnabla as nn
 import numpy as np
@@ -35,7 +36,10 @@ from ._calls import register_module_forward_hook
 from ._enumeration import owned_entries
 from ._naming import describe
 from ._state import ModuleBase
-from ._util import input_variables, nested_leaves
+from ._util import input_variables, nested_leaves, table_lines
+
+if TYPE_CHECKING:  # for annotations only: this file may not import module.py
+    from .module import Module
 
 __all__ = ["summary", "Summary", "COLUMNS"]
 
@@ -91,7 +95,14 @@ class Summary:
         columns (tuple): The columns of the table.
     """
 
-    def __init__(self, rows, params, totals, outputs, columns):
+    def __init__(
+        self,
+        rows: List[Dict[str, Any]],
+        params: Dict[str, Any],
+        totals: Tuple[Optional[int], Optional[int]],
+        outputs: Any,
+        columns: Sequence[str],
+    ) -> None:
         self.rows = rows
         self.total_params = sum(_size(p) for p in params.values())
         self.trainable_params = sum(_size(p) for p in params.values() if p.need_grad)
@@ -101,7 +112,7 @@ class Summary:
         self.outputs = outputs
         self.columns = columns
 
-    def __str__(self):
+    def __str__(self) -> str:
         header = ["Module"] + [COLUMNS[c][0] for c in self.columns]
         aligns = ["<"] + [COLUMNS[c][1] for c in self.columns]
         cells = [
@@ -118,12 +129,19 @@ class Summary:
         totals.append(f"Parameter memory: {_memory_text(self.param_memory)}")
         if self.activation_memory is not None:
             totals.append(f"Activation memory: {_memory_text(self.activation_memory)}")
-        return "\n".join(_format_table(header, aligns, cells) + [""] + totals)
+        return "\n".join(table_lines(list(zip(header, aligns)), cells) + [""] + totals)
 
     __repr__ = __str__
 
 
-def summary(module, *inputs, model_kwargs=None, depth=None, columns=None, **unexpected):
+def summary(
+    module: "Module",
+    *inputs: Any,
+    model_kwargs: Optional[Dict[str, Any]] = None,
+    depth: Optional[int] = None,
+    columns: Optional[Sequence[str]] = None,
+    **unexpected: Any,
+) -> Summary:
     """Builds the module's graph on ``inputs`` and tabulates the module tree.
 
     The graph is only built (``nn.auto_forward(False)``), not computed. Building
@@ -407,13 +425,3 @@ def _labels(rows):
         labels.append(label)
         parents.append(row["prefix"])
     return labels
-
-
-def _format_table(header, aligns, rows):
-    widths = [max(len(cells[i]) for cells in [header] + rows) for i in range(len(header))]
-
-    def line(cells):
-        text = "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, aligns, widths))
-        return text.rstrip()
-
-    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]

@@ -33,6 +33,7 @@ import functools
 import inspect
 import numbers
 from collections import OrderedDict
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import nnabla as nn
 import nnabla.random as _nn_random
@@ -56,29 +57,29 @@ class NetworkComparison:
             both values where they differ most.
     """
 
-    def __init__(self, what):
+    def __init__(self, what: str) -> None:
         self.what = what
-        self.pf_keys = []
-        self.module_keys = []
-        self.problems = []
+        self.pf_keys: List[str] = []
+        self.module_keys: List[str] = []
+        self.problems: List[Tuple[str, List[str]]] = []
 
-    def add(self, section, lines):
+    def add(self, section: str, lines: Iterable[str]) -> None:
         if lines:
             self.problems.append((section, list(lines)))
 
     @property
-    def same(self):
+    def same(self) -> bool:
         return not self.problems
 
     @property
-    def first_difference(self):
+    def first_difference(self) -> Optional[str]:
         """The report's first difference, ``"section: line"``, or ``None`` for the same network."""
         if self.same:
             return None
         section, lines = self.problems[0]
         return f"{section}: {lines[0]}"
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.same:
             return f"{self.what}: the same network ({len(self.module_keys)} parameter arrays)"
         out = [f"{self.what}: the networks differ"]
@@ -90,7 +91,9 @@ class NetworkComparison:
     __repr__ = __str__
 
 
-def assert_same_network(pf_fn, module, *inputs, **options):
+def assert_same_network(
+    pf_fn: Callable[..., Any], module: Module, *inputs: Any, **options: Any
+) -> None:
     """Fails, listing every difference, unless ``module`` builds the network ``pf_fn`` builds.
 
     Args:
@@ -121,18 +124,18 @@ def assert_same_network(pf_fn, module, *inputs, **options):
 
 
 def compare_networks(
-    pf_fn,
-    module,
-    *inputs,
-    seed=313,
-    modes=("train", "eval"),
-    pf_eval_kwargs=None,
-    check_init=True,
-    check_grads=True,
-    rtol=1e-5,
-    atol=1e-6,
-    kwargs=None,
-):
+    pf_fn: Callable[..., Any],
+    module: Module,
+    *inputs: Any,
+    seed: int = 313,
+    modes: Sequence[str] = ("train", "eval"),
+    pf_eval_kwargs: Optional[Dict[str, Any]] = None,
+    check_init: bool = True,
+    check_grads: bool = True,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    kwargs: Optional[Dict[str, Any]] = None,
+) -> NetworkComparison:
     """Builds both networks and returns a :class:`NetworkComparison` (never raises on a difference).
 
     Args:
@@ -175,7 +178,7 @@ def compare_networks(
     fresh = not has_parameters(module)
     saved_rng = _nn_random.prng
     saved_modes = [(m, m.training) for m in module.modules()]
-    pf_scope = OrderedDict()
+    pf_scope: OrderedDict[str, Any] = OrderedDict()
     try:
         pf_params, mod_params = _create_both(pf_fn, module, inputs, kwargs, seed, pf_scope)
         snapshot = _snapshot(mod_params)

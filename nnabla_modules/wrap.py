@@ -23,6 +23,8 @@ it is, and let each module instance give it its own parameter scope.
     'mlp_1'
 """
 
+from typing import Any, Callable, Dict, Type
+
 from .module import Module
 
 
@@ -57,13 +59,16 @@ class FunctionModule(Module):
         ['fc/affine/W', 'fc/affine/b']
     """
 
-    def __init__(self, function, **bound):
+    function: Callable[..., Any]
+    bound: Dict[str, Any]
+
+    def __init__(self, function: Callable[..., Any], **bound: Any) -> None:
         if not callable(function):
             raise TypeError(f"FunctionModule: function must be callable, got {function!r}")
         self.function = function
         self.bound = bound
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Runs the function in the module's scope.
 
         Args:
@@ -76,14 +81,14 @@ class FunctionModule(Module):
         """
         return self.function(*args, **{**self.bound, **kwargs})
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         bound = [f"{k}={v!r}" for k, v in self.bound.items()]
         if getattr(type(self), "function", None) is self.function:
             return ", ".join(bound)  # the class is named after the function
         return ", ".join([getattr(self.function, "__qualname__", repr(self.function))] + bound)
 
 
-def wrap(function):
+def wrap(function: Callable[..., Any]) -> Type[Any]:
     """Turns a PF-based function into a module class named after it (usable as a decorator).
 
     ``wrap(f)(**bound)`` builds a module; each instance owns its prefix (an
@@ -108,7 +113,10 @@ def wrap(function):
         "__init__": __init__,
         "__doc__": function.__doc__ or FunctionModule.__doc__,
         "__module__": getattr(function, "__module__", __name__),
-        "__qualname__": getattr(function, "__qualname__", function.__name__),
+        "__qualname__": getattr(function, "__qualname__", type(function).__name__),
         "function": staticmethod(function),
     }
-    return type(function.__name__, (FunctionModule,), namespace)
+    # The class name gives unnamed instances their names: a lambda's "<lambda>"
+    # would put "<" in registry keys.
+    name = getattr(function, "__name__", "")
+    return type(name if name.isidentifier() else "FunctionModule", (FunctionModule,), namespace)

@@ -16,7 +16,7 @@ from nnabla.core.module import Module as NNablaModule
 from nnabla.utils.save import save as save_nnp
 
 import nnabla_modules as nm
-from nnabla_modules import checkpoint, io
+from nnabla_modules import checkpoint, files
 
 X_SHAPE = (2, 8, 4, 4)
 
@@ -117,7 +117,7 @@ def test_grad_only_saves_the_trainable_parameters():
     path = unit.save_parameters  # noqa: F841 (readability below)
     buffer = stdio.BytesIO()
     unit.save_parameters(buffer, grad_only=True, extension=".h5")
-    assert list(io.read_parameters(buffer, ".h5")) == list(unit.get_parameters(grad_only=True))
+    assert list(files.read_parameters(buffer, ".h5")) == list(unit.get_parameters(grad_only=True))
     randomize(unit, seed=5)
     with pytest.raises(checkpoint.CheckpointError, match="bn0/bn/mean"):
         unit.load_parameters(buffer, extension=".h5")
@@ -222,7 +222,7 @@ def test_nnabla_module_files_load(tmp_path):
     theirs = Net()
     theirs(nn.Variable((1, 3, 8, 8)))
     theirs.save_parameters(str(tmp_path / "theirs.h5"))
-    assert list(io.read_parameters(tmp_path / "theirs.h5"))[0] == "@conv1/conv/W"
+    assert list(files.read_parameters(tmp_path / "theirs.h5"))[0] == "@conv1/conv/W"
     ours = Ours()
     ours.load_parameters(tmp_path / "theirs.h5")
     for key, param in theirs.get_parameters().items():
@@ -426,7 +426,7 @@ def test_a_module_with_pf_code_takes_the_values_before_its_first_call(tmp_path, 
     for key, value in values.items():
         np.testing.assert_array_equal(params[key[len(prefix) + 1 :] if prefix else key].d, value)
     net.save_parameters(tmp_path / "again.h5")
-    assert list(io.read_parameters(tmp_path / "again.h5")) == list(params)
+    assert list(files.read_parameters(tmp_path / "again.h5")) == list(params)
 
 
 def test_load_then_build_checks_shapes_at_the_first_call(tmp_path):
@@ -569,7 +569,7 @@ def test_a_failure_while_placing_values_undoes_every_placement(tmp_path, monkeyp
 def test_a_failure_reading_a_placed_value_undoes_everything(tmp_path):
     values = _pf_net_checkpoint(tmp_path / "pf.h5", "pf_net")  # noqa: F841
     net = PFNet()
-    with io.open_parameters(tmp_path / "pf.h5") as stored:
+    with files.open_parameters(tmp_path / "pf.h5") as stored:
         stored["pf_net/fc2/affine/W"]._read_into = _failing_after(0, None)
         with pytest.raises(MemoryError, match="injected"):
             checkpoint._load(net, stored, "pf.h5", strict=True)
@@ -582,7 +582,7 @@ def test_ctrl_c_during_the_in_place_writes_is_delivered_after_the_last_one(tmp_p
     saved = randomize(unit, seed=1)
     unit.save_parameters(tmp_path / "unit.h5")
     randomize(unit, seed=2)
-    with io.open_parameters(tmp_path / "unit.h5") as stored:
+    with files.open_parameters(tmp_path / "unit.h5") as stored:
         param = stored["conv1/conv/W"]
         read = param._read_into
 
@@ -625,7 +625,7 @@ def test_every_failure_changes_nothing(tmp_path, failure):
         state["unit/conv0/conv/W"] = np.zeros(3)
     elif failure == "conflict":
         state["m/unit/conv0/conv/W"] = state["unit/conv0/conv/W"]
-    io.write_parameters(path, state)
+    files.write_parameters(path, state)
     if failure == "foreign":
         path.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(2000))
     elif failure == "truncated":
@@ -667,7 +667,7 @@ def test_truncated_and_bit_flipped_files_fail_cleanly_or_load(tmp_path, ext):
         before = snapshot()
         try:
             model.load_parameters(bad_path)
-        except (io.ParameterFileError, checkpoint.CheckpointError) as error:
+        except (files.ParameterFileError, checkpoint.CheckpointError) as error:
             failures += 1
             assert "Small 'small'" in str(error) and f"bad{ext}" in str(error)
             assert_same(before, snapshot())
@@ -685,7 +685,7 @@ def test_a_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path, monke
     unit.save_parameters(path)
     os.chmod(path, 0o640)
     previous = path.read_bytes()
-    monkeypatch.setattr(io, "_values", _failing_after(5, io._values))
+    monkeypatch.setattr(files, "_values", _failing_after(5, files._values))
     with pytest.raises(MemoryError):
         unit.save_parameters(path)
     assert path.read_bytes() == previous

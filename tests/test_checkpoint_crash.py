@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from nnabla_modules import io
+from nnabla_modules import files
 
 SAVING_CHILD = textwrap.dedent(
     """
@@ -73,16 +73,16 @@ def _kill_while_writing(path, timeout=60.0):
 def test_sigkill_during_a_large_save_keeps_the_previous_file(tmp_path):
     path = tmp_path / "model.h5"
     previous = {"layers/0/affine/W": np.arange(6, dtype=np.float32).reshape(2, 3)}
-    io.write_parameters(path, previous)
+    files.write_parameters(path, previous)
     previous_bytes = path.read_bytes()
     for _ in range(3):  # a fast machine may finish the save before the kill
         if _kill_while_writing(path):
             break
-        io.write_parameters(path, previous)
+        files.write_parameters(path, previous)
         previous_bytes = path.read_bytes()
     else:
         pytest.skip("the save always finished before the kill")
     assert path.read_bytes() == previous_bytes
-    loaded = io.read_parameters(path)
+    loaded = files.read_parameters(path)
     np.testing.assert_array_equal(loaded["layers/0/affine/W"][0], previous["layers/0/affine/W"])
     assert len(_temporaries(tmp_path)) == 1  # the killed save's partial temporary, left aside

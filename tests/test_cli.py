@@ -247,10 +247,18 @@ def test_diff_reports_values_shapes_and_need_grad(tmp_path, module_file, capsys)
     unit.save_parameters(changed)
     assert run("diff", module_file, changed) == 1
     out = capsys.readouterr().out
-    assert "Values differ (2 of 24 compared):" in out
+    assert "Values differ (2 of 24 compared; 148 of 1,592 elements):" in out
+    assert re.search(r"bn0/bn/beta\s+4 of 4\s+0.5\s+-0.5\s+-0.5\s+-0.5\n", out), out
     assert "Largest absolute difference of shared values: 0.5 (bn0/bn/beta)" in out
     assert run("diff", module_file, changed, "--atol", 0.6) == 0
+    assert run("diff", module_file, changed, "--atol", 0.6, "--rtol", 0) == 0
     capsys.readouterr()
+    status, report = run_json(capsys, "diff", module_file, changed)
+    (conv1,) = [e for e in report["value_differences"] if e["key"] == "conv1/conv/W"]
+    assert conv1["differing"] == conv1["size"] == 144
+    assert conv1["min_diff"] == pytest.approx(0.25, abs=1e-6)
+    assert conv1["mean_diff"] == pytest.approx(0.25, abs=1e-6)
+    assert report["differing_elements"] == 148
 
     other = ResUnit(8, 8, name="other")
     other.get_parameters()["conv0/conv/W"].need_grad = False

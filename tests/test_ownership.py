@@ -472,7 +472,7 @@ def test_a_root_that_only_uses_another_roots_layer_says_so_when_saving(tmp_path)
 
 
 def test_super_init_in_haiku_style():
-    class Block(nm.Module):
+    class HaikuBlock(nm.Module):
         def __init__(self, width, name=None):
             super().__init__(name=name)
             self.fc = nm.Linear(width, width)
@@ -482,8 +482,8 @@ def test_super_init_in_haiku_style():
             super().__init__()
             self.fc = nm.Linear(width, width)
 
-    assert Block(3, name="blk").prefix == "blk"
-    assert Block(3).prefix == "block"
+    assert HaikuBlock(3, name="blk").prefix == "blk"
+    assert HaikuBlock(3).prefix == "haiku_block"
     assert Plain(3, name="p").prefix == "p"
     assert list(Plain(3).get_parameters()) == ["fc/affine/W", "fc/affine/b"]
 
@@ -555,3 +555,154 @@ def test_forward_hooks_see_each_call_and_can_replace_the_output():
 def test_a_hook_must_be_callable():
     with pytest.raises(TypeError, match="callable"):
         nm.Linear(2, 2).register_forward_hook(None)
+
+
+def test_a_layer_named_like_its_scope_loads_its_own_relative_keys(tmp_path):
+    source = nm.BatchNormalization(n_features=None, name="bn")  # keys "bn/beta", ...
+    source(nn.Variable((2, 3, 4, 4)))
+    source.get_parameters()["bn/beta"].d = 5.0
+    source.save_parameters(str(tmp_path / "bn.h5"))
+    nn.clear_parameters()
+    again = nm.BatchNormalization(n_features=None, name="bn")
+    again.load_parameters(str(tmp_path / "bn.h5"))
+    again(nn.Variable((2, 3, 4, 4)))
+    assert np.all(again.get_parameters()["bn/beta"].d == 5.0)
+
+
+# --- found by attacking the docs ---------------------------------------------------------------
+
+
+def test_a_load_into_a_reused_automatic_name_is_what_the_first_call_uses():
+    class P(nm.Module):
+        def __call__(self, x):
+            return PF.affine(x, 2, name="fc")
+
+    x = nn.Variable.from_numpy_array(np.ones((1, 4)))
+    p = P()
+    p(x)
+    del p
+    gc.collect()
+    p = P()  # takes the dead model's automatic name
+    p.load_state_dict({"fc/affine/W": np.zeros((4, 2)), "fc/affine/b": np.full(2, 7.0)})
+    y = p(x)
+    y.forward()
+    assert np.all(y.d == 7.0)
+
+
+def test_swapping_two_trained_children_is_refused():
+    net = Net(name="net")
+    net(nn.Variable((1, 3)))
+    with pytest.raises(ValueError, match="cannot hold"):
+        net.encoder, net.head = net.head, net.encoder
+    assert net.encoder.prefix == "net/encoder" and net.head.prefix == "net/head"
+
+
+def test_a_trained_layer_of_another_model_is_refused():
+    pretrained = Net(name="pretrained")
+    pretrained(nn.Variable((1, 3)))
+    new = Net(name="new")
+    with pytest.raises(ValueError, match="load_state_dict"):
+        new.head = pretrained.head
+    new.spare = new.head  # a second attribute for one module of this model: sharing
+
+
+def test_a_failing_first_call_undoes_the_load():
+    class TwoLayers(nm.Module):
+        def __init__(self):
+            self.a = nm.Linear(4, 3)
+            self.b = nm.Linear(None, 2)
+
+        def __call__(self, x):
+            return self.b(self.a(x))
+
+    net = TwoLayers(name="net")
+    before = net.a.get_parameters()["affine/W"].d.copy()
+    net.load_state_dict({"a/affine/W": np.ones((4, 3)), "a/affine/b": np.ones(3),
+                         "b/affine/W": np.ones((5, 2)), "b/affine/b": np.ones(2)})
+    with pytest.raises(CheckpointError, match="undone"):
+        net(nn.Variable((1, 4)))
+    assert np.array_equal(net.a.get_parameters()["affine/W"].d, before)
+    assert "net/b/affine/W" not in nn.get_parameters()
+    y = net(nn.Variable((1, 4)))  # works again, with fresh weights for b
+    assert y.shape == (1, 2)
+
+
+def test_unfreeze_after_a_rebuild_restores_modules_built_in_the_call():
+    class A(nm.Module):
+        def __call__(self, x):
+            return nm.Linear(4, 2, name="tmp")(x)
+
+    a = A(name="a")
+    a(nn.Variable((1, 4)))
+    a.freeze()
+    a(nn.Variable((1, 4)))
+    a.unfreeze()
+    assert list(a.get_parameters()) == ["tmp/affine/W", "tmp/affine/b"]
+
+
+def test_a_module_called_but_not_held_warns():
+    import types
+
+    class Holder(nm.Module):
+        def __init__(self):
+            self.cfg = types.SimpleNamespace(fc=nm.Linear(4, 2))
+
+        def __call__(self, x):
+            return self.cfg.fc(x)
+
+    with pytest.warns(UserWarning, match="does not hold it"):
+        Holder(name="h")(nn.Variable((1, 4)))
+
+
+def test_an_nnabla_module_built_in_a_call_is_refused():
+    from nnabla.core.module import Module as NNablaModule
+
+    class Old(NNablaModule):
+        def call(self, x):
+            return PF.affine(x, 2)
+
+    class Uses(nm.Module):
+        def __call__(self, x):
+            return Old()(x)
+
+    with pytest.raises(RuntimeError, match="outside NNabla's parameter registry"):
+        Uses(name="u")(nn.Variable((1, 4)))
+
+
+@pytest.mark.parametrize("strict", [None, "yes", 1])
+def test_strict_must_be_a_bool(strict):
+    with pytest.raises(TypeError, match="strict"):
+        nm.Linear(2, 2).load_state_dict({}, strict=strict)
+
+
+def test_an_error_class_with_other_arguments_keeps_its_kind_when_named(monkeypatch):
+    from nnabla_modules import files
+
+    class Odd(ValueError):
+        def __init__(self, code, text):
+            super().__init__(f"{code}: {text}")
+
+    def failing(*args, **kwargs):
+        raise Odd(7, "odd")
+
+    monkeypatch.setattr(files, "open_parameters", failing)
+    with pytest.raises(Odd) as error:
+        nm.Linear(2, 2, name="fc").load_parameters("x.h5")
+    assert "fc" in error.value.__notes__[0]
+
+
+def test_values_too_large_for_float32_are_refused_and_nothing_changes():
+    fc = nm.Linear(2, 3, name="fc")
+    before = fc.get_parameters()["affine/W"].d.copy()
+    with pytest.raises(CheckpointError, match="infinite once converted"):
+        fc.load_state_dict({"affine/W": np.full((2, 3), 1e300), "affine/b": np.zeros(3)})
+    assert np.array_equal(fc.get_parameters()["affine/W"].d, before)
+    fc.load_state_dict({"affine/W": np.full((2, 3), np.inf), "affine/b": np.zeros(3)})
+    assert np.all(np.isinf(fc.get_parameters()["affine/W"].d))  # infinite in the file: as is
+
+
+def test_a_wrapped_lambda_has_a_name_fit_for_registry_keys():
+    model = nm.wrap(lambda x: PF.affine(x, 2))()
+    model(nn.Variable((1, 3)))
+    assert model.prefix == "function_module"
+    assert list(nn.get_parameters()) == ["function_module/affine/W", "function_module/affine/b"]

@@ -57,7 +57,7 @@ from .reparam import SpectralNorm, WeightNormalization
 __all__ = [
     "Layer",
     "layer",
-    # the seed's classes
+    # NNabla's experimental classes
     "Affine",
     "Linear",
     "Convolution",

@@ -12,6 +12,7 @@ import copy
 import inspect
 import re
 from collections import OrderedDict
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import nnabla as nn
 import nnabla.initializer as I
@@ -102,16 +103,20 @@ class Layer(Module, metaclass=_LayerMeta):
 
     _checks_shared_pf_calls = False  # one PF call per call: nothing to share by accident
     _children_may_grow = False  # a layer's children (a wrapped layer) are set in __init__
-    pf_function = None
-    inputs = ("inp",)
-    keyword_inputs = ()
-    own_args = ()
-    input_sizes = None  # None: every own_arg
-    positional = None
-    inference_args = {}
+    pf_function: ClassVar[Any] = None
+    inputs: ClassVar[Tuple[str, ...]] = ("inp",)
+    keyword_inputs: ClassVar[Tuple[str, ...]] = ()
+    own_args: ClassVar[Tuple[Tuple[str, Any], ...]] = ()
+    input_sizes: ClassVar[Optional[Tuple[str, ...]]] = None  # None: every own_arg
+    positional: ClassVar[Optional[Tuple[str, ...]]] = None
+    inference_args: ClassVar[Dict[str, Any]] = {}
     _cached_pf_scope = None
     _fast_family = False  # PF's function has a fast path (see _fast.py)
-    _fast_plans = (None, None)  # training, inference: what the last call through PF built
+    _fast_plans: Any = (None, None)  # training, inference: what the last call through PF built
+    _pf_body: ClassVar[Any]  # PF's function below its decorator (__init_subclass__)
+    # Set by Module's construction; declared for type checkers.
+    training: bool
+    _module_state: Any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -124,13 +129,57 @@ class Layer(Module, metaclass=_LayerMeta):
             cls._fast_family = False  # a call of its own: PF's path, always
 
     @classmethod
-    def input_size_args(cls):
+    def input_size_args(cls) -> Tuple[str, ...]:
         """The constructor arguments that are sizes read from an input (``("inmaps",)``)."""
         if cls.input_sizes is not None:
             return tuple(cls.input_sizes)
         return tuple(name for name, _ in cls.own_args)
 
-    def __init__(self, *args, **kwargs):
+    @classmethod
+    def call_signature(cls) -> inspect.Signature:
+        """The signature of a call of this class's modules, as the call checks it.
+
+        PF's inputs (the first positional only) with PF's defaults, ``test=``,
+        the keyword inputs, and PF's other arguments as keywords that override
+        the constructor's value for one call (their default, ``...``, stands
+        for that value). A class whose ``__call__`` forwards its arguments (a
+        reparameterization wrapping a layer) keeps ``__call__``'s own.
+        """
+        # Without annotations, as inspect.signature(cls) reports the constructor.
+        call = [
+            p.replace(annotation=p.empty)
+            for p in inspect.signature(cls.__call__).parameters.values()
+        ][1:]
+        if cls.pf_function is None:  # a family's base: nothing to name
+            return inspect.Signature(call)
+        pf_params = inspect.signature(cls.pf_function).parameters
+        inputs_expanded = cls.__call__ is Layer.__call__
+        forwards = not inputs_expanded and any(p.kind is p.VAR_POSITIONAL for p in call)
+        params: List[inspect.Parameter] = []
+        for param in call:
+            if param.kind is param.VAR_POSITIONAL and inputs_expanded:
+                params.append(param.replace(name=cls.inputs[0], kind=param.POSITIONAL_ONLY))
+                params.extend(
+                    pf_params[name].replace(kind=param.POSITIONAL_OR_KEYWORD)
+                    for name in cls.inputs[1:]
+                )
+            elif param.kind is param.VAR_KEYWORD and not forwards:
+                taken = {p.name for p in params}
+                params.extend(
+                    pf_params[name].replace(kind=param.KEYWORD_ONLY)
+                    for name in cls.inputs + cls.keyword_inputs
+                    if name not in taken
+                )
+                params.extend(
+                    inspect.Parameter(name, param.KEYWORD_ONLY, default=...)
+                    for name in cls._pf_arg_names
+                    if name not in taken  # a PF argument ``test``: the call's flag sets it
+                )
+            else:
+                params.append(param)
+        return inspect.Signature(params)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
         spec = _spec(cls)
         signature = spec["signature"]
@@ -156,20 +205,17 @@ class Layer(Module, metaclass=_LayerMeta):
     def _configure(self, config):
         """Validates and normalizes the constructor arguments in place."""
 
-    def __call__(self, *inputs, test=False, **overrides):
+    def __call__(self, *inputs: Any, test: bool = False, **overrides: Any) -> Any:
         # Runs on every call of every layer: the common case is kept to a few lookups.
-        fast = None
+        fast = None  # the mode of the fast path's plan (see _fast.py), if this call has one
         if self._fast_family and not overrides and len(inputs) == 1 and _fast.ENABLED:
-            inference = bool(test or not self.training) and bool(self._inference_kwargs)
-            plan = self._fast_plans[inference]
-            if plan is not None:
-                try:
-                    built = plan.build(self, inputs[0], inference)
-                except _PF_ERRORS as error:
-                    raise _named_error(self, error) from error
-                if built is not None:
-                    return built
-            fast = inference
+            fast = bool(test or not self.training) and bool(self._inference_kwargs)
+            try:
+                built = _fast.build(self, inputs[0], fast)
+            except _PF_ERRORS as error:
+                raise _named_error(self, error) from error
+            if built is not None:
+                return built
         if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
             raise TypeError(
                 f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
@@ -202,14 +248,7 @@ class Layer(Module, metaclass=_LayerMeta):
         finally:
             _parameter.current_scope = previous
         if fast is not None:  # what PF built, to build it directly next time
-            plan = _fast.Plan.record(
-                self, inputs[0], kwargs, _fast.kwargs_snapshot(self, fast), scope, pf_scope
-            )
-            plans = self._fast_plans
-            if type(plans) is not list:
-                plans = [None, None]  # set without Module.__setattr__: not the user's attribute
-                object.__setattr__(self, "_fast_plans", plans)
-            plans[fast] = plan
+            _fast.remember(self, inputs[0], kwargs, fast, scope, pf_scope)
         return built
 
     def _pf_scope(self, scope):
@@ -276,7 +315,7 @@ class Layer(Module, metaclass=_LayerMeta):
         with nn.auto_forward(False), self._errors_named():
             self.pf_function(*inputs[:1], **{**kwargs, **_named(self, inputs)})
 
-    def parameter_shapes(self):
+    def parameter_shapes(self) -> Optional[Dict[str, Tuple[int, ...]]]:
         """``{key: shape}`` of the parameters this layer's own PF call creates, or None.
 
         Computed by running the PF call on a scratch scope with initializers
@@ -324,7 +363,7 @@ class Layer(Module, metaclass=_LayerMeta):
     def _config_error(self, message):
         return ValueError(f"{describe(self)}: {message}")
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         # Sizes and required arguments positionally, as they are usually given,
         # until one is left out; the rest by keyword when not the default.
         shown, positional = [], True

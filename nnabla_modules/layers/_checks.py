@@ -39,11 +39,14 @@ class Rule:
 
     ``right_kind(value)``: the value is of the right kind, merely out of range
     (a ValueError); otherwise it is of the wrong kind (a TypeError).
+    ``annotation``: the type the layer stubs give the argument, an alias of
+    ``_types.py`` (every value the test accepts is of that type).
     """
 
-    def __init__(self, test, expected, right_kind=_numeric):
+    def __init__(self, test, expected, annotation, right_kind=_numeric):
         self.test = test
         self.expected = expected
+        self.annotation = annotation
         self.right_kind = right_kind
 
     def check(self, value):
@@ -61,48 +64,74 @@ def _ints(value, low):
     return _is_sequence(value) and len(value) > 0 and all(_is_int(v) and v >= low for v in value)
 
 
-POSITIVE_INT = Rule(lambda v: _is_int(v) and v > 0, "a positive int")
-NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "a non-negative int")
-INT = Rule(_is_int, "an int")
+POSITIVE_INT = Rule(lambda v: _is_int(v) and v > 0, "a positive int", "Int")
+NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "a non-negative int", "Int")
+INT = Rule(_is_int, "an int", "Int")
 SIZES = Rule(
-    lambda v: (_is_int(v) and v > 0) or _ints(v, 1), "a positive int or a tuple of positive ints"
+    lambda v: (_is_int(v) and v > 0) or _ints(v, 1),
+    "a positive int or a tuple of positive ints",
+    "Ints",
 )
 POSITIVE_INTS = Rule(
-    lambda v: (_is_int(v) and v > 0) or _ints(v, 1), "a tuple of positive ints (one per axis)"
+    lambda v: (_is_int(v) and v > 0) or _ints(v, 1),
+    "a tuple of positive ints (one per axis)",
+    "Ints",
 )
 NON_NEGATIVE_INTS = Rule(
-    lambda v: (_is_int(v) and v >= 0) or _ints(v, 0), "a tuple of non-negative ints (one per axis)"
+    lambda v: (_is_int(v) and v >= 0) or _ints(v, 0),
+    "a tuple of non-negative ints (one per axis)",
+    "Ints",
 )
-AXES = Rule(lambda v: _is_int(v) or (_is_sequence(v) and all(map(_is_int, v))), "an int or ints")
-INTS = Rule(lambda v: _is_sequence(v) and len(v) > 0 and all(map(_is_int, v)), "a list of ints")
-NUMBER = Rule(_is_number, "a number")
-POSITIVE_NUMBER = Rule(lambda v: _is_number(v) and v > 0, "a positive number")
-PROBABILITY = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)")
-FRACTION = Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
-NUMBER_OR_ARRAY = Rule(lambda v: _is_number(v) or isinstance(v, np.ndarray), "a number or an array")
-BOOL = Rule(lambda v: isinstance(v, (bool, np.bool_)), "True or False", _never)
+AXES = Rule(
+    lambda v: _is_int(v) or (_is_sequence(v) and all(map(_is_int, v))), "an int or ints", "Ints"
+)
+INTS = Rule(
+    lambda v: _is_sequence(v) and len(v) > 0 and all(map(_is_int, v)),
+    "a list of ints",
+    "Sequence[Int]",
+)
+NUMBER = Rule(_is_number, "a number", "Number")
+POSITIVE_NUMBER = Rule(lambda v: _is_number(v) and v > 0, "a positive number", "Number")
+PROBABILITY = Rule(lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)", "Number")
+FRACTION = Rule(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]", "Number")
+NUMBER_OR_ARRAY = Rule(
+    lambda v: _is_number(v) or isinstance(v, np.ndarray),
+    "a number or an array",
+    "Number | np.ndarray",
+)
+BOOL = Rule(lambda v: isinstance(v, (bool, np.bool_)), "True or False", "Bool", _never)
 RANDOM_STATE = Rule(
-    lambda v: isinstance(v, np.random.RandomState), "a numpy.random.RandomState", _never
+    lambda v: isinstance(v, np.random.RandomState),
+    "a numpy.random.RandomState",
+    "np.random.RandomState",
+    _never,
 )
 INITIALIZER = Rule(
     lambda v: isinstance(v, (I.BaseInitializer, np.ndarray)) or callable(v),
     "an nnabla.initializer initializer (or a function of the shape) or a numpy.ndarray",
+    "Initializer",
     _never,
 )
 INITIALIZERS = Rule(
     lambda v: isinstance(v, dict) and all(INITIALIZER.test(item) for item in v.values()),
     "a dict of initializers (nnabla.initializer or numpy.ndarray) by parameter name",
+    "Initializers",
     _never,
 )
 
 
 def optional(rule):
-    return Rule(lambda v: v is None or rule.test(v), rule.expected + ", or None", rule.right_kind)
+    return Rule(
+        lambda v: v is None or rule.test(v),
+        rule.expected + ", or None",
+        rule.annotation + " | None",
+        rule.right_kind,
+    )
 
 
 def _choice(*choices):
     return Rule(
-        lambda v: v in choices, " or ".join(map(repr, choices)), lambda v: isinstance(v, str)
+        lambda v: v in choices, " or ".join(map(repr, choices)), "str", lambda v: isinstance(v, str)
     )
 
 

@@ -23,7 +23,7 @@ import nnabla.functions as F
 import nnabla.parameter as _parameter
 import nnabla.parametric_functions as PF
 
-from .._state import frozen_entries
+from .._state import frozen_entries, state_of
 
 #: False: every call goes through PF (for comparisons and for the tests).
 ENABLED = True
@@ -97,6 +97,22 @@ def kwargs_snapshot(layer, inference):
     return values
 
 
+def build(layer, x, inference):
+    """PF's graph for ``layer(x)`` built from the plan of the mode, or None (go through PF)."""
+    plan = layer._fast_plans[inference]
+    return None if plan is None else plan.build(layer, x, inference)
+
+
+def remember(layer, x, kwargs, inference, scope, pf_scope):
+    """Records the plan of the call through PF that just built ``layer(x)``."""
+    plan = Plan.record(layer, x, kwargs, kwargs_snapshot(layer, inference), scope, pf_scope)
+    plans = layer._fast_plans
+    if type(plans) is not list:
+        plans = [None, None]  # set without Module.__setattr__: not the user's attribute
+        object.__setattr__(layer, "_fast_plans", plans)
+    plans[inference] = plan
+
+
 class Plan:
     """What a call that went through PF built, and the conditions under which it holds."""
 
@@ -113,7 +129,7 @@ class Plan:
             return None
         plan = cls()
         plan.function, requests, plan.args = built
-        state = layer._module_state
+        state = state_of(layer)
         entries = []
         for request in requests:
             if request is None:
@@ -140,7 +156,7 @@ class Plan:
                 return None
         except (ValueError, TypeError):  # an argument replaced by an array: not the same
             return None
-        state = layer._module_state
+        state = state_of(layer)
         # PF's get_parameter would be observed (_calls.observe): it changes nothing
         # only for keys the module owns already, in a layer that is no name=""
         # layer (whose PF calls its parent checks for sharing) and no temporary

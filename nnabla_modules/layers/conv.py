@@ -7,14 +7,14 @@ import numpy as np
 from ..module import describe
 from ._adapter import Layer
 
-_SEED_ORDER = (
+_EXPERIMENTAL_ORDER = (
     "inmaps", "outmaps", "kernel", "pad", "stride", "dilation", "group",
     "w_init", "b_init", "base_axis", "fix_parameters", "rng", "with_bias",
 )  # fmt: skip
 _SPATIAL_ARGS = ("kernel", "pad", "stride", "dilation", "output_padding")
 
 
-class _ConvolutionFamily(Layer):
+class ConvolutionFamily(Layer):
     """Shared by the layers whose input is ``(batch..., inmaps, *spatial)`` (or channel last).
 
     Args:
@@ -105,7 +105,7 @@ class _ConvolutionFamily(Layer):
             raise self._size_error(f"the input {shape} has {inmaps} channels", config["inmaps"])
 
 
-class Convolution(_ConvolutionFamily):
+class Convolution(ConvolutionFamily):
     """N-D convolution with a bias term.
 
     Example:
@@ -119,7 +119,7 @@ class Convolution(_ConvolutionFamily):
     """
 
     pf_function = PF.convolution
-    positional = _SEED_ORDER
+    positional = _EXPERIMENTAL_ORDER
 
 
 class Conv1d(Convolution):
@@ -172,7 +172,7 @@ class ConvNd(Convolution):
     """
 
 
-class Deconvolution(_ConvolutionFamily):
+class Deconvolution(ConvolutionFamily):
     """N-D deconvolution (transposed convolution) with a bias term.
 
     The weight has PF's shape ``(inmaps, outmaps // group, *kernel)``.
@@ -188,7 +188,7 @@ class Deconvolution(_ConvolutionFamily):
     """
 
     pf_function = PF.deconvolution
-    positional = _SEED_ORDER
+    positional = _EXPERIMENTAL_ORDER
 
 
 class Deconv1d(Deconvolution):
@@ -241,7 +241,7 @@ class DeconvNd(Deconvolution):
     """
 
 
-class DepthwiseConvolution(_ConvolutionFamily):
+class DepthwiseConvolution(ConvolutionFamily):
     """Depthwise convolution: each input channel convolved with its own ``multiplier`` kernels.
 
     Example:
@@ -257,7 +257,7 @@ class DepthwiseConvolution(_ConvolutionFamily):
     pf_function = PF.depthwise_convolution
 
 
-class DepthwiseDeconvolution(_ConvolutionFamily):
+class DepthwiseDeconvolution(ConvolutionFamily):
     """Depthwise deconvolution: each group of ``divisor`` channels deconvolved into one.
 
     Example:
@@ -271,7 +271,7 @@ class DepthwiseDeconvolution(_ConvolutionFamily):
     pf_function = PF.depthwise_deconvolution
 
 
-class DeformableConvolution(_ConvolutionFamily):
+class DeformableConvolution(ConvolutionFamily):
     """2-D deformable convolution; called as ``layer(x, offset, mask=None)``, as PF takes them.
 
     The ``offset`` (and the v2 ``mask``) come from a separate convolution of

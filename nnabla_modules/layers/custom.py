@@ -7,6 +7,7 @@ so every rule of the built-in layers holds for it.
 """
 
 import inspect
+from typing import Any, Callable, Dict, Optional, Sequence, Type, Union, overload
 
 from ._adapter import Layer, _LayerMeta
 
@@ -15,7 +16,33 @@ from ._adapter import Layer, _LayerMeta
 _INFERENCE_FLAGS = {"test": True, "batch_stat": False, "training": False}
 
 
-def layer(function=None, *, inputs=None, inference=None, class_name=None):
+@overload
+def layer(
+    function: Callable[..., Any],
+    *,
+    inputs: Optional[Sequence[str]] = None,
+    inference: Optional[Dict[str, Any]] = None,
+    class_name: Optional[str] = None,
+) -> Type[Layer]: ...
+
+
+@overload
+def layer(
+    function: None = None,
+    *,
+    inputs: Optional[Sequence[str]] = None,
+    inference: Optional[Dict[str, Any]] = None,
+    class_name: Optional[str] = None,
+) -> Callable[[Callable[..., Any]], Type[Layer]]: ...
+
+
+def layer(
+    function: Optional[Callable[..., Any]] = None,
+    *,
+    inputs: Optional[Sequence[str]] = None,
+    inference: Optional[Dict[str, Any]] = None,
+    class_name: Optional[str] = None,
+) -> Union[Type[Layer], Callable[[Callable[..., Any]], Type[Layer]]]:
     """Makes a module class of a function decorated with ``@parametric_function_api``.
 
     Usable as ``SNConv = nm.layer(sn_conv)`` or as a decorator (``@nm.layer``

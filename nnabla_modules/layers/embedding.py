@@ -11,7 +11,7 @@ class Embed(Layer):
 
     Args:
         w_init (:obj:`nnabla.initializer.BaseInitializer` or :obj:`numpy.ndarray`):
-            The seed's name for PF's ``initializer``; give one or the other.
+            The experimental class's name for PF's ``initializer``; give one or the other.
 
     Example:
         >>> import nnabla as nn

@@ -12,7 +12,7 @@ def _as_tuple(size):
     return tuple(size) if hasattr(size, "__iter__") else (size,)
 
 
-class _AffineFamily(Layer):
+class AffineFamily(Layer):
     """Shared by the layers whose input is flattened from ``base_axis`` into features.
 
     Args:
@@ -41,7 +41,7 @@ class _AffineFamily(Layer):
             )
 
 
-class Affine(_AffineFamily):
+class Affine(AffineFamily):
     """The affine (fully connected) layer, ``y = x W + b``.
 
     Example:

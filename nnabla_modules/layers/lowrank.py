@@ -6,11 +6,11 @@ initial weight exactly as the PF call does.
 
 import nnabla.parametric_functions as PF
 
-from .conv import _ConvolutionFamily
-from .linear import _AffineFamily
+from .conv import ConvolutionFamily
+from .linear import AffineFamily
 
 
-class SVDAffine(_AffineFamily):
+class SVDAffine(AffineFamily):
     """Affine layer whose weight is factored by SVD into two rank-``r`` matrices.
 
     Example:
@@ -26,7 +26,7 @@ class SVDAffine(_AffineFamily):
     pf_function = PF.svd_affine
 
 
-class SVDConvolution(_ConvolutionFamily):
+class SVDConvolution(ConvolutionFamily):
     """Convolution whose kernel is factored by SVD into two rank-``r`` parts.
 
     Example:
@@ -40,7 +40,7 @@ class SVDConvolution(_ConvolutionFamily):
     pf_function = PF.svd_convolution
 
 
-class CPD3Convolution(_ConvolutionFamily):
+class CPD3Convolution(ConvolutionFamily):
     """Convolution whose kernel is a rank-``r`` CP decomposition (fitted by ALS at creation).
 
     Example:

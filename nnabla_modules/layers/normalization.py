@@ -6,7 +6,7 @@ import nnabla.parametric_functions as PF
 from ..module import describe
 from ._adapter import Layer
 
-_SEED_BN_ORDER = (
+_EXPERIMENTAL_BN_ORDER = (
     "axes", "decay_rate", "eps", "batch_stat", "output_stat", "fix_parameters", "param_init",
 )  # fmt: skip
 
@@ -95,7 +95,7 @@ class BatchNormalization(_BatchNormFamily):
 
     In training it normalizes with the batch statistics and updates the
     running ones; in inference (``eval()``, or ``test=True`` for one call) it
-    uses the running statistics. ``bn(x, test=False)``, what seed-style code
+    uses the running statistics. ``bn(x, test=False)``, what experimental-style code
     passes on every call, does not force batch statistics in ``eval()``; an
     explicit ``bn(x, batch_stat=True)`` does.
 
@@ -110,14 +110,21 @@ class BatchNormalization(_BatchNormFamily):
     """
 
     pf_function = PF.batch_normalization
-    positional = ("n_features", "n_dims") + _SEED_BN_ORDER
+    positional = ("n_features", "n_dims") + _EXPERIMENTAL_BN_ORDER
 
     def __call__(self, inp, test=False, **overrides):
-        """``bn(x, test=False)``: the seed's call; ``test=True`` infers for this call."""
+        """``bn(x, test=False)``, as the experimental classes call it; ``test=True`` infers."""
         return Layer.__call__(self, inp, test=test, **overrides)
 
 
-class BatchNorm1d(BatchNormalization):
+class _FixedRankBatchNorm(BatchNormalization):
+    """Batch normalization whose input rank the class fixes (``n_dims``)."""
+
+    own_args = (("n_features", None),)
+    positional = ("n_features",) + _EXPERIMENTAL_BN_ORDER
+
+
+class BatchNorm1d(_FixedRankBatchNorm):
     """Batch normalization of 3-D inputs ``(batch, n_features, length)``.
 
     Example:
@@ -127,12 +134,10 @@ class BatchNorm1d(BatchNormalization):
         (2, 4, 7)
     """
 
-    own_args = (("n_features", None),)
-    positional = ("n_features",) + _SEED_BN_ORDER
     n_dims = 3
 
 
-class BatchNorm2d(BatchNormalization):
+class BatchNorm2d(_FixedRankBatchNorm):
     """Batch normalization of 4-D inputs ``(batch, n_features, height, width)``.
 
     Example:
@@ -143,12 +148,10 @@ class BatchNorm2d(BatchNormalization):
         'BatchNormalization'
     """
 
-    own_args = (("n_features", None),)
-    positional = ("n_features",) + _SEED_BN_ORDER
     n_dims = 4
 
 
-class BatchNorm3d(BatchNormalization):
+class BatchNorm3d(_FixedRankBatchNorm):
     """Batch normalization of 5-D inputs ``(batch, n_features, depth, height, width)``.
 
     Example:
@@ -158,8 +161,6 @@ class BatchNorm3d(BatchNormalization):
         (1, 2, 2, 2, 2)
     """
 
-    own_args = (("n_features", None),)
-    positional = ("n_features",) + _SEED_BN_ORDER
     n_dims = 5
 
 

@@ -11,11 +11,11 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
-from .conv import _ConvolutionFamily
-from .linear import _AffineFamily
+from .conv import ConvolutionFamily
+from .linear import AffineFamily
 
 
-class BinaryConnectAffine(_AffineFamily):
+class BinaryConnectAffine(AffineFamily):
     """Affine layer with binarized (BinaryConnect) weights.
 
     Example:
@@ -31,7 +31,7 @@ class BinaryConnectAffine(_AffineFamily):
     pf_function = PF.binary_connect_affine
 
 
-class BinaryConnectConvolution(_ConvolutionFamily):
+class BinaryConnectConvolution(ConvolutionFamily):
     """Convolution with binarized (BinaryConnect) weights.
 
     Example:
@@ -47,7 +47,7 @@ class BinaryConnectConvolution(_ConvolutionFamily):
     pf_function = PF.binary_connect_convolution
 
 
-class BinaryWeightAffine(_AffineFamily):
+class BinaryWeightAffine(AffineFamily):
     """Affine layer with binary weights scaled by ``alpha`` (BinaryWeightNet).
 
     Example:
@@ -61,7 +61,7 @@ class BinaryWeightAffine(_AffineFamily):
     pf_function = PF.binary_weight_affine
 
 
-class BinaryWeightConvolution(_ConvolutionFamily):
+class BinaryWeightConvolution(ConvolutionFamily):
     """Convolution with binary weights scaled by ``alpha`` (BinaryWeightNet).
 
     Example:
@@ -75,7 +75,7 @@ class BinaryWeightConvolution(_ConvolutionFamily):
     pf_function = PF.binary_weight_convolution
 
 
-class INQAffine(_AffineFamily):
+class INQAffine(AffineFamily):
     """Affine layer trained by incremental network quantization (INQ).
 
     Example:
@@ -89,7 +89,7 @@ class INQAffine(_AffineFamily):
     pf_function = PF.inq_affine
 
 
-class INQConvolution(_ConvolutionFamily):
+class INQConvolution(ConvolutionFamily):
     """Convolution trained by incremental network quantization (INQ).
 
     Example:
@@ -103,7 +103,7 @@ class INQConvolution(_ConvolutionFamily):
     pf_function = PF.inq_convolution
 
 
-class FixedPointQuantizedAffine(_AffineFamily):
+class FixedPointQuantizedAffine(AffineFamily):
     """Affine layer with fixed-point quantized weights and bias.
 
     Example:
@@ -117,7 +117,7 @@ class FixedPointQuantizedAffine(_AffineFamily):
     pf_function = PF.fixed_point_quantized_affine
 
 
-class FixedPointQuantizedConvolution(_ConvolutionFamily):
+class FixedPointQuantizedConvolution(ConvolutionFamily):
     """Convolution with fixed-point quantized weights and bias.
 
     Example:
@@ -131,7 +131,7 @@ class FixedPointQuantizedConvolution(_ConvolutionFamily):
     pf_function = PF.fixed_point_quantized_convolution
 
 
-class Pow2QuantizedAffine(_AffineFamily):
+class Pow2QuantizedAffine(AffineFamily):
     """Affine layer with power-of-two quantized weights and bias.
 
     Example:
@@ -145,7 +145,7 @@ class Pow2QuantizedAffine(_AffineFamily):
     pf_function = PF.pow2_quantized_affine
 
 
-class Pow2QuantizedConvolution(_ConvolutionFamily):
+class Pow2QuantizedConvolution(ConvolutionFamily):
     """Convolution with power-of-two quantized weights and bias.
 
     Example:
@@ -159,7 +159,7 @@ class Pow2QuantizedConvolution(_ConvolutionFamily):
     pf_function = PF.pow2_quantized_convolution
 
 
-class PrunedAffine(_AffineFamily):
+class PrunedAffine(AffineFamily):
     """Affine layer whose smallest weights (a ``rate_w`` fraction) are pruned to zero.
 
     Example:
@@ -173,7 +173,7 @@ class PrunedAffine(_AffineFamily):
     pf_function = PF.pruned_affine
 
 
-class PrunedConvolution(_ConvolutionFamily):
+class PrunedConvolution(ConvolutionFamily):
     """Convolution whose smallest weights (a ``rate_w`` fraction) are pruned to zero.
 
     Example:
@@ -187,7 +187,7 @@ class PrunedConvolution(_ConvolutionFamily):
     pf_function = PF.pruned_convolution
 
 
-class MinMaxQuantizedAffine(_AffineFamily):
+class MinMaxQuantizedAffine(AffineFamily):
     """Affine layer with min-max quantized weights and bias.
 
     Example:
@@ -201,7 +201,7 @@ class MinMaxQuantizedAffine(_AffineFamily):
     pf_function = PF.min_max_quantized_affine
 
 
-class MinMaxQuantizedConvolution(_ConvolutionFamily):
+class MinMaxQuantizedConvolution(ConvolutionFamily):
     """Convolution with min-max quantized weights and bias.
 
     Example:

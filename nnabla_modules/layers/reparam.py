@@ -21,6 +21,7 @@ import weakref
 
 import nnabla.parametric_functions as PF
 
+from .._state import state_of
 from ..module import Module
 from ._adapter import Layer
 
@@ -50,7 +51,8 @@ class _Reparameterization(Layer):
                 f"{type(self).__name__}: wraps a layer module whose PF function takes apply_w "
                 f"(Affine, Convolution, Deconvolution, Embed, ...), got {layer!r}"
             )
-        if layer._module_state.given_name is None and layer._module_state.parent_module() is self:
+        state = state_of(layer)
+        if state.given_name is None and state.parent_module() is self:
             layer.name = ""  # PF's apply_w adds no scope level: the wrapper's name is the layer's
         # The layer's config keeps what its user gave; its PF call gets the wrapper's.
         previous = target._pf_kwargs["apply_w"]

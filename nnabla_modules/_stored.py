@@ -1,0 +1,163 @@
+"""Formats and stored parameters: what a parameter file holds, read on demand.
+
+:class:`StoredParameter` describes one parameter of a file (name, shape,
+dtype, ``need_grad``) and reads its values when asked; ``files.py`` opens the
+formats and builds them.
+"""
+
+import math
+import os
+from collections import OrderedDict
+
+import nnabla as nn
+import numpy as np
+
+#: Extensions :func:`~nnabla_modules.files.open_parameters` reads.
+READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
+#: Extensions :func:`~nnabla_modules.files.write_parameters` writes.
+WRITE_FORMATS = (".h5", ".protobuf")
+
+
+# --- formats ---------------------------------------------------------------------
+
+
+def file_format(source, extension=None, writing=False):
+    """The format of ``source``: one of :data:`READ_FORMATS` (or :data:`WRITE_FORMATS`).
+
+    Args:
+        source (str, os.PathLike or file object): The file.
+        extension (str, optional): The format, e.g. ``".h5"`` or ``"h5"``; wins
+            over a path's own extension and is required for file objects.
+        writing (bool): Check against :data:`WRITE_FORMATS` instead.
+
+    Raises:
+        ValueError: Unsupported or unknown format.
+    """
+    if extension is None:
+        if is_file_object(source):
+            raise ValueError(
+                f"{source_name(source)}: a file object has no extension; pass extension= "
+                f"(one of {', '.join(WRITE_FORMATS if writing else READ_FORMATS)})"
+            )
+        extension = os.path.splitext(os.fspath(source))[1]
+    ext = extension.lower()
+    ext = ext if ext.startswith(".") else "." + ext
+    supported = WRITE_FORMATS if writing else READ_FORMATS
+    if ext not in supported:
+        verb = "write" if writing else "read"
+        raise ValueError(
+            f"{source_name(source)}: cannot {verb} the format {extension!r}; "
+            f"supported: {', '.join(supported)}"
+        )
+    return ext
+
+
+def is_file_object(source):
+    return hasattr(source, "read") or hasattr(source, "write")
+
+
+def source_name(source):
+    """How errors name a file: its path, or the file object's name or repr.
+
+    Args:
+        source (str, os.PathLike or file object): The file.
+    """
+    if is_file_object(source):
+        name = getattr(source, "name", None)
+        return repr(name) if isinstance(name, str) else repr(source)
+    return repr(os.fspath(source))
+
+
+# --- stored parameters -------------------------------------------------------------
+
+
+class StoredParameter:
+    """One parameter of a file: its metadata now, its values on demand.
+
+    Attributes:
+        name (str): The key, e.g. ``"conv/W"``.
+        shape (tuple of int): The shape.
+        dtype (numpy.dtype): The stored dtype (``float32`` for protobuf formats).
+        need_grad (bool): The stored ``need_grad`` flag.
+
+    Args:
+        name (str): The key.
+        shape (sequence of int): The shape.
+        dtype (numpy.dtype or str): The stored dtype.
+        need_grad (bool): The stored ``need_grad`` flag.
+        read_into (callable): ``read_into(out)`` writes the values into the
+            array ``out`` of this shape.
+    """
+
+    __slots__ = ("name", "shape", "dtype", "need_grad", "_read_into")
+
+    def __init__(self, name, shape, dtype, need_grad, read_into):
+        self.name = name
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.need_grad = bool(need_grad)
+        self._read_into = read_into
+
+    @property
+    def size(self):
+        """The number of elements."""
+        return math.prod(self.shape)
+
+    def read(self):
+        """Returns the values as a new numpy array of the stored dtype."""
+        out = np.empty(self.shape, self.dtype)
+        self.read_into(out)
+        return out
+
+    def read_into(self, out):
+        """Writes the values into ``out``, converting to ``out.dtype``.
+
+        ``.h5`` datasets are read straight from the file into ``out``.
+
+        Args:
+            out (numpy.ndarray): A writable, C-contiguous array of this shape.
+        """
+        if out.shape != self.shape:
+            raise ValueError(f"{self.name}: shape {self.shape} does not fit {out.shape}")
+        if self.size:
+            self._read_into(out)
+
+    def __repr__(self):
+        return (
+            f"StoredParameter({self.name!r}, shape={self.shape}, dtype={self.dtype}, "
+            f"need_grad={self.need_grad})"
+        )
+
+
+def array_parameters(values):
+    """Wraps in-memory values as :class:`StoredParameter` objects.
+
+    Args:
+        values (mapping): key -> ``numpy.ndarray``, ``nn.Variable``, ``nn.NdArray``
+            or anything ``numpy.asarray`` takes. A Variable gives its ``need_grad``;
+            other values count as ``need_grad=True`` (PF's default).
+
+    Returns:
+        OrderedDict: key -> :class:`StoredParameter`, in the mapping's order.
+    """
+    stored = OrderedDict()
+    for name, value in values.items():
+        need_grad = True
+        if isinstance(value, nn.Variable):
+            need_grad, value = value.need_grad, value.data.get_data("r")
+        elif isinstance(value, nn.NdArray):
+            value = value.get_data("r")
+        array = np.asarray(value)
+        stored[name] = StoredParameter(
+            name, array.shape, array.dtype, need_grad, _array_reader(array)
+        )
+    return stored
+
+
+def _array_reader(array):
+    def read_into(out):
+        np.copyto(out, array, casting="same_kind")
+
+    return read_into
+
+

@@ -1,0 +1,426 @@
+"""Reading and writing NNabla parameter files, exactly as NNabla writes them.
+
+The formats are NNabla's own, so ``nn.load_parameters`` reads what
+:func:`write_parameters` writes and :func:`open_parameters` reads what
+``nn.save_parameters`` writes:
+
+* ``.h5``: one HDF5 dataset per parameter, named by its key (``conv/W`` is the
+  dataset ``W`` in the group ``conv``), with the attributes ``need_grad`` and
+  ``index`` (the position in the file, which gives the order back);
+* ``.protobuf``: a serialized ``nnabla.utils.nnabla_pb2.NNablaProtoBuf`` whose
+  ``parameter`` entries hold ``variable_name``, ``shape.dim``, ``data`` (float32)
+  and ``need_grad``;
+* ``.nntxt`` / ``.prototxt``: the same message as text (read only);
+* ``.nnp``: NNabla's zip archive; its ``.h5``, ``.protobuf`` and ``.nntxt``
+  members are read in archive order, a later value of a key replacing an
+  earlier one, as ``nn.load_parameters`` does (read only).
+
+Reading is lazy where the format allows it: :func:`open_parameters` checks the
+whole file and reports each parameter's name, shape, dtype and ``need_grad``
+without reading values; :meth:`StoredParameter.read_into` then reads one
+``.h5`` dataset straight into a destination array, so loading a large model
+needs no second copy of it. Hostile files (links to other files, declared
+sizes out of proportion to the file, names that are not text, damage that
+would crash HDF5) are refused before any value is allocated; see
+docs/checkpoints.md. Writing to a path is atomic (:func:`write_atomically`):
+a temporary file in the target's folder, flushed, read back, synced, then
+``os.replace``.
+
+Example:
+
+    >>> import numpy as np
+    >>> from nnabla_modules import files
+    >>> files.write_parameters("ck.h5", {"fc/W": np.ones((2, 3), np.float32)})
+    >>> with files.open_parameters("ck.h5") as stored:
+    ...     for name, param in stored.items():
+    ...         print(name, param.shape, param.dtype, param.need_grad)
+    fc/W (2, 3) float32 True
+"""
+
+import contextlib
+import errno
+import io as _io
+import math
+import os
+import warnings
+import zipfile
+from collections import OrderedDict
+
+import h5py
+import nnabla as nn
+import numpy as np
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+from nnabla.utils import nnabla_pb2
+
+from . import _h5
+from ._atomic import write_atomically
+from ._h5 import ParameterFileError
+from ._h5_check import plainly_intact
+from ._stored import (
+    READ_FORMATS,
+    WRITE_FORMATS,
+    StoredParameter,
+    array_parameters,
+    file_format,
+    is_file_object,
+    source_name,
+)
+
+__all__ = [
+    "READ_FORMATS",
+    "WRITE_FORMATS",
+    "ParameterFileError",
+    "StoredParameter",
+    "file_format",
+    "source_name",
+    "open_parameters",
+    "read_parameters",
+    "write_parameters",
+    "write_atomically",
+    "array_parameters",
+]
+
+
+ParameterFileError.__module__ = __name__  # defined beside the HDF5 walk, raised by all formats
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_parameters(source, extension=None):
+    """Opens a parameter file and checks all of it; values are read on demand.
+
+    Every format error (a truncated, corrupted or foreign file, a dataset
+    outside the file, a count of values that disagrees with the shape) is
+    raised here, before any value is read.
+
+    Args:
+        source (str, os.PathLike or file object): The file.
+        extension (str, optional): The format; required for file objects.
+
+    Yields:
+        OrderedDict: key -> :class:`StoredParameter`, in the file's order. The
+        parameters can be read while the ``with`` block is open.
+
+    Raises:
+        ParameterFileError: The file is not a readable NNabla parameter file.
+        ValueError: Unsupported format.
+        OSError: The file cannot be opened.
+    """
+    ext = file_format(source, extension)
+    label = source_name(source)
+    with contextlib.ExitStack() as stack:
+        try:
+            stored = _OPENERS[ext](source, label, stack)
+        except (ParameterFileError, FileNotFoundError, PermissionError):
+            raise
+        except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
+            raise _not_readable(label, ext, error) from error
+        yield stored
+
+
+def read_parameters(source, extension=None):
+    """Reads a whole parameter file into memory.
+
+    Args:
+        source (str, os.PathLike or file object): The file.
+        extension (str, optional): The format; required for file objects.
+
+    Returns:
+        OrderedDict: key -> ``(numpy.ndarray, need_grad)``, in the file's order.
+    """
+    with open_parameters(source, extension) as stored:
+        return OrderedDict((name, (p.read(), p.need_grad)) for name, p in stored.items())
+
+
+def _not_readable(label, ext, error):
+    detail = _h5.short(str(error) or type(error).__name__)
+    return ParameterFileError(f"{label} is not a readable NNabla {ext} parameter file: {detail}")
+
+
+def _open_h5(source, label, stack):
+    if is_file_object(source):
+        stream = source
+    else:  # FileNotFoundError / PermissionError as they are
+        stream = stack.enter_context(open(os.fspath(source), "rb"))
+    _check_before_hdf5(stream, label)
+    # HDF5 reads through the stream: the file checked above, even if its path is
+    # replaced meanwhile (an atomic save by another process), and its own size.
+    handle = stack.enter_context(h5py.File(stream, "r"))
+    stored = OrderedDict()
+    found = _h5.entries(handle, label)
+    order = sorted(  # NNabla's order: by 'index', then as found
+        range(len(found)), key=lambda i: (found[i].index is None, found[i].index or 0, i)
+    )
+    for position in order:
+        entry = found[position]
+        stored[entry.name] = StoredParameter(
+            entry.name,
+            entry.shape,
+            entry.dtype,
+            entry.need_grad,
+            h5py.Dataset(entry.dataset).read_direct,
+        )
+    return stored
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+#: Check an HDF5 file without metadata checksums (NNabla's own) before HDF5 reads
+#: it: in Python, and in a child process where Python cannot tell that it is
+#: intact (see docs/checkpoints.md). Set False for files you trust.
+PROBE_UNCHECKSUMMED_H5 = True
+
+
+def _check_before_hdf5(stream, label):
+    """Raises ParameterFileError for a file whose metadata would crash the HDF5 library."""
+    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or plainly_intact(stream):
+        return
+    try:
+        survived = _h5.probe(stream, label)
+    except OSError as error:  # no child process: read it here, as NNabla would
+        warnings.warn(
+            f"{label}: cannot start the process that checks an HDF5 file without checksums "
+            f"({error}); reading it unchecked",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return
+    if not survived:
+        raise ParameterFileError(
+            f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted "
+            "(reading it crashed the HDF5 library in a child process)"
+        )
+
+
+def _has_checksums(stream):
+    """True for an HDF5 file whose superblock (version 2 or later) carries checksums.
+
+    Files written here are such files; NNabla's own (HDF5's earliest format,
+    version 0) are not. A file whose signature is not at the start may have it
+    later (HDF5 looks at 512, 1024, ... bytes): that counts as unchecksummed.
+    """
+    head = _read_at(stream, 0, 9)
+    return len(head) == 9 and head[:8] == _HDF5_SIGNATURE and head[8] >= 2
+
+
+def _read_at(stream, offset, size):
+    position = stream.tell()
+    try:
+        stream.seek(offset)
+        return stream.read(size)
+    finally:
+        stream.seek(position)
+
+
+def _open_protobuf(source, label, stack):
+    proto = nnabla_pb2.NNablaProtoBuf()
+    data = _read_bytes(source)
+    try:
+        with warnings.catch_warnings():
+            # protobuf only warns when bytes are left over ("Not all data was
+            # converted"): for a parameter file that is damage, not a detail.
+            warnings.simplefilter("error", RuntimeWarning)
+            proto.ParseFromString(data)
+    except (DecodeError, RuntimeWarning) as error:
+        raise ParameterFileError(
+            f"{label}: not an NNabla protobuf file ({_h5.short(error)})"
+        ) from None
+    return _proto_parameters(proto, label)
+
+
+def _open_nntxt(source, label, stack):
+    proto = nnabla_pb2.NNablaProtoBuf()
+    text = _read_bytes(source)
+    text_format.Merge(text.decode("utf-8") if isinstance(text, bytes) else text, proto)
+    return _proto_parameters(proto, label)
+
+
+def _read_bytes(source):
+    if is_file_object(source):
+        return source.read()
+    with open(os.fspath(source), "rb") as handle:
+        return handle.read()
+
+
+def _proto_parameters(proto, label):
+    stored = OrderedDict()
+    for parameter in proto.parameter:
+        name, shape = parameter.variable_name, tuple(parameter.shape.dim)
+        count = math.prod(shape)  # exact: a product that overflows int64 is no match
+        if not name or any(d < 0 for d in shape) or len(parameter.data) != count:
+            raise ParameterFileError(
+                f"{label}: parameter {_h5.short(repr(name))} of shape {_h5.short(shape)} "
+                f"holds {len(parameter.data)} values"
+            )
+        stored[name] = StoredParameter(
+            name, shape, np.float32, parameter.need_grad, _proto_reader(parameter)
+        )
+    return stored
+
+
+def _proto_reader(parameter):
+    def read_into(out):
+        values = np.fromiter(parameter.data, np.float32, count=len(parameter.data))
+        np.copyto(out, values.reshape(out.shape), casting="same_kind")
+
+    return read_into
+
+
+def _open_nnp(source, label, stack):
+    archive = stack.enter_context(zipfile.ZipFile(source, "r"))
+    stored = OrderedDict()
+    for info in archive.infolist():
+        ext = os.path.splitext(info.filename)[1].lower()
+        if ext not in READ_FORMATS or ext == ".nnp":
+            continue  # nnp_version.txt, optimizer states
+        member = f"{label} (member {_h5.short(repr(info.filename))})"
+        if info.file_size > max(_h5.MAX_RATIO * info.compress_size, _h5.SMALL):
+            raise ParameterFileError(
+                f"{member} declares {info.file_size:,} bytes compressed into "
+                f"{info.compress_size:,}: more than any real file compresses"
+            )
+        with archive.open(info) as handle:  # zipfile stops at the declared size
+            data = _io.BytesIO(handle.read())
+        data.name = member
+        stored.update(_OPENERS[ext](data, member, stack))
+    return stored
+
+
+_OPENERS = {
+    ".h5": _open_h5,
+    ".protobuf": _open_protobuf,
+    ".nntxt": _open_nntxt,
+    ".prototxt": _open_nntxt,
+    ".nnp": _open_nnp,
+}
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def write_parameters(target, params, extension=None):
+    """Writes parameters in NNabla's own format, atomically when given a path.
+
+    A path is written by :func:`write_atomically`: a crash, a full disk or an
+    error mid-save leaves the previous file intact, and the file written is
+    read back (its structure, names and shapes) before it replaces the old
+    one. A file object is written directly and rewound, as
+    ``nn.save_parameters`` does.
+
+    Args:
+        target (str, os.PathLike or file object): Where to write.
+        params (mapping or iterable of pairs): key -> value, where a value is an
+            ``nn.Variable`` (its ``need_grad`` is stored), a
+            :class:`StoredParameter` (copied one at a time: converting a file
+            needs no second copy of it), a ``(array, need_grad)`` pair, or an
+            array (``need_grad=True``).
+        extension (str, optional): The format (``.h5`` or ``.protobuf``); wins
+            over a path's own extension and is required for file objects.
+    """
+    ext = file_format(target, extension, writing=True)
+    items = list(params.items() if hasattr(params, "items") else params)
+    writer = _WRITERS[ext]
+    if is_file_object(target):
+        writer(target, items)
+        if hasattr(target, "seek"):
+            target.seek(0)
+        return
+    label = source_name(target)
+
+    def write_and_verify(path):
+        _verify(path, ext, writer(path, items), label)
+
+    write_atomically(target, write_and_verify)
+
+
+def _values(value):
+    """``(array, need_grad)`` of one value given to :func:`write_parameters`."""
+    if isinstance(value, nn.Variable):
+        return value.data.get_data("r"), value.need_grad
+    if isinstance(value, StoredParameter):
+        return value.read(), value.need_grad
+    if isinstance(value, tuple) and len(value) == 2:
+        array, need_grad = value
+        if isinstance(array, nn.NdArray):
+            array = array.get_data("r")
+        return np.asarray(array), bool(need_grad)
+    if isinstance(value, nn.NdArray):
+        return value.get_data("r"), True
+    return np.asarray(value), True
+
+
+def _write_h5(target, items):
+    """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`."""
+    written = []
+    with _new_h5(target) as handle:
+        for index, (name, value) in enumerate(items):
+            array, need_grad = _values(value)
+            dataset = handle.create_dataset(name, data=array)
+            dataset.attrs["need_grad"] = need_grad
+            dataset.attrs["index"] = index  # NNabla reads the order back from it
+            written.append((name, array.shape))
+            del array, dataset  # one parameter in memory at a time
+        handle.flush()  # raises where the last writes fail; a failing close only warns
+    return written
+
+
+def _new_h5(target):
+    """A new HDF5 file whose every failed write raises.
+
+    HDF5 1.8's file format: readable by any HDF5 since 2008 (h5py, NNabla), and
+    its metadata carries checksums, so a damaged file is an error, not a crash.
+    HDF5's sieve buffer is off: it holds small datasets' values until the dataset
+    is closed, where a failed write (a full disk) is only printed by h5py.
+    """
+    if is_file_object(target):
+        return h5py.File(target, "w", libver=("v108", "v108"))
+    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    access.set_libver_bounds(h5py.h5f.LIBVER_V18, h5py.h5f.LIBVER_V18)
+    access.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File does
+    access.set_sieve_buf_size(0)
+    return h5py.File(h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fapl=access))
+
+
+def _write_protobuf(target, items):
+    """Writes the items; returns the number of bytes written, for :func:`_verify`."""
+    proto = nnabla_pb2.NNablaProtoBuf()
+    for name, value in items:
+        array, need_grad = _values(value)
+        parameter = proto.parameter.add()
+        parameter.variable_name = name
+        parameter.shape.dim.extend(array.shape)
+        parameter.data.extend(np.ravel(array).astype(np.float32, copy=False))
+        parameter.need_grad = need_grad
+    data = proto.SerializeToString()
+    if is_file_object(target):
+        target.write(data)
+    else:
+        with open(target, "wb") as handle:
+            handle.write(data)
+    return len(data)
+
+
+_WRITERS = {".h5": _write_h5, ".protobuf": _write_protobuf}
+
+
+def _verify(path, ext, written, label):
+    """Reads back what was just written; raises OSError unless it is all there."""
+    try:
+        if ext == ".h5":
+            with open_parameters(path, ext) as stored:
+                intact = [(name, p.shape) for name, p in stored.items()] == [
+                    (name, tuple(shape)) for name, shape in written
+                ]
+        else:
+            intact = os.path.getsize(path) == written
+    except ParameterFileError:
+        intact = False
+    if not intact:
+        raise OSError(
+            errno.EIO,
+            f"{label}: the file written is incomplete (a write the library did not report "
+            "failed: a full disk?); the previous file is untouched",
+        )
