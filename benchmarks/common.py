@@ -105,9 +105,11 @@ def summary():
         return True
     width = max(len(name) for name, *_ in FIGURES)
     value_width = max(len(value) for _, value, *_ in FIGURES)
+    target_width = max(len(target) for _, _, target, _ in FIGURES)
     print("\n===== summary =====")
     for name, value, target, result in FIGURES:
-        print(f"  {name:<{width}}  {value:<{value_width}}  target {target:<24}{result}")
+        print(f"  {name:<{width}}  {value:<{value_width}}  target {target:<{target_width}}  "
+              f"{result}")
     met = sum(result == "met" for *_, result in FIGURES)
     noise = sum(result == WITHIN_NOISE for *_, result in FIGURES)
     print(f"\n  {met} of {len(FIGURES)} targets met, {noise} within the measured noise")

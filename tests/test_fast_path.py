@@ -514,3 +514,23 @@ def test_the_benchmark_models_build_the_pf_graph_on_the_fast_path(fast_builds):
     layers = [m for m in ours.modules() if isinstance(m, nm.Layer)]
     assert len(layers) == 41  # 20 convolutions, 20 batch normalizations, the classifier
     assert len(fast_builds) == 2 * len(layers)
+
+
+def test_a_layer_class_with_a_call_of_its_own_goes_through_pf(fast_builds):
+    class Scaled(nm.Affine):
+        def _call_kwargs(self, test, overrides):  # the arguments decided per call
+            return {**super()._call_kwargs(test, overrides), "fix_parameters": test}
+
+    class Holder(nm.Module):
+        def __init__(self):
+            self.fc = Scaled(6, 3)
+
+        def __call__(self, x, test=False):
+            return self.fc(x, test=test)
+
+    net = Holder(name="net")
+    x = _x((2, 6))
+    for _ in range(2):
+        y = net(x, test=True)
+        assert [v.need_grad for v in y.parent.inputs[1:]] == [False, False]
+    assert fast_builds == []
