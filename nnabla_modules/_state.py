@@ -152,6 +152,11 @@ def copy_ownership(source, copy):
             copy.claims[key] = source.requested_need_grad(key)
 
 
+def give_state(module, state):
+    """Gives a module made without the metaclass (a copy) its state."""
+    object.__setattr__(module, "_module_state", state)
+
+
 def state_of(module):
     """The :class:`ModuleState` of ``module``: how other files reach it."""
     return module._module_state

@@ -44,7 +44,7 @@ from ._naming import (
     root_names,
     snake_case,
 )
-from ._state import ModuleBase, copy_ownership, new_state_like, state_of
+from ._state import ModuleBase, copy_ownership, give_state, new_state_like, state_of
 from ._tree import attach_copy, detach_copy, is_ancestor
 
 if TYPE_CHECKING:  # for annotations only: this file may not import module.py
@@ -105,7 +105,7 @@ def _new_instance(source):
     cls = type(source)
     duplicate = object.__new__(cls) if cls.__new__ is object.__new__ else cls.__new__(cls)
     # frozen: set after the values are copied (see _copy_tree)
-    object.__setattr__(duplicate, "_module_state", new_state_like(state_of(source)))
+    give_state(duplicate, new_state_like(state_of(source)))
     return duplicate
 
 

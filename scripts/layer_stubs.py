@@ -26,7 +26,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nnabla_modules.layers import _adapter  # noqa: E402
+from nnabla_modules.layers import _signatures  # noqa: E402
 from nnabla_modules.layers._adapter import Layer  # noqa: E402
 
 #: The files of ``nnabla_modules/layers`` with layer classes made from PF functions.
@@ -73,7 +73,7 @@ def annotation(cls, name):
     """The type of constructor argument ``name``: its check's, or Any when nothing checks it."""
     if name == "name":
         return "str | None"
-    rule = _adapter._spec(cls)["rules"].get(name)
+    rule = _signatures.spec(cls)["rules"].get(name)
     return rule.annotation if rule is not None else "Any"
 
 

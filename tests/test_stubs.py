@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import nnabla_modules as nm
-from nnabla_modules.layers import _adapter
+from nnabla_modules.layers import _signatures
 from nnabla_modules.layers._adapter import Layer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ def _defaults_before_required(signature):
 def _expected_annotation(cls, name):
     if name == "name":
         return "str | None"
-    rule = _adapter._spec(cls)["rules"].get(name)
+    rule = _signatures.spec(cls)["rules"].get(name)
     return "Any" if rule is None else rule.annotation
 
 

@@ -10,7 +10,6 @@ sizes).
 
 import copy
 import inspect
-import re
 from collections import OrderedDict
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
@@ -23,11 +22,11 @@ import numpy as np
 from .. import _registry
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
+from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, named_error
+from ._signatures import REQUIRED, spec
 
-REQUIRED = inspect.Parameter.empty
 
-
-class _LayerMeta(ModuleMeta):
+class LayerMeta(ModuleMeta):
     """Derives a layer class's signature and docstring from PF's on first use.
 
     Reading 43 PF signatures and docstrings at import would cost tens of
@@ -38,44 +37,20 @@ class _LayerMeta(ModuleMeta):
     def __signature__(cls):
         if cls.pf_function is None:  # a family base: nothing to derive
             return ModuleMeta.__signature__.fget(cls)
-        return _spec(cls)["public_signature"]
+        return spec(cls)["public_signature"]
 
     @property
     def _pf_arg_names(cls):
-        return _spec(cls)["pf_arg_names"] if cls.pf_function is not None else ()
+        return spec(cls)["pf_arg_names"] if cls.pf_function is not None else ()
 
     @property
     def __doc__(cls):
         if cls.pf_function is None:
             return cls.__dict__.get("__doc__")
-        return _spec(cls)["doc"]
+        return spec(cls)["doc"]
 
 
-def _spec(cls):
-    spec = cls.__dict__.get("_lazy_spec")
-    if spec is None:
-        pf_params = _pf_parameters(cls.pf_function, cls.inputs + cls.keyword_inputs)
-        spec = {"pf_arg_names": tuple(pf_params)}
-        signature = _constructor_signature(cls, pf_params)
-        spec["signature"] = signature
-        spec["public_signature"] = _with_name(signature)
-        spec["rules"] = _argument_rules(cls, signature)
-        type.__setattr__(cls, "_lazy_spec", spec)
-        spec["doc"] = _docstring(cls, signature)
-    return spec
-
-
-def _argument_rules(cls, signature):
-    sizes = cls.input_size_args()
-    rules = {}
-    for name, param in signature.parameters.items():
-        rule = _checks.rule_for(cls.pf_function.__name__, name, param.default, name in sizes)
-        if rule is not None:
-            rules[name] = rule
-    return rules
-
-
-class Layer(Module, metaclass=_LayerMeta):
+class Layer(Module, metaclass=LayerMeta):
     """Base of the modules that mirror one parametric function (PF's or the user's).
 
     Subclasses declare:
@@ -90,7 +65,7 @@ class Layer(Module, metaclass=_LayerMeta):
       them unless said otherwise): checked as sizes, and None (or not given)
       makes the layer create its parameters at its first call;
     * ``positional``: the constructor's positional order when it must differ
-      from PF's (the seed's classes); the other arguments become keyword-only;
+      from PF's (NNabla's experimental classes); the other arguments become keyword-only;
     * ``inference_args``: PF arguments that inference sets (``eval()`` or
       ``test=True``), e.g. ``{"batch_stat": False}``; a boolean one given
       explicitly to the constructor is pinned: inference leaves it alone;
@@ -114,9 +89,6 @@ class Layer(Module, metaclass=_LayerMeta):
     _fast_family = False  # PF's function has a fast path (see _fast.py)
     _fast_plans: Any = (None, None)  # training, inference: what the last call through PF built
     _pf_body: ClassVar[Any]  # PF's function below its decorator (__init_subclass__)
-    # Set by Module's construction; declared for type checkers.
-    training: bool
-    _module_state: Any
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -181,8 +153,8 @@ class Layer(Module, metaclass=_LayerMeta):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
-        spec = _spec(cls)
-        signature = spec["signature"]
+        derived = spec(cls)
+        signature = derived["signature"]
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as error:
@@ -190,7 +162,7 @@ class Layer(Module, metaclass=_LayerMeta):
         given = set(bound.arguments)
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)
-        _checks.check_arguments(self.config, spec["rules"], describe(self))
+        _checks.check_arguments(self.config, derived["rules"], describe(self))
         self._configure(self.config)
         self._pf_kwargs = {name: self.config[name] for name in cls._pf_arg_names}
         # A mode flag given to the constructor holds in inference, as PF code that
@@ -212,8 +184,8 @@ class Layer(Module, metaclass=_LayerMeta):
             fast = bool(test or not self.training) and bool(self._inference_kwargs)
             try:
                 built = _fast.build(self, inputs[0], fast)
-            except _PF_ERRORS as error:
-                raise _named_error(self, error) from error
+            except PF_ERRORS as error:
+                raise named_error(self, error) from error
             if built is not None:
                 return built
         if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
@@ -221,7 +193,7 @@ class Layer(Module, metaclass=_LayerMeta):
                 f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
                 f"got {len(inputs)} positional arguments"
             )
-        _check_no_empty_axes(self, inputs)
+        check_no_empty_axes(self, inputs)
         self._check_inputs(*inputs)
         if overrides or test or not self.training:
             kwargs = self._call_kwargs(test, overrides)
@@ -243,8 +215,8 @@ class Layer(Module, metaclass=_LayerMeta):
         _parameter.current_scope = pf_scope
         try:
             built = self._pf_body(inputs[0], **kwargs)
-        except _PF_ERRORS as error:
-            raise _named_error(self, error) from error
+        except PF_ERRORS as error:
+            raise named_error(self, error) from error
         finally:
             _parameter.current_scope = previous
         if fast is not None:  # what PF built, to build it directly next time
@@ -345,7 +317,7 @@ class Layer(Module, metaclass=_LayerMeta):
         return OrderedDict(_leaves(scratch))
 
     def _errors_named(self):
-        return _ErrorsNamed(self)
+        return ErrorsNamed(self)
 
     def _example_inputs(self):
         """Variables of the declared sizes, or None when the sizes are unknown."""
@@ -368,7 +340,7 @@ class Layer(Module, metaclass=_LayerMeta):
         # until one is left out; the rest by keyword when not the default.
         shown, positional = [], True
         sizes = type(self).input_size_args()
-        params = list(_spec(type(self))["signature"].parameters.values())
+        params = list(spec(type(self))["signature"].parameters.values())
         # A size left out before a required argument shows as None: Linear(None, 10).
         last_required = max((i for i, p in enumerate(params) if p.default is REQUIRED), default=-1)
         for index, param in enumerate(params):
@@ -390,55 +362,6 @@ class Layer(Module, metaclass=_LayerMeta):
                 shown.append(f"{name}={_short_repr(value)}")
                 positional = False
         return _wrapped(shown)
-
-
-def _check_no_empty_axes(layer, inputs):
-    """NNabla's functions die (SIGFPE) on many inputs with an axis of size 0: refused here."""
-    for name, x in zip(layer.inputs, inputs):
-        if 0 in getattr(x, "shape", ()):
-            raise ValueError(
-                f"{describe(layer)}: the input {name} {x.shape} has an axis of size 0, "
-                "which NNabla's functions cannot compute on"
-            )
-
-
-class _ErrorsNamed:
-    """Prefixes the errors PF raises with the module's description."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if kind is not None and issubclass(kind, _PF_ERRORS):
-            raise _named_error(self.module, error) from error
-        return False
-
-
-_PF_ERRORS = (ValueError, TypeError, RuntimeError, AssertionError)
-
-
-class NNablaValueError(ValueError, RuntimeError):
-    """A bad value NNabla's C++ reported (as a RuntimeError): a ValueError, still a RuntimeError."""
-
-
-def _named_error(module, error):
-    """The error PF (or NNabla below it) raised, prefixed with the module's description.
-
-    PF checks its arguments with ``assert`` and NNabla reports bad values as
-    ``RuntimeError("value error ...")``: both are ValueErrors of the module.
-    """
-    if isinstance(error, RuntimeError) and str(error).startswith("value error"):
-        kind = NNablaValueError
-    elif isinstance(error, (ValueError, AssertionError)):
-        kind = ValueError
-    elif isinstance(error, TypeError):
-        kind = TypeError
-    else:
-        kind = RuntimeError
-    return kind(f"{describe(module)}: {error}")
 
 
 def _initializers_on_the_global_generator(kwargs):
@@ -518,117 +441,3 @@ def _same(value, default):
         return value is default
 
 
-def _pf_parameters(pf_function, inputs):
-    signature = inspect.signature(pf_function)
-    return OrderedDict(
-        (name, param)
-        for name, param in signature.parameters.items()
-        if name not in inputs and name != "name"
-    )
-
-
-def _constructor_signature(cls, pf_params):
-    params = OrderedDict(
-        (name, inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default))
-        for name, default in cls.own_args
-    )
-    for name, param in pf_params.items():
-        params.setdefault(name, param.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD))
-    order = cls.positional or tuple(params)
-    positional = [params[name] for name in order]
-    keyword_only = [
-        param.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-        for name, param in params.items()
-        if name not in order
-    ]
-    # Unvalidated: an input size left out (default None) may come before PF's
-    # required arguments, as in ``Conv2d(None, 64, 3)`` or ``Conv2d(outmaps=64, kernel=3)``.
-    return inspect.Signature(positional + keyword_only, __validate_parameters__=False)
-
-
-def _with_name(signature):
-    """The signature users see: the constructor's plus the module's keyword-only ``name=``."""
-    name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
-    params = list(signature.parameters.values()) + [name]
-    return inspect.Signature(params, __validate_parameters__=False)
-
-
-_ARG_LINE = re.compile(r"^(\s+)(\w+)\s*(\(.*?\))?\s*:")
-
-
-def _arg_docs(docstring):
-    """``{argument: its lines}`` from the ``Args:`` section of a docstring."""
-    docs, current, indent, in_args = {}, None, None, False
-    for line in inspect.cleandoc(docstring or "").split("\n"):
-        if line.strip() == "Args:":
-            in_args = True
-            continue
-        if not in_args:
-            continue
-        if line and not line.startswith(" "):
-            break  # the next section
-        match = _ARG_LINE.match(line)
-        if match and (indent is None or len(match.group(1)) == indent):
-            indent = len(match.group(1))
-            current = match.group(2)
-            docs[current] = [line.strip()]
-        elif current is not None and line.strip():
-            docs[current].append(line.strip())
-    return docs
-
-
-def _own_arg_docs(cls):
-    """Arguments documented by the class or a base (Conv2d inherits ``inmaps``)."""
-    docs = {}
-    for base in reversed(cls.__mro__):
-        docs.update(_arg_docs(base.__dict__.get("__doc__")))
-    return docs
-
-
-def _docstring(cls, signature):
-    custom = cls.__dict__.get("_user_function")  # nm.layer's: the undecorated function
-    own = inspect.cleandoc(cls.__dict__.get("__doc__") or (custom and custom.__doc__) or "")
-    summary, _, rest = own.partition("\n\n")
-    own_docs = _own_arg_docs(cls)
-    pf_docs = _arg_docs(cls.pf_function.__doc__)
-    if custom is None:
-        pf_name = cls.pf_function.__name__
-        short, reference, creator = (
-            f"PF.{pf_name}",
-            f":func:`nnabla.parametric_functions.{pf_name}`",
-            "PF itself",
-        )
-    else:
-        short = f"{custom.__module__}.{custom.__qualname__}"
-        reference, creator = f"``{short}``", "the function itself"
-    lines = [
-        summary or f"Module form of ``{short}``.",
-        "",
-        f"Mirrors {reference}: the same parameter names, "
-        f"shapes and initializers, created by {creator} under this module's prefix. "
-        f"Call it with {', '.join(cls.inputs)}{_keywords_note(cls)} as the function takes them; "
-        "keyword arguments of the call override the constructor's for that call.",
-        "",
-        "Args:",
-    ]
-    for name in signature.parameters:
-        text = own_docs.get(name) or pf_docs.get(name) or [f"{name}: See ``{short}``."]
-        lines.append("    " + text[0])
-        lines.extend("        " + more for more in text[1:])
-    lines.append("")
-    lines.append(_strip_args(rest))
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _keywords_note(cls):
-    if not cls.keyword_inputs:
-        return ""
-    return f" (and {', '.join(cls.keyword_inputs)} as keywords)"
-
-
-def _strip_args(text):
-    if "Args:" not in text:
-        return text
-    before, section = text.split("Args:", 1)
-    after = re.split(r"\n(?=\S)", section, maxsplit=1)
-    return before + (after[1] if len(after) > 1 else "")

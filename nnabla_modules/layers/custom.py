@@ -9,7 +9,7 @@ so every rule of the built-in layers holds for it.
 import inspect
 from typing import Any, Callable, Dict, Optional, Sequence, Type, Union, overload
 
-from ._adapter import Layer, _LayerMeta
+from ._adapter import Layer, LayerMeta
 
 #: Mode flags a function may take, and their value in inference (``eval()``,
 #: ``test=True``): taken when the function's default is the training value.
@@ -101,4 +101,4 @@ def layer(
         "inputs": inputs,
         "inference_args": dict(inference),
     }
-    return _LayerMeta(name, (Layer,), namespace)
+    return LayerMeta(name, (Layer,), namespace)

@@ -1,0 +1,57 @@
+"""The errors of a layer's PF call, named after the module.
+
+PF checks its arguments with ``assert`` and NNabla reports bad values as
+``RuntimeError("value error ...")``: both become ValueErrors that name the
+module; inputs NNabla cannot compute on are refused before the call.
+"""
+
+from .._naming import describe
+
+
+def check_no_empty_axes(layer, inputs):
+    """NNabla's functions die (SIGFPE) on many inputs with an axis of size 0: refused here."""
+    for name, x in zip(layer.inputs, inputs):
+        if 0 in getattr(x, "shape", ()):
+            raise ValueError(
+                f"{describe(layer)}: the input {name} {x.shape} has an axis of size 0, "
+                "which NNabla's functions cannot compute on"
+            )
+
+
+class ErrorsNamed:
+    """Prefixes the errors PF raises with the module's description."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None and issubclass(kind, PF_ERRORS):
+            raise named_error(self.module, error) from error
+        return False
+
+
+PF_ERRORS = (ValueError, TypeError, RuntimeError, AssertionError)
+
+
+class NNablaValueError(ValueError, RuntimeError):
+    """A bad value NNabla's C++ reported (as a RuntimeError): a ValueError, still a RuntimeError."""
+
+
+def named_error(module, error):
+    """The error PF (or NNabla below it) raised, prefixed with the module's description.
+
+    PF checks its arguments with ``assert`` and NNabla reports bad values as
+    ``RuntimeError("value error ...")``: both are ValueErrors of the module.
+    """
+    if isinstance(error, RuntimeError) and str(error).startswith("value error"):
+        kind = NNablaValueError
+    elif isinstance(error, (ValueError, AssertionError)):
+        kind = ValueError
+    elif isinstance(error, TypeError):
+        kind = TypeError
+    else:
+        kind = RuntimeError
+    return kind(f"{describe(module)}: {error}")
