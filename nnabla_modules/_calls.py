@@ -19,7 +19,7 @@ import nnabla.parameter as _parameter
 
 from . import _registry
 from ._naming import describe, drop_stale_entries, prefix_of
-from ._state import frozen_entries
+from ._state import frozen_entries, ownership_epoch
 from ._tree import adopt_attributes
 
 
@@ -49,8 +49,11 @@ def observe(name, param, is_set, pf_use):
             _check_in_registry(module, scope, name)
             return
         claims = state.claims
-        if is_set or key not in claims:
-            # The flag the code asked for: a frozen module restores it on unfreeze.
+        # The flag the code asked for: a frozen module restores it on unfreeze.
+        if key not in claims:
+            claims[key] = requested
+            ownership_epoch[0] += 1
+        elif is_set:
             claims[key] = requested
         if param.need_grad and (state.frozen or id(param) in frozen_entries):
             # Frozen holds whatever the code asks for, also when a module that

@@ -10,26 +10,47 @@ import numpy as np
 
 from . import _registry
 from ._calls import run_in_scope
-from ._naming import describe, join, prefix_of, root_names
-from ._state import frozen_entries
+from ._naming import describe, join, naming_epoch, prefix_of, root_names
+from ._state import frozen_entries, ownership_epoch
 from ._tree import walk
 
 
 def parameters_of(module, grad_only=True, recursive=True, absolute=False):
     """``module.get_parameters(...)``: see its docstring."""
-    tree = list(walk(module))
-    create_parameters(module, tree)
+    tree = list(walk(module))  # also adopts children added to lists since the last walk
+    for _, current in tree:
+        if not current._module_state.claims and hasattr(current, "_create_parameters"):
+            run_in_scope(current, type(current)._create_parameters, (), {})
+    found = _claimed_entries(module, recursive, tree)
+    if found is None:  # owned entries are missing from the registry (removed by hand)
+        create_parameters(module, tree)  # layers make theirs again; PF code's stay gone
+        found = _claimed_entries(module, recursive, tree, complete=False)
     prefix = prefix_of(module)
-    scope = _registry.resolve(prefix, create=False)
-    params = OrderedDict()
-    if scope is None:
-        return params
-    trie = _registry.make_trie(claimed_keys(module, recursive, tree))
     start = join(prefix) + "/" if absolute and prefix else ""
-    for key, param in _registry.iter_claimed(scope, trie, start):
+    params = OrderedDict()
+    for key, param in found:
         if not grad_only or param.need_grad:
-            params[key] = param
+            params[start + key] = param
     return params
+
+
+def _claimed_entries(module, recursive, tree, complete=True):
+    """``[(relative key, Variable)]`` in registry order; None when an owned entry is missing.
+
+    The trie of the tree's keys is kept between calls while no module was
+    named, adopted, or started or stopped owning a key.
+    """
+    state = module._module_state
+    epochs = (naming_epoch[0], ownership_epoch[0], recursive)
+    cache = state.key_cache
+    if cache is None or cache[0] != epochs:
+        keys = set(claimed_keys(module, recursive, tree))
+        cache = state.key_cache = (epochs, _registry.make_trie(keys), len(keys))
+    scope = _registry.resolve(prefix_of(module), create=False)
+    if scope is None:
+        return [] if cache[2] == 0 or not complete else None
+    found = list(_registry.iter_claimed(scope, cache[1]))
+    return found if len(found) == cache[2] or not complete else None
 
 
 def owned_entries(module):
@@ -51,6 +72,7 @@ def release(module):
         current._module_state.claims.clear()
         current._module_state.provisional.clear()
         current._module_state.pending = None
+    ownership_epoch[0] += 1
 
 
 def set_frozen(module, frozen):

@@ -20,6 +20,8 @@ NOT_GIVEN = object()
 #: id -> registry Variable of every entry a frozen module owns (see ``freeze``); held
 #: here, so an id stays unique while it is listed.
 frozen_entries: Dict[int, Any] = {}
+#: Bumped whenever a module starts or stops owning a key: caches of keys compare it.
+ownership_epoch = [0]
 
 
 class ModuleBase:
@@ -52,6 +54,7 @@ class ModuleState:
         "provisional",  # key -> need_grad: loaded entries credited until that check
         "retired",  # why this module may not run: it was replaced in its parent
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
+        "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
     )
 
     def __init__(self, given_name, construction_path):
@@ -75,6 +78,7 @@ class ModuleState:
         self.provisional = OrderedDict()
         self.retired = None
         self.hooks = None
+        self.key_cache = None
 
     def parent_module(self):
         return self.parent() if self.parent is not None else None
@@ -114,6 +118,7 @@ class ModuleState:
     def credit_loaded(self, key, need_grad):
         """Credits a loaded entry to this module until the check at the next call."""
         self.provisional[key] = need_grad
+        ownership_epoch[0] += 1
 
     def defer_check(self, pending):
         """Runs ``pending.verify(module)`` when this module's next call ends."""
@@ -125,12 +130,14 @@ class ModuleState:
 
     def forget_loaded_credit(self):
         self.provisional.clear()
+        ownership_epoch[0] += 1
 
     def forget_claims_without_entry(self, scope):
         """Drops the claims whose entry under ``scope`` (the prefix's dict) is gone."""
         for key in list(self.claims):
             if scope is None or not _registry.is_variable(_registry.lookup(scope, key)):
                 del self.claims[key]
+                ownership_epoch[0] += 1
 
 
 def new_state_like(state):
@@ -150,6 +157,7 @@ def copy_ownership(source, copy):
     for key in source.owned():
         if key not in copy.claims:
             copy.claims[key] = source.requested_need_grad(key)
+    ownership_epoch[0] += 1
 
 
 def give_state(module, state):

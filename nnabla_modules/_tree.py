@@ -23,7 +23,7 @@ from ._naming import (
     root_names,
     stop_forgetting,
 )
-from ._state import ModuleBase, frozen_entries
+from ._state import ModuleBase, frozen_entries, ownership_epoch
 
 CONTAINERS = (list, tuple, dict)
 
@@ -157,6 +157,7 @@ def _state_keys(state):
 
 def _forget_claims(state):
     state.claims.clear()
+    ownership_epoch[0] += 1
     state.provisional.clear()
     state.pending = None
     for _, child_state in state.slots.values():

@@ -148,3 +148,26 @@ def test_parameters_come_back_after_clear_parameters():
     after = layer.get_parameters()
     assert list(after) == list(before) and registry_keys() == ["fc/affine/W", "fc/affine/b"]
     assert after["affine/W"] is not before["affine/W"]
+
+
+def test_enumeration_follows_new_children_new_keys_and_removed_entries():
+    class Grows(nm.Module):
+        def __init__(self):
+            self.layers = [nm.Linear(2, 2)]
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return PF.affine(x, 2, name="extra")
+
+    model = Grows(name="g")
+    assert list(model.get_parameters()) == ["layers/0/affine/W", "layers/0/affine/b"]
+    model.layers.append(nm.Linear(2, 2))  # found by the next walk
+    assert list(model.get_parameters())[2:] == ["layers/1/affine/W", "layers/1/affine/b"]
+    model(nn.Variable((1, 2)))  # the call's own PF code adds keys
+    assert list(model.get_parameters())[-2:] == ["extra/affine/W", "extra/affine/b"]
+    nn.clear_parameters()  # removed by hand: layers make theirs again, PF code's are gone
+    assert list(model.get_parameters()) == [
+        "layers/0/affine/W", "layers/0/affine/b", "layers/1/affine/W", "layers/1/affine/b"]
+    registry = nn.get_parameters()
+    assert all(v is registry[f"g/{k}"] for k, v in model.get_parameters().items())
