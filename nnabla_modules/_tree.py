@@ -301,8 +301,8 @@ def check_holding(parent, attr, value):
             f"{describe(parent)}: cannot hold {describe(child)} as {attr!r}: its weights live "
             f"under its prefix {prefix_of(child) and join(prefix_of(child))!r}, which does not "
             "follow it, so this model would list, save and freeze them under other keys or "
-            "not at all. Copy its weights instead (new.load_state_dict(old.state_dict())), "
-            "or build the model with the layer where it belongs."
+            "not at all. Hold the model that owns it instead (self.backbone = pretrained), "
+            "or copy its weights into a new layer (new.load_state_dict(old.state_dict()))."
         )
 
 

@@ -601,7 +601,7 @@ def test_a_trained_layer_of_another_model_is_refused():
     pretrained = Net(name="pretrained")
     pretrained(nn.Variable((1, 3)))
     new = Net(name="new")
-    with pytest.raises(ValueError, match="load_state_dict"):
+    with pytest.raises(ValueError, match="Hold the model that owns it"):
         new.head = pretrained.head
     new.spare = new.head  # a second attribute for one module of this model: sharing
 
