@@ -37,7 +37,8 @@ def adopt_attributes(parent):
     seen = set()
     for attr, value in list(vars(parent).items()):
         if isinstance(value, ModuleBase):
-            adopt(parent, value, (attr,))
+            if value._module_state.parent is None:  # else held before: nothing to adopt
+                adopt(parent, value, (attr,))
         elif isinstance(value, CONTAINERS) and attr != "_module_state":
             adopt_within(parent, value, (attr,), seen)
 
@@ -49,7 +50,8 @@ def adopt_within(parent, value, path, seen):
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
         if isinstance(item, ModuleBase):
-            adopt(parent, item, path + (key,))
+            if item._module_state.parent is None:  # else held before: nothing to adopt
+                adopt(parent, item, path + (key,))
         elif isinstance(item, CONTAINERS):
             adopt_within(parent, item, path + (key,), seen)
         else:
@@ -211,14 +213,17 @@ def has_parameters(module):
 
 def children_of(module):
     """``(local name, child)`` pairs of the modules this one holds, in attribute order."""
+    return [(join(child._module_state.local), child) for child in _child_modules(module)]
+
+
+def _child_modules(module):
     state = module._module_state
-    if state.children is None:
-        found = _find_children(module)
-        if not module._children_may_grow:
-            state.children = found  # reset by __setattr__ when a module is assigned
-    else:
-        found = state.children
-    return [(join(child._module_state.local), child) for child in found]
+    if state.children is not None:
+        return state.children
+    found = _find_children(module)
+    if not module._children_may_grow:
+        state.children = found  # reset by __setattr__ when a module is assigned
+    return found
 
 
 def _find_children(module):
@@ -249,8 +254,7 @@ def walk(module, relative=()):
             continue
         seen.add(id(current))
         yield path, current
-        children = children_of(current)
-        for _, child in reversed(children):
+        for child in reversed(_child_modules(current)):
             stack.append((path + child._module_state.local, child))
 
 
