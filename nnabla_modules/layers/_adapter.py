@@ -254,7 +254,7 @@ class Layer(Module, metaclass=LayerMeta):
 
         ``nn.seed()`` replaces NNabla's generator: an initializer constructed
         before it would keep drawing from the old one, where the PF call,
-        written after the seed, draws from the new one.
+        written after the call to nn.seed(), draws from the new one.
         """
         current = _random.prng
         replaced = {}
