@@ -14,11 +14,12 @@ def progress(label, total):
     return tqdm(total=total, desc=label, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def interleaved(cases, rounds, repeat=1, label="rounds"):
+def interleaved(cases, rounds, repeat=1, label="rounds", before=None):
     """Times every case once per round, rotating their order; returns per-round seconds.
 
     Interleaving spreads any drift of the machine (other processes, thermal
     state) over all cases instead of biasing the one that ran last.
+    ``before()``, if given, runs untimed before each timed case.
     """
     for fn in cases.values():  # warm up: caches, lazily created parameters
         fn()
@@ -31,6 +32,8 @@ def interleaved(cases, rounds, repeat=1, label="rounds"):
             for round_index in range(rounds):
                 shift = round_index % len(names)
                 for name in names[shift:] + names[:shift]:
+                    if before is not None:
+                        before()
                     start = time.perf_counter()
                     for _ in range(repeat):
                         cases[name]()
@@ -41,6 +44,22 @@ def interleaved(cases, rounds, repeat=1, label="rounds"):
         if gc_was_enabled:
             gc.enable()
     return samples
+
+
+class CacheEvictor:
+    """Writes one byte per cache line of a buffer larger than the CPU's caches.
+
+    Called before a timed case, it makes the case start with cold caches, as
+    code does that runs between training steps rather than in a loop.
+    """
+
+    def __init__(self, size=128 << 20):
+        import numpy as np
+
+        self.buffer = np.zeros(size, dtype=np.uint8)
+
+    def __call__(self):
+        self.buffer[::64] += 1
 
 
 def median_ratios(samples, baseline="pf"):

@@ -12,45 +12,43 @@ from . import _registry
 from ._calls import run_in_scope
 from ._naming import describe, join, naming_epoch, prefix_of, root_names
 from ._state import frozen_entries, ownership_epoch
-from ._tree import walk
+from ._tree import walk, walk_modules
 
 
 def parameters_of(module, grad_only=True, recursive=True, absolute=False):
     """``module.get_parameters(...)``: see its docstring."""
-    tree = list(walk(module))  # also adopts children added to lists since the last walk
-    for _, current in tree:
+    tree = list(walk_modules(module))  # also adopts children added to lists since the last walk
+    for current in tree:
         if not current._module_state.claims and hasattr(current, "_create_parameters"):
             run_in_scope(current, type(current)._create_parameters, (), {})
-    found = _claimed_entries(module, recursive, tree)
-    if found is None:  # owned entries are missing from the registry (removed by hand)
-        create_parameters(module, tree)  # layers make theirs again; PF code's stay gone
-        found = _claimed_entries(module, recursive, tree, complete=False)
     prefix = prefix_of(module)
     start = join(prefix) + "/" if absolute and prefix else ""
-    params = OrderedDict()
-    for key, param in found:
-        if not grad_only or param.need_grad:
-            params[start + key] = param
-    return params
+    found = _claimed_entries(module, recursive, start, grad_only)
+    if found is None:  # owned entries are missing from the registry (removed by hand)
+        create_parameters(module, tree)  # layers make theirs again; PF code's stay gone
+        found = _claimed_entries(module, recursive, start, grad_only, complete=False)
+    return found
 
 
-def _claimed_entries(module, recursive, tree, complete=True):
-    """``[(relative key, Variable)]`` in registry order; None when an owned entry is missing.
+def _claimed_entries(module, recursive, start, grad_only, complete=True):
+    """``OrderedDict(start + relative key: Variable)`` in registry order.
 
-    The trie of the tree's keys is kept between calls while no module was
-    named, adopted, or started or stopped owning a key.
+    None when an owned entry is missing from the registry. The trie of the
+    tree's keys is kept between calls while no module was named, adopted, or
+    started or stopped owning a key.
     """
     state = module._module_state
     epochs = (naming_epoch[0], ownership_epoch[0], recursive)
     cache = state.key_cache
     if cache is None or cache[0] != epochs:
-        keys = set(claimed_keys(module, recursive, tree))
+        keys = set(claimed_keys(module, recursive))
         cache = state.key_cache = (epochs, _registry.make_trie(keys), len(keys))
+    found = OrderedDict()
     scope = _registry.resolve(prefix_of(module), create=False)
     if scope is None:
-        return [] if cache[2] == 0 or not complete else None
-    found = list(_registry.iter_claimed(scope, cache[1]))
-    return found if len(found) == cache[2] or not complete else None
+        return found if cache[2] == 0 or not complete else None
+    count = _registry.collect_claimed(scope, cache[1], found, grad_only, start)
+    return found if count == cache[2] or not complete else None
 
 
 def owned_entries(module):
@@ -158,8 +156,11 @@ def count_parameters(module):
 
 
 def create_parameters(module, tree=None):
-    """Creates the parameters of every layer in the tree that knows its input sizes."""
-    for _, current in tree or walk(module):
+    """Creates the parameters of every layer in the tree that knows its input sizes.
+
+    ``tree``: the tree's modules, when the caller has walked it already.
+    """
+    for current in walk_modules(module) if tree is None else tree:
         create = getattr(current, "_create_parameters", None)
         if create is not None and not parameters_exist(current):
             run_in_scope(current, type(current)._create_parameters, (), {})

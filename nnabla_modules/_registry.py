@@ -122,6 +122,27 @@ def iter_claimed(scope, trie, prefix=""):
             yield key, value
 
 
+def collect_claimed(scope, trie, found, grad_only, prefix=""):
+    """Adds the entries ``iter_claimed`` yields to the dict ``found`` under ``prefix + key``.
+
+    Skips those with ``need_grad`` False when ``grad_only``; returns how many
+    claimed entries exist, skipped ones included. Builds no pair per entry.
+    """
+    count = 0
+    for name, value in scope.items():
+        sub = trie.get(name)
+        if sub is None:
+            continue
+        if isinstance(value, dict):
+            if sub is not LEAF:
+                count += collect_claimed(value, sub, found, grad_only, prefix + name + "/")
+        elif sub is LEAF:
+            count += 1
+            if not grad_only or value.need_grad:
+                found[prefix + name] = value
+    return count
+
+
 LEAF = object()
 
 
@@ -161,6 +182,11 @@ def unowned(scope, owned, prefix=""):
 
 
 def make_trie(keys):
+    """The nested dict of ``keys`` ('a/b/W'), leaves ``LEAF``; equal subtrees are one dict.
+
+    Sharing them keeps the trie of 10,000 alike layers as small as one layer's,
+    so walking it touches little memory (it is never modified once made).
+    """
     trie = {}
     for key in keys:
         *scopes, leaf = key.split("/")
@@ -171,7 +197,15 @@ def make_trie(keys):
                 nxt = node[name] = {}
             node = nxt
         node.setdefault(leaf, LEAF)
-    return trie
+    return _share_subtrees(trie, {})
+
+
+def _share_subtrees(node, shared):
+    for name, sub in node.items():
+        if sub is not LEAF:
+            node[name] = _share_subtrees(sub, shared)
+    signature = frozenset((name, id(sub)) for name, sub in node.items())
+    return shared.setdefault(signature, node)
 
 
 # --- ownership, observed at the registry ---------------------------------------

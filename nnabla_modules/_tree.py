@@ -244,6 +244,23 @@ def _find_children(module):
     return list(found.values())
 
 
+def walk_modules(module):
+    """The module and its descendants, like ``walk`` without the paths.
+
+    Keeps no object per module for the cyclic collector to count: a
+    ``get_parameters`` over thousands of layers would otherwise trigger full
+    collections of the whole heap.
+    """
+    seen = set()
+    stack = [module]
+    while stack:
+        current = stack.pop()
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            stack.extend(reversed(_child_modules(current)))
+
+
 def walk(module, relative=()):
     """Yields ``(relative path tuple, module)`` for the module and its descendants."""
     seen = set()
