@@ -171,3 +171,21 @@ def test_enumeration_follows_new_children_new_keys_and_removed_entries():
         "layers/0/affine/W", "layers/0/affine/b", "layers/1/affine/W", "layers/1/affine/b"]
     registry = nn.get_parameters()
     assert all(v is registry[f"g/{k}"] for k, v in model.get_parameters().items())
+
+
+def test_alike_layers_are_enumerated_one_by_one():
+    """Layers with the same keys: what sits in one layer's scope is that layer's alone."""
+    model = nm.Sequential(*[nm.Affine(2, 2) for _ in range(4)], name="m")
+    keys = list(model.get_parameters())
+    with nn.parameter_scope("m/1/affine"):  # PF code's entry beside a layer's own
+        nn.parameter.get_parameter_or_create("extra", (1,))
+    model[2].get_parameters()["affine/b"].need_grad = False  # by hand, in one layer
+    assert list(model.get_parameters()) == [k for k in keys if k != "2/affine/b"]
+    assert list(model.get_parameters(grad_only=False)) == keys
+    assert list(model.get_parameters(absolute=True)) == [
+        f"m/{k}" for k in keys if k != "2/affine/b"]
+    registry = nn.parameter.get_current_parameter_scope()["m"]
+    del registry["3"]["affine"]["W"]  # removed by hand: the layer makes it again
+    params = model.get_parameters(grad_only=False)
+    assert list(params) == [k for k in keys if k != "3/affine/W"] + ["3/affine/W"]
+    assert params["3/affine/W"] is registry["3"]["affine"]["W"]
