@@ -66,11 +66,10 @@ def growth(medians, start, mode):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args(argv)
     evict = CacheEvictor()
-    medians = {n: measure(n, args.rounds if n < 10000 else max(3, args.rounds // 3), evict)
-               for n in SIZES}
+    medians = {n: measure(n, args.rounds, evict) for n in SIZES}
     for mode in ("hot", "cold"):
         print(f"\nget_parameters() over N layers, {mode} caches (median ms)")
         print(f"  {'N':>8}{'pf':>12}{'ours':>12}{'ours / pf':>12}")
