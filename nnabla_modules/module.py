@@ -314,7 +314,10 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         return ParameterIterator(self, self.get_parameters(grad_only, recursive).values())
 
     def named_modules(self) -> Iterator[Tuple[str, "Module"]]:
-        """Yields ``(relative prefix, module)`` for this module and its descendants."""
+        """Yields ``(relative prefix, module)`` for this module and its descendants.
+
+        A ``name=""`` module repeats its parent's prefix (docs/concepts.md).
+        """
         for path, module in walk(self):
             yield join(path), module
 
