@@ -23,22 +23,26 @@ def parameters_of(module, grad_only=True, recursive=True, absolute=False):
             run_in_scope(current, type(current)._create_parameters, (), {})
     prefix = prefix_of(module)
     start = join(prefix) + "/" if absolute and prefix else ""
-    found = _claimed_entries(module, recursive, start, grad_only)
+    # The tree's members, by id (a removed child may die; its id must not be kept alive).
+    members = tuple(map(id, tree)) if recursive else ()
+    found = _claimed_entries(module, recursive, members, start, grad_only)
     if found is None:  # owned entries are missing from the registry (removed by hand)
         create_parameters(module, tree)  # layers make theirs again; PF code's stay gone
-        found = _claimed_entries(module, recursive, start, grad_only, complete=False)
+        found = _claimed_entries(module, recursive, members, start, grad_only, complete=False)
     return found
 
 
-def _claimed_entries(module, recursive, start, grad_only, complete=True):
+def _claimed_entries(module, recursive, members, start, grad_only, complete=True):
     """``OrderedDict(start + relative key: Variable)`` in registry order.
 
     None when an owned entry is missing from the registry. The trie of the
-    tree's keys is kept between calls while no module was named, adopted, or
-    started or stopped owning a key.
+    tree's keys is kept between calls while the tree has the same members
+    (``members``: their ids, in walk order) and none of them was named, or
+    started or stopped owning a key. Children taken out of a list or an
+    attribute and put back change no name or key: only the members show it.
     """
     state = module._module_state
-    epochs = (naming_epoch[0], ownership_epoch[0], recursive)
+    epochs = (naming_epoch[0], ownership_epoch[0], recursive, members)
     cache = state.key_cache
     if cache is None or cache[0] != epochs:
         keys = set(claimed_keys(module, recursive))

@@ -189,3 +189,64 @@ def test_alike_layers_are_enumerated_one_by_one():
     params = model.get_parameters(grad_only=False)
     assert list(params) == [k for k in keys if k != "3/affine/W"] + ["3/affine/W"]
     assert params["3/affine/W"] is registry["3"]["affine"]["W"]
+
+
+class _Held(nm.Module):
+    def __init__(self):
+        self.layers = [nm.Linear(2, 2) for _ in range(3)]
+        self.heads = {"x": nm.Linear(2, 2), "y": nm.Linear(2, 2)}
+        self.extra = nm.Linear(2, 2)
+
+    def __call__(self, x):
+        return x
+
+
+def _keys(*names):
+    return [f"{name}/affine/{key}" for name in names for key in ("W", "b")]
+
+
+ALL_HELD = ("layers/0", "layers/1", "layers/2", "heads/x", "heads/y", "extra")
+
+
+def _pop(net):
+    net.layers.pop()
+
+
+def _del_item(net):
+    del net.layers[2]
+
+
+def _slice(net):
+    net.layers[:] = net.layers[:2]
+
+
+def _dict_pop(net):
+    net.heads.pop("y")
+
+
+def _del_attr(net):
+    del net.extra
+
+
+def _set_none(net):
+    net.extra = None
+
+
+@pytest.mark.parametrize("take_out, gone", [
+    (_pop, "layers/2"), (_del_item, "layers/2"), (_slice, "layers/2"),
+    (_dict_pop, "heads/y"), (_del_attr, "extra"), (_set_none, "extra"),
+])
+def test_enumeration_follows_children_taken_out_and_put_back(take_out, gone):
+    """No name or key changes when a held child leaves the tree or comes back."""
+    net = _Held(name="net")
+    assert list(net.get_parameters()) == _keys(*ALL_HELD)
+    child = dict(net.named_modules())[gone]
+    take_out(net)
+    expected = _keys(*(name for name in ALL_HELD if name != gone))
+    assert list(net.get_parameters()) == expected
+    assert list(net.state_dict()) == expected
+    nm.Linear(2, 2, name="other").get_parameters()  # another module names and owns keys
+    assert list(net.get_parameters()) == expected
+    if take_out is _pop:  # the same child, put back: no adoption, no new key
+        net.layers.append(child)
+        assert list(net.get_parameters()) == _keys(*ALL_HELD)
