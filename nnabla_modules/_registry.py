@@ -286,5 +286,13 @@ def _install_observers():
 _install_observers()
 
 
+def observers_installed():
+    """Whether ``nnabla.parameter`` still calls this module's observers (nobody replaced them)."""
+    return (
+        _parameter.get_parameter is _observed_get_parameter
+        and _parameter.set_parameter is _observed_set_parameter
+    )
+
+
 def is_variable(value):
     return isinstance(value, nn.Variable)

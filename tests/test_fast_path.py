@@ -534,3 +534,68 @@ def test_a_layer_class_with_a_call_of_its_own_goes_through_pf(fast_builds):
         y = net(x, test=True)
         assert [v.need_grad for v in y.parent.inputs[1:]] == [False, False]
     assert fast_builds == []
+
+
+@pytest.mark.parametrize("family", ["affine", "convolution", "batch_normalization"])
+def test_functions_replaced_after_a_call_are_called(family, fast_builds, monkeypatch):
+    """PF's body looks ``F.<function>`` up at each call: a replacement is seen, and so is
+    putting the original back, as with PF code (a profiler, a quantization pass)."""
+    import nnabla.functions as F
+
+    layer = {"affine": lambda: nm.Affine(6, 3), "convolution": lambda: nm.Conv2d(6, 3, 1),
+             "batch_normalization": lambda: nm.BatchNorm2d(6)}[family]()
+    net = Net(layer, name="net")
+    x = nn.Variable((2, 6, 1, 1))
+    net(x)
+    original = getattr(F, family)
+    monkeypatch.setattr(F, family, lambda x, *rest, **kw: original(F.identity(x), *rest, **kw))
+    assert [f[0] for f in graph(net(x))][0] == "Identity"  # through PF
+    assert [f[0] for f in graph(net(x))][0] == "Identity"  # fast, with the replacement
+    monkeypatch.setattr(F, family, original)
+    assert "Identity" not in [f[0] for f in graph(net(x))]  # through PF
+    net(x)
+    assert fast_builds == [type(layer).__name__] * 2
+
+
+@pytest.mark.parametrize("where", ["PF", "nnabla.parameter"])
+def test_registry_functions_replaced_after_a_call_are_called(where, fast_builds, monkeypatch):
+    """``get_parameter_or_create`` in PF, or ``get_parameter`` in ``nnabla.parameter``."""
+    import nnabla.parameter as parameter
+
+    net = Net(nm.Affine(6, 3), name="net")
+    x = nn.Variable((2, 6))
+    net(x)
+    seen = []
+    if where == "PF":
+        original = PF.get_parameter_or_create
+
+        def replaced(name, *args, **kwargs):
+            seen.append(name)
+            return original(name, *args, **kwargs)
+
+        monkeypatch.setattr(PF, "get_parameter_or_create", replaced)
+    else:
+        original = parameter.get_parameter
+
+        def replaced(name):
+            seen.append(name)
+            return original(name)
+
+        monkeypatch.setattr(parameter, "get_parameter", replaced)
+    net(x)
+    assert seen == ["W", "b"] and fast_builds == []
+
+
+def test_an_argument_changed_in_place_goes_through_pf(fast_builds):
+    """A list given to the constructor and changed later: PF's call sees the new contents."""
+    outmaps = [2, 3]
+    net = Net(nm.Affine(6, outmaps), name="net")
+    x = nn.Variable((2, 6))
+    net(x)
+    net(x)
+    assert fast_builds == ["Affine"]
+    outmaps[1] = 4  # the same list object: PF computes W's shape (6, 2, 4) from it
+    with pytest.raises(ValueError, match="size of existing parameter"):
+        net(x)
+    outmaps[1] = 3
+    assert net(x).shape == (2, 2, 3) and fast_builds == ["Affine", "Affine"]

@@ -15,20 +15,51 @@ PF's call would: only when PF's call would change nothing (a frozen
 module's weights included: PF's call sets their flag and the ownership
 observer clears it again). Anything else (a new input shape, other
 arguments, a registry entry replaced, removed, resized or with another
-``need_grad``, an entry the module does not own yet) goes through PF again.
+``need_grad``, an entry the module does not own yet) goes through PF again,
+and so does every call while the functions PF's body looks up by name at
+call time (``F.affine``..., ``get_parameter_or_create``, NNabla's
+``get_parameter``/``set_parameter``) are not the ones the plan was made with:
+a profiler or a quantization pass that replaces them sees every call.
 """
 
 import nnabla as nn
-import nnabla.functions as F
 import nnabla.parameter as _parameter
 import nnabla.parametric_functions as PF
+import numpy as np
 
+from .. import _registry
 from .._state import frozen_entries, state_of
 
 #: False: every call goes through PF (for comparisons and for the tests).
 ENABLED = True
 
 _Variable = nn.Variable
+
+#: The namespace PF's bodies look names up in, at call time.
+_PF_GLOBALS = vars(PF)
+
+
+def _nnabla_own(function):
+    """``function`` if NNabla's ``nnabla/parameter.py`` defines it (not replaced), else None."""
+    code = getattr(function, "__code__", None)
+    return function if code is not None and code.co_filename == _parameter.__file__ else None
+
+
+_GET_OR_CREATE = _nnabla_own(_PF_GLOBALS.get("get_parameter_or_create"))
+
+
+def _pf_calls_nnabla_own():
+    """Whether PF's bodies call NNabla's own ``get_parameter_or_create`` and our observers."""
+    return (
+        _GET_OR_CREATE is not None
+        and _PF_GLOBALS.get("get_parameter_or_create") is _GET_OR_CREATE
+        and _registry.observers_installed()
+    )
+
+
+def _function(name):
+    """``F.<name>`` as PF's body finds it now."""
+    return getattr(_PF_GLOBALS["F"], name, None)
 
 
 def _weight_and_bias(kwargs):
@@ -41,19 +72,19 @@ def _weight_and_bias(kwargs):
 
 def _affine(kwargs):
     requests = _weight_and_bias(kwargs)
-    return requests and (F.affine, requests, (kwargs["base_axis"],))
+    return requests and ("affine", requests, (kwargs["base_axis"],))
 
 
 def _convolution(kwargs):
     requests = _weight_and_bias(kwargs)
     args = ("base_axis", "pad", "stride", "dilation", "group", "channel_last")
-    return requests and (F.convolution, requests, tuple(kwargs[arg] for arg in args))
+    return requests and ("convolution", requests, tuple(kwargs[arg] for arg in args))
 
 
 def _deconvolution(kwargs):
     requests = _weight_and_bias(kwargs)
     args = ("base_axis", "pad", "stride", "dilation", "group", "channel_last", "output_padding")
-    return requests and (F.deconvolution, requests, tuple(kwargs[arg] for arg in args))
+    return requests and ("deconvolution", requests, tuple(kwargs[arg] for arg in args))
 
 
 def _batch_normalization(kwargs):
@@ -65,17 +96,17 @@ def _batch_normalization(kwargs):
         ("var", False, False),
     )
     args = ("axes", "decay_rate", "eps", "batch_stat", "output_stat")
-    return F.batch_normalization, requests, tuple(kwargs[arg] for arg in args)
+    return "batch_normalization", requests, tuple(kwargs[arg] for arg in args)
 
 
 def _embed(kwargs):
     if kwargs["apply_w"] is not None:
         return None
-    return F.embed, (("W", True, not kwargs["fix_parameters"]),), ()
+    return "embed", (("W", True, not kwargs["fix_parameters"]),), ()
 
 
-#: PF's function -> ``family(kwargs)``: ``(NNabla function, requests, arguments)`` of
-#: what PF's body builds, read off its source: ``requests`` are its
+#: PF's function -> ``family(kwargs)``: ``(name of the NNabla function in F, requests,
+#: arguments)`` of what PF's body builds, read off its source: ``requests`` are its
 #: ``get_parameter_or_create`` calls as ``(name, need_grad, as_need_grad)`` in its
 #: order (None where it passes None: no bias), the function is called as
 #: ``function(x, *variables, *arguments)``. None: PF's call does more than that
@@ -90,11 +121,31 @@ FAMILIES = {
 
 
 def kwargs_snapshot(layer, inference):
-    """The values of the layer's PF arguments: a plan holds while they stay the same objects."""
+    """The values of the layer's PF arguments: a plan holds while they stay the same objects,
+    and those that can change in place (lists, dicts, arrays) keep their contents."""
     values = tuple(layer._pf_kwargs.values())
     if inference:
         values += tuple(layer._inference_kwargs.values())
     return values
+
+
+_IN_PLACE = (list, dict, set, bytearray, np.ndarray)
+
+
+def _copies_of_mutables(values):
+    """``(index, shallow copy)`` of the values that can change in place."""
+    return tuple((index, value.copy()) for index, value in enumerate(values)
+                 if isinstance(value, _IN_PLACE))
+
+
+def _unchanged(value, copy):
+    try:
+        if isinstance(value, np.ndarray):
+            return value.shape == copy.shape and value.dtype == copy.dtype and bool(
+                np.array_equal(value, copy))
+        return bool(value == copy)
+    except Exception:  # contents without a plain equality: not provably the same
+        return False
 
 
 def build(layer, x, inference):
@@ -116,7 +167,8 @@ def remember(layer, x, kwargs, inference, scope, pf_scope):
 class Plan:
     """What a call that went through PF built, and the conditions under which it holds."""
 
-    __slots__ = ("shape", "values", "scope", "pf_name", "pf_scope", "entries", "function", "args")
+    __slots__ = ("shape", "values", "copies", "scope", "pf_name", "pf_scope", "entries",
+                 "function_name", "function", "args")
 
     def __deepcopy__(self, memo):
         return None  # a copy has its own weights: it records its own plan
@@ -125,10 +177,11 @@ class Plan:
     def record(cls, layer, x, kwargs, values, scope, pf_scope):
         """The plan of the call that just built ``layer(x)`` with ``kwargs``; None if none."""
         built = FAMILIES[layer.pf_function](kwargs)
-        if built is None or type(x) is not _Variable:
+        if built is None or type(x) is not _Variable or not _pf_calls_nnabla_own():
             return None
         plan = cls()
-        plan.function, requests, plan.args = built
+        plan.function_name, requests, plan.args = built
+        plan.function = _function(plan.function_name)
         state = state_of(layer)
         entries = []
         for request in requests:
@@ -143,7 +196,7 @@ class Plan:
             # The entry's id, not the entry: a plan keeps no parameter alive.
             entries.append((name, id(param), param.shape, need_grad, as_need_grad, key))
         plan.entries = tuple(entries)
-        plan.shape, plan.values = x.shape, values
+        plan.shape, plan.values, plan.copies = x.shape, values, _copies_of_mutables(values)
         plan.scope, plan.pf_name, plan.pf_scope = scope, layer.pf_function.__scope_name__, pf_scope
         return plan
 
@@ -151,10 +204,18 @@ class Plan:
         """PF's graph for ``layer(x)`` built directly, or None where PF's call could differ."""
         if type(x) is not _Variable or x.shape != self.shape:
             return None
+        values = kwargs_snapshot(layer, inference)
         try:
-            if kwargs_snapshot(layer, inference) != self.values:
+            if values != self.values:
                 return None
         except (ValueError, TypeError):  # an argument replaced by an array: not the same
+            return None
+        for index, copy in self.copies:
+            if not _unchanged(values[index], copy):
+                return None
+        # PF's body looks these up at each call: replaced (a profiler, a quantization
+        # pass), the PF call would differ.
+        if _function(self.function_name) is not self.function or not _pf_calls_nnabla_own():
             return None
         state = state_of(layer)
         # PF's get_parameter would be observed (_calls.observe): it changes nothing
