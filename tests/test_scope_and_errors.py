@@ -101,3 +101,11 @@ def test_modules_run_under_the_active_context(context):
     y.forward()
     # The module ran in the context's precision: NNabla's output array is float16 in half.
     assert y.data.dtype == {"float": np.float32, "half": np.float16}[context]
+
+
+def test_a_bare_assert_in_pf_says_which_check_failed():
+    """PF checks some arguments with a bare ``assert``: the error shows the check."""
+    bn = nm.BatchNorm2d(3, output_stat=True, name="b")
+    with pytest.raises(ValueError, match=r"BatchNorm2d 'b': the check `assert batch_stat or "
+                                         r"\(not output_stat\)` failed in "):
+        bn(nn.Variable((2, 3, 4, 4)), test=True)

@@ -5,6 +5,9 @@ PF checks its arguments with ``assert`` and NNabla reports bad values as
 module; inputs NNabla cannot compute on are refused before the call.
 """
 
+import os
+import traceback
+
 from .._naming import describe
 
 
@@ -54,4 +57,14 @@ def named_error(module, error):
         kind = TypeError
     else:
         kind = RuntimeError
-    return kind(f"{describe(module)}: {error}")
+    return kind(f"{describe(module)}: {str(error) or _failed_assertion(error)}")
+
+
+def _failed_assertion(error):
+    """A bare ``assert`` in PF's code has no message: its line of code says what failed."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return f"{type(error).__name__} without a message"
+    last = frames[-1]
+    return (f"the check `{last.line}` failed in {os.path.basename(last.filename)}, "
+            f"line {last.lineno}: the arguments of this call do not go together")
