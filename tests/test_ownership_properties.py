@@ -2,7 +2,8 @@
 
 The trees mix layers, a custom parametric function that imports
 ``get_parameter_or_create`` by name, raw PF code in ``__call__``, ``name=""``
-levels, replaced children and kept submodules. The expected keys are worked
+levels, replaced children, children taken out and put back, and kept
+submodules. The expected keys are worked
 out from the tree's description alone, independently of the library.
 """
 
@@ -73,8 +74,13 @@ def expected_keys(spec):
     kind, _, children = spec
     if kind != "block":
         return set(OWN_KEYS[kind])
+    return children_keys(enumerate(children))
+
+
+def children_keys(indexed_children):
+    """The keys of a block's children ``(index, spec)``, relative to the block."""
     keys = set()
-    for index, child in enumerate(children):
+    for index, child in indexed_children:
         local = "" if child[1] else f"c{index}"
         keys |= {f"{local}/{key}" if local else key for key in expected_keys(child)}
     return keys
@@ -133,6 +139,15 @@ def test_enumeration_replacement_kept_modules_and_freezing(spec, data):
                                                 for c in spec[2]) > 1
         if not shared_by_twins:
             assert all(new[key] is not old[key] for key in new)
+
+        # Take a direct child out, then put the same child back: listed as held.
+        out = data.draw(st.integers(0, len(spec[2]) - 1))
+        taken = getattr(root, f"c{out}")
+        delattr(root, f"c{out}")
+        remaining = [(i, c) for i, c in enumerate(spec[2]) if i != out]
+        assert set(root.get_parameters(grad_only=False)) == children_keys(remaining)
+        setattr(root, f"c{out}", taken)
+        check_enumeration(root, spec)
 
         # Freeze a random node: it holds through rebuilds; nothing else changes.
         path, frozen, frozen_spec = data.draw(st.sampled_from(list(nodes(root, spec))))
