@@ -3,8 +3,8 @@
 The trees mix layers, a custom parametric function that imports
 ``get_parameter_or_create`` by name, raw PF code in ``__call__``, ``name=""``
 levels, replaced children, children taken out and put back, and kept
-submodules. The expected keys are worked
-out from the tree's description alone, independently of the library.
+submodules. The expected keys are worked out from the tree's description
+alone, independently of the library.
 """
 
 import gc
