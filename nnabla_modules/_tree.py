@@ -37,7 +37,7 @@ def adopt_attributes(parent):
     seen = set()
     for attr, value in list(vars(parent).items()):
         if isinstance(value, ModuleBase):
-            if value._module_state.parent is None:  # else held before: nothing to adopt
+            if value._module_state.parent_module() is not parent:  # else held here before
                 adopt(parent, value, (attr,))
         elif isinstance(value, CONTAINERS) and attr != "_module_state":
             adopt_within(parent, value, (attr,), seen)
@@ -50,7 +50,7 @@ def adopt_within(parent, value, path, seen):
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
         if isinstance(item, ModuleBase):
-            if item._module_state.parent is None:  # else held before: nothing to adopt
+            if item._module_state.parent_module() is not parent:  # else held here before
                 adopt(parent, item, path + (key,))
         elif isinstance(item, CONTAINERS):
             adopt_within(parent, item, path + (key,), seen)
@@ -73,8 +73,16 @@ def refuse_nnabla_module(parent, value, path):
 
 def adopt(parent, child, path):
     state = child._module_state
-    if state.parent is not None or child in constructing or is_ancestor(child, parent):
-        return  # held before (shared), or a back-reference up the tree
+    if state.parent is not None:
+        holder = state.parent_module()
+        if holder is not None and (_root(holder) is _root(parent)
+                                   or may_share(parent, holder, child)):
+            return  # held before in this model (shared), or a back-reference up the tree
+        if holder is not None or has_parameters(child):
+            raise foreign_module_error(parent, child, join(str(p) for p in path))
+        # Its model died before it was used: it may be held anew, here.
+    if child in constructing or is_ancestor(child, parent):
+        return
     old_prefix = prefix_of(child)
     if state.retired is None and has_parameters(child):
         raise RuntimeError(
@@ -308,23 +316,60 @@ def check_holding(parent, attr, value):
     """
     for child in modules_in(value, set()):
         state = child._module_state
-        if state.parent is None or not has_parameters(child):
-            continue  # adopted here, or nothing to lose
+        if state.parent is None:
+            continue  # adopted here
         holder = state.parent_module()
-        if holder is not None and _root(holder) is _root(parent):
+        if holder is not None and may_share(parent, holder, child):
+            continue
+        if not has_parameters(child):
+            if holder is None or _root(holder) is _root(parent):
+                continue  # nothing to lose: held anew, or shared within this model
+        elif holder is not None and _root(holder) is _root(parent):
             occupant = vars(parent).get(attr)
             moving = holder is parent and isinstance(occupant, ModuleBase)
             if not moving or occupant is child:
                 continue
             if occupant._module_state.parent_module() is not parent:
                 continue
-        raise ValueError(
-            f"{describe(parent)}: cannot hold {describe(child)} as {attr!r}: its weights live "
-            f"under its prefix {prefix_of(child) and join(prefix_of(child))!r}, which does not "
-            "follow it, so this model would list, save and freeze them under other keys or "
-            "not at all. Hold the model that owns it instead (self.backbone = pretrained), "
-            "or copy its weights into a new layer (new.load_state_dict(old.state_dict()))."
+        raise foreign_module_error(parent, child, attr)
+
+
+def may_share(parent, holder, child):
+    """Whether ``parent`` may hold ``child``, which ``holder``'s model owns, without owning it.
+
+    A view (a ``Sequential`` slice) runs another model's modules and owns
+    nothing; a copy refers to the modules its source referred to without
+    owning them. A module built inside the ``__init__`` of the model that owns
+    the other (``self.decoder = Decoder(self.encoder)``) joins that model next.
+    """
+    return (
+        getattr(parent, "_shares_without_owning", False)
+        or id(child) in getattr(parent, "_shared_modules", ())
+        or _root(holder) in constructing
+    )
+
+
+def foreign_module_error(parent, child, where):
+    """Holding a module whose prefix this model does not lead: another model's, or a swap."""
+    holder = child._module_state.parent_module()
+    owner = _root(holder) if holder is not None else None
+    if owner is not None and owner is not _root(parent):
+        return ValueError(
+            f"{describe(parent)}: cannot hold {describe(child)} as {where!r}: it belongs to "
+            f"{describe(owner)}, and a module has one prefix "
+            f"({prefix_of(child) and join(prefix_of(child))!r}), so this model would not list, "
+            "save or freeze its weights. To share it between two models, hold it in one "
+            "module that holds both (a parent with the shared part and both heads), or hold "
+            "the model that owns it (self.backbone = pretrained); for a copy of it, "
+            "hold its clone() (docs/concepts.md)."
         )
+    return ValueError(
+        f"{describe(parent)}: cannot hold {describe(child)} as {where!r}: its weights live "
+        f"under its prefix {prefix_of(child) and join(prefix_of(child))!r}, which does not "
+        "follow it, so this model would list, save and freeze them under other keys or "
+        "not at all. Hold the model that owns it instead (self.backbone = pretrained), "
+        "or copy its weights into a new layer (new.load_state_dict(old.state_dict()))."
+    )
 
 
 def _root(module):

@@ -56,6 +56,7 @@ __all__ = ["clone", "deepcopy_module"]
 _CLONE_NAME = object()  # the name= given to clone()
 _TOP = object()  # the source module the copy started from
 _PENDING = object()  # [(source, copy), ...] below the top, to be parented at the end
+_SHARED = object()  # ids of the modules the copy refers to without owning them
 
 
 def clone(module: "Module", name: Optional[str] = None) -> "Module":
@@ -91,6 +92,7 @@ def deepcopy_module(source: "Module", memo: Dict[int, Any]) -> "Module":
     top = memo.get(id(_TOP))
     if top is not None and not is_ancestor(top, source):
         memo[id(source)] = source  # not part of the copied tree: shared
+        memo[id(_SHARED)].add(id(source))
         return source
     duplicate = _new_instance(source)
     memo[id(source)] = duplicate
@@ -113,11 +115,14 @@ def _copy_tree(source, duplicate, memo):
     name = memo.pop(id(_CLONE_NAME), None)
     memo[id(_TOP)] = source
     memo[id(_PENDING)] = []
+    memo[id(_SHARED)] = shared = set()
     try:
         _copy_attributes(source, duplicate, memo)
         pending = memo[id(_PENDING)]
     finally:
-        del memo[id(_TOP)], memo[id(_PENDING)]
+        del memo[id(_TOP)], memo[id(_PENDING)], memo[id(_SHARED)]
+    for module_copy in [duplicate] + [child for _, child in pending] if shared else ():
+        object.__setattr__(module_copy, "_shared_modules", frozenset(shared))  # see may_share
     for child_source, child in pending:
         _parent_like_source(child_source, child, memo)
     keys = list(source.get_parameters(grad_only=False))

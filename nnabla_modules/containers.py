@@ -142,13 +142,21 @@ class Sequential(_Container):
 
     def __getitem__(self, index: Union[int, str, slice]) -> Any:
         if isinstance(index, slice):
-            return Sequential(*[self._item(k) for k in self._keys[index]])
+            return self._view(self._keys[index])
         if isinstance(index, str):
             return self._item(index)
         return self._item(self._keys[index])
 
     def __iter__(self) -> Iterator[Any]:
         return (getattr(self, k) for k in self._keys)
+
+    def _view(self, keys):
+        """A ``Sequential`` that runs these items and owns none of them (docs/layers.md)."""
+        view = Sequential()
+        object.__setattr__(view, "_shares_without_owning", True)  # not a module attribute
+        for key in keys:
+            view.append(self._item(key))
+        return view
 
     def __call__(self, x: Any) -> Any:
         """Runs the items in order on ``x``.
