@@ -217,11 +217,13 @@ def forget_auto_named_root(state):
     registry, as PF code does) until a new auto-named root takes the same
     automatic name and first uses it: then they are dropped, so the new model
     starts from fresh weights and a model rebuilt in a loop or a notebook keeps
-    the registry bounded.
+    the registry bounded. Code that reaches them by name before that
+    (``nn.load_parameters``, PF code) makes them ordinary entries, which the
+    new root shares by name.
     """
     prefix = state.construction_path + state.local
     if state.scope is not None and prefix and not root_names.held(prefix):
-        _registry.stale[prefix] = state.scope
+        _registry.mark_stale(prefix, state.scope)
 
 
 def drop_stale_entries(module):
@@ -233,7 +235,7 @@ def drop_stale_entries(module):
     if state.finalizer is None or state.parent is not None:
         return  # given names share by name, as PF code does; orphaned children keep theirs
     prefix = prefix_of(root)
-    scope = _registry.stale.pop(prefix, None)
+    scope = _registry.unmark_stale(prefix)
     parent = _registry.resolve(prefix[:-1], create=False) if scope is not None else None
     if parent is not None and parent.get(prefix[-1]) is scope:
         del parent[prefix[-1]]

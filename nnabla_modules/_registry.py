@@ -240,6 +240,46 @@ observer: List[Any] = [None]
 
 #: prefix -> scope dict left by a dead auto-named root, dropped when the name is reused.
 stale = {}
+#: id of a dict below a stale scope -> that prefix (see ``keep_stale``).
+_stale_dicts = {}
+
+
+def mark_stale(prefix, scope):
+    """The entries of a dead auto-named root: dropped when a new root reuses the name."""
+    unmark_stale(prefix)
+    stale[prefix] = scope
+    for below in _dicts_below(scope):
+        _stale_dicts[id(below)] = prefix
+
+
+def unmark_stale(prefix):
+    """Stops tracking ``prefix``'s stale entries; returns their scope dict, or None."""
+    scope = stale.pop(prefix, None)
+    for below in _dicts_below(scope) if scope is not None else ():
+        if _stale_dicts.get(id(below)) == prefix:
+            del _stale_dicts[id(below)]
+    return scope
+
+
+def _keep_stale(scope):
+    """Code reached stale entries by name outside a module call: they are its now.
+
+    ``nn.load_parameters`` then a new auto-named model (NNabla's load-then-build
+    idiom), or PF code using the names: the entries stay, and a new root that
+    takes the name shares them by name, as PF code does.
+    """
+    prefix = _stale_dicts.get(id(scope))
+    root = stale.get(prefix) if prefix is not None else None
+    if root is not None and any(below is scope for below in _dicts_below(root)):
+        unmark_stale(prefix)
+
+
+def _dicts_below(scope):
+    stack = [scope]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(value for value in current.values() if isinstance(value, dict))
 
 #: The scope names of NNabla's parametric functions (``affine``, ``conv``, ``bn``...).
 PF_SCOPE_NAMES = frozenset(
@@ -256,11 +296,14 @@ def in_module_call():
 def _observed_get_parameter(key):
     if "/" in key:
         return _original_get_parameter(key)  # recurses into this function per level
-    param = _parameter.current_scope.get(key)
-    if param is not None:
-        assert isinstance(param, nn.Variable)
-        if active and owner[0] == get_ident():
+    scope = _parameter.current_scope
+    param = scope.get(key)
+    if active and owner[0] == get_ident():
+        if param is not None:
+            assert isinstance(param, nn.Variable)
             observer[0](key, param, False, sys._getframe(1).f_code is _GET_OR_CREATE_CODE)
+    elif _stale_dicts:
+        _keep_stale(scope)
     return param
 
 
@@ -270,9 +313,12 @@ def _observed_set_parameter(key, param):
     scope = _parameter.current_scope
     created = key not in scope
     scope[key] = param
-    if active and owner[0] == get_ident() and isinstance(param, nn.Variable):
-        pf_use = created and sys._getframe(1).f_code is _GET_OR_CREATE_CODE
-        observer[0](key, param, True, pf_use)
+    if active and owner[0] == get_ident():
+        if isinstance(param, nn.Variable):
+            pf_use = created and sys._getframe(1).f_code is _GET_OR_CREATE_CODE
+            observer[0](key, param, True, pf_use)
+    elif _stale_dicts:
+        _keep_stale(scope)
 
 
 def _install_observers():

@@ -788,3 +788,33 @@ def test_a_slice_of_a_trained_sequential_runs_its_items_and_owns_none():
     assert features[0] is seq[0] and list(features.get_parameters()) == []
     assert list(seq.get_parameters()) == [
         "0/affine/W", "0/affine/b", "2/affine/W", "2/affine/b"]
+
+
+def test_loading_by_name_then_building_uses_the_loaded_values(tmp_path):
+    """NNabla's load-then-build idiom, after an auto-named model of that name died."""
+
+    class Net(nm.Module):
+        def __init__(self):
+            self.fc = nm.Linear(4, 2)
+
+        def __call__(self, x):
+            return self.fc(x)
+
+    x = nn.Variable.from_numpy_array(np.ones((1, 4), np.float32))
+    model = Net()
+    model.fc.get_parameters()["affine/W"].d = 0.5  # trained
+    model(x)
+    nn.save_parameters(str(tmp_path / "net.h5"))
+    del model
+    gc.collect()
+    nn.load_parameters(str(tmp_path / "net.h5"))
+    model = Net()
+    assert model.prefix == "net"
+    model(x)
+    assert np.all(model.get_parameters()["fc/affine/W"].d == 0.5)
+
+    del model  # untouched by name before the next model: dropped, fresh weights
+    gc.collect()
+    model = Net()
+    model(x)
+    assert not np.all(model.get_parameters()["fc/affine/W"].d == 0.5)
