@@ -323,9 +323,9 @@ def _enter_from_outside(module, caller):
     state = module._module_state
     if state.retired is not None:
         raise RuntimeError(
-            f"{describe(module)} was replaced: {state.retired}, and its weights were removed "
-            "from the registry. Hold it in a module again to use it with fresh weights; to "
-            "keep trained weights, save them before replacing the module."
+            f"{describe(module)} was replaced: {state.retired}, and its weights were taken "
+            "out of the registry. Hold it in a module again to use it: its weights go back "
+            "under its new prefix."
         )
     if caller is None and _registry.path_of(_parameter.current_scope) is None:
         raise RuntimeError(f"{describe(module)} was called, but {_registry.OUTSIDE_REGISTRY}.")

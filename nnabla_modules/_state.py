@@ -53,6 +53,7 @@ class ModuleState:
         "pending",  # a load whose keys are checked when the next call ends (checkpoint.py)
         "provisional",  # key -> need_grad: loaded entries credited until that check
         "retired",  # why this module may not run: it was replaced in its parent
+        "kept",  # a replaced module's weights and claims, restored when it is held again
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
     )
@@ -77,6 +78,7 @@ class ModuleState:
         self.pending = None
         self.provisional = OrderedDict()
         self.retired = None
+        self.kept = None
         self.hooks = None
         self.key_cache = None
 

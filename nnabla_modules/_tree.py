@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import Any, List
 
 from . import _registry
+from ._kept import check_restorable, claims_of, forget_claims, restore_kept, state_keys
 from ._naming import (
     check_name,
     describe,
@@ -23,7 +24,7 @@ from ._naming import (
     root_names,
     stop_forgetting,
 )
-from ._state import ModuleBase, frozen_entries, ownership_epoch
+from ._state import ModuleBase, frozen_entries
 
 CONTAINERS = (list, tuple, dict)
 
@@ -93,6 +94,7 @@ def adopt(parent, child, path):
             "(new.load_parameters(path) after old.save_parameters(path))."
         )
     levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module", True) for p in path)
+    check_restorable(parent, levels, child)
     _retire_previous(parent, levels, child)
     root_names.release(old_prefix, child)
     stop_forgetting(state)
@@ -106,6 +108,8 @@ def adopt(parent, child, path):
     state.local = levels if given is None else ((given,) if given else ())
     naming_epoch[0] += 1
     parent._module_state.slots[levels] = (child_ref, state)
+    if state.kept is not None:
+        restore_kept(child)
 
 
 def _keep_orphan(child_ref):
@@ -121,9 +125,10 @@ def _retire_previous(parent, levels, child):
     """Replacing the module held at ``levels``: the new one never gets the old weights.
 
     The old module's registry entries are removed (graphs already built keep
-    their arrays) and the old module, if still alive, may not run until a
-    module holds it again. A replaced module still held elsewhere in a live
-    tree is an error: removing its weights would change that tree.
+    their arrays) and the old module, if still alive, keeps them and may not
+    run until a module holds it again, which puts them back under its new
+    prefix. A replaced module still held elsewhere in a live tree is an
+    error: removing its weights would change that tree.
     """
     slot = parent._module_state.slots.get(levels)
     if slot is None or slot[1] is child._module_state:
@@ -141,37 +146,37 @@ def _retire_previous(parent, levels, child):
             )
     prefix = prefix_of(parent) + old_state.local
     scope = _registry.resolve(prefix, create=False)
-    for key in _state_keys(old_state):
-        if scope is not None:
-            frozen_entries.pop(id(_registry.remove(scope, key)), None)
-    _forget_claims(old_state)
+    removed, frozen = {}, set()
+    for key in state_keys(old_state):
+        param = _registry.remove(scope, key) if scope is not None else None
+        if _registry.is_variable(param):
+            removed[key] = param
+            if frozen_entries.pop(id(param), None) is not None:
+                frozen.add(key)
+    claims = claims_of(old_state)
+    forget_claims(old_state)
     if old is not None and old_state.parent_module() is parent:
         old_state.parent = None
         old_state.construction_path = prefix_of(parent)  # still described where it was
         old_state.retired = where
+        old_state.kept = (removed, frozen, claims)  # its weights follow it, as in PyTorch
         naming_epoch[0] += 1
+
+
+
+
+
+
+
+
 
 
 def _describe_new(child):
     return f"a new {type(child).__name__}"
 
 
-def _state_keys(state):
-    """The keys a module's state tree owns, relative to its prefix (works for dead modules)."""
-    keys = list(state.owned())
-    for _, child_state in state.slots.values():
-        base = join(child_state.local)
-        keys.extend(f"{base}/{key}" if base else key for key in _state_keys(child_state))
-    return keys
 
 
-def _forget_claims(state):
-    state.claims.clear()
-    ownership_epoch[0] += 1
-    state.provisional.clear()
-    state.pending = None
-    for _, child_state in state.slots.values():
-        _forget_claims(child_state)
 
 
 def _live_holder(module):

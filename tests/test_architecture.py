@@ -115,7 +115,7 @@ def test_no_file_writes_the_module_state_it_does_not_own():
     The others read it, or change it through its methods and the module
     system's functions (``state_of``, ``credit_loaded``, ``name_root``...).
     """
-    owners = {"module.py", "_state.py", "_naming.py", "_tree.py", "_calls.py",
+    owners = {"module.py", "_state.py", "_naming.py", "_tree.py", "_kept.py", "_calls.py",
               "_enumeration.py", "_display.py"}
     writers = []
     for path in _files():

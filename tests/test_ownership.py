@@ -818,3 +818,39 @@ def test_loading_by_name_then_building_uses_the_loaded_values(tmp_path):
     model = Net()
     model(x)
     assert not np.all(model.get_parameters()["fc/affine/W"].d == 0.5)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_replaced_module_held_again_takes_its_weights_back(frozen):
+    net = Net(name="net")
+    x = nn.Variable.from_numpy_array(np.ones((1, 3), np.float32))
+    net(x)
+    old = net.head
+    if frozen:
+        old.freeze()
+    trained = {k: v for k, v in old.get_parameters(grad_only=False).items()}
+    net.head = nm.Linear(4, 2)  # try another head
+    net(x)
+    net.head = old  # and put the trained one back
+    assert net.head.get_parameters(grad_only=False) == trained  # the same Variables
+    assert all(v.need_grad is not frozen for v in trained.values())
+    assert list(net.get_parameters(grad_only=False))[-2:] == ["head/affine/W", "head/affine/b"]
+    net(x)  # a rebuild keeps a frozen head frozen
+    assert all(v.need_grad is not frozen for v in trained.values())
+    assert set(nn.get_parameters(grad_only=False)) == {
+        f"net/{k}" for k in net.get_parameters(grad_only=False)}
+
+
+def test_a_replaced_module_does_not_take_back_a_place_taken_by_other_entries():
+    net = Net(name="net")
+    net(nn.Variable((1, 3)))
+    old = net.head
+    trained = old.get_parameters()["affine/W"]
+    net.head = nm.Linear(4, 2)
+    with nn.parameter_scope("net/spare/affine"):
+        get_parameter_or_create("W", (1,))  # PF code's entry where it would go
+    with pytest.raises(ValueError, match="registry holds affine/W already"):
+        net.spare = old
+    assert "spare" not in vars(net)
+    net.other = old  # nothing changed by the refusal: held elsewhere, the weights come back
+    assert old.get_parameters()["affine/W"] is trained
