@@ -12,14 +12,17 @@ from . import _registry
 from ._calls import run_in_scope
 from ._naming import describe, join, naming_epoch, prefix_of, root_names
 from ._state import frozen_entries, ownership_epoch
-from ._tree import walk, walk_modules
+from ._tree import check_foreign, walk, walk_modules
 
 
 def parameters_of(module, grad_only=True, recursive=True, absolute=False):
     """``module.get_parameters(...)``: see its docstring."""
     tree = list(walk_modules(module))  # also adopts children added to lists since the last walk
     for current in tree:
-        if not current._module_state.claims and hasattr(current, "_create_parameters"):
+        state = current._module_state
+        if state.foreign:
+            check_foreign(current)
+        if not state.claims and hasattr(current, "_create_parameters"):
             run_in_scope(current, type(current)._create_parameters, (), {})
     prefix = prefix_of(module)
     start = join(prefix) + "/" if absolute and prefix else ""
@@ -80,6 +83,8 @@ def release(module):
 def set_frozen(module, frozen):
     """``freeze()``/``unfreeze()``: sets the registry's ``need_grad`` of the tree's entries."""
     create_parameters(module)
+    for current in walk_modules(module):
+        check_foreign(current)
     for _, current in walk(module):
         state = current._module_state
         state.frozen = frozen

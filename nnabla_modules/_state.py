@@ -54,6 +54,7 @@ class ModuleState:
         "provisional",  # key -> need_grad: loaded entries credited until that check
         "retired",  # why this module may not run: it was replaced in its parent
         "kept",  # a replaced module's weights and claims, restored when it is held again
+        "foreign",  # id -> (weakref, path) of other models' modules it holds (_tree.py)
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
     )
@@ -79,6 +80,7 @@ class ModuleState:
         self.provisional = OrderedDict()
         self.retired = None
         self.kept = None
+        self.foreign = {}
         self.hooks = None
         self.key_cache = None
 

@@ -76,10 +76,12 @@ def adopt(parent, child, path):
     state = child._module_state
     if state.parent is not None:
         holder = state.parent_module()
-        if holder is not None and (_root(holder) is _root(parent)
-                                   or may_share(parent, holder, child)):
-            return  # held before in this model (shared), or a back-reference up the tree
-        if holder is not None or has_parameters(child):
+        if holder is not None:
+            if _root(holder) is not _root(parent) and not may_share(parent, holder, child):
+                # Another model's (or a part built apart, joined later): checked at use.
+                parent._module_state.foreign[id(child)] = (weakref.ref(child), path)
+            return  # held before (shared), or a back-reference up the tree
+        if has_parameters(child):
             raise foreign_module_error(parent, child, join(str(p) for p in path))
         # Its model died before it was used: it may be held anew, here.
     if child in constructing or is_ancestor(child, parent):
@@ -324,12 +326,9 @@ def check_holding(parent, attr, value):
         if state.parent is None:
             continue  # adopted here
         holder = state.parent_module()
-        if holder is not None and may_share(parent, holder, child):
-            continue
-        if not has_parameters(child):
-            if holder is None or _root(holder) is _root(parent):
-                continue  # nothing to lose: held anew, or shared within this model
-        elif holder is not None and _root(holder) is _root(parent):
+        if not has_parameters(child) or holder is not None and may_share(parent, holder, child):
+            continue  # nothing to lose yet (checked at use: check_foreign), or a view
+        if holder is not None and _root(holder) is _root(parent):
             occupant = vars(parent).get(attr)
             moving = holder is parent and isinstance(occupant, ModuleBase)
             if not moving or occupant is child:
@@ -337,6 +336,27 @@ def check_holding(parent, attr, value):
             if occupant._module_state.parent_module() is not parent:
                 continue
         raise foreign_module_error(parent, child, attr)
+
+
+def check_foreign(module):
+    """Refuses a module that holds another model's module: it would train it unlisted.
+
+    Holding one is allowed while models are assembled (two blocks built apart
+    that share a layer, then held by one model); by the time the tree is
+    listed, saved or frozen, every module it holds must be its own.
+    """
+    foreign = module._module_state.foreign
+    if foreign:
+        for key, (child_ref, path) in list(foreign.items()):
+            child = child_ref()
+            holder = child._module_state.parent_module() if child is not None else None
+            held = child is not None and any(
+                found is child for found in modules_in(vars(module), set()))
+            if not held or holder is None or _root(holder) is _root(module) or may_share(
+                    module, holder, child):
+                del foreign[key]  # let go, or its model and this one are one now
+                continue
+            raise foreign_module_error(module, child, join(str(p) for p in path))
 
 
 def may_share(parent, holder, child):

@@ -717,7 +717,7 @@ class _Task(nm.Module):
 
 
 @pytest.mark.parametrize("how", ["attribute", "list", "list appended"])
-def test_a_module_of_another_live_model_is_refused_before_it_has_weights(how):
+def test_a_module_of_another_live_model_is_refused_at_use_before_it_has_weights(how):
     """One prefix per module: the second model would train it without listing it."""
     encoder = nm.Linear(4, 4)
     first = _Task(encoder, name="first")
@@ -726,15 +726,17 @@ def test_a_module_of_another_live_model_is_refused_before_it_has_weights(how):
         def __init__(self):
             self.parts = []
 
-    with pytest.raises(ValueError, match=r"belongs to _Task 'first'.*clone\(\)"):
-        if how == "attribute":
-            _Task(encoder, name="second")
-        elif how == "list":
-            Holder(name="second").parts = [encoder]
+    if how == "attribute":
+        second = _Task(encoder, name="second")
+    else:
+        second = Holder(name="second")
+        if how == "list":
+            second.parts = [encoder]
         else:
-            second = Holder(name="second")
-            second.parts.append(encoder)
-            second.get_parameters()  # found by the walk
+            second.parts.append(encoder)  # found by the next walk
+    for use in (second.get_parameters, second.state_dict, second.freeze):
+        with pytest.raises(ValueError, match=r"belongs to _Task 'first'.*clone\(\)"):
+            use()
     assert encoder.prefix == "first/encoder"
     assert list(first.get_parameters()) == [
         "encoder/affine/W", "encoder/affine/b", "head/affine/W", "head/affine/b"]
@@ -854,3 +856,23 @@ def test_a_replaced_module_does_not_take_back_a_place_taken_by_other_entries():
     assert "spare" not in vars(net)
     net.other = old  # nothing changed by the refusal: held elsewhere, the weights come back
     assert old.get_parameters()["affine/W"] is trained
+
+
+def test_blocks_built_apart_that_share_a_layer_join_one_model():
+    shared = nm.Linear(4, 4)
+    first, second = _Task(shared, name="first"), _Task(shared, name="second")
+
+    class Both(nm.Module):
+        def __init__(self):
+            self.first, self.second = first, second
+
+        def __call__(self, x):
+            return self.first(x), self.second(x)
+
+    both = Both(name="both")
+    both(nn.Variable((1, 4)))
+    assert sorted(both.get_parameters()) == sorted(
+        [f"{part}/head/affine/{key}" for part in ("first", "second") for key in "Wb"]
+        + ["first/encoder/affine/W", "first/encoder/affine/b"])
+    assert second.get_parameters() == {
+        k: v for k, v in both.second.get_parameters().items()}  # its own part, listed
