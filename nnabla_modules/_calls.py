@@ -140,6 +140,8 @@ def run_in_scope(module, fn, args, kwargs):
                 state.remember_scope(scope)
         else:
             scope = enter_scope(module, caller)
+        if _registry.unplaced and not _registry.creating_early[0]:
+            _registry.place(scope)
         hooks = state.hooks if state.hooks is not None else global_hooks[0]
         if hooks is not None and hooks.pre:
             args, kwargs = _run_pre_hooks(hooks, module, args, kwargs)
@@ -148,6 +150,7 @@ def run_in_scope(module, fn, args, kwargs):
         outer_frozen = frozen_no_grad[0]
         if caller is None:
             _registry.owner[0] = threading.get_ident()
+            _registry.root_calls[0] += 1
         # A frozen module's PF calls return its weights with need_grad=False (what
         # nn.no_grad() does), so graphs built from it leave them alone; a frozen
         # caller's setting does not pass to an unfrozen child, the user's does.

@@ -23,7 +23,9 @@ def parameters_of(module, grad_only=True, recursive=True, absolute=False):
         if state.foreign:
             check_foreign(current)
         if not state.claims and hasattr(current, "_create_parameters"):
-            run_in_scope(current, type(current)._create_parameters, (), {})
+            create_before_the_first_call(current)
+        elif state.early is not None:
+            _created_again(current)
     prefix = prefix_of(module)
     start = join(prefix) + "/" if absolute and prefix else ""
     # The tree's members, by id (a removed child may die; its id must not be kept alive).
@@ -172,7 +174,33 @@ def create_parameters(module, tree=None):
     for current in walk_modules(module) if tree is None else tree:
         create = getattr(current, "_create_parameters", None)
         if create is not None and not parameters_exist(current):
-            run_in_scope(current, type(current)._create_parameters, (), {})
+            create_before_the_first_call(current)
+
+
+def create_before_the_first_call(layer):
+    """Creates a layer's parameters outside a call; a call places them (``_registry.place``)."""
+    existed = _registry.dicts_at(prefix_of(layer))
+    _registry.creating_early[0] += 1
+    try:
+        run_in_scope(layer, type(layer)._create_parameters, (), {})
+    finally:
+        _registry.creating_early[0] -= 1
+    state = layer._module_state
+    above, own = _registry.mark_unplaced(prefix_of(layer), existed, bool(state.local))
+    state.early = (_registry.root_calls[0], above, own) if own else None
+
+
+def _created_again(layer):
+    """A layer created before a call that did not use it: where a process that did not
+    create it early creates it, at this ``get_parameters()``, it moves (registry order)."""
+    state = layer._module_state
+    calls, above, own = state.early
+    if calls == _registry.root_calls[0]:
+        return  # no call since: nothing would be created here now
+    if _registry.move_to_the_end(above, own):
+        state.early = (_registry.root_calls[0], above, own)
+    else:
+        state.early = None  # a call placed it
 
 
 def parameters_exist(module):

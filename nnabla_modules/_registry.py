@@ -281,6 +281,83 @@ def _dicts_below(scope):
         yield current
         stack.extend(value for value in current.values() if isinstance(value, dict))
 
+#: id -> (dict, parent dict, name) of registry dicts a layer created before its first
+#: call (``get_parameters()``, a load, ``freeze()``), in the tree's order; see ``place``.
+unplaced = {}
+#: Nonzero while a layer creates its parameters outside a call: nothing is placed then.
+creating_early = [0]
+#: How many calls of roots have started: a layer created early is created again, in
+#: effect, by the first ``get_parameters()`` after a call that did not use it.
+root_calls = [0]
+
+
+def dicts_at(path):
+    """The ids of the dicts on the absolute ``path`` and below its end: what exists now."""
+    found, scope = set(), _parameter.root_scope
+    for name in path:
+        scope = scope.get(name)
+        if not isinstance(scope, dict):
+            return found
+        found.add(id(scope))
+    found.update(id(below) for below in _dicts_below(scope))
+    return found
+
+
+def mark_unplaced(path, existed, own_level):
+    """Records the dicts on ``path`` and below it that are not in ``existed`` (ids).
+
+    Returns ``(above, own)``, parents first: the new dicts above the layer's
+    own (``own_level``: the last of ``path`` is the layer's), and its own.
+    """
+    above, own, parent = [], [], _parameter.root_scope
+    for index, name in enumerate(path):
+        scope = parent.get(name)
+        if not isinstance(scope, dict):
+            return above, own
+        if id(scope) not in existed:
+            mine = own_level and index == len(path) - 1
+            (own if mine else above).append((scope, parent, name))
+        parent = scope
+    stack = [parent]
+    while stack:
+        current = stack.pop()
+        for name, value in current.items():
+            if isinstance(value, dict):
+                if id(value) not in existed:
+                    own.append((value, current, name))
+                stack.append(value)
+    for entry in above + own:
+        unplaced[id(entry[0])] = entry
+    return above, own
+
+
+def move_to_the_end(above, own):
+    """Moves a layer's dicts (and those above them that no call placed) where they would
+    be if they were created now, parents first; False if a call placed its own."""
+    if any(unplaced.get(id(scope)) is None for scope, _, _ in own):
+        return False
+    for scope, parent, name in above + own:
+        if unplaced.get(id(scope)) is not None and parent.get(name) is scope:
+            parent.move_to_end(name)
+    return True
+
+
+def place(scope):
+    """A call enters (or first uses) ``scope``: if a layer created it before its first
+    call, it moves to the end of its parent, where a call would have created it.
+
+    So the registry's order, which ``get_parameters`` follows, is the order of
+    the first calls whatever was created before them: the same on a process
+    that loaded a file before its first call as on one that did not.
+    """
+    entry = unplaced.pop(id(scope), None)
+    if entry is not None and entry[0] is scope:
+        _, parent, name = entry
+        place(parent)  # created before it: placed first
+        if parent.get(name) is scope:
+            parent.move_to_end(name)
+
+
 #: The scope names of NNabla's parametric functions (``affine``, ``conv``, ``bn``...).
 PF_SCOPE_NAMES = frozenset(
     getattr(_PF, name).__scope_name__
@@ -299,6 +376,8 @@ def _observed_get_parameter(key):
     scope = _parameter.current_scope
     param = scope.get(key)
     if active and owner[0] == get_ident():
+        if unplaced and not creating_early[0]:
+            place(scope)
         if param is not None:
             assert isinstance(param, nn.Variable)
             observer[0](key, param, False, sys._getframe(1).f_code is _GET_OR_CREATE_CODE)
@@ -314,6 +393,8 @@ def _observed_set_parameter(key, param):
     created = key not in scope
     scope[key] = param
     if active and owner[0] == get_ident():
+        if unplaced and not creating_early[0]:
+            place(scope)
         if isinstance(param, nn.Variable):
             pf_use = created and sys._getframe(1).f_code is _GET_OR_CREATE_CODE
             observer[0](key, param, True, pf_use)

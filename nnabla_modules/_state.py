@@ -55,6 +55,7 @@ class ModuleState:
         "retired",  # why this module may not run: it was replaced in its parent
         "kept",  # a replaced module's weights and claims, restored when it is held again
         "foreign",  # id -> (weakref, path) of other models' modules it holds (_tree.py)
+        "early",  # (root calls then, dicts) of a layer created before its first call
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
     )
@@ -81,6 +82,7 @@ class ModuleState:
         self.retired = None
         self.kept = None
         self.foreign = {}
+        self.early = None
         self.hooks = None
         self.key_cache = None
 

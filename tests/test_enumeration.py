@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import nnabla as nn
+import nnabla.functions as F
 import nnabla.parametric_functions as PF
 import pytest
 from conftest import registry_keys
@@ -250,3 +251,42 @@ def test_enumeration_follows_children_taken_out_and_put_back(take_out, gone):
     if take_out is _pop:  # the same child, put back: no adoption, no new key
         net.layers.append(child)
         assert list(net.get_parameters()) == _keys(*ALL_HELD)
+
+
+class _CallOrder(nm.Module):
+    """Declared in one order, called in another; one layer the first call does not use."""
+
+    def __init__(self):
+        self.head = nm.Linear(8, 10)
+        self.blocks = [nm.Sequential(nm.Affine(8, 8), name=""),
+                       {"unused": nm.Affine(8, 8), "used": nm.Conv2d(8, 8, 3, pad=1)}]
+        self.body = nm.Conv2d(1, 8, 3, pad=1)
+
+    def __call__(self, x):
+        h = self.blocks[1]["used"](self.body(x))
+        return self.head(self.blocks[0](F.mean(h, axis=(2, 3))))
+
+
+@pytest.mark.parametrize("early", ["get_parameters", "state_dict", "freeze", "load"])
+def test_the_order_is_the_first_calls_whatever_was_created_before(early, tmp_path):
+    """Multi-process training pairs parameters by position: a process that loaded a file
+    before its first call lists them in the order of one that did not."""
+    x = nn.Variable((2, 1, 4, 4))
+    plain = _CallOrder(name="plain")
+    plain(x)
+    expected = list(plain.get_parameters(grad_only=False))
+    assert expected[:2] == ["body/conv/W", "body/conv/b"]  # the call's order, not attributes'
+    plain.save_parameters(str(tmp_path / "plain.h5"))
+    model = _CallOrder(name="model")
+    if early == "load":
+        model.load_parameters(str(tmp_path / "plain.h5"))
+    elif early == "freeze":
+        model.freeze()
+    else:
+        getattr(model, early)()
+    model(x)
+    assert list(model.get_parameters(grad_only=False)) == expected
+    registry = [k for k in nn.get_parameters(grad_only=False) if k.startswith("model/")]
+    assert registry == [f"model/{k}" for k in expected]
+    model(x)  # later calls change nothing
+    assert list(model.get_parameters(grad_only=False)) == expected

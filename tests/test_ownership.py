@@ -447,7 +447,7 @@ def test_load_state_dict_of_the_wrong_type_is_a_type_error(state):
         nm.Linear(2, 2).load_state_dict(state)
 
 
-def test_a_root_cannot_hold_another_roots_layer():
+def test_a_root_that_holds_another_roots_layer_says_so_when_saving(tmp_path):
     shared = nm.Linear(3, 2)
 
     class Owner(nm.Module):
@@ -464,10 +464,11 @@ def test_a_root_cannot_hold_another_roots_layer():
         def __call__(self, x):
             return self.fc(x)
 
-    owner = Owner()
-    with pytest.raises(ValueError, match="cannot hold Linear 'owner/fc' as 'fc': it belongs"):
-        User()
+    owner, user = Owner(), User()
+    user(nn.Variable((1, 3)))
     assert list(owner.get_parameters()) == ["fc/affine/W", "fc/affine/b"]
+    with pytest.raises(ValueError, match="cannot hold Linear 'owner/fc' as 'fc': it belongs"):
+        user.save_parameters(str(tmp_path / "u.h5"))
 
 
 def test_super_init_in_haiku_style():
