@@ -150,7 +150,8 @@ def run_in_scope(module, fn, args, kwargs):
         outer_frozen = frozen_no_grad[0]
         if caller is None:
             _registry.owner[0] = threading.get_ident()
-            _registry.root_calls[0] += 1
+            if not _registry.creating_early[0]:
+                _registry.root_calls[0] += 1
         # A frozen module's PF calls return its weights with need_grad=False (what
         # nn.no_grad() does), so graphs built from it leave them alone; a frozen
         # caller's setting does not pass to an unfrozen child, the user's does.

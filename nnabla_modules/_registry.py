@@ -307,7 +307,8 @@ def mark_unplaced(path, existed, own_level):
     """Records the dicts on ``path`` and below it that are not in ``existed`` (ids).
 
     Returns ``(above, own)``, parents first: the new dicts above the layer's
-    own (``own_level``: the last of ``path`` is the layer's), and its own.
+    own (``own_level``: the last of ``path`` is the layer's), and its own top
+    ones.
     """
     above, own, parent = [], [], _parameter.root_scope
     for index, name in enumerate(path):
@@ -318,14 +319,10 @@ def mark_unplaced(path, existed, own_level):
             mine = own_level and index == len(path) - 1
             (own if mine else above).append((scope, parent, name))
         parent = scope
-    stack = [parent]
-    while stack:
-        current = stack.pop()
-        for name, value in current.items():
-            if isinstance(value, dict):
-                if id(value) not in existed:
-                    own.append((value, current, name))
-                stack.append(value)
+    if not own_level:  # a name="" layer: its top dicts sit in its parent's (PF's "affine")
+        own.extend((value, parent, name) for name, value in parent.items()
+                   if isinstance(value, dict) and id(value) not in existed)
+    # Dicts deeper inside the layer keep the order its PF call gives them, either way.
     for entry in above + own:
         unplaced[id(entry[0])] = entry
     return above, own
