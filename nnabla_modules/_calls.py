@@ -134,7 +134,8 @@ def run_in_scope(module, fn, args, kwargs):
         if caller is module:  # super().__call__ chains
             return fn(module, *args, **kwargs)
         parent = state.parent
-        if parent is not None and state.local == SAME_LEVEL and parent() is caller:
+        if (caller is not None and parent is not None and state.local == SAME_LEVEL
+                and parent() is caller):
             scope = caller._module_state.scope  # name="" inside its parent's call
             if scope is not state.scope:
                 state.remember_scope(scope)
@@ -307,7 +308,7 @@ def enter_scope(module, caller):
     state = module._module_state
     parent = state.parent
     try:
-        if parent is not None and parent() is caller:
+        if caller is not None and parent is not None and parent() is caller:
             # Inside the parent's call its scope is at hand: no walk from the root.
             scope = caller._module_state.scope
             for level in state.local:
@@ -325,12 +326,9 @@ def enter_scope(module, caller):
 def _enter_from_outside(module, caller):
     """A root's scope, or a child's called from outside its parent's call."""
     state = module._module_state
-    if state.retired is not None:
-        raise RuntimeError(
-            f"{describe(module)} was replaced: {state.retired}, and its weights were taken "
-            "out of the registry. Hold it in a module again to use it: its weights go back "
-            "under its new prefix."
-        )
+    if state.retired is not None and caller is not None:
+        _adopt_from_callers(module)  # put back in a list or a dict: held again
+    _refuse_replaced(module)
     if caller is None and _registry.path_of(_parameter.current_scope) is None:
         raise RuntimeError(f"{describe(module)} was called, but {_registry.OUTSIDE_REGISTRY}.")
     if caller is not None and state.parent is None:
@@ -353,6 +351,23 @@ def _enter_from_outside(module, caller):
     drop_stale_entries(module)  # the root's prefix is in use from here on
     return _registry.resolve(prefix_of(module))
 
+
+
+def _refuse_replaced(module):
+    """A replaced module (or a part of one) may not run: its weights are out of the
+    registry, and its prefix may be the new module's."""
+    current = module
+    while current is not None:
+        retired = current._module_state.retired
+        if retired is not None:
+            what = (f"{describe(module)} was" if current is module
+                    else f"{describe(module)} is a part of {describe(current)}, which was")
+            raise RuntimeError(
+                f"{what} replaced: {retired}, and its weights were taken out of the "
+                "registry. Hold it in a module again to use it: its weights go back under "
+                "its new prefix."
+            )
+        current = current._module_state.parent_module()
 
 
 def user_stacklevel():

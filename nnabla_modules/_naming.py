@@ -159,11 +159,17 @@ def prefix_of(module):
         parent = state.parent_module()
         if parent is not None:
             state.prefix = prefix_of(parent) + state.local
-        elif state.parent is None or state.prefix is None:
-            state.prefix = state.construction_path + state.local
-        # else: the parent died; its children keep the prefix they had.
+        else:  # a root; or the parent died, and its children keep the prefix they had
+            state.prefix = prefix_of_state(state)
         state.prefix_epoch = naming_epoch[0]
     return state.prefix
+
+
+def prefix_of_state(state):
+    """The prefix from the states alone: what it was when the ancestors were last alive."""
+    if state.parent_state is None:
+        return state.construction_path + state.local
+    return prefix_of_state(state.parent_state) + state.local
 
 
 def describe(module):

@@ -56,6 +56,7 @@ class ModuleState:
         "kept",  # a replaced module's weights and claims, restored when it is held again
         "foreign",  # id -> (weakref, path) of other models' modules it holds (_tree.py)
         "early",  # (root calls then, dicts) of a layer created before its first call
+        "parent_state",  # the parent's ModuleState: a kept child's prefix outlives the parent
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
     )
@@ -83,6 +84,7 @@ class ModuleState:
         self.kept = None
         self.foreign = {}
         self.early = None
+        self.parent_state = None
         self.hooks = None
         self.key_cache = None
 

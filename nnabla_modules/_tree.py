@@ -21,6 +21,7 @@ from ._naming import (
     join,
     naming_epoch,
     prefix_of,
+    prefix_of_state,
     root_names,
     stop_forgetting,
 )
@@ -77,7 +78,7 @@ def adopt(parent, child, path):
     if state.parent is not None:
         holder = state.parent_module()
         if holder is not None:
-            if _root(holder) is not _root(parent) and not may_share(parent, holder, child):
+            if _root(holder) is not _root(parent):
                 # Another model's (or a part built apart, joined later): checked at use.
                 parent._module_state.foreign[id(child)] = (weakref.ref(child), path)
             return  # held before (shared), or a back-reference up the tree
@@ -105,6 +106,7 @@ def adopt(parent, child, path):
     # When the parent dies first, the child is kept: it holds its prefix itself.
     child_ref = weakref.ref(child)
     state.parent = weakref.ref(parent, lambda _: _keep_orphan(child_ref))
+    state.parent_state = parent._module_state
     state.retired = None
     given = state.given_name
     state.local = levels if given is None else ((given,) if given else ())
@@ -118,9 +120,7 @@ def _keep_orphan(child_ref):
     """A submodule outlives its root: it keeps its prefix, which automatic names avoid."""
     child = child_ref()
     if child is not None:
-        state = child._module_state
-        prefix = state.prefix if state.prefix is not None else state.construction_path + state.local
-        root_names.hold(prefix, child)
+        root_names.hold(prefix_of_state(child._module_state), child)
 
 
 def _retire_previous(parent, levels, child):
@@ -158,7 +158,7 @@ def _retire_previous(parent, levels, child):
     claims = claims_of(old_state)
     forget_claims(old_state)
     if old is not None and old_state.parent_module() is parent:
-        old_state.parent = None
+        old_state.parent = old_state.parent_state = None
         old_state.construction_path = prefix_of(parent)  # still described where it was
         old_state.retired = where
         old_state.kept = (removed, frozen, claims)  # its weights follow it, as in PyTorch
@@ -352,10 +352,11 @@ def check_foreign(module):
             holder = child._module_state.parent_module() if child is not None else None
             held = child is not None and any(
                 found is child for found in modules_in(vars(module), set()))
-            if not held or holder is None or _root(holder) is _root(module) or may_share(
-                    module, holder, child):
+            if not held or holder is None or _root(holder) is _root(module):
                 del foreign[key]  # let go, or its model and this one are one now
                 continue
+            if id(child) in getattr(module, "_shared_modules", ()):
+                continue  # a copy lists what its source listed: not what it referred to
             raise foreign_module_error(module, child, join(str(p) for p in path))
 
 
@@ -366,6 +367,7 @@ def may_share(parent, holder, child):
     nothing; a copy refers to the modules its source referred to without
     owning them. A module built inside the ``__init__`` of the model that owns
     the other (``self.decoder = Decoder(self.encoder)``) joins that model next.
+    Whether the holder may then be listed, saved or frozen: ``check_foreign``.
     """
     return (
         getattr(parent, "_shares_without_owning", False)
@@ -378,6 +380,13 @@ def foreign_module_error(parent, child, where):
     """Holding a module whose prefix this model does not lead: another model's, or a swap."""
     holder = child._module_state.parent_module()
     owner = _root(holder) if holder is not None else None
+    if getattr(parent, "_shares_without_owning", False):
+        return ValueError(
+            f"{describe(parent)} is a slice of a Sequential, a view: it runs {describe(child)} "
+            "but owns none of its items' weights, so it cannot list, save or freeze them. "
+            f"Do that through {describe(owner or child)}, or item by item "
+            "(for layer in seq[2:]: layer.freeze())."
+        )
     if owner is not None and owner is not _root(parent):
         return ValueError(
             f"{describe(parent)}: cannot hold {describe(child)} as {where!r}: it belongs to "
@@ -385,8 +394,8 @@ def foreign_module_error(parent, child, where):
             f"({prefix_of(child) and join(prefix_of(child))!r}), so this model would not list, "
             "save or freeze its weights. To share it between two models, hold it in one "
             "module that holds both (a parent with the shared part and both heads), or hold "
-            "the model that owns it (self.backbone = pretrained); for a copy of it, "
-            "hold its clone() (docs/concepts.md)."
+            "the model that owns it (self.backbone = pretrained); for a copy of it, hold "
+            "a new one with its weights (new.load_state_dict(old.state_dict()))."
         )
     return ValueError(
         f"{describe(parent)}: cannot hold {describe(child)} as {where!r}: its weights live "

@@ -736,7 +736,7 @@ def test_a_module_of_another_live_model_is_refused_at_use_before_it_has_weights(
         else:
             second.parts.append(encoder)  # found by the next walk
     for use in (second.get_parameters, second.state_dict, second.freeze):
-        with pytest.raises(ValueError, match=r"belongs to _Task 'first'.*clone\(\)"):
+        with pytest.raises(ValueError, match=r"belongs to _Task 'first'.*load_state_dict"):
             use()
     assert encoder.prefix == "first/encoder"
     assert list(first.get_parameters()) == [
@@ -788,9 +788,13 @@ def test_a_slice_of_a_trained_sequential_runs_its_items_and_owns_none():
     y.forward()
     expected.forward()
     assert np.array_equal(y.d, expected.d)
-    assert features[0] is seq[0] and list(features.get_parameters()) == []
-    assert list(seq.get_parameters()) == [
-        "0/affine/W", "0/affine/b", "2/affine/W", "2/affine/b"]
+    assert features[0] is seq[0]
+    for use in (features.get_parameters, features.freeze, features.state_dict):
+        with pytest.raises(ValueError, match="a view: it runs Linear 'seq/0'"):
+            use()
+    for layer in seq[2:]:
+        layer.freeze()
+    assert list(seq.get_parameters()) == ["0/affine/W", "0/affine/b"]
 
 
 def test_loading_by_name_then_building_uses_the_loaded_values(tmp_path):
@@ -877,3 +881,62 @@ def test_blocks_built_apart_that_share_a_layer_join_one_model():
         + ["first/encoder/affine/W", "first/encoder/affine/b"])
     assert second.get_parameters() == {
         k: v for k, v in both.second.get_parameters().items()}  # its own part, listed
+
+
+@pytest.mark.parametrize("touched", [False, True])
+def test_a_kept_submodule_works_whatever_was_asked_of_it_before(touched):
+    """Its prefix is its parent's, even if nothing asked for it while the parent lived."""
+    net = Net()
+    x = nn.Variable((1, 3))
+    net(x)
+    net.get_parameters()["encoder/fc/affine/W"].d = 7.0
+    enc = net.encoder
+    if touched:
+        enc.get_parameters()
+    del net
+    gc.collect()
+    assert enc.prefix == "net/encoder"
+    assert enc(x).shape == (1, 4)
+    assert np.all(enc.get_parameters()["fc/affine/W"].d == 7.0)
+    assert list(enc.get_parameters(absolute=True)) == [
+        "net/encoder/fc/affine/W", "net/encoder/fc/affine/b"]
+
+
+def test_a_part_of_a_replaced_module_refuses_to_run():
+    class Block(nm.Module):
+        def __init__(self):
+            self.a = nm.Linear(4, 4)
+
+        def __call__(self, x):
+            return self.a(x)
+
+    net = Net(name="net")
+    net.blk = Block()
+    net.blk(nn.Variable((1, 4)))
+    old = net.blk
+    net.blk = Block()
+    with pytest.raises(RuntimeError, match="Linear 'net/blk/a' is a part of Block 'net/blk', "
+                                           "which was replaced"):
+        old.a(nn.Variable((1, 4)))
+    assert "net/blk/a/affine/W" not in nn.get_parameters()
+
+
+@pytest.mark.parametrize("container", ["list", "dict"])
+def test_a_replaced_module_put_back_in_a_list_takes_its_weights_back(container):
+    class Holder(nm.Module):
+        def __init__(self):
+            self.layers = [nm.Linear(4, 4)] if container == "list" else {0: nm.Linear(4, 4)}
+
+        def __call__(self, x):
+            return self.layers[0](x)
+
+    x = nn.Variable((1, 4))
+    net = Holder(name="net")
+    net(x)
+    old = net.layers[0]
+    trained = old.get_parameters()["affine/W"]
+    net.layers[0] = nm.Linear(4, 4)
+    net(x)  # the new one is adopted: the old one is replaced
+    net.layers[0] = old
+    assert net(x).shape == (1, 4)
+    assert net.get_parameters()["layers/0/affine/W"] is trained
