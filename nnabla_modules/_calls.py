@@ -278,8 +278,6 @@ def _rebuild_hooks():
 frozen_no_grad = [False]
 
 
-
-
 SAME_LEVEL = ()  # the local name of a module given name=""
 
 
@@ -350,7 +348,6 @@ def _enter_from_outside(module, caller):
             return enter_scope(module, caller)
     drop_stale_entries(module)  # the root's prefix is in use from here on
     return _registry.resolve(prefix_of(module))
-
 
 
 def _refuse_replaced(module):

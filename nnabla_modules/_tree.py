@@ -165,20 +165,8 @@ def _retire_previous(parent, levels, child):
         naming_epoch[0] += 1
 
 
-
-
-
-
-
-
-
-
 def _describe_new(child):
     return f"a new {type(child).__name__}"
-
-
-
-
 
 
 def _live_holder(module):
