@@ -2,7 +2,7 @@
 
 Calling a module runs :func:`run_in_scope`: NNabla's current scope is set to
 the module's prefix (an absolute path), the module is pushed on
-``_registry.active``, and everything its code reads or creates in the registry
+``_registry.running.active``, and everything its code reads or creates in the registry
 is recorded for it by :func:`observe` (``_registry.py`` explains how every path
 to the registry is seen). Forward hooks (:func:`register_forward_hook`) see
 each call's inputs and output.
@@ -37,7 +37,7 @@ def observe(name, param, is_set, pf_use):
     held also credits the module that runs it, so its weights are the caller's
     too (enumerated, saved, frozen).
     """
-    active = _registry.active
+    active = _registry.running.active
     scope = _parameter.current_scope
     requested = param.need_grad  # what the code asked for, before a freeze holds
     depth = len(active) - 1
@@ -122,13 +122,14 @@ def run_in_scope(module, fn, args, kwargs):
 
     This runs on every module call, so it is written for speed: the common case
     (a child called from its parent's call) costs a few dict lookups. While it
-    runs, the module is the innermost of ``_registry.active``: what its code
+    runs, the module is the innermost of ``_registry.running.active``: what its code
     reaches in the registry is recorded by :func:`observe`.
     """
     lock = _registry.lock
     lock.acquire()
     try:
-        active = _registry.active
+        running = _registry.running
+        active = running.active
         state = module._module_state
         caller = active[-1] if active else None
         if caller is module:  # super().__call__ chains
@@ -141,24 +142,25 @@ def run_in_scope(module, fn, args, kwargs):
                 state.remember_scope(scope)
         else:
             scope = enter_scope(module, caller)
-        if _registry.unplaced and not _registry.creating_early[0]:
+        if _registry.unplaced and not running.creating_early:
             _registry.place(scope)
         hooks = state.hooks if state.hooks is not None else global_hooks[0]
         if hooks is not None and hooks.pre:
             args, kwargs = _run_pre_hooks(hooks, module, args, kwargs)
         previous = _parameter.current_scope
         previous_no_grad = _parameter.current_no_grad
-        outer_frozen = frozen_no_grad[0]
+        outer_frozen = running.frozen_no_grad
         if caller is None:
-            _registry.owner[0] = threading.get_ident()
-            if not _registry.creating_early[0]:
-                _registry.root_calls[0] += 1
+            running.thread = threading.get_ident()
+            running.outside = (previous, previous_no_grad)
+            if not running.creating_early:
+                running.root_calls += 1
         # A frozen module's PF calls return its weights with need_grad=False (what
         # nn.no_grad() does), so graphs built from it leave them alone; a frozen
         # caller's setting does not pass to an unfrozen child, the user's does.
         users_no_grad = previous_no_grad and not outer_frozen
         _parameter.current_no_grad = users_no_grad or state.frozen
-        frozen_no_grad[0] = state.frozen and not users_no_grad
+        running.frozen_no_grad = state.frozen and not users_no_grad
         active.append(module)
         _parameter.current_scope = scope
         outer_call_keys = state.call_keys
@@ -175,10 +177,10 @@ def run_in_scope(module, fn, args, kwargs):
             state.call_keys = outer_call_keys
             _parameter.current_scope = previous
             _parameter.current_no_grad = previous_no_grad
-            frozen_no_grad[0] = outer_frozen
+            running.frozen_no_grad = outer_frozen
             active.pop()
             if caller is None:
-                _registry.owner[0] = None
+                running.thread = None
         if failed is not None:
             state.pending.fail(module, failed)  # undoes the load and raises
         if state.pending is not None:
@@ -274,10 +276,6 @@ def _rebuild_hooks():
     global_hooks[0] = _global if (_global.pre or _global.post) else None
 
 
-#: True while NNabla's ``current_no_grad`` was set by a frozen module, not the user.
-frozen_no_grad = [False]
-
-
 SAME_LEVEL = ()  # the local name of a module given name=""
 
 
@@ -295,7 +293,7 @@ def _temporary_module_error(module, caller):
 
 
 def _adopt_from_callers(module):
-    for caller in reversed(_registry.active):
+    for caller in reversed(_registry.running.active):
         adopt_attributes(caller)
         if module._module_state.parent is not None:
             return

@@ -180,14 +180,14 @@ def create_parameters(module, tree=None):
 def create_before_the_first_call(layer):
     """Creates a layer's parameters outside a call; a call places them (``_registry.place``)."""
     existed = _registry.dicts_at(prefix_of(layer))
-    _registry.creating_early[0] += 1
+    _registry.running.creating_early += 1
     try:
         run_in_scope(layer, type(layer)._create_parameters, (), {})
     finally:
-        _registry.creating_early[0] -= 1
+        _registry.running.creating_early -= 1
     state = layer._module_state
     above, own = _registry.mark_unplaced(prefix_of(layer), existed, bool(state.local))
-    state.early = (_registry.root_calls[0], above, own) if own else None
+    state.early = (_registry.running.root_calls, above, own) if own else None
 
 
 def _created_again(layer):
@@ -195,10 +195,10 @@ def _created_again(layer):
     create it early creates it, at this ``get_parameters()``, it moves (registry order)."""
     state = layer._module_state
     calls, above, own = state.early
-    if calls == _registry.root_calls[0]:
+    if calls == _registry.running.root_calls:
         return  # no call since: nothing would be created here now
     if _registry.move_to_the_end(above, own):
-        state.early = (_registry.root_calls[0], above, own)
+        state.early = (_registry.running.root_calls, above, own)
     else:
         state.early = None  # a call placed it
 

@@ -15,7 +15,6 @@ joined with its local name.
 """
 
 import re
-import threading
 import weakref
 
 import nnabla.parameter as _parameter
@@ -185,7 +184,7 @@ def init_state(module, name):
         check_name(name, f"{cls.__name__}(name={name!r})")
     path = construction_path(cls.__name__)
     state = ModuleState(name, path)
-    state.built_in_call = bool(_registry.active) and _registry.owner[0] == threading.get_ident()
+    state.built_in_call = _registry.running.in_call()
     object.__setattr__(module, "_module_state", state)
     object.__setattr__(module, "training", True)
     hold_root_name(module)
@@ -193,7 +192,7 @@ def init_state(module, name):
 
 def construction_path(what):
     scope = _parameter.current_scope
-    active = _registry.active
+    active = _registry.running.active
     if active and active[-1]._module_state.scope is scope:
         return prefix_of(active[-1])
     path = _registry.path_of(scope)

@@ -9,6 +9,7 @@ scopes exactly as ``nn.parameter_scope`` does (an empty ``OrderedDict`` stored
 under the name).
 """
 
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -225,14 +226,65 @@ _original_get_parameter = _parameter.get_parameter
 _original_set_parameter = _parameter.set_parameter
 _GET_OR_CREATE_CODE = _parameter.get_parameter_or_create.__code__
 
-#: Innermost-last stack of the modules whose call is running (in ``owner``'s thread).
-active = []
 #: NNabla's current scope is one process-wide global: module calls and module
 #: construction hold this lock, so threads run them one at a time instead of
 #: mixing their scopes.
 lock = threading.RLock()
-#: The thread whose module call is running, or None.
-owner = [None]
+
+
+class Running:
+    """The state of the module calls and constructions running now, in one object.
+
+    They run one at a time (``lock``), so one object serves every thread; a
+    process forked while another thread was inside a call starts afresh
+    (``_after_fork_in_child``).
+    """
+
+    __slots__ = ("active", "thread", "constructing", "creating_early", "root_calls",
+                 "frozen_no_grad", "outside")
+
+    def __init__(self, root_calls=0):
+        #: Innermost-last stack of the modules whose call is running (in ``thread``).
+        self.active = []
+        #: The thread whose module call is running, or None.
+        self.thread = None
+        #: The modules whose ``__init__`` is running, innermost last: a module built
+        #: inside one may refer back to it (``Child(owner=self)``) but never adopts it.
+        self.constructing = []
+        #: Nonzero while a layer creates its parameters outside a call: nothing is placed then.
+        self.creating_early = 0
+        #: How many calls of roots have started: a layer created early is created again,
+        #: in effect, by the first ``get_parameters()`` after a call that did not use it.
+        self.root_calls = root_calls
+        #: True while NNabla's ``current_no_grad`` was set by a frozen module, not the user.
+        self.frozen_no_grad = False
+        #: NNabla's ``(current_scope, current_no_grad)`` before the outermost call began.
+        self.outside = None
+
+    def in_call(self):
+        """True while a module call runs in the calling thread."""
+        return bool(self.active) and self.thread == get_ident()
+
+
+running = Running()
+
+
+def _after_fork_in_child():
+    """A child forked while another thread ran a module call or construction.
+
+    That thread does not exist in the child: its lock would never be released
+    and its call would never restore NNabla's scope, so the child's first module
+    call would hang. The child goes on as if no call had been running.
+    """
+    if lock._is_owned():  # the forking thread itself is inside a call: it goes on
+        return
+    lock._at_fork_reinit()
+    if running.thread is not None and running.outside is not None:
+        _parameter.current_scope, _parameter.current_no_grad = running.outside
+    running.__init__(running.root_calls)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 #: ``observe(name, param, is_set, pf_use)``, set by module.py: records an entry
 #: of the current scope for the innermost running module. ``pf_use``: the event
 #: is one request of ``get_parameter_or_create`` (a read, or the creation).
@@ -284,11 +336,6 @@ def _dicts_below(scope):
 #: id -> (dict, parent dict, name) of registry dicts a layer created before its first
 #: call (``get_parameters()``, a load, ``freeze()``), in the tree's order; see ``place``.
 unplaced = {}
-#: Nonzero while a layer creates its parameters outside a call: nothing is placed then.
-creating_early = [0]
-#: How many calls of roots have started: a layer created early is created again, in
-#: effect, by the first ``get_parameters()`` after a call that did not use it.
-root_calls = [0]
 
 
 def dicts_at(path):
@@ -364,7 +411,7 @@ PF_SCOPE_NAMES = frozenset(
 
 
 def in_module_call():
-    return bool(active) and owner[0] == get_ident()
+    return running.in_call()
 
 
 def _observed_get_parameter(key):
@@ -372,8 +419,8 @@ def _observed_get_parameter(key):
         return _original_get_parameter(key)  # recurses into this function per level
     scope = _parameter.current_scope
     param = scope.get(key)
-    if active and owner[0] == get_ident():
-        if unplaced and not creating_early[0]:
+    if running.in_call():
+        if unplaced and not running.creating_early:
             place(scope)
         if param is not None:
             assert isinstance(param, nn.Variable)
@@ -389,8 +436,8 @@ def _observed_set_parameter(key, param):
     scope = _parameter.current_scope
     created = key not in scope
     scope[key] = param
-    if active and owner[0] == get_ident():
-        if unplaced and not creating_early[0]:
+    if running.in_call():
+        if unplaced and not running.creating_early:
             place(scope)
         if isinstance(param, nn.Variable):
             pf_use = created and sys._getframe(1).f_code is _GET_OR_CREATE_CODE

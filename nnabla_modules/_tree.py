@@ -10,7 +10,6 @@ prefix (``_keep_orphan``). :func:`walk` and :func:`children_of` list the tree.
 import sys
 import weakref
 from collections import OrderedDict
-from typing import Any, List
 
 from . import _registry
 from ._kept import check_restorable, claims_of, forget_claims, restore_kept, state_keys
@@ -28,11 +27,6 @@ from ._naming import (
 from ._state import ModuleBase, frozen_entries
 
 CONTAINERS = (list, tuple, dict)
-
-
-#: Modules whose ``__init__`` is running: a module built inside one may refer back
-#: to it (``Child(owner=self)``) but never adopts it.
-constructing: List[Any] = []
 
 
 def adopt_attributes(parent):
@@ -85,7 +79,7 @@ def adopt(parent, child, path):
         if has_parameters(child):
             raise foreign_module_error(parent, child, join(str(p) for p in path))
         # Its model died before it was used: it may be held anew, here.
-    if child in constructing or is_ancestor(child, parent):
+    if child in _registry.running.constructing or is_ancestor(child, parent):
         return
     old_prefix = prefix_of(child)
     if state.retired is None and has_parameters(child):
@@ -360,7 +354,7 @@ def may_share(parent, holder, child):
     return (
         getattr(parent, "_shares_without_owning", False)
         or id(child) in getattr(parent, "_shared_modules", ())
-        or _root(holder) in constructing
+        or _root(holder) in _registry.running.constructing
     )
 
 

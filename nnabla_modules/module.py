@@ -44,7 +44,6 @@ from ._tree import (
     adopt_within,
     check_holding,
     children_of,
-    constructing,
     refuse_nnabla_module,
     rename,
     walk,
@@ -84,11 +83,11 @@ class ModuleMeta(type):
         # current scope, and adoption renames modules that calls may be using.
         with _registry.lock:
             init_state(module, None if name is NOT_GIVEN else name)
-            constructing.append(module)
+            _registry.running.constructing.append(module)
             try:
                 module.__init__(*args, **kwargs)
             finally:
-                constructing.pop()
+                _registry.running.constructing.pop()
             adopt_attributes(module)
         return module
 

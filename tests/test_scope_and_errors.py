@@ -33,8 +33,8 @@ class Failing(nm.Module):
 
 def _assert_clean(scope_before):
     assert parameter.current_scope is scope_before
-    assert _registry.active == []
-    assert _registry.owner[0] is None
+    assert _registry.running.active == []
+    assert _registry.running.thread is None
     assert parameter.current_no_grad is False
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from .. import _registry
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
-from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, named_error
+from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, raise_named
 from ._signatures import REQUIRED, spec
 
 
@@ -185,7 +185,7 @@ class Layer(Module, metaclass=LayerMeta):
             try:
                 built = _fast.build(self, inputs[0], fast)
             except PF_ERRORS as error:
-                raise named_error(self, error) from error
+                raise_named(self, error)
             if built is not None:
                 return built
         if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
@@ -216,7 +216,7 @@ class Layer(Module, metaclass=LayerMeta):
         try:
             built = self._pf_body(inputs[0], **kwargs)
         except PF_ERRORS as error:
-            raise named_error(self, error) from error
+            raise_named(self, error)
         finally:
             _parameter.current_scope = previous
         if fast is not None:  # what PF built, to build it directly next time

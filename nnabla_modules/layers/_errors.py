@@ -32,7 +32,7 @@ class ErrorsNamed:
 
     def __exit__(self, kind, error, traceback):
         if kind is not None and issubclass(kind, PF_ERRORS):
-            raise named_error(self.module, error) from error
+            raise_named(self.module, error)
         return False
 
 
@@ -43,12 +43,25 @@ class NNablaValueError(ValueError, RuntimeError):
     """A bad value NNabla's C++ reported (as a RuntimeError): a ValueError, still a RuntimeError."""
 
 
+def raise_named(module, error):
+    """Raises :func:`named_error` of ``error``, from it where it is a new exception."""
+    named = named_error(module, error)
+    if named is error:
+        raise error
+    raise named from error
+
+
 def named_error(module, error):
     """The error PF (or NNabla below it) raised, prefixed with the module's description.
+
+    A subclass of these types (a user's own error) is kept as it is, its message
+    prefixed, so ``except`` clauses written for it still catch it.
 
     PF checks its arguments with ``assert`` and NNabla reports bad values as
     ``RuntimeError("value error ...")``: both are ValueErrors of the module.
     """
+    if type(error) not in PF_ERRORS + (NNablaValueError,):
+        return _prefixed(module, error)  # a subclass of the user's: ``except`` must still catch it
     if isinstance(error, RuntimeError) and str(error).startswith("value error"):
         kind = NNablaValueError
     elif isinstance(error, (ValueError, AssertionError)):
@@ -58,6 +71,13 @@ def named_error(module, error):
     else:
         kind = RuntimeError
     return kind(f"{describe(module)}: {str(error) or _failed_assertion(error)}")
+
+
+def _prefixed(module, error):
+    """``error`` itself, its type kept, its message prefixed where it is a plain string."""
+    if error.args and isinstance(error.args[0], str):
+        error.args = (f"{describe(module)}: {error.args[0]}",) + error.args[1:]
+    return error
 
 
 def _failed_assertion(error):
