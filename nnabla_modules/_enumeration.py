@@ -17,6 +17,7 @@ from ._tree import check_foreign, walk, walk_modules
 
 def parameters_of(module, grad_only=True, recursive=True, absolute=False):
     """``module.get_parameters(...)``: see its docstring."""
+    hold_frozen()
     tree = list(walk_modules(module))  # also adopts children added to lists since the last walk
     for current in tree:
         state = current._module_state
@@ -58,6 +59,31 @@ def _claimed_entries(module, recursive, members, start, grad_only, complete=True
         return found if cache[2] == 0 or not complete else None
     count = _registry.collect_claimed(scope, cache[1], found, grad_only, start)
     return found if count == cache[2] or not complete else None
+
+
+def hold_frozen():
+    """Frozen entries get ``need_grad=False`` back wherever something set it.
+
+    NNabla's loaders (``nn.load_parameters``) set each entry's flag from the
+    file, and PF's ``get_parameter_or_create`` from the code that reuses it by
+    name; a freeze is the module's, so it holds over both.
+    """
+    for param in frozen_entries.values():
+        if param.need_grad:
+            param.need_grad = False
+
+
+def unfrozen_need_grad(module):
+    """``id(Variable) -> need_grad`` its code asked for, of the tree's frozen entries.
+
+    A save writes these: freezing is the module's state, not the weights'.
+    """
+    flags = {}
+    for _, current in walk(module):
+        for _, param, requested in owned_entries(current):
+            if id(param) in frozen_entries:
+                flags[id(param)] = requested
+    return flags
 
 
 def owned_entries(module):

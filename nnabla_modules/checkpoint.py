@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import nnabla as nn
 import numpy as np
 
-from . import _registry, files
+from . import _enumeration, _registry, files
 from ._load_check import PendingLoad, defer_check
 from ._load_plan import make_plan, unresolved, value_dtype
 from ._naming import describe, drop_stale_entries
@@ -64,6 +64,12 @@ def save_parameters(module, path, grad_only=False, extension=None):
     params = module.get_parameters(grad_only=grad_only)
     if not params:
         _check_nothing_pending(module)
+    flags = _enumeration.unfrozen_need_grad(module) if not grad_only else {}
+    if flags:  # a frozen weight is stored with its own flag: loading it does not freeze
+        params = OrderedDict(
+            (key, (param.data.get_data("r"), flags[id(param)]) if id(param) in flags else param)
+            for key, param in params.items()
+        )
     files.write_parameters(path, params, extension)
 
 

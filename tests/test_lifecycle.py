@@ -109,3 +109,47 @@ def test_a_process_forked_while_another_thread_is_in_a_module_call_can_call_modu
         release.set()
         worker.join(30)
     assert nn.parameter.current_scope is scope_outside
+
+
+# --- frozen holds -------------------------------------------------------------------
+
+
+def _frozen_linear(tmp_path):
+    fc = nm.Linear(4, 4, name="fc")
+    fc(nn.Variable((1, 4)))
+    nn.save_parameters(str(tmp_path / "all.h5"))  # NNabla's own file: need_grad=True
+    return fc.freeze()
+
+
+@pytest.mark.parametrize("how", ["nn.load_parameters", "PF code by name"])
+def test_freeze_holds_when_nnabla_sets_need_grad_back(tmp_path, how):
+    fc = _frozen_linear(tmp_path)
+    if how == "nn.load_parameters":
+        nn.load_parameters(str(tmp_path / "all.h5"))
+    else:
+        with nn.parameter_scope("fc"):
+            PF.affine(nn.Variable((1, 4)), 4)  # get_parameter_or_create(need_grad=True)
+    assert list(fc.get_parameters()) == []
+    assert [p.need_grad for p in fc.get_parameters(grad_only=False).values()] == [False, False]
+    assert [p.need_grad for p in nn.get_parameters(grad_only=False).values()] == [False, False]
+    assert list(fc.unfreeze().get_parameters()) == ["affine/W", "affine/b"]
+
+
+class PFCode(nm.Module):
+    """PF code in ``__call__``: its keys are known at its first call."""
+
+    def __call__(self, x):
+        return PF.batch_normalization(PF.affine(x, 3, name="fc"), name="bn")
+
+
+def test_a_frozen_modules_file_does_not_freeze_the_module_it_is_loaded_into(tmp_path):
+    trained = PFCode(name="trained")
+    trained(nn.Variable((2, 4)))
+    trained.freeze().save_parameters(str(tmp_path / "frozen.h5"))
+    fresh = PFCode(name="fresh")
+    fresh.load_parameters(str(tmp_path / "frozen.h5"))
+    before_call = list(fresh.get_parameters())  # what a solver set up before the graph takes
+    fresh(nn.Variable((2, 4)))
+    assert before_call == list(fresh.get_parameters()) == [
+        "fc/affine/W", "fc/affine/b", "bn/bn/beta", "bn/bn/gamma"]
+    assert list(trained.get_parameters()) == []  # the source stays frozen
