@@ -154,7 +154,7 @@ def run_in_scope(module, fn, args, kwargs):
             running.thread = threading.get_ident()
             running.outside = (previous, previous_no_grad)
             if not running.creating_early:
-                running.root_calls += 1
+                state.outer_calls += 1
         # A frozen module's PF calls return its weights with need_grad=False (what
         # nn.no_grad() does), so graphs built from it leave them alone; a frozen
         # caller's setting does not pass to an unfrozen child, the user's does.

@@ -213,7 +213,7 @@ def create_before_the_first_call(layer):
         _registry.running.creating_early -= 1
     state = layer._module_state
     above, own = _registry.mark_unplaced(prefix_of(layer), existed, bool(state.local))
-    state.early = (_registry.running.root_calls, above, own) if own else None
+    state.early = (_calls_reaching(layer), above, own) if own else None
 
 
 def _created_again(layer):
@@ -221,12 +221,24 @@ def _created_again(layer):
     create it early creates it, at this ``get_parameters()``, it moves (registry order)."""
     state = layer._module_state
     calls, above, own = state.early
-    if calls == _registry.running.root_calls:
-        return  # no call since: nothing would be created here now
+    calls_now = _calls_reaching(layer)
+    if calls == calls_now:
+        return  # no call of its tree since: nothing would be created here now
     if _registry.move_to_the_end(above, own):
-        state.early = (_registry.running.root_calls, above, own)
+        state.early = (calls_now, above, own)
     else:
         state.early = None  # a call placed it
+
+
+def _calls_reaching(layer):
+    """How many calls that could have used ``layer`` began: its own and its
+    ancestors', made while no module call was running. Other models' calls
+    create nothing in its tree, so they do not count."""
+    calls, state = 0, layer._module_state
+    while state is not None:
+        calls += state.outer_calls
+        state = state.parent_state
+    return calls
 
 
 def parameters_exist(module):

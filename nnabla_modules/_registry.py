@@ -240,10 +240,10 @@ class Running:
     (``_after_fork_in_child``).
     """
 
-    __slots__ = ("active", "thread", "constructing", "creating_early", "root_calls",
-                 "frozen_no_grad", "outside")
+    __slots__ = ("active", "thread", "constructing", "creating_early", "frozen_no_grad",
+                 "outside")
 
-    def __init__(self, root_calls=0):
+    def __init__(self):
         #: Innermost-last stack of the modules whose call is running (in ``thread``).
         self.active = []
         #: The thread whose module call is running, or None.
@@ -253,9 +253,6 @@ class Running:
         self.constructing = []
         #: Nonzero while a layer creates its parameters outside a call: nothing is placed then.
         self.creating_early = 0
-        #: How many calls of roots have started: a layer created early is created again,
-        #: in effect, by the first ``get_parameters()`` after a call that did not use it.
-        self.root_calls = root_calls
         #: True while NNabla's ``current_no_grad`` was set by a frozen module, not the user.
         self.frozen_no_grad = False
         #: NNabla's ``(current_scope, current_no_grad)`` before the outermost call began.
@@ -281,7 +278,7 @@ def _after_fork_in_child():
     lock._at_fork_reinit()
     if running.thread is not None and running.outside is not None:
         _parameter.current_scope, _parameter.current_no_grad = running.outside
-    running.__init__(running.root_calls)
+    running.__init__()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -384,6 +381,15 @@ def move_to_the_end(above, own):
         if unplaced.get(id(scope)) is not None and parent.get(name) is scope:
             parent.move_to_end(name)
     return True
+
+
+def copy_order(source, target):
+    """Orders ``target``'s entries, at every level, as the same names are in ``source``."""
+    for name, value in source.items():
+        if name in target:
+            target.move_to_end(name)
+            if isinstance(value, dict) and isinstance(target[name], dict):
+                copy_order(value, target[name])
 
 
 def place(scope):

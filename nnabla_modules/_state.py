@@ -55,7 +55,8 @@ class ModuleState:
         "retired",  # why this module may not run: it was replaced in its parent
         "kept",  # a replaced module's weights and claims, restored when it is held again
         "foreign",  # id -> (weakref, path) of other models' modules it holds (_tree.py)
-        "early",  # (root calls then, dicts) of a layer created before its first call
+        "early",  # (its tree's calls then, dicts) of a layer created before its first call
+        "outer_calls",  # calls of this module made while no module call was running
         "parent_state",  # the parent's ModuleState: a kept child's prefix outlives the parent
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
@@ -84,6 +85,7 @@ class ModuleState:
         self.kept = None
         self.foreign = {}
         self.early = None
+        self.outer_calls = 0
         self.parent_state = None
         self.hooks = None
         self.key_cache = None

@@ -153,3 +153,23 @@ def test_a_frozen_modules_file_does_not_freeze_the_module_it_is_loaded_into(tmp_
     assert before_call == list(fresh.get_parameters()) == [
         "fc/affine/W", "fc/affine/b", "bn/bn/beta", "bn/bn/gamma"]
     assert list(trained.get_parameters()) == []  # the source stays frozen
+
+
+# --- copies list what their source lists, in its order ---------------------------------
+
+
+@pytest.mark.parametrize("copy_with", ["clone", "deepcopy"])
+def test_an_ema_copy_pairs_with_its_source_layer_by_layer_before_and_after_calls(copy_with):
+    import copy
+
+    model = TwoLayers(name="model")  # attribute order b, a; call order a, b
+    x = nn.Variable((2, 4))
+    model(x)
+    ema = model.clone() if copy_with == "clone" else copy.deepcopy(model)
+    for _ in range(2):
+        model(x)  # the training graph, rebuilt each step: a call of the source only
+        pairs = zip(ema.get_parameters(), model.get_parameters())
+        assert all(target == source for target, source in pairs)
+    ema(x)
+    assert list(ema.get_parameters()) == list(model.get_parameters()) == [
+        "a/affine/W", "a/affine/b", "b/affine/W", "b/affine/b"]
