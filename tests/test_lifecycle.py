@@ -4,12 +4,11 @@ forked workers), each checked against the rules of docs/concepts.md."""
 import os
 import threading
 
-import numpy as np
-import pytest
-
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.parametric_functions as PF
+import pytest
+
 import nnabla_modules as nm
 
 
