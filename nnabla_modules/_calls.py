@@ -21,6 +21,7 @@ from . import _registry
 from ._naming import describe, drop_stale_entries, prefix_of
 from ._state import frozen_entries, ownership_epoch
 from ._tree import adopt_attributes
+from ._variables import put_in_registry
 
 
 class SharedParameterWarning(UserWarning):
@@ -144,6 +145,8 @@ def run_in_scope(module, fn, args, kwargs):
             scope = enter_scope(module, caller)
         if _registry.unplaced and not running.creating_early:
             _registry.place(scope)
+        if state.unregistered:
+            put_in_registry(module, scope)
         hooks = state.hooks if state.hooks is not None else global_hooks[0]
         if hooks is not None and hooks.pre:
             args, kwargs = _run_pre_hooks(hooks, module, args, kwargs)

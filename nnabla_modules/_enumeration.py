@@ -13,6 +13,7 @@ from ._calls import run_in_scope
 from ._naming import describe, join, naming_epoch, prefix_of, root_names
 from ._state import frozen_entries, ownership_epoch
 from ._tree import check_foreign, walk, walk_modules
+from ._variables import put_in_registry
 
 
 def parameters_of(module, grad_only=True, recursive=True, absolute=False):
@@ -23,6 +24,8 @@ def parameters_of(module, grad_only=True, recursive=True, absolute=False):
         state = current._module_state
         if state.foreign:
             check_foreign(current)
+        if state.unregistered:
+            put_in_registry(current)
         if not state.claims and hasattr(current, "_create_parameters"):
             create_before_the_first_call(current)
         elif state.early is not None:

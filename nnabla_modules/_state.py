@@ -60,6 +60,8 @@ class ModuleState:
         "parent_state",  # the parent's ModuleState: a kept child's prefix outlives the parent
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
+        "variables",  # attribute -> True: the nn.Variable attributes that are parameters
+        "unregistered",  # True until those are in the registry (_variables.py)
     )
 
     def __init__(self, given_name, construction_path):
@@ -89,6 +91,8 @@ class ModuleState:
         self.parent_state = None
         self.hooks = None
         self.key_cache = None
+        self.variables = {}
+        self.unregistered = False
 
     def parent_module(self):
         return self.parent() if self.parent is not None else None
@@ -154,6 +158,8 @@ def new_state_like(state):
     """A fresh state for a copy of the module of ``state``: same name, nothing owned yet."""
     fresh = ModuleState(state.given_name, state.construction_path)
     fresh.local = state.local
+    fresh.variables = dict(state.variables)
+    fresh.unregistered = bool(fresh.variables)
     return fresh
 
 

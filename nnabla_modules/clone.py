@@ -135,6 +135,10 @@ def _copy_tree(source, duplicate, memo):
 
 def _copy_attributes(source, duplicate, memo):
     _share_variables(vars(source), memo)
+    for attr in state_of(source).variables:  # parameters: the copy's own, in its registry
+        variable = vars(source)[attr]
+        memo[id(variable)] = nn.Variable.from_numpy_array(
+            variable.d.copy(), need_grad=variable.need_grad)
     for attr, value in vars(source).items():
         if attr == "_module_state":
             continue

@@ -48,6 +48,7 @@ from ._tree import (
     rename,
     walk,
 )
+from ._variables import hold as hold_variable
 
 M = TypeVar("M", bound="Module")
 
@@ -174,7 +175,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
             )
         if not isinstance(value, (Module, *CONTAINERS)):
             refuse_nnabla_module(self, value, (attr,))
-            object.__setattr__(self, attr, value)
+            hold_variable(self, attr, value)  # sets it
             return
         check_holding(self, attr, value)
         previous = self.__dict__.get(attr, NOT_GIVEN)

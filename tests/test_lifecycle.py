@@ -7,6 +7,7 @@ import threading
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.parametric_functions as PF
+import numpy as np
 import pytest
 
 import nnabla_modules as nm
@@ -172,3 +173,95 @@ def test_an_ema_copy_pairs_with_its_source_layer_by_layer_before_and_after_calls
     ema(x)
     assert list(ema.get_parameters()) == list(model.get_parameters()) == [
         "a/affine/W", "a/affine/b", "b/affine/W", "b/affine/b"]
+
+
+# --- nn.Variable attributes are parameters ---------------------------------------------
+
+
+class Temperature(nm.Module):
+    """SAC's learned temperature: a hand-made Variable beside a layer."""
+
+    def __init__(self):
+        self.fc = nm.Linear(2, 2)
+        self.log_alpha = nn.Variable.from_numpy_array(np.full((1, 1), 0.5, np.float32),
+                                                      need_grad=True)
+        self.placeholder = nn.Variable((1, 2))  # need_grad=False: an input, not a parameter
+
+    def __call__(self, x):
+        self.last = self.fc(x) * F.exp(self.log_alpha)  # a graph output, not a parameter
+        return self.last
+
+
+class Agent(nm.Module):
+    def __init__(self):
+        self.temperature = Temperature()
+
+    def __call__(self, x):
+        return self.temperature(x)
+
+
+KEYS = ["temperature/log_alpha", "temperature/fc/affine/W", "temperature/fc/affine/b"]
+
+
+@pytest.mark.parametrize("first_call", [False, True])
+def test_a_variable_attribute_is_listed_saved_loaded_and_frozen(tmp_path, first_call):
+    agent = Agent(name="agent")
+    if first_call:
+        agent(nn.Variable((1, 2)))
+    log_alpha = agent.temperature.log_alpha
+    params = agent.get_parameters()
+    assert list(params) == KEYS
+    assert params["temperature/log_alpha"] is log_alpha
+    assert nn.get_parameters()["agent/temperature/log_alpha"] is log_alpha
+    assert list(agent.state_dict()) == KEYS
+    agent.save_parameters(tmp_path / "agent.h5")
+    log_alpha.d = 3.0
+    agent.load_parameters(tmp_path / "agent.h5")
+    assert agent.temperature.log_alpha is log_alpha and log_alpha.d.item() == 0.5
+    agent.freeze()
+    assert list(agent.get_parameters()) == [] and not log_alpha.need_grad
+    agent.unfreeze()
+    assert list(agent.get_parameters()) == KEYS
+
+
+def test_a_solver_trains_a_variable_attribute():
+    import nnabla.solvers as S
+
+    agent = Agent(name="agent")
+    solver = S.Sgd(0.1)
+    solver.set_parameters(agent.get_parameters())  # before the graph is built
+    loss = F.sum(agent(nn.Variable.from_numpy_array(np.ones((1, 2), np.float32))))
+    solver.zero_grad()
+    loss.forward()
+    loss.backward()
+    solver.update()
+    assert agent.temperature.log_alpha.d.item() != 0.5
+
+
+def test_a_copy_owns_its_variable_attribute():
+    agent = Agent(name="agent")
+    twin = agent.clone(name="twin")
+    assert twin.temperature.log_alpha is not agent.temperature.log_alpha
+    assert twin.get_parameters()["temperature/log_alpha"] is twin.temperature.log_alpha
+    twin.temperature.log_alpha.d = 7.0
+    assert agent.temperature.log_alpha.d.item() == 0.5
+
+
+def test_a_variable_assigned_in_a_call_is_a_parameter_at_once():
+    class Lazy(nm.Module):
+        def __call__(self, x):
+            self.w = nn.Variable.from_numpy_array(np.ones((x.shape[1], 3), np.float32),
+                                                  need_grad=True)
+            return F.affine(x, self.w)
+
+    lazy = Lazy(name="lazy")
+    lazy(nn.Variable((1, 2)))
+    assert list(lazy.get_parameters()) == ["w"]
+    assert nn.get_parameters()["lazy/w"] is lazy.w
+
+
+def test_a_parameter_attribute_cannot_become_something_else():
+    agent = Agent(name="agent")
+    message = r"Temperature 'agent/temperature': 'log_alpha' is a parameter"
+    with pytest.raises(TypeError, match=message):
+        agent.temperature.log_alpha = 0.5
