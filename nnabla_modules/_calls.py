@@ -13,11 +13,12 @@ import sys
 import threading
 import warnings
 import weakref
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import nnabla.parameter as _parameter
 
 from . import _registry
+from ._hooks import global_hooks, run_post_hooks, run_pre_hooks
 from ._naming import describe, drop_stale_entries, prefix_of
 from ._state import frozen_entries, ownership_epoch
 from ._tree import adopt_attributes
@@ -62,9 +63,30 @@ def observe(name, param, is_set, pf_use):
             param.need_grad = False
         if pf_use and (state.call_keys is not None or not state.local):
             _check_shared_use(active, depth, key)
-        if state.parent is not None or not state.built_in_call:
+        if state.parent is not None:
+            if not _registry.running.temporaries:
+                return
+            depth = _temporary_root(active, depth)  # a part of a temporary module's tree?
+            if depth is None:
+                return
+        elif not state.built_in_call:
             return
         depth -= 1  # a temporary module: its caller owns the entry too
+
+
+def _temporary_root(active, depth):
+    """The depth in ``active`` of the root of ``active[depth]``'s tree, if that root is a
+    temporary module (built in a call, not held) whose call runs; else None."""
+    module = active[depth]
+    while True:
+        state = module._module_state
+        parent = state.parent_module()
+        if parent is None:
+            return depth if state.built_in_call else None
+        if depth == 0 or active[depth - 1] is not parent:
+            return None
+        depth -= 1
+        module = parent
 
 
 def _check_in_registry(module, scope, name):
@@ -141,15 +163,17 @@ def run_in_scope(module, fn, args, kwargs):
             scope = caller._module_state.scope  # name="" inside its parent's call
             if scope is not state.scope:
                 state.remember_scope(scope)
+            temporary = False
         else:
             scope = enter_scope(module, caller)
+            temporary = state.built_in_call and state.parent is None
         if _registry.unplaced and not running.creating_early:
             _registry.place(scope)
         if state.unregistered:
             put_in_registry(module, scope)
         hooks = state.hooks if state.hooks is not None else global_hooks[0]
         if hooks is not None and hooks.pre:
-            args, kwargs = _run_pre_hooks(hooks, module, args, kwargs)
+            args, kwargs = run_pre_hooks(hooks, module, args, kwargs)
         previous = _parameter.current_scope
         previous_no_grad = _parameter.current_no_grad
         outer_frozen = running.frozen_no_grad
@@ -165,6 +189,8 @@ def run_in_scope(module, fn, args, kwargs):
         _parameter.current_no_grad = users_no_grad or state.frozen
         running.frozen_no_grad = state.frozen and not users_no_grad
         active.append(module)
+        if temporary:
+            running.temporaries += 1
         _parameter.current_scope = scope
         outer_call_keys = state.call_keys
         if module._checks_shared_pf_calls:
@@ -182,6 +208,8 @@ def run_in_scope(module, fn, args, kwargs):
             _parameter.current_no_grad = previous_no_grad
             running.frozen_no_grad = outer_frozen
             active.pop()
+            if temporary:
+                running.temporaries -= 1
             if caller is None:
                 running.thread = None
         if failed is not None:
@@ -189,94 +217,10 @@ def run_in_scope(module, fn, args, kwargs):
         if state.pending is not None:
             state.pending.verify(module)  # a load's keys, checked at the first call
         if hooks is not None and hooks.post:
-            result = _run_post_hooks(hooks, module, args, kwargs, result)
+            result = run_post_hooks(hooks, module, args, kwargs, result)
         return result
     finally:
         lock.release()
-
-
-# --- forward hooks ------------------------------------------------------------------
-#
-# A module's hooks and the global ones are kept in one ``Hooks`` per module
-# that has any (``ModuleState.hooks``), the global ones first; modules without
-# hooks of their own use ``global_hooks[0]``. A call then checks one attribute.
-
-
-class Hooks:
-    """The forward hooks that run around one module's calls."""
-
-    __slots__ = ("pre", "post")
-
-    def __init__(self, pre=(), post=()):
-        self.pre, self.post = list(pre), list(post)
-
-
-#: The hooks of every module (``register_module_forward_hook``); None: there are none.
-global_hooks: List[Optional[Hooks]] = [None]
-_own_hooks: Dict[int, Tuple[Any, Hooks]] = {}  # id(state) -> (state, Hooks of the module alone)
-_global = Hooks()
-
-
-def _run_pre_hooks(hooks, module, args, kwargs):
-    for hook in list(hooks.pre):
-        changed = hook(module, args, kwargs)
-        if changed is not None:
-            args, kwargs = changed
-    return args, kwargs
-
-
-def _run_post_hooks(hooks, module, args, kwargs, output):
-    for hook in list(hooks.post):
-        changed = hook(module, args, kwargs, output)
-        if changed is not None:
-            output = changed
-    return output
-
-
-class HookHandle:
-    """Removes a hook with :meth:`remove`; also a context manager that removes it at exit."""
-
-    def __init__(self, remove):
-        self._remove = remove
-
-    def remove(self):
-        """Removes the hook (once; later calls do nothing)."""
-        remove, self._remove = self._remove, None
-        if remove is not None:
-            with _registry.lock:
-                remove()
-                _rebuild_hooks()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.remove()
-
-
-def add_hook(state, kind, hook):
-    """Adds ``hook`` (``kind``: "pre" or "post") to one module's state, or to all (None)."""
-    if not callable(hook):
-        raise TypeError(f"a forward hook must be callable, got {hook!r}")
-    with _registry.lock:
-        if state is None:
-            hooks = _global
-        else:
-            hooks = _own_hooks.setdefault(id(state), (state, Hooks()))[1]
-        getattr(hooks, kind).append(hook)
-        _rebuild_hooks()
-    return HookHandle(lambda: getattr(hooks, kind).remove(hook))
-
-
-def _rebuild_hooks():
-    """Recomputes what each call checks: global hooks first, then the module's own."""
-    for key, (state, own) in list(_own_hooks.items()):
-        if not own.pre and not own.post:
-            del _own_hooks[key]
-            state.hooks = None
-        else:
-            state.hooks = Hooks(_global.pre + own.pre, _global.post + own.post)
-    global_hooks[0] = _global if (_global.pre or _global.post) else None
 
 
 SAME_LEVEL = ()  # the local name of a module given name=""
@@ -385,43 +329,3 @@ def _is_library(frame):
 
 
 _registry.observer[0] = observe
-
-
-def register_module_forward_hook(hook):
-    """Calls ``hook(module, args, kwargs, output)`` after every module's call.
-
-    Like PyTorch's function of the same name: for tools that watch a whole
-    model (:func:`nnabla_modules.summary.summary` is built on it). See
-    :meth:`nnabla_modules.Module.register_forward_hook`.
-
-    Args:
-        hook (callable): ``hook(module, args, kwargs, output)``; a return value
-            other than ``None`` replaces the output.
-
-    Returns:
-        HookHandle: ``.remove()``, or a context manager.
-
-    Example:
-        >>> import nnabla as nn
-        >>> import nnabla_modules as nm
-        >>> seq = nm.Sequential(nm.Linear(3, 4), nm.Linear(4, 2), name="seq")
-        >>> called = []
-        >>> with nm.register_module_forward_hook(lambda m, a, k, y: called.append(m.prefix)):
-        ...     _ = seq(nn.Variable((1, 3)))
-        >>> called
-        ['seq/0', 'seq/1', 'seq']
-    """
-    return add_hook(None, "post", hook)
-
-
-def register_module_forward_pre_hook(hook):
-    """Calls ``hook(module, args, kwargs)`` before every module's call.
-
-    Args:
-        hook (callable): ``hook(module, args, kwargs)``; an ``(args, kwargs)``
-            return value replaces the call's arguments.
-
-    Returns:
-        HookHandle: ``.remove()``, or a context manager.
-    """
-    return add_hook(None, "pre", hook)

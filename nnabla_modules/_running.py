@@ -26,7 +26,7 @@ class Running:
     """
 
     __slots__ = ("active", "thread", "constructing", "creating_early", "frozen_no_grad",
-                 "outside")
+                 "outside", "temporaries")
 
     def __init__(self):
         #: Innermost-last stack of the modules whose call is running (in ``thread``).
@@ -42,6 +42,8 @@ class Running:
         self.frozen_no_grad = False
         #: NNabla's ``(current_scope, current_no_grad)`` before the outermost call began.
         self.outside = None
+        #: How many running calls are of temporary modules (built in a call, not held).
+        self.temporaries = 0
 
     def in_call(self):
         """True while a module call runs in the calling thread."""

@@ -23,18 +23,16 @@ from typing import Any, Callable, Iterator, Optional, Tuple, TypeVar
 import nnabla as nn
 
 from . import _enumeration, _registry
-from ._calls import (  # noqa: F401
-    HookHandle,
-    SharedParameterWarning,
-    add_hook,
-    entering_scope,
-    register_module_forward_hook,
-    register_module_forward_pre_hook,
-    run_in_scope,
-)
+from ._calls import SharedParameterWarning, entering_scope, run_in_scope  # noqa: F401
 from ._delegates import CheckpointMethods, ToolMethods
 from ._display import module_repr
 from ._enumeration import ParameterIterator, orphans  # noqa: F401
+from ._hooks import (  # noqa: F401
+    HookHandle,
+    add_hook,
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 from ._naming import describe, init_state, join, prefix_of  # noqa: F401
 from ._state import NOT_GIVEN, ModuleBase, ModuleState
 from ._tree import (

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 import nnabla as nn
 import numpy as np
 
-from ._calls import register_module_forward_hook
 from ._enumeration import owned_entries
+from ._hooks import register_module_forward_hook
 from ._naming import describe
 from ._state import ModuleBase
 from ._util import input_variables, nested_leaves, table_lines

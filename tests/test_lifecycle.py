@@ -265,3 +265,34 @@ def test_a_parameter_attribute_cannot_become_something_else():
     message = r"Temperature 'agent/temperature': 'log_alpha' is a parameter"
     with pytest.raises(TypeError, match=message):
         agent.temperature.log_alpha = 0.5
+
+
+# --- modules built in a call ---------------------------------------------------------------
+
+
+class Block(nm.Module):
+    def __init__(self):
+        self.fc = nm.Linear(4, 4)
+
+    def __call__(self, x):
+        return self.fc(x)
+
+
+class BuildsInCall(nm.Module):
+    """Builds a module with a child inside its call, with a name=, without holding it."""
+
+    def __call__(self, x):
+        return Block(name="block")(x)
+
+
+def test_a_module_with_children_built_in_a_call_is_the_callers(tmp_path):
+    net = BuildsInCall(name="net")
+    net(nn.Variable((1, 4)))
+    assert list(nn.get_parameters()) == ["net/block/fc/affine/W", "net/block/fc/affine/b"]
+    assert list(net.get_parameters()) == ["block/fc/affine/W", "block/fc/affine/b"]
+    net.save_parameters(tmp_path / "net.h5")
+    assert list(nm.files.read_parameters(tmp_path / "net.h5")) == list(net.get_parameters())
+    net.freeze()
+    assert [p.need_grad for p in nn.get_parameters(grad_only=False).values()] == [False, False]
+    net(nn.Variable((1, 4)))  # rebuilt frozen: the new temporary's weights stay frozen
+    assert list(net.get_parameters()) == []
