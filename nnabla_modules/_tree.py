@@ -82,15 +82,24 @@ def adopt(parent, child, path):
     if child in _registry.running.constructing or is_ancestor(child, parent):
         return
     old_prefix = prefix_of(child)
-    if state.retired is None and has_parameters(child):
-        raise RuntimeError(
-            f"{describe(child)} already has parameters; holding it as "
-            f"{join(str(p) for p in path)!r} in {describe(parent)} would move them to "
-            "a new prefix. Hold the module in its parent before its first use, or "
-            "construct a new one and load this one's weights into it "
-            "(new.load_parameters(path) after old.save_parameters(path))."
-        )
     levels = tuple(check_name(str(p), f"{describe(parent)}: holding a module", True) for p in path)
+    if state.retired is None and has_parameters(child):
+        if state.given_name is not None:  # other code may reach its weights by that name
+            raise RuntimeError(
+                f"{describe(child)} already has parameters under the name it was given; "
+                f"holding it as {join(str(p) for p in path)!r} in {describe(parent)} would "
+                "move them away from that name, which other modules and PF code share. Hold "
+                "the module in its parent before its first use, or construct a new one and "
+                "load this one's weights into it (new.load_state_dict(old.state_dict()))."
+            )
+        # A trained model held by another: its weights follow it to its new prefix,
+        # the same Variables, as a replaced module's come back (restore_kept).
+        state.kept = _take_out(state, old_prefix)
+        try:
+            check_restorable(parent, levels, child)
+        except BaseException:
+            restore_kept(child)  # back where they were
+            raise
     check_restorable(parent, levels, child)
     _retire_previous(parent, levels, child)
     root_names.release(old_prefix, child)
@@ -140,23 +149,29 @@ def _retire_previous(parent, levels, child):
                 "weights cannot be removed. Hold the new module under another name, or "
                 "remove the old one from there first."
             )
-    prefix = prefix_of(parent) + old_state.local
+    kept = _take_out(old_state, prefix_of(parent) + old_state.local)
+    if old is not None and old_state.parent_module() is parent:
+        old_state.parent = old_state.parent_state = None
+        old_state.construction_path = prefix_of(parent)  # still described where it was
+        old_state.retired = where
+        old_state.kept = kept  # its weights follow it, as in PyTorch
+        naming_epoch[0] += 1
+
+
+def _take_out(state, prefix):
+    """Takes a module tree's entries out of the registry at ``prefix``: what it keeps
+    (``ModuleState.kept``) until it is held again."""
     scope = _registry.resolve(prefix, create=False)
     removed, frozen = {}, set()
-    for key in state_keys(old_state):
+    for key in state_keys(state):
         param = _registry.remove(scope, key) if scope is not None else None
         if _registry.is_variable(param):
             removed[key] = param
             if frozen_entries.pop(id(param), None) is not None:
                 frozen.add(key)
-    claims = claims_of(old_state)
-    forget_claims(old_state)
-    if old is not None and old_state.parent_module() is parent:
-        old_state.parent = old_state.parent_state = None
-        old_state.construction_path = prefix_of(parent)  # still described where it was
-        old_state.retired = where
-        old_state.kept = (removed, frozen, claims)  # its weights follow it, as in PyTorch
-        naming_epoch[0] += 1
+    claims = claims_of(state)
+    forget_claims(state)
+    return removed, frozen, claims
 
 
 def _describe_new(child):

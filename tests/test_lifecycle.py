@@ -296,3 +296,68 @@ def test_a_module_with_children_built_in_a_call_is_the_callers(tmp_path):
     assert [p.need_grad for p in nn.get_parameters(grad_only=False).values()] == [False, False]
     net(nn.Variable((1, 4)))  # rebuilt frozen: the new temporary's weights stay frozen
     assert list(net.get_parameters()) == []
+
+
+# --- a trained model held by another takes its weights along ---------------------------------
+
+
+class Backbone(nm.Module):
+    def __init__(self):
+        self.fc = nm.Linear(4, 8)
+        self.bn = nm.BatchNormalization(8)
+
+    def __call__(self, x):
+        return F.relu(self.bn(self.fc(x)))
+
+
+class WithHead(nm.Module):
+    def __init__(self, backbone):
+        self.backbone = backbone
+        self.head = nm.Linear(8, 2)
+
+    def __call__(self, x):
+        return self.head(self.backbone(x))
+
+
+def test_holding_a_trained_model_moves_its_weights_the_same_variables():
+    import nnabla.solvers as S
+
+    pretrained = Backbone()
+    x = nn.Variable.from_numpy_array(np.ones((2, 4), np.float32))
+    old_graph = pretrained(x)
+    weights = pretrained.get_parameters(grad_only=False)
+    solver = S.Sgd(0.1)
+    solver.set_parameters(pretrained.get_parameters())
+    pretrained.bn.freeze()
+    model = WithHead(pretrained)  # the documented recipe: hold the whole pretrained model
+    assert pretrained.prefix == "with_head/backbone"
+    moved = model.backbone.get_parameters(grad_only=False)
+    assert list(moved) == list(weights) and all(moved[k] is weights[k] for k in weights)
+    assert list(model.get_parameters()) == [
+        "backbone/fc/affine/W", "backbone/fc/affine/b", "head/affine/W", "head/affine/b"]
+    assert sorted(nn.get_parameters(grad_only=False)) == sorted(
+        "with_head/" + key for key in model.get_parameters(grad_only=False))
+    model(x).forward()
+    old_graph.forward()  # graphs built before the move read the same arrays
+    assert model.backbone.get_parameters()["fc/affine/W"] is weights["fc/affine/W"]
+
+
+def test_a_layer_first_run_alone_then_put_in_a_list_is_held_with_its_weights():
+    class Grow(nm.Module):
+        def __init__(self):
+            self.layers = []
+
+        def run(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    nets = [Grow(name="g1"), Grow(name="g2")]
+    for net in nets:
+        net.layers.append(nm.Linear(4, 4))
+        net.run(nn.Variable((1, 4)))  # a method, not __call__: the layer runs as a root
+    first = [net.layers[0].get_parameters()["affine/W"] for net in nets]
+    assert first[0] is not first[1]
+    assert [list(net.get_parameters()) for net in nets] == [
+        ["layers/0/affine/W", "layers/0/affine/b"]] * 2
+    assert [net.get_parameters()["layers/0/affine/W"] for net in nets] == first
