@@ -21,7 +21,7 @@ from . import _registry
 from ._hooks import global_hooks, run_post_hooks, run_pre_hooks
 from ._naming import describe, drop_stale_entries, prefix_of
 from ._state import frozen_entries, ownership_epoch
-from ._tree import adopt_attributes
+from ._tree import adopt_attributes, children_of
 from ._variables import put_in_registry
 
 
@@ -180,6 +180,7 @@ def run_in_scope(module, fn, args, kwargs):
         if caller is None:
             running.thread = threading.get_ident()
             running.outside = (previous, previous_no_grad)
+            running.outer_call_id += 1
             if not running.creating_early:
                 state.outer_calls += 1
         # A frozen module's PF calls return its weights with need_grad=False (what
@@ -252,6 +253,8 @@ def enter_scope(module, caller):
     parent = state.parent
     try:
         if caller is not None and parent is not None and parent() is caller:
+            if state.scope is None and state.given_name is None:
+                _check_places(caller)  # a first call: the list it is in may have changed
             # Inside the parent's call its scope is at hand: no walk from the root.
             scope = caller._module_state.scope
             for level in state.local:
@@ -264,6 +267,15 @@ def enter_scope(module, caller):
     if scope is not state.scope:
         state.remember_scope(scope)
     return scope
+
+
+def _check_places(parent):
+    """Names the children of ``parent`` moved in its plain lists and dicts by their new
+    places (``_tree.children_of``), once per outermost call."""
+    state, running = parent._module_state, _registry.running
+    if state.places_checked != running.outer_call_id:
+        state.places_checked = running.outer_call_id
+        children_of(parent)
 
 
 def _enter_from_outside(module, caller):

@@ -2,7 +2,8 @@
 
 A module replaced in its parent (``_tree._retire_previous``) gives up its
 registry entries, so the new module starts fresh; the old object keeps them
-and, when a module holds it again, they go back under its new prefix.
+and, when a module holds it again, they go back under its new prefix. A
+trained model held by another goes the same way, at once: out, then back in.
 """
 
 from collections import OrderedDict
@@ -81,3 +82,19 @@ def forget_claims(state):
     state.pending = None
     for _, child_state in state.slots.values():
         forget_claims(child_state)
+
+
+def take_out(state, prefix):
+    """Takes a module tree's entries out of the registry at ``prefix``: what it keeps
+    (``ModuleState.kept``) until it is held again."""
+    scope = _registry.resolve(prefix, create=False)
+    removed, frozen = {}, set()
+    for key in state_keys(state):
+        param = _registry.remove(scope, key) if scope is not None else None
+        if _registry.is_variable(param):
+            removed[key] = param
+            if frozen_entries.pop(id(param), None) is not None:
+                frozen.add(key)
+    claims = claims_of(state)
+    forget_claims(state)
+    return removed, frozen, claims

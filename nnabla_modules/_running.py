@@ -26,7 +26,7 @@ class Running:
     """
 
     __slots__ = ("active", "thread", "constructing", "creating_early", "frozen_no_grad",
-                 "outside", "temporaries")
+                 "outside", "temporaries", "outer_call_id")
 
     def __init__(self):
         #: Innermost-last stack of the modules whose call is running (in ``thread``).
@@ -44,6 +44,8 @@ class Running:
         self.outside = None
         #: How many running calls are of temporary modules (built in a call, not held).
         self.temporaries = 0
+        #: Counts the calls made while no module call was running.
+        self.outer_call_id = 0
 
     def in_call(self):
         """True while a module call runs in the calling thread."""

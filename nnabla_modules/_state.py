@@ -62,6 +62,7 @@ class ModuleState:
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
         "variables",  # attribute -> True: the nn.Variable attributes that are parameters
         "unregistered",  # True until those are in the registry (_variables.py)
+        "places_checked",  # the outermost call in which its children's places were checked
     )
 
     def __init__(self, given_name, construction_path):
@@ -93,6 +94,7 @@ class ModuleState:
         self.key_cache = None
         self.variables = {}
         self.unregistered = False
+        self.places_checked = -1
 
     def parent_module(self):
         return self.parent() if self.parent is not None else None

@@ -12,7 +12,7 @@ import weakref
 from collections import OrderedDict
 
 from . import _registry
-from ._kept import check_restorable, claims_of, forget_claims, restore_kept, state_keys
+from ._kept import check_restorable, restore_kept, take_out
 from ._naming import (
     check_name,
     describe,
@@ -24,7 +24,7 @@ from ._naming import (
     root_names,
     stop_forgetting,
 )
-from ._state import ModuleBase, frozen_entries
+from ._state import ModuleBase
 
 CONTAINERS = (list, tuple, dict)
 
@@ -94,7 +94,7 @@ def adopt(parent, child, path):
             )
         # A trained model held by another: its weights follow it to its new prefix,
         # the same Variables, as a replaced module's come back (restore_kept).
-        state.kept = _take_out(state, old_prefix)
+        state.kept = take_out(state, old_prefix)
         try:
             check_restorable(parent, levels, child)
         except BaseException:
@@ -140,7 +140,7 @@ def _retire_previous(parent, levels, child):
         return
     old_ref, old_state = slot
     old = old_ref()
-    where = f"{describe(parent)} holds {_describe_new(child)} at {join(levels)!r}"
+    where = f"{describe(parent)} holds a new {type(child).__name__} at {join(levels)!r}"
     if old is not None and old_state.parent_module() is parent:
         holder = _live_holder(old)
         if holder is not None:
@@ -149,33 +149,13 @@ def _retire_previous(parent, levels, child):
                 "weights cannot be removed. Hold the new module under another name, or "
                 "remove the old one from there first."
             )
-    kept = _take_out(old_state, prefix_of(parent) + old_state.local)
+    kept = take_out(old_state, prefix_of(parent) + old_state.local)
     if old is not None and old_state.parent_module() is parent:
         old_state.parent = old_state.parent_state = None
         old_state.construction_path = prefix_of(parent)  # still described where it was
         old_state.retired = where
         old_state.kept = kept  # its weights follow it, as in PyTorch
         naming_epoch[0] += 1
-
-
-def _take_out(state, prefix):
-    """Takes a module tree's entries out of the registry at ``prefix``: what it keeps
-    (``ModuleState.kept``) until it is held again."""
-    scope = _registry.resolve(prefix, create=False)
-    removed, frozen = {}, set()
-    for key in state_keys(state):
-        param = _registry.remove(scope, key) if scope is not None else None
-        if _registry.is_variable(param):
-            removed[key] = param
-            if frozen_entries.pop(id(param), None) is not None:
-                frozen.add(key)
-    claims = claims_of(state)
-    forget_claims(state)
-    return removed, frozen, claims
-
-
-def _describe_new(child):
-    return f"a new {type(child).__name__}"
 
 
 def _live_holder(module):
@@ -240,20 +220,57 @@ def _child_modules(module):
 
 def _find_children(module):
     adopt_attributes(module)
-    found, seen = OrderedDict(), set()
+    found, seen, places = OrderedDict(), set(), {}
     # An explicit stack, not a recursive closure: a closure that refers to itself
     # is a reference cycle, which would keep the module alive until the collector runs.
-    stack = [value for attr, value in reversed(vars(module).items()) if attr != "_module_state"]
+    stack = [((attr,), value) for attr, value in reversed(vars(module).items())
+             if attr != "_module_state"]
     while stack:
-        value = stack.pop()
+        path, value = stack.pop()
         if isinstance(value, ModuleBase):
-            if value._module_state.parent_module() is module and id(value) not in found:
-                found[id(value)] = value
+            if value._module_state.parent_module() is module:
+                found.setdefault(id(value), value)
+                places.setdefault(id(value), []).append(tuple(map(str, path)))
         elif isinstance(value, CONTAINERS) and id(value) not in seen:
             seen.add(id(value))
-            items = value.values() if isinstance(value, dict) else value
-            stack.extend(reversed(list(items)))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend(reversed([(path + (key,), item) for key, item in items]))
+    moved = [(child, slot, places[id(child)][0]) for child in found.values()
+             if (slot := _slot_left(module, child, places[id(child)])) is not None]
+    if moved:
+        _follow_places(module, moved)
     return list(found.values())
+
+
+def _slot_left(parent, child, paths):
+    """The place a child was held at, if it is no longer held there (moved inside a
+    plain list or dict: a swap, a shift); a child named by name= has no place."""
+    state = child._module_state
+    slot = next((levels for levels, (_, s) in parent._module_state.slots.items()
+                 if s is state), None)
+    return slot if state.given_name is None and slot not in (None, *paths) else None
+
+
+def _follow_places(parent, moved):
+    """Moved children are named by their new places before they have weights; a
+    trained one would keep its keys at the old place, under another child's name:
+    refused, as a swap of attributes is."""
+    for child, slot, levels in moved:
+        if has_parameters(child):
+            raise ValueError(
+                f"{describe(parent)} holds {describe(child)} at {join(levels)!r} now, but its "
+                f"weights are keyed under {join(slot)!r}, where it was first held: a trained "
+                "module cannot change places in its model (a swap, a shift of a list), or its "
+                "keys would name another's weights. Put it back, or copy weights into new "
+                "layers (new.load_state_dict(old.state_dict()))."
+            )
+    slots = parent._module_state.slots
+    for _, slot, _ in moved:
+        del slots[slot]
+    for child, _, levels in moved:
+        child._module_state.local = levels
+        slots[levels] = (weakref.ref(child), child._module_state)
+    naming_epoch[0] += 1
 
 
 def walk_modules(module):

@@ -361,3 +361,41 @@ def test_a_layer_first_run_alone_then_put_in_a_list_is_held_with_its_weights():
     assert [list(net.get_parameters()) for net in nets] == [
         ["layers/0/affine/W", "layers/0/affine/b"]] * 2
     assert [net.get_parameters()["layers/0/affine/W"] for net in nets] == first
+
+
+# --- places in plain lists and dicts -----------------------------------------------------------
+
+
+class Stack(nm.Module):
+    def __init__(self):
+        self.layers = [nm.Linear(4, 4), nm.Linear(4, 4)]
+        self.heads = {"a": nm.Linear(4, 2), "b": nm.Linear(4, 2)}
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return self.heads["a"](x) + self.heads["b"](x)
+
+
+@pytest.mark.parametrize("swap", ["list", "dict"])
+def test_swapping_trained_modules_in_a_plain_list_or_dict_is_refused_as_on_attributes(swap):
+    stack = Stack(name="stack")
+    stack(nn.Variable((1, 4)))
+    if swap == "list":
+        stack.layers.reverse()
+    else:
+        stack.heads["a"], stack.heads["b"] = stack.heads["b"], stack.heads["a"]
+    with pytest.raises(ValueError, match="cannot change places in its model"):
+        stack.get_parameters()
+    with pytest.raises(ValueError, match="cannot change places in its model"):
+        stack.state_dict()
+
+
+def test_modules_moved_in_a_plain_list_before_they_have_weights_are_named_by_their_places():
+    stack = Stack(name="stack")
+    first, second = stack.layers
+    stack.layers.reverse()
+    stack(nn.Variable((1, 4)))
+    assert (second.prefix, first.prefix) == ("stack/layers/0", "stack/layers/1")
+    assert stack.state_dict().keys() == stack.get_parameters(grad_only=False).keys()
+    assert stack.get_parameters()["layers/0/affine/W"] is second.get_parameters()["affine/W"]
