@@ -8,7 +8,9 @@ lists and dicts: a container's items are named by their index (``0``,
 
 Each item is stored as an attribute named by its index or key: the
 attribute scan that names every module's children names a container's
-items too, with no rule of their own.
+items too, with no rule of their own. An item keeps its key for life, as its
+weights are keyed by it: deleting or inserting items renumbers nothing, and
+a new item takes the first free number from the length on.
 """
 
 from collections import OrderedDict
@@ -41,6 +43,24 @@ class _Container(Module):
         if key not in self._keys:
             raise KeyError(f"{describe(self)}: no item {key!r}; the keys are {self._keys}")
         return getattr(self, key)
+
+    def _next_key(self):
+        """The first free number from the length on: keys of items stay theirs."""
+        number = len(self._keys)
+        while str(number) in self._keys:
+            number += 1
+        return str(number)
+
+    def _insert(self, index, value):
+        key = self._next_key()
+        self._set_item(key, value)
+        self._keys.insert(index, self._keys.pop())
+
+    def _delete(self, key):
+        """Removes an item, as ``del`` of an attribute: a new item under its key, later,
+        replaces it (fresh weights)."""
+        self._keys.remove(key)
+        delattr(self, key)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -119,7 +139,7 @@ class Sequential(_Container):
         if len(items) == 1 and isinstance(items[0], OrderedDict):
             named, items = {**items[0], **named}, ()
         for item in items:
-            self._add(str(len(self)), item)  # not callable (a second OrderedDict): a TypeError
+            self._add(self._next_key(), item)  # not callable (a second OrderedDict): a TypeError
         for key, item in named.items():
             self._add(key, item)
 
@@ -137,8 +157,25 @@ class Sequential(_Container):
         Returns:
             Sequential: This container.
         """
-        self._add(str(len(self)), item)
+        self._add(self._next_key(), item)
         return self
+
+    def insert(self, index: int, item: Callable[..., Any]) -> None:
+        """Inserts ``item`` before position ``index``, under the first free number.
+
+        The other items keep their keys, and so their weights: a layer can be
+        inserted into a trained stack.
+
+        Args:
+            index (int): The position, as ``list.insert`` takes it.
+            item (callable): A module or a plain callable.
+        """
+        if not callable(item):
+            raise TypeError(f"{describe(self)}: the item to insert is not callable: {item!r}")
+        self._insert(index, item)
+
+    def _key_of(self, index):
+        return index if isinstance(index, str) and index in self._keys else self._keys[index]
 
     def __getitem__(self, index: Union[int, str, slice]) -> Any:
         if isinstance(index, slice):
@@ -147,15 +184,25 @@ class Sequential(_Container):
             return self._item(index)
         return self._item(self._keys[index])
 
+    def __setitem__(self, index: Union[int, str], item: Callable[..., Any]) -> None:
+        """Replaces the item at a position or key; a new module there gets fresh weights."""
+        self._add(self._key_of(index), item)
+
+    def __delitem__(self, index: Union[int, str, slice]) -> None:
+        keys = self._keys[index] if isinstance(index, slice) else [self._key_of(index)]
+        for key in keys:
+            self._delete(key)
+
     def __iter__(self) -> Iterator[Any]:
         return (getattr(self, k) for k in self._keys)
 
     def _view(self, keys):
-        """A ``Sequential`` that runs these items and owns none of them (docs/layers.md)."""
-        view = Sequential()
+        """A ``Sequential`` of these items, under their keys, that owns none of them."""
+        view = SequentialSlice()
         object.__setattr__(view, "_shares_without_owning", True)  # not a module attribute
+        object.__setattr__(view, "_source", self)
         for key in keys:
-            view.append(self._item(key))
+            view._add(key, self._item(key))
         return view
 
     def __call__(self, x: Any) -> Any:
@@ -210,8 +257,24 @@ class ModuleList(_Container):
         Returns:
             ModuleList: This list.
         """
-        self._set_item(str(len(self)), _require_module(self, module))
+        self._set_item(self._next_key(), _require_module(self, module))
         return self
+
+    def insert(self, index: int, module: Module) -> None:
+        """Inserts ``module`` before position ``index``, under the first free number.
+
+        The other modules keep their keys, and so their weights.
+
+        Args:
+            index (int): The position, as ``list.insert`` takes it.
+            module (Module): The module.
+        """
+        self._insert(index, _require_module(self, module))
+
+    def __delitem__(self, index: Union[int, slice]) -> None:
+        keys = self._keys[index] if isinstance(index, slice) else [self._key(index)]
+        for key in keys:
+            self._delete(key)
 
     def extend(self, modules: Iterable[Module]) -> "ModuleList":
         """Appends each of ``modules``; returns the list.
@@ -315,3 +378,47 @@ class ModuleDict(_Container):
     def items(self) -> List[Tuple[str, Module]]:
         """``(key, module)`` pairs, in insertion order (a list)."""
         return [(k, getattr(self, k)) for k in self._keys]
+
+
+class SequentialSlice(Sequential):
+    """``seq[2:5]``: runs the same items and owns none of their weights.
+
+    Listing and freezing go to the items, keyed as in the original
+    (``2/conv/W``), as PyTorch's slices keep their keys; a load goes to the
+    original or to the items, which own the weights.
+    """
+
+    _source: Sequential
+
+    def get_parameters(self, grad_only=True, recursive=True, absolute=False):
+        start = len(self._source.prefix) + 1 if self._source.prefix else 0
+        found = OrderedDict()
+        for item in self:
+            if isinstance(item, Module):
+                for key, param in item.get_parameters(grad_only, recursive, True).items():
+                    found[key if absolute else key[start:]] = param
+        return found
+
+    def freeze(self):
+        for item in self:
+            if isinstance(item, Module):
+                item.freeze()
+        return self
+
+    def unfreeze(self):
+        for item in self:
+            if isinstance(item, Module):
+                item.unfreeze()
+        return self
+
+    def load_parameters(self, *args, **kwargs):
+        raise self._owns_nothing("load")
+
+    def load_state_dict(self, *args, **kwargs):
+        raise self._owns_nothing("load")
+
+    def _owns_nothing(self, what):
+        return ValueError(
+            f"{describe(self)} is a slice of {describe(self._source)}, a view that owns none "
+            f"of its items' weights: {what} through {describe(self._source)}, or item by item."
+        )

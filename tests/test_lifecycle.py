@@ -399,3 +399,54 @@ def test_modules_moved_in_a_plain_list_before_they_have_weights_are_named_by_the
     assert (second.prefix, first.prefix) == ("stack/layers/0", "stack/layers/1")
     assert stack.state_dict().keys() == stack.get_parameters(grad_only=False).keys()
     assert stack.get_parameters()["layers/0/affine/W"] is second.get_parameters()["affine/W"]
+
+
+# --- surgery on containers --------------------------------------------------------------------
+
+
+def _trained_stack():
+    seq = nm.Sequential(nm.Linear(4, 4), F.relu, nm.Linear(4, 4), nm.Linear(4, 2), name="seq")
+    seq(nn.Variable((1, 4)))
+    return seq, seq.get_parameters()
+
+
+def test_a_layer_inserted_into_a_trained_sequential_leaves_the_others_weights_in_place():
+    seq, before = _trained_stack()
+    new = nm.Linear(4, 4)
+    seq.insert(1, new)
+    assert list(seq) == [seq["0"], new, F.relu, seq["2"], seq["3"]]  # call order
+    x = nn.Variable.from_numpy_array(np.ones((1, 4), np.float32))
+    y = seq(x)
+    expected = seq["3"](seq["2"](F.relu(new(seq["0"](x)))))
+    y.forward()
+    expected.forward()
+    assert np.array_equal(y.d, expected.d)
+    after = seq.get_parameters()
+    assert all(after[key] is before[key] for key in before)
+    assert set(after) - set(before) == {"4/affine/W", "4/affine/b"}
+
+
+def test_item_assignment_and_deletion_on_containers():
+    seq, before = _trained_stack()
+    seq[2] = nm.Linear(4, 4)  # replaced: fresh weights at its key
+    assert seq.get_parameters()["2/affine/W"] is not before["2/affine/W"]
+    del seq[0]
+    assert list(seq.get_parameters()) == ["2/affine/W", "2/affine/b", "3/affine/W", "3/affine/b"]
+    layers = nm.ModuleList([nm.Linear(2, 2), nm.Linear(2, 2)], name="layers")
+    kept = layers[1].get_parameters()["affine/W"]
+    del layers[0]
+    layers.insert(0, nm.Linear(2, 2))
+    assert layers.get_parameters()["1/affine/W"] is kept
+    assert len(layers) == 2 and layers[1].get_parameters()["affine/W"] is kept
+
+
+def test_a_slice_lists_and_freezes_its_items_under_the_originals_keys():
+    seq, before = _trained_stack()
+    features = seq[:3]
+    assert list(features.get_parameters()) == ["0/affine/W", "0/affine/b", "2/affine/W",
+                                               "2/affine/b"]
+    assert sum(p.size for p in features.parameters()) == 40
+    features.freeze()
+    assert list(seq.get_parameters()) == ["3/affine/W", "3/affine/b"]
+    features.unfreeze()
+    assert seq.get_parameters().keys() == before.keys()

@@ -789,12 +789,15 @@ def test_a_slice_of_a_trained_sequential_runs_its_items_and_owns_none():
     expected.forward()
     assert np.array_equal(y.d, expected.d)
     assert features[0] is seq[0]
-    for use in (features.get_parameters, features.freeze, features.state_dict):
-        with pytest.raises(ValueError, match="a view: it runs Linear 'seq/0'"):
-            use()
-    for layer in seq[2:]:
-        layer.freeze()
+    # Listed and frozen through its items, keyed as in the original (PyTorch's slices)
+    assert list(features.get_parameters()) == ["0/affine/W", "0/affine/b"]
+    assert features.get_parameters()["0/affine/W"] is seq.get_parameters()["0/affine/W"]
+    assert list(features.state_dict()) == ["0/affine/W", "0/affine/b"]
+    assert list(seq[1:].get_parameters(absolute=True)) == ["seq/2/affine/W", "seq/2/affine/b"]
+    seq[2:].freeze()
     assert list(seq.get_parameters()) == ["0/affine/W", "0/affine/b"]
+    with pytest.raises(ValueError, match="a view that owns none of its items' weights"):
+        features.load_state_dict(features.state_dict())
 
 
 def test_loading_by_name_then_building_uses_the_loaded_values(tmp_path):
