@@ -55,6 +55,8 @@ def observe(name, param, is_set, pf_use):
         if key not in claims:
             claims[key] = requested
             ownership_epoch[0] += 1
+            if id(scope) not in _registry.beside:
+                _registry.beside[id(scope)] = (scope, weakref.ref(module))
         elif is_set:
             claims[key] = requested
         if param.need_grad and (state.frozen or id(param) in frozen_entries):
@@ -72,6 +74,20 @@ def observe(name, param, is_set, pf_use):
         elif not state.built_in_call:
             return
         depth -= 1  # a temporary module: its caller owns the entry too
+
+
+def claim_beside(module, scope, name, param):
+    """An entry created outside module calls beside ``module``'s weights, in a registry
+    dict its calls use (a graph converter's folded weights): the module's too."""
+    state = module._module_state
+    key = state.relative_key(scope, name)
+    if key is None or key in state.claims:
+        return
+    state.claims[key] = param.need_grad
+    ownership_epoch[0] += 1
+    if state.frozen:
+        param.need_grad = False
+        frozen_entries[id(param)] = param
 
 
 def _temporary_root(active, depth):
@@ -341,3 +357,4 @@ def _is_library(frame):
 
 
 _registry.observer[0] = observe
+_registry.beside_observer[0] = claim_beside

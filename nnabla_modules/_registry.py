@@ -230,6 +230,13 @@ _GET_OR_CREATE_CODE = _parameter.get_parameter_or_create.__code__
 #: is one request of ``get_parameter_or_create`` (a read, or the creation).
 observer: List[Any] = [None]
 
+#: id(dict) -> (dict, weakref to the module) of the registry dicts where a module's
+#: calls created or used its entries: an entry created there outside module calls
+#: (NNabla's graph converters' folded weights) is that module's too.
+beside = {}
+#: ``claim_beside(module, scope, name, param)``, set by _calls.py.
+beside_observer: List[Any] = [None]
+
 #: prefix -> scope dict left by a dead auto-named root, dropped when the name is reused.
 stale = {}
 #: id of a dict below a stale scope -> that prefix (see ``keep_stale``).
@@ -391,7 +398,13 @@ def _observed_set_parameter(key, param):
         if isinstance(param, nn.Variable):
             pf_use = created and sys._getframe(1).f_code is _GET_OR_CREATE_CODE
             observer[0](key, param, True, pf_use)
-    elif _stale_dicts:
+        return
+    if created and isinstance(param, nn.Variable):
+        hit = beside.get(id(scope))
+        module = hit[1]() if hit is not None and hit[0] is scope else None
+        if module is not None:
+            beside_observer[0](module, scope, key, param)
+    if _stale_dicts:
         _keep_stale(scope)
 
 

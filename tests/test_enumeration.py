@@ -178,8 +178,11 @@ def test_alike_layers_are_enumerated_one_by_one():
     """Layers with the same keys: what sits in one layer's scope is that layer's alone."""
     model = nm.Sequential(*[nm.Affine(2, 2) for _ in range(4)], name="m")
     keys = list(model.get_parameters())
-    with nn.parameter_scope("m/1/affine"):  # PF code's entry beside a layer's own
+    with nn.parameter_scope("m/1/affine"):  # code's entry beside a layer's own: that layer's
         nn.parameter.get_parameter_or_create("extra", (1,))
+    keys.insert(keys.index("1/affine/b") + 1, "1/affine/extra")
+    assert list(model[1].get_parameters()) == ["affine/W", "affine/b", "affine/extra"]
+    assert list(model[0].get_parameters()) == list(model[2].get_parameters())
     model[2].get_parameters()["affine/b"].need_grad = False  # by hand, in one layer
     assert list(model.get_parameters()) == [k for k in keys if k != "2/affine/b"]
     assert list(model.get_parameters(grad_only=False)) == keys

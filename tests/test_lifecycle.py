@@ -450,3 +450,46 @@ def test_a_slice_lists_and_freezes_its_items_under_the_originals_keys():
     assert list(seq.get_parameters()) == ["3/affine/W", "3/affine/b"]
     features.unfreeze()
     assert seq.get_parameters().keys() == before.keys()
+
+
+# --- what NNabla's tools create beside a module's weights is the module's ------------------------
+
+
+class ConvBN(nm.Module):
+    def __init__(self):
+        self.conv = nm.Conv2d(3, 4, 3, pad=1)
+        self.bn = nm.BatchNorm2d(4)
+
+    def __call__(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _folded(net, x):
+    from nnabla.experimental.graph_converters import (
+        BatchNormalizationFoldingModifier,
+        GraphConverter,
+    )
+
+    return GraphConverter([BatchNormalizationFoldingModifier()]).convert([net.eval()(x)])[0]
+
+
+def test_batch_norm_folding_weights_are_listed_saved_frozen_and_reloaded(tmp_path):
+    x = nn.Variable.from_numpy_array(np.random.RandomState(0).rand(2, 3, 5, 5).astype(np.float32))
+    net = ConvBN(name="net")
+    folded = _folded(net, x)
+    assert list(net.conv.get_parameters()) == [
+        "conv/W", "conv/b", "conv/w-folded", "conv/b-folded"]
+    for key in ("conv/w-folded", "conv/b-folded"):  # fine-tuning the folded graph
+        net.conv.get_parameters()[key].d += 0.25
+    folded.forward()
+    tuned = folded.d.copy()
+    net.save_parameters(tmp_path / "folded.h5")
+    net.freeze()
+    assert net.get_parameters() == {}
+
+    nn.clear_parameters()
+    again = ConvBN(name="net")
+    refolded = _folded(again, x)  # build and fold, then load: the folded weights are loaded too
+    again.load_parameters(tmp_path / "folded.h5")
+    refolded.forward()
+    assert np.array_equal(refolded.d, tuned)
