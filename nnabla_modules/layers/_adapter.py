@@ -108,6 +108,11 @@ class Layer(Module, metaclass=LayerMeta):
         return tuple(name for name, _ in cls.own_args)
 
     @classmethod
+    def per_axis_args(cls) -> Tuple[str, ...]:
+        """The arguments that take one value per axis and no int (any number of axes)."""
+        return ()
+
+    @classmethod
     def call_signature(cls) -> inspect.Signature:
         """The signature of a call of this class's modules, as the call checks it.
 

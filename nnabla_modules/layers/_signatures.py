@@ -28,15 +28,15 @@ def spec(cls):
 
 
 def _argument_rules(cls, signature):
-    sizes = cls.input_size_args()
+    sizes, per_axis = cls.input_size_args(), cls.per_axis_args()
     rules = {}
     for name, param in signature.parameters.items():
-        rule = _checks.rule_for(cls.pf_function.__name__, name, param.default, name in sizes)
+        rule = _checks.rule_for(
+            cls.pf_function.__name__, name, param.default, name in sizes, name in per_axis
+        )
         if rule is not None:
             rules[name] = rule
     return rules
-
-
 
 
 def _pf_parameters(pf_function, inputs):

@@ -4,7 +4,6 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 import numpy as np
 
-from ..module import describe
 from ._adapter import Layer
 
 _EXPERIMENTAL_ORDER = (
@@ -28,19 +27,19 @@ class ConvolutionFamily(Layer):
     #: Arguments whose value must divide the input channels (and, for ``group``, ``outmaps``).
     _channel_divisors = ("group", "deformable_group", "divisor")
 
+    @classmethod
+    def per_axis_args(cls):
+        """Without ``spatial_dims`` an int could stand for any number of axes: tuples only."""
+        return _SPATIAL_ARGS if cls.spatial_dims is None else ()
+
     def _configure(self, config):
         dims = self.spatial_dims
         for arg in _SPATIAL_ARGS:
             value = config.get(arg)
             if isinstance(value, (list, tuple)):
                 config[arg] = tuple(value)
-            elif value is not None and dims is not None:
+            elif value is not None:  # an int, for a class of ``dims`` axes (per_axis_args)
                 config[arg] = (value,) * dims
-            elif value is not None:
-                raise TypeError(
-                    f"{describe(self)}: {arg}={value!r}; expected a tuple with one int per "
-                    f"spatial axis ({type(self).__name__} takes any number of axes)"
-                )
         kernel = config["kernel"]
         if dims is not None and len(kernel) != dims:
             raise self._config_error(
