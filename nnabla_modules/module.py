@@ -136,7 +136,8 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     ``__call__`` create their parameters under its prefix.
 
     Every module accepts ``name=`` at construction, whether or not its
-    ``__init__`` declares it. See :doc:`/concepts` for the naming rules.
+    ``__init__`` declares it; declare it keyword-only (``*, name=None``) so
+    that type checkers accept it too. See :doc:`/concepts` for the naming rules.
 
     Example:
 
@@ -144,7 +145,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         >>> import nnabla.functions as F
         >>> import nnabla_modules as nm
         >>> class MLP(nm.Module):
-        ...     def __init__(self, n_in, n_hidden, n_out):
+        ...     def __init__(self, n_in, n_hidden, n_out, *, name=None):
         ...         self.fc1 = nm.Linear(n_in, n_hidden)
         ...         self.fc2 = nm.Linear(n_hidden, n_out)
         ...     def __call__(self, x):

@@ -188,6 +188,36 @@ def test_docstring_examples(test, tmp_path, monkeypatch):
         pytest.fail("".join(output), pytrace=False)
 
 
+# --- the examples as a type checker reads them ------------------------------------------
+
+
+def _example_source(block_code, is_doctest):
+    if not is_doctest:
+        return block_code
+    return "".join(e.source for e in doctest.DocTestParser().get_examples(block_code))
+
+
+def test_a_type_checker_accepts_the_name_each_example_gives_its_own_module(tmp_path):
+    """Every ``MyModule(..., name=...)`` of the docs and docstrings is one mypy accepts.
+
+    The module takes ``name=`` whatever ``__init__`` declares, but a type
+    checker reads ``__init__``: the examples' classes declare it, as
+    docs/concepts.md says a user's class should.
+    """
+    pytest.importorskip("mypy")
+    pages = {p.stem: [_example_source(b.code, b.is_doctest) for b in code_blocks(p)] for p in MARKDOWN}
+    pages["docstrings"] = [_example_source(t.docstring, True) for t in DOCSTRING_TESTS]
+    for page, sources in pages.items():
+        (tmp_path / f"{page}.py").write_text("\n".join(sources), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-incremental", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "Found" in result.stdout or "Success" in result.stdout, result.stdout + result.stderr
+    refused = re.findall(r'^.*argument "name" for .*$', result.stdout, re.M)
+    assert not refused, "\n".join(refused)
+
+
 # --- the API reference covers the package ----------------------------------------------
 
 
