@@ -205,14 +205,15 @@ def test_a_type_checker_accepts_the_name_each_example_gives_its_own_module(tmp_p
     docs/concepts.md says a user's class should.
     """
     pytest.importorskip("mypy")
-    pages = {p.stem: [_example_source(b.code, b.is_doctest) for b in code_blocks(p)] for p in MARKDOWN}
+    pages = {
+        page.stem: [_example_source(block.code, block.is_doctest) for block in code_blocks(page)]
+        for page in MARKDOWN
+    }
     pages["docstrings"] = [_example_source(t.docstring, True) for t in DOCSTRING_TESTS]
     for page, sources in pages.items():
         (tmp_path / f"{page}.py").write_text("\n".join(sources), encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-incremental", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-incremental"]
+    result = subprocess.run(command + [str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert "Found" in result.stdout or "Success" in result.stdout, result.stdout + result.stderr
     refused = re.findall(r'^.*argument "name" for .*$', result.stdout, re.M)
     assert not refused, "\n".join(refused)
