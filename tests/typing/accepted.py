@@ -66,3 +66,4 @@ outputs = [head(v), ScaledAffine(5)(v), mlp(v)]
 assert block.prefix == "block" and blocks[1].prefix == "blocks/1"
 assert [o.shape[1] for o in outputs] == [3, 5, 3]
 assert z.shape == (2, 10) and logits.shape == (2, 10) and seq_y.shape == (6, 2, 5)
+table = bn.summary((2, 16, 8, 8), model_kwargs={"test": True}, depth=1, columns=["params"])

@@ -32,3 +32,5 @@ fc(x, n_outmaps="10")  # rejected: arg-type
 nm.ModuleList([fc], "blocks")  # rejected: call-arg
 nm.ModuleList([1, 2])  # rejected: list-item
 nm.Sequential(fc, name=3)  # rejected: arg-type
+fc.summary((2, 16), test=True)  # rejected: arg-type
+fc.summary((2, 16), depth="all")  # rejected: arg-type
