@@ -18,6 +18,7 @@
   installed); the generated figures in docs/images are up to date.
 """
 
+import ast
 import doctest
 import gc
 import importlib
@@ -502,6 +503,48 @@ def test_api_reference_documents_every_public_class_and_function(built_docs):
                 pass
     missing = [name for name, value in _public_objects().items() if id(value) not in documented]
     assert missing == [], f"not in docs/api.md: {missing}"
+
+
+def _shown_signatures(cls):
+    """The constructor's signatures as autodoc shows them (``autodoc_docstring_signature``).
+
+    Lines ``Name(...)`` that start the docstring are its signatures; without
+    them, ``inspect.signature``'s.
+    """
+    from sphinx.ext.autodoc import py_ext_sig_re
+
+    shown = []
+    for line in (inspect.getdoc(cls) or "").split("\n"):
+        match = py_ext_sig_re.match(line)
+        if not match or match.group(3) != cls.__name__:
+            break
+        shown.append(f"({match.group(5)})")
+    return shown or [str(inspect.signature(cls))]
+
+
+def test_the_api_reference_shows_constructor_signatures_that_are_python():
+    """``Conv2d(inmaps=None, outmaps, kernel, ...)`` is no Python: its two forms are shown."""
+    pytest.importorskip("sphinx")
+    from nnabla_modules.layers._adapter import Layer
+
+    classes = [
+        value
+        for value in _public_objects().values()
+        if inspect.isclass(value) and value is not Layer and not issubclass(value, Exception)
+    ]
+    for cls in classes:
+        for signature in _shown_signatures(cls):
+            try:
+                ast.parse(f"def {cls.__name__}{signature}: pass")
+            except SyntaxError as error:
+                pytest.fail(f"{cls.__name__}{signature}: {error}")
+    conv = _shown_signatures(nnabla_modules.Conv2d)
+    assert [s.split(", pad")[0] for s in conv] == [
+        "(inmaps, outmaps, kernel",
+        "(*, inmaps=None, outmaps, kernel",
+    ]
+    assert conv[0].endswith(", *, channel_last=False, apply_w=None, apply_b=None, name=None)")
+    assert _shown_signatures(nnabla_modules.Linear)[1].startswith("(*, n_inmaps=None, n_outmaps")
 
 
 def _callables(value):

@@ -23,7 +23,7 @@ def spec(cls):
         spec["public_signature"] = _with_name(signature)
         spec["rules"] = _argument_rules(cls, signature)
         type.__setattr__(cls, "_lazy_spec", spec)
-        spec["doc"] = _docstring(cls, signature)
+        spec["doc"] = _docstring(cls, signature, spec["public_signature"])
     return spec
 
 
@@ -67,6 +67,26 @@ def _constructor_signature(cls, pf_params):
     return inspect.Signature(positional + keyword_only, __validate_parameters__=False)
 
 
+def python_signatures(signature):
+    """``signature`` as Python can write it: itself, or two where it cannot.
+
+    An input size that may be left out comes before required arguments
+    (``Conv2d(None, 64, 3)``, ``Conv2d(outmaps=64, kernel=3)``): no one
+    signature of Python says both. Then the first gives every argument
+    positionally (the size required), the second takes them all by keyword.
+    """
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    required = [i for i, p in enumerate(positional) if p.default is REQUIRED]
+    early = {p.name for p in positional[: max(required, default=0)] if p.default is not REQUIRED}
+    if not early:
+        return [signature]
+    return [
+        inspect.Signature([p.replace(default=REQUIRED) if p.name in early else p for p in params]),
+        inspect.Signature([p.replace(kind=p.KEYWORD_ONLY) for p in params]),
+    ]
+
+
 def _with_name(signature):
     """The signature users see: the constructor's plus the module's keyword-only ``name=``."""
     name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
@@ -106,7 +126,7 @@ def _own_arg_docs(cls):
     return docs
 
 
-def _docstring(cls, signature):
+def _docstring(cls, signature, public_signature):
     custom = cls.__dict__.get("_user_function")  # nm.layer's: the undecorated function
     own = inspect.cleandoc(cls.__dict__.get("__doc__") or (custom and custom.__doc__) or "")
     summary, _, rest = own.partition("\n\n")
@@ -122,7 +142,11 @@ def _docstring(cls, signature):
     else:
         short = f"{custom.__module__}.{custom.__qualname__}"
         reference, creator = f"``{short}``", "the function itself"
-    lines = [
+    # Where Python has no one signature for the constructor, the docstring
+    # starts with its two (the API reference and help() show them).
+    overloads = python_signatures(public_signature)
+    lines = [f"{cls.__name__}{overload}" for overload in overloads if len(overloads) > 1]
+    lines += [""] * bool(lines) + [
         summary or f"Module form of ``{short}``.",
         "",
         f"Mirrors {reference}: the same parameter names, "
