@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import nnabla.parameter as _parameter
 
 from . import _registry
-from ._naming import describe, drop_stale_entries, prefix_of
+from ._naming import array_input_error, describe, drop_stale_entries, prefix_of
 from ._state import frozen_entries, ownership_epoch
 from ._tree import adopt_attributes
 
@@ -168,8 +168,14 @@ def run_in_scope(module, fn, args, kwargs):
         try:
             result = fn(module, *args, **kwargs)
         except BaseException as error:
+            if isinstance(error, AssertionError):  # NNabla's "All inputs must be Variable"
+                inputs = [(f"argument {i}", a) for i, a in enumerate(args)] + list(kwargs.items())
+                refused = array_input_error(module, inputs)
+                if refused is not None:
+                    refused.__cause__ = error
+                    error = refused
             if state.pending is None:
-                raise
+                raise error
             failed = error  # undone below, once the scope is restored
         finally:
             state.call_keys = outer_call_keys

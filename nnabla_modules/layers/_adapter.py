@@ -20,6 +20,7 @@ import nnabla.random as _random
 import numpy as np
 
 from .. import _registry
+from .._naming import array_input_error
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
 from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, named_error
@@ -190,7 +191,7 @@ class Layer(Module, metaclass=LayerMeta):
             try:
                 built = _fast.build(self, inputs[0], fast)
             except PF_ERRORS as error:
-                raise named_error(self, error) from error
+                raise self._call_error(inputs, error) from error
             if built is not None:
                 return built
         if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
@@ -221,12 +222,16 @@ class Layer(Module, metaclass=LayerMeta):
         try:
             built = self._pf_body(inputs[0], **kwargs)
         except PF_ERRORS as error:
-            raise named_error(self, error) from error
+            raise self._call_error(inputs, error) from error
         finally:
             _parameter.current_scope = previous
         if fast is not None:  # what PF built, to build it directly next time
             _fast.remember(self, inputs[0], kwargs, fast, scope, pf_scope)
         return built
+
+    def _call_error(self, inputs, error):
+        """The error of a PF call, named after the module; a numpy input is named as such."""
+        return array_input_error(self, zip(self.inputs, inputs)) or named_error(self, error)
 
     def _pf_scope(self, scope):
         """The registry dict PF's wrapper enters below ``scope``: ``<prefix>/<PF scope name>``."""
