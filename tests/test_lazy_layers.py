@@ -12,6 +12,7 @@ import inspect
 
 import nnabla as nn
 import nnabla.parametric_functions as PF
+import numpy as np
 import pytest
 from test_all_layers import _BN_INFERENCE, CASES, _compare, _module, _pf, case
 from test_experimental_classes import CASES as EXPERIMENTAL_CASES
@@ -192,3 +193,24 @@ def test_lazy_layers_under_a_named_root_equal_pf():
 
     row = case(None, [(2, 3, 6, 6)], None)
     _compare(row, pf_code, lambda x: Block(name="block")(x))
+
+
+def test_a_lazy_layer_called_with_another_size_gets_advice_about_itself_only():
+    """NNabla's advice, nn.clear_parameters(), would wipe every model's weights."""
+    other = nm.Linear(4, 2, name="other")
+    other_weight = other.get_parameters()["affine/W"].d.copy()
+    fc = nm.Linear(None, 3, name="fc")
+    fc(nn.Variable((2, 4)))
+    with pytest.raises(ValueError) as raised:
+        fc(nn.Variable((2, 5)))
+    message = str(raised.value)
+    assert message.startswith("Linear 'fc': The size of existing parameter \"W\" (4, 3)")
+    assert "clear_parameters" not in message and "call its release()" in message
+    fc.release()  # the advice works, for this layer only
+    assert fc(nn.Variable((2, 5))).shape == (2, 3)
+    assert fc.get_parameters()["affine/W"].shape == (5, 3)
+    np.testing.assert_array_equal(other.get_parameters()["affine/W"].d, other_weight)
+    conv = nm.Conv2d(None, 3, 3, name="conv")
+    conv(nn.Variable((1, 2, 5, 5)))
+    with pytest.raises(ValueError, match=r"^Conv2d 'conv': .*call its release\(\)"):
+        conv(nn.Variable((1, 4, 5, 5)))

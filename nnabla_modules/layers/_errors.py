@@ -49,6 +49,8 @@ def named_error(module, error):
     PF checks its arguments with ``assert`` and NNabla reports bad values as
     ``RuntimeError("value error ...")``: both are ValueErrors of the module.
     """
+    if _CLEAR_ALL in str(error):
+        return ValueError(f"{describe(module)}: {_scoped_advice(str(error))}")
     if isinstance(error, RuntimeError) and str(error).startswith("value error"):
         kind = NNablaValueError
     elif isinstance(error, (ValueError, AssertionError)):
@@ -58,6 +60,22 @@ def named_error(module, error):
     else:
         kind = RuntimeError
     return kind(f"{describe(module)}: {str(error) or _failed_assertion(error)}")
+
+
+#: NNabla's advice when a parameter exists with another shape: it would wipe every model's weights.
+_CLEAR_ALL = "To clear all parameters, call nn.clear_parameters()."
+
+
+def _scoped_advice(message):
+    """NNabla's message about a parameter of another shape, with advice about this module only."""
+    first = message.replace(_CLEAR_ALL, "").strip()
+    return (
+        f"{first} The registry holds this key for an input of another size: the layer was "
+        "built without its input size and took it from its first call, or another module "
+        "or PF code has the same prefix. Pass inputs of that size, give this layer another "
+        "name=, or call its release() to drop its parameters (no other module's) so that "
+        "the next call creates them for the new size."
+    )
 
 
 def _failed_assertion(error):
