@@ -186,12 +186,26 @@ CASES = {
     # recurrent
     "RNN": case(lambda **n: nm.RNN(3, 5, num_layers=2, **n), [(4, 2, 3), (2, 1, 2, 5)],
                 lambda x, h, **k: PF.rnn(x, h, num_layers=2, **k), **_RNN_INFERENCE),
+    # Without num_layers=, the number of layers is the state's, as PF reads it
+    # (PF's num_layers argument is not read): the parameters wait for the first call.
     "LSTM": case(lambda **n: nm.LSTM(3, 5, bidirectional=True, **n),
                  [(4, 2, 3), (1, 2, 2, 5), (1, 2, 2, 5)],
                  lambda x, h, c, **k: PF.lstm(x, h, c, bidirectional=True, **k),
-                 **_RNN_INFERENCE),
+                 lazy=True, **_RNN_INFERENCE),
+    "LSTM-layers-of-the-state": case(lambda **n: nm.LSTM(3, 5, **n),
+                                     [(4, 2, 3), (3, 1, 2, 5), (3, 1, 2, 5)],
+                                     lambda x, h, c, **k: PF.lstm(x, h, c, **k),
+                                     lazy=True, **_RNN_INFERENCE),
     "GRU": case(lambda **n: nm.GRU(3, 5, num_layers=2, **n), [(4, 2, 3), (2, 1, 2, 5)],
                 lambda x, h, **k: PF.gru(x, h, num_layers=2, **k), **_RNN_INFERENCE),
+    "GRU-layers-of-the-state": case(lambda **n: nm.GRU(bidirectional=True, **n),
+                                    [(4, 2, 3), (2, 2, 2, 5)],
+                                    lambda x, h, **k: PF.gru(x, h, bidirectional=True, **k),
+                                    lazy=True, **_RNN_INFERENCE),
+    "RNN-layers-of-the-state": case(lambda **n: nm.RNN(3, 5, nonlinearity="relu", **n),
+                                    [(4, 2, 3), (2, 1, 2, 5)],
+                                    lambda x, h, **k: PF.rnn(x, h, nonlinearity="relu", **k),
+                                    lazy=True, **_RNN_INFERENCE),
     "LSTMCell": case(lambda **n: nm.LSTMCell(3, 5, **n), [(2, 3), (2, 5), (2, 5)],
                      lambda x, h, c, **k: PF.lstm_cell(x, h, c, 5, **k)),
     # attention
@@ -417,7 +431,11 @@ def test_inputs_that_disagree_with_the_sizes_name_the_module():
         (nm.MeanSubtraction((3,), name="ms"), [(2, 4)], "MeanSubtraction 'ms'"),
         (nm.PReLU(3, shared=False, name="act"), [(2, 4)], "PReLU 'act'"),
         (nm.GroupNormalization(4, 4, 2, name="gn"), [(2, 6, 3, 3)], "GroupNormalization 'gn'"),
-        (nm.LSTM(3, 5, name="lstm"), [(4, 2, 3), (2, 1, 2, 5), (2, 1, 2, 5)], "LSTM 'lstm'"),
+        (
+            nm.LSTM(3, 5, num_layers=1, name="lstm"),
+            [(4, 2, 3), (2, 1, 2, 5), (2, 1, 2, 5)],
+            "LSTM 'lstm'",
+        ),
         (nm.LSTMCell(3, 5, name="cell"), [(2, 4), (2, 5), (2, 5)], "LSTMCell 'cell'"),
         (
             nm.MultiHeadAttention(8, num_heads=2, name="mha"),
@@ -438,7 +456,7 @@ def test_lstm_owns_parameters_it_finds_in_the_registry():
     with nn.parameter_scope("enc"):
         PF.lstm(nn.Variable((2, 1, 3)), nn.Variable((1, 1, 1, 4)), nn.Variable((1, 1, 1, 4)))
     existing = nn.get_parameters()
-    lstm = nm.LSTM(3, 4, name="enc")
+    lstm = nm.LSTM(3, 4, num_layers=1, name="enc")  # all sizes known: eager
     assert list(lstm.get_parameters()) == ["lstm/weight_l0", "lstm/bias"]
     assert all(p is existing[f"enc/{k}"] for k, p in lstm.get_parameters().items())
 

@@ -214,3 +214,26 @@ def test_a_lazy_layer_called_with_another_size_gets_advice_about_itself_only():
     conv(nn.Variable((1, 2, 5, 5)))
     with pytest.raises(ValueError, match=r"^Conv2d 'conv': .*call its release\(\)"):
         conv(nn.Variable((1, 4, 5, 5)))
+
+
+def test_recurrent_layers_take_the_number_of_layers_from_the_state_as_pf_does():
+    """``PF.gru(x, F.constant(shape=(2, 2, B, H)), bidirectional=True)`` builds two layers."""
+    batch, hidden = 3, 4
+    gru = nm.GRU(bidirectional=True, name="gru")
+    assert gru.get_parameters() == {}
+    y, h_n = gru(nn.Variable((5, batch, 2)), nn.functions.constant(shape=(2, 2, batch, hidden)))
+    assert (y.shape, h_n.shape) == ((5, batch, 2 * hidden), (2, 2, batch, hidden))
+    shapes = {key: p.shape for key, p in gru.get_parameters().items()}
+    assert shapes == {
+        "gru/weight_l0": (2, 3, hidden, 2 + hidden),
+        "gru/weight": (1, 2, 3, hidden, 3 * hidden),
+        "gru/bias": (2, 2, 4, hidden),
+    }
+    with pytest.raises(ValueError, match=r"GRU 'gru': the state h \(3, 2, 3, 4\)"):
+        gru(nn.Variable((5, batch, 2)), nn.Variable((3, 2, batch, hidden)))  # now it has 2
+    pinned = nm.LSTM(2, hidden, num_layers=1, name="lstm")
+    assert list(pinned.get_parameters()) == ["lstm/weight_l0", "lstm/bias"]  # eager
+    state = nn.Variable((2, 1, batch, hidden))
+    with pytest.raises(ValueError, match=r"LSTM 'lstm': the state h \(2, 1, 3, 4\) has 2 "
+                                         r"layer.*leave num_layers out.*num_layers=1"):  # fmt: skip
+        pinned(nn.Variable((5, batch, 2)), state, state)

@@ -168,6 +168,7 @@ class Layer(Module, metaclass=LayerMeta):
         given = set(bound.arguments)
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)
+        self._given = frozenset(given)  # the arguments given, not defaulted
         _checks.check_arguments(self.config, derived["rules"], describe(self))
         self._configure(self.config)
         self._pf_kwargs = {name: self.config[name] for name in cls._pf_arg_names}
