@@ -24,7 +24,7 @@ from .._naming import array_input_error
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
 from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, named_error
-from ._signatures import REQUIRED, spec
+from ._signatures import REQUIRED, Shapes, spec
 
 
 class LayerMeta(ModuleMeta):
@@ -70,6 +70,8 @@ class Layer(Module, metaclass=LayerMeta):
     * ``inference_args``: PF arguments that inference sets (``eval()`` or
       ``test=True``), e.g. ``{"batch_stat": False}``; a boolean one given
       explicitly to the constructor is pinned: inference leaves it alone;
+    * ``shapes``: the inputs' and outputs' shapes (a ``Shapes``), the
+      docstring's Shape section;
 
     and implement ``_example_inputs`` (Variables of the declared sizes, for
     creating the parameters before the first call; None while a size is
@@ -86,6 +88,7 @@ class Layer(Module, metaclass=LayerMeta):
     input_sizes: ClassVar[Optional[Tuple[str, ...]]] = None  # None: every own_arg
     positional: ClassVar[Optional[Tuple[str, ...]]] = None
     inference_args: ClassVar[Dict[str, Any]] = {}
+    shapes: ClassVar[Optional[Shapes]] = None  # the docstring's Shape section
     _cached_pf_scope = None
     _fast_family = False  # PF's function has a fast path (see _fast.py)
     _fast_plans: Any = (None, None)  # training, inference: what the last call through PF built

@@ -7,10 +7,44 @@ signatures and docstrings would cost tens of milliseconds.
 import inspect
 import re
 from collections import OrderedDict
+from typing import NamedTuple, Tuple
 
 from . import _checks
 
 REQUIRED = inspect.Parameter.empty
+
+
+class Shapes(NamedTuple):
+    """A layer family's Shape section: its inputs' shapes, its outputs', how they relate.
+
+    Each shape is a Python tuple of sizes: a name (a constructor argument,
+    or a size first named here) or ``*name`` for any number of axes. ``where``
+    holds Python assignments and conditions between the names; a name of
+    several axes stands for each of them. ``tests/test_docs.py`` evaluates
+    them against the layers' real outputs.
+    """
+
+    inputs: Tuple[Tuple[str, str], ...]  # (input, shape)
+    outputs: Tuple[Tuple[str, str], ...]  # (output, shape)
+    where: Tuple[str, ...] = ()
+    note: str = ""
+
+
+#: The layers whose output has the input's shape (normalizations, activations).
+SAME_SHAPE = Shapes(inputs=(("inp", "(*dims,)"),), outputs=(("output", "(*dims,)"),))
+
+
+def _shape_section(shapes):
+    if shapes is None:
+        return []
+    lines = ["Shape:"]
+    lines += [f"    - Input ``{name}``: ``{shape}``" for name, shape in shapes.inputs]
+    lines += [f"    - Output ``{name}``: ``{shape}``" for name, shape in shapes.outputs]
+    if shapes.where:
+        lines.append("    - where " + "; ".join(f"``{rule}``" for rule in shapes.where))
+    if shapes.note:
+        lines += ["", "    " + shapes.note]
+    return lines + [""]
 
 
 def spec(cls):
@@ -161,6 +195,7 @@ def _docstring(cls, signature, public_signature):
         lines.append("    " + text[0])
         lines.extend("        " + more for more in text[1:])
     lines.append("")
+    lines += _shape_section(cls.shapes)
     lines.append(_strip_args(rest))
     return "\n".join(lines).rstrip() + "\n"
 

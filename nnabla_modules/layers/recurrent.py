@@ -12,6 +12,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
+from ._signatures import Shapes
 
 
 def _check_states(layer, states, expected):
@@ -36,6 +37,16 @@ class _RecurrentFamily(Layer):
 
     own_args = (("input_size", None), ("hidden_size", None))
     inference_args = {"training": False, "dropout": 0.0}
+    shapes = Shapes(
+        inputs=(("x", "(T, B, input_size)"), ("h", "(L, directions, B, hidden_size)")),
+        outputs=(
+            ("y", "(T, B, directions * hidden_size)"),
+            ("h_n", "(L, directions, B, hidden_size)"),
+        ),
+        where=("directions == (2 if bidirectional else 1)",),
+        note="``L`` is ``num_layers``, or the state's number of layers when it is not given. "
+        "The LSTM takes and returns ``c`` and ``c_n`` of ``h``'s shape too.",
+    )
     _layers_read = None  # without num_layers=: the first call's state's
 
     def _layers(self):
@@ -114,6 +125,10 @@ class LSTM(_RecurrentFamily):
 
     pf_function = PF.lstm
     inputs = ("x", "h", "c")
+    shapes = _RecurrentFamily.shapes._replace(
+        inputs=_RecurrentFamily.shapes.inputs + (("c", "(L, directions, B, hidden_size)"),),
+        outputs=_RecurrentFamily.shapes.outputs + (("c_n", "(L, directions, B, hidden_size)"),),
+    )
 
 
 class GRU(_RecurrentFamily):
@@ -161,6 +176,10 @@ class LSTMCell(Layer):
     pf_function = PF.lstm_cell
     inputs = ("x", "h", "c")
     own_args = (("input_size", None),)
+    shapes = Shapes(
+        inputs=(("x", "(B, input_size)"), ("h", "(B, state_size)"), ("c", "(B, state_size)")),
+        outputs=(("h_t", "(B, state_size)"), ("c_t", "(B, state_size)")),
+    )
 
     def _example_inputs(self):
         if self.config["input_size"] is None:
