@@ -366,6 +366,21 @@ def test_docs_build_without_warnings(built_docs):
     assert (built_docs / "index.html").is_file()
 
 
+def test_the_api_reference_shows_the_layers_signatures_and_shapes(built_docs):
+    """Conv2d: its two signatures as Python writes them, and its Shape section."""
+    import html
+
+    page = (built_docs / "api.html").read_text(encoding="utf-8")
+    start = page.index('id="nnabla_modules.layers.conv.Conv2d"')
+    entry = page[start : page.index('id="nnabla_modules.layers.conv.Conv3d"')]
+    text = html.unescape(re.sub(r"<[^>]+>", "", entry))
+    assert "Conv2d(inmaps, outmaps, kernel, pad=None" in text
+    assert "Conv2d(*, inmaps=None, outmaps, kernel, pad=None" in text
+    assert "inmaps=None, outmaps" not in text.replace("*, inmaps=None, outmaps", "")
+    assert '<p class="rubric">Shape</p>' in entry
+    assert "Input inp: (*batch, inmaps, *spatial)" in re.sub(r"\s+", " ", text)
+
+
 def test_docs_links_images_and_anchors_resolve(built_docs):
     assert check_pages.check_links(built_docs) == []
     images = {p.name for p in (built_docs / "_images").iterdir()}
