@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import nnabla.parameter as _parameter
 
 from . import _registry
-from ._naming import array_input_error, describe, drop_stale_entries, prefix_of
+from ._habits import array_input_error
+from ._naming import describe, drop_stale_entries, prefix_of
 from ._state import frozen_entries, ownership_epoch
 from ._tree import adopt_attributes
 

@@ -19,7 +19,6 @@ import threading
 import weakref
 
 import nnabla.parameter as _parameter
-import numpy as np
 
 from . import _registry
 from ._state import ModuleState
@@ -178,22 +177,6 @@ def describe(module):
     prefix = join(prefix_of(module))
     where = f"'{prefix}'" if prefix else "at the registry root"
     return f"{type(module).__name__} {where}"
-
-
-def array_input_error(module, named_inputs):
-    """A TypeError for a numpy array given where NNabla takes an ``nn.Variable``, or None.
-
-    NNabla's own message names neither the array nor the fix ("All inputs
-    must be Variable. [<class ...generator>]"): asked on that error only.
-    """
-    for name, value in named_inputs:
-        if isinstance(value, np.ndarray):
-            return TypeError(
-                f"{describe(module)}: got a numpy.ndarray of shape {value.shape} as {name}; "
-                "NNabla computes on nn.Variable: pass nn.Variable.from_numpy_array(array) "
-                "(or keep one Variable and set its data, x.d = array)"
-            )
-    return None
 
 
 def init_state(module, name):

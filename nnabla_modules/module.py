@@ -35,6 +35,7 @@ from ._calls import (  # noqa: F401
 from ._delegates import CheckpointMethods, ToolMethods
 from ._display import module_repr
 from ._enumeration import ParameterIterator, orphans  # noqa: F401
+from ._habits import add_per_process_methods
 from ._naming import describe, init_state, join, prefix_of  # noqa: F401
 from ._state import NOT_GIVEN, ModuleBase, ModuleState
 from ._tree import (
@@ -193,22 +194,6 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
             else:
                 object.__setattr__(self, attr, previous)
             raise
-
-    if not TYPE_CHECKING:  # hidden from type checkers: they would take any attribute
-
-        def __getattr__(self, attr):
-            # Called only for attributes that are missing: PyTorch's device and
-            # precision methods get an answer, anything else the usual error.
-            if attr in _PER_PROCESS:
-                who = describe(self) if "_module_state" in self.__dict__ else type(self).__name__
-                raise AttributeError(
-                    f"{who} has no method {attr}(): NNabla chooses {_PER_PROCESS[attr]} for "
-                    "the whole process, not per module. Call nn.set_default_context("
-                    "get_extension_context('cudnn', device_id='0')) (from nnabla.ext_utils; "
-                    "type_config='half' for float16) before building the graph; see "
-                    "docs/gpu.md."
-                )
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
     def __copy__(self):
         raise TypeError(
@@ -454,16 +439,8 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         return module_repr(self)
 
 
-#: PyTorch's per-module device and precision methods, which NNabla has per process.
-_PER_PROCESS = {
-    "cuda": "the device",
-    "cpu": "the device",
-    "to": "the device and the precision",
-    "half": "the precision",
-    "float": "the precision",
-    "double": "the precision",
-    "bfloat16": "the precision",
-}
+if not TYPE_CHECKING:  # type checkers would take them for methods that exist
+    add_per_process_methods(Module)
 
 #: Module methods an instance attribute may not hide (``self.modules = [...]``).
 MODULE_METHODS = frozenset(

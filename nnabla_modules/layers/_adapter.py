@@ -20,7 +20,6 @@ import nnabla.random as _random
 import numpy as np
 
 from .. import _registry
-from .._naming import array_input_error
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
 from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, named_error
@@ -70,8 +69,7 @@ class Layer(Module, metaclass=LayerMeta):
     * ``inference_args``: PF arguments that inference sets (``eval()`` or
       ``test=True``), e.g. ``{"batch_stat": False}``; a boolean one given
       explicitly to the constructor is pinned: inference leaves it alone;
-    * ``shapes``: the inputs' and outputs' shapes (a ``Shapes``), the
-      docstring's Shape section;
+    * ``shapes``: the inputs' and outputs' shapes, the docstring's Shape section;
 
     and implement ``_example_inputs`` (Variables of the declared sizes, for
     creating the parameters before the first call; None while a size is
@@ -113,8 +111,7 @@ class Layer(Module, metaclass=LayerMeta):
 
     @classmethod
     def per_axis_args(cls) -> Tuple[str, ...]:
-        """The arguments that take one value per axis and no int (any number of axes)."""
-        return ()
+        return ()  # the arguments that take one value per axis and no int (any number of axes)
 
     @classmethod
     def call_signature(cls) -> inspect.Signature:
@@ -195,7 +192,7 @@ class Layer(Module, metaclass=LayerMeta):
             try:
                 built = _fast.build(self, inputs[0], fast)
             except PF_ERRORS as error:
-                raise self._call_error(inputs, error) from error
+                raise named_error(self, error, zip(self.inputs, inputs)) from error
             if built is not None:
                 return built
         if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
@@ -226,16 +223,12 @@ class Layer(Module, metaclass=LayerMeta):
         try:
             built = self._pf_body(inputs[0], **kwargs)
         except PF_ERRORS as error:
-            raise self._call_error(inputs, error) from error
+            raise named_error(self, error, zip(self.inputs, inputs)) from error
         finally:
             _parameter.current_scope = previous
         if fast is not None:  # what PF built, to build it directly next time
             _fast.remember(self, inputs[0], kwargs, fast, scope, pf_scope)
         return built
-
-    def _call_error(self, inputs, error):
-        """The error of a PF call, named after the module; a numpy input is named as such."""
-        return array_input_error(self, zip(self.inputs, inputs)) or named_error(self, error)
 
     def _pf_scope(self, scope):
         """The registry dict PF's wrapper enters below ``scope``: ``<prefix>/<PF scope name>``."""

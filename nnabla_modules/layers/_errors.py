@@ -8,6 +8,7 @@ module; inputs NNabla cannot compute on are refused before the call.
 import os
 import traceback
 
+from .._habits import array_input_error
 from .._naming import describe
 
 
@@ -43,12 +44,17 @@ class NNablaValueError(ValueError, RuntimeError):
     """A bad value NNabla's C++ reported (as a RuntimeError): a ValueError, still a RuntimeError."""
 
 
-def named_error(module, error):
+def named_error(module, error, named_inputs=()):
     """The error PF (or NNabla below it) raised, prefixed with the module's description.
 
     PF checks its arguments with ``assert`` and NNabla reports bad values as
-    ``RuntimeError("value error ...")``: both are ValueErrors of the module.
+    ``RuntimeError("value error ...")``: both are ValueErrors of the module. A
+    numpy array among ``named_inputs`` (``(name, input)`` pairs) is the cause
+    NNabla names as a generator: a TypeError that says so.
     """
+    refused = array_input_error(module, named_inputs)
+    if refused is not None:
+        return refused
     if _CLEAR_ALL in str(error):
         return ValueError(f"{describe(module)}: {_scoped_advice(str(error))}")
     if isinstance(error, RuntimeError) and str(error).startswith("value error"):
