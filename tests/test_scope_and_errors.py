@@ -156,3 +156,13 @@ def test_an_attribute_named_like_a_pytorch_method_is_the_users():
             return self.half(x)
 
     assert Split(name="split")(nn.Variable((1, 4))).shape == (1, 2)
+
+
+def test_a_propertys_own_attribute_error_is_not_replaced():
+    class Net(nm.Module):
+        @property
+        def width(self):
+            return self.fc.out_features  # no such attribute: its error is the one to see
+
+    with pytest.raises(AttributeError, match="'Net' object has no attribute 'fc'"):
+        Net(name="net").width  # noqa: B018
