@@ -34,7 +34,7 @@ def file_format(source, extension=None, writing=False):
         ValueError: Unsupported or unknown format, or a directory.
     """
     if not is_file_object(source) and os.path.isdir(source):
-        raise ValueError(_directory_message(source, WRITE_FORMATS if writing else READ_FORMATS))
+        raise DirectoryGiven(_directory_message(source, WRITE_FORMATS if writing else READ_FORMATS))
     if extension is None:
         if is_file_object(source):
             raise ValueError(
@@ -52,6 +52,10 @@ def file_format(source, extension=None, writing=False):
             f"supported: {', '.join(supported)}"
         )
     return ext
+
+
+class DirectoryGiven(IsADirectoryError, ValueError):
+    """A directory given for a parameter file: what the OS says, and a wrong format."""
 
 
 def _directory_message(path, supported):

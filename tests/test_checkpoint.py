@@ -94,7 +94,7 @@ def test_other_extensions_are_an_error_naming_module_and_file(tmp_path, name):
 
 def test_a_directory_is_named_as_one_with_the_files_it_holds(tmp_path):
     unit = ResUnit(8, 8)
-    with pytest.raises(ValueError, match=r"ResUnit 'res_unit': '.*' is a directory, not a "
+    with pytest.raises(IsADirectoryError, match=r"ResUnit 'res_unit': '.*' is a directory, not a "
                                          r"parameter file; .*e\.g\. '.*model\.h5'$"):  # fmt: skip
         unit.save_parameters(tmp_path)
     assert not os.listdir(tmp_path)

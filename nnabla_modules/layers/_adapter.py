@@ -69,7 +69,6 @@ class Layer(Module, metaclass=LayerMeta):
     * ``inference_args``: PF arguments that inference sets (``eval()`` or
       ``test=True``), e.g. ``{"batch_stat": False}``; a boolean one given
       explicitly to the constructor is pinned: inference leaves it alone;
-    * ``shapes``: the inputs' and outputs' shapes, the docstring's Shape section;
 
     and implement ``_example_inputs`` (Variables of the declared sizes, for
     creating the parameters before the first call; None while a size is
@@ -86,7 +85,7 @@ class Layer(Module, metaclass=LayerMeta):
     input_sizes: ClassVar[Optional[Tuple[str, ...]]] = None  # None: every own_arg
     positional: ClassVar[Optional[Tuple[str, ...]]] = None
     inference_args: ClassVar[Dict[str, Any]] = {}
-    shapes: ClassVar[Optional[Shapes]] = None  # the docstring's Shape section
+    shapes: ClassVar[Optional[Shapes]] = None  # the inputs' and outputs', for the docstring
     _cached_pf_scope = None
     _fast_family = False  # PF's function has a fast path (see _fast.py)
     _fast_plans: Any = (None, None)  # training, inference: what the last call through PF built
@@ -111,7 +110,8 @@ class Layer(Module, metaclass=LayerMeta):
 
     @classmethod
     def per_axis_args(cls) -> Tuple[str, ...]:
-        return ()  # the arguments that take one value per axis and no int (any number of axes)
+        """The arguments that take one value per axis and no int (any number of axes)."""
+        return ()
 
     @classmethod
     def call_signature(cls) -> inspect.Signature:
