@@ -33,6 +33,7 @@ autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "none"  # the layers' signatures are PF's; types are in the docstrings
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+napoleon_custom_sections = ["Shape"]  # each layer's, as PyTorch's reference has
 
 html_theme = "furo"
 html_title = f"nnabla_modules {version}"

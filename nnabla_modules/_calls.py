@@ -18,6 +18,7 @@ from typing import Any
 import nnabla.parameter as _parameter
 
 from . import _registry
+from ._habits import array_input_error
 from ._hooks import global_hooks, run_post_hooks, run_pre_hooks
 from ._naming import describe, drop_stale_entries, prefix_of
 from ._state import frozen_entries, ownership_epoch
@@ -216,8 +217,14 @@ def run_in_scope(module, fn, args, kwargs):
         try:
             result = fn(module, *args, **kwargs)
         except BaseException as error:
+            if isinstance(error, AssertionError):  # NNabla's "All inputs must be Variable"
+                inputs = [(f"argument {i}", a) for i, a in enumerate(args)] + list(kwargs.items())
+                refused = array_input_error(module, inputs)
+                if refused is not None:
+                    refused.__cause__ = error
+                    error = refused
             if state.pending is None:
-                raise
+                raise error
             failed = error  # undone below, once the scope is restored
         finally:
             state.call_keys = outer_call_keys

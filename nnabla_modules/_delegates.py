@@ -6,7 +6,7 @@ those files may use the module system without importing ``module.py``.
 """
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Mapping, Optional, cast
+from typing import TYPE_CHECKING, Any, Dict, Mapping, NoReturn, Optional, Sequence, cast
 
 if TYPE_CHECKING:  # for annotations only: the files are imported at first use
     import numpy as np
@@ -180,19 +180,36 @@ class ToolMethods:
 
     __slots__ = ()
 
-    def summary(self, *inputs: Any, **kwargs: Any) -> "Summary":
+    def summary(
+        self,
+        *inputs: Any,
+        model_kwargs: Optional[Dict[str, Any]] = None,
+        depth: Optional[int] = None,
+        columns: Optional[Sequence[str]] = None,
+        **unexpected: NoReturn,
+    ) -> "Summary":
         """A table of the module tree on ``inputs``; see :func:`nnabla_modules.summary.summary`.
 
         Args:
-            *inputs: ``nn.Variable`` inputs, or shapes (tuples of ints) for them.
-            **kwargs: See :func:`nnabla_modules.summary.summary`.
+            *inputs: ``nn.Variable`` inputs, numpy arrays, or shapes for them.
+            model_kwargs (dict): The keyword arguments of the module's call.
+            depth (int): The deepest modules shown (0: this one).
+            columns (sequence of str): The columns, from ``summary.COLUMNS``.
+            **unexpected: Refused, by type checkers too: the module's go in ``model_kwargs``.
 
         Returns:
             Summary: print it for the table; :doc:`/tools` explains it.
         """
         from . import summary
 
-        return summary.summary(cast(Any, self), *inputs, **kwargs)
+        return summary.summary(
+            cast(Any, self),
+            *inputs,
+            model_kwargs=model_kwargs,
+            depth=depth,
+            columns=columns,
+            **unexpected,
+        )
 
     def clone(self, name: Optional[str] = None) -> Any:
         """A copy as a new root (``name=`` or automatic) with copied values; see :doc:`/tools`."""

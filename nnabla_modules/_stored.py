@@ -31,8 +31,10 @@ def file_format(source, extension=None, writing=False):
         writing (bool): Check against :data:`WRITE_FORMATS` instead.
 
     Raises:
-        ValueError: Unsupported or unknown format.
+        ValueError: Unsupported or unknown format, or a directory.
     """
+    if not is_file_object(source) and os.path.isdir(source):
+        raise DirectoryGiven(_directory_message(source, WRITE_FORMATS if writing else READ_FORMATS))
     if extension is None:
         if is_file_object(source):
             raise ValueError(
@@ -50,6 +52,25 @@ def file_format(source, extension=None, writing=False):
             f"supported: {', '.join(supported)}"
         )
     return ext
+
+
+class DirectoryGiven(IsADirectoryError, ValueError):
+    """A directory given for a parameter file: what the OS says, and a wrong format."""
+
+
+def _directory_message(path, supported):
+    """What to give instead of the directory ``path``: the files of a format in it, if any."""
+    path = os.fspath(path)
+    try:
+        files = sorted(f for f in os.listdir(path) if os.path.splitext(f)[1].lower() in supported)
+    except OSError:
+        files = []
+    example = os.path.join(path, files[0] if files else "model" + supported[0])
+    held = f" (it holds {', '.join(files[:3])}{', ...' if len(files) > 3 else ''})" if files else ""
+    return (
+        f"{source_name(path)} is a directory, not a parameter file; give the path of a file "
+        f"({', '.join(supported)}), e.g. {example!r}{held}"
+    )
 
 
 def is_file_object(source):

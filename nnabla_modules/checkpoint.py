@@ -59,8 +59,8 @@ def save_parameters(module, path, grad_only=False, extension=None):
     """
     try:
         files.file_format(path, extension, writing=True)
-    except ValueError as error:
-        raise ValueError(f"{describe(module)}: {error}") from None
+    except ValueError as error:  # a directory is also an IsADirectoryError: kept
+        raise type(error)(f"{describe(module)}: {error}") from None
     params = module.get_parameters(grad_only=grad_only)
     if not params:
         _check_nothing_pending(module)

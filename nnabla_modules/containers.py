@@ -233,7 +233,7 @@ class ModuleList(_Container):
         >>> import nnabla as nn
         >>> import nnabla_modules as nm
         >>> class Stack(nm.Module):
-        ...     def __init__(self, n):
+        ...     def __init__(self, n, *, name=None):
         ...         self.blocks = nm.ModuleList(nm.Linear(4, 4) for _ in range(n))
         ...     def __call__(self, x):
         ...         for block in self.blocks:

@@ -18,7 +18,7 @@ public class; the machinery lives in small files, one job each
 import inspect
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple, TypeVar
 
 import nnabla as nn
 
@@ -27,6 +27,7 @@ from ._calls import SharedParameterWarning, entering_scope, run_in_scope  # noqa
 from ._delegates import CheckpointMethods, ToolMethods
 from ._display import module_repr
 from ._enumeration import ParameterIterator, orphans  # noqa: F401
+from ._habits import add_per_process_methods
 from ._hooks import (  # noqa: F401
     HookHandle,
     add_hook,
@@ -134,7 +135,8 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     ``__call__`` create their parameters under its prefix.
 
     Every module accepts ``name=`` at construction, whether or not its
-    ``__init__`` declares it. See :doc:`/concepts` for the naming rules.
+    ``__init__`` declares it; declare it keyword-only (``*, name=None``) so
+    that type checkers accept it too. See :doc:`/concepts` for the naming rules.
 
     Example:
 
@@ -142,7 +144,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         >>> import nnabla.functions as F
         >>> import nnabla_modules as nm
         >>> class MLP(nm.Module):
-        ...     def __init__(self, n_in, n_hidden, n_out):
+        ...     def __init__(self, n_in, n_hidden, n_out, *, name=None):
         ...         self.fc1 = nm.Linear(n_in, n_hidden)
         ...         self.fc2 = nm.Linear(n_hidden, n_out)
         ...     def __call__(self, x):
@@ -434,6 +436,9 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     def __repr__(self) -> str:
         return module_repr(self)
 
+
+if not TYPE_CHECKING:  # type checkers would take them for methods that exist
+    add_per_process_methods(Module)
 
 #: Module methods an instance attribute may not hide (``self.modules = [...]``).
 MODULE_METHODS = frozenset(

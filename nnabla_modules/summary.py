@@ -27,7 +27,7 @@ Example:
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import nnabla as nn
 import numpy as np
@@ -140,7 +140,7 @@ def summary(
     model_kwargs: Optional[Dict[str, Any]] = None,
     depth: Optional[int] = None,
     columns: Optional[Sequence[str]] = None,
-    **unexpected: Any,
+    **unexpected: NoReturn,
 ) -> Summary:
     """Builds the module's graph on ``inputs`` and tabulates the module tree.
 

@@ -21,7 +21,7 @@ Example:
     ...     h = PF.convolution(x, 4, (3, 3), pad=(1, 1), name="conv")
     ...     return PF.batch_normalization(h, batch_stat=not test, name="bn")
     >>> class New(nm.Module):
-    ...     def __init__(self):
+    ...     def __init__(self, *, name=None):
     ...         self.conv = nm.Conv2d(3, 4, (3, 3), pad=(1, 1))
     ...         self.bn = nm.BatchNorm2d(4)
     ...     def __call__(self, x, test=False):

@@ -77,14 +77,14 @@ def annotation(cls, name):
     return rule.annotation if rule is not None else "Any"
 
 
-def parameter_text(param, annotate, default=True):
+def parameter_text(param, annotate):
     text = f"{param.name}: {annotate(param.name)}"
-    if default and param.default is not inspect.Parameter.empty:
+    if param.default is not inspect.Parameter.empty:
         text += f" = {literal(param.default)}"
     return text
 
 
-def function_text(name, params, annotate, returns, overload=False, strip_defaults=()):
+def function_text(name, params, annotate, returns, overload=False):
     """``def name(self, ...) -> returns: ...`` with ``/`` and ``*`` where the kinds change."""
     parts, kind = ["self"], inspect.Parameter.POSITIONAL_ONLY
     for param in params:
@@ -99,19 +99,10 @@ def function_text(name, params, annotate, returns, overload=False, strip_default
         elif param.kind is param.VAR_KEYWORD:
             parts.append(f"**{param.name}: {annotate(param.name)}")
         else:
-            parts.append(parameter_text(param, annotate, param.name not in strip_defaults))
+            parts.append(parameter_text(param, annotate))
         kind = param.kind
     decorator = "    @overload\n" if overload else ""
     return f"{decorator}    def {name}({', '.join(parts)}) -> {returns}: ...\n"
-
-
-def defaults_before_required(signature):
-    """Positional parameters with a default that come before a required positional one."""
-    params = [p for p in signature.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-    required = [i for i, p in enumerate(params) if p.default is inspect.Parameter.empty]
-    if not required:
-        return ()
-    return tuple(p.name for p in params[: required[-1]] if p.default is not p.empty)
 
 
 def init_text(cls):
@@ -120,16 +111,14 @@ def init_text(cls):
     ``Conv2d(None, 64, 3)`` gives the size positionally, ``Conv2d(outmaps=64,
     kernel=3)`` leaves it out: Python's syntax has no single signature for both.
     """
-    signature = inspect.signature(cls)
-    params = list(signature.parameters.values())
+    overloads = _signatures.python_signatures(inspect.signature(cls))
     annotate = lambda name: annotation(cls, name)  # noqa: E731
-    stripped = defaults_before_required(signature)
-    if not stripped:
-        return function_text("__init__", params, annotate, "None")
-    by_keyword = [p.replace(kind=p.KEYWORD_ONLY) for p in params]
-    return function_text(
-        "__init__", params, annotate, "None", overload=True, strip_defaults=stripped
-    ) + function_text("__init__", by_keyword, annotate, "None", overload=True)
+    return "".join(
+        function_text(
+            "__init__", list(sig.parameters.values()), annotate, "None", len(overloads) > 1
+        )
+        for sig in overloads
+    )
 
 
 def call_text(cls):

@@ -8,6 +8,7 @@ initial values, outputs, gradients, the registry after the step): with
 and with the parameters created before the first call.
 """
 
+import ast
 import inspect
 
 import nnabla as nn
@@ -186,12 +187,26 @@ CASES = {
     # recurrent
     "RNN": case(lambda **n: nm.RNN(3, 5, num_layers=2, **n), [(4, 2, 3), (2, 1, 2, 5)],
                 lambda x, h, **k: PF.rnn(x, h, num_layers=2, **k), **_RNN_INFERENCE),
+    # Without num_layers=, the number of layers is the state's, as PF reads it
+    # (PF's num_layers argument is not read): the parameters wait for the first call.
     "LSTM": case(lambda **n: nm.LSTM(3, 5, bidirectional=True, **n),
                  [(4, 2, 3), (1, 2, 2, 5), (1, 2, 2, 5)],
                  lambda x, h, c, **k: PF.lstm(x, h, c, bidirectional=True, **k),
-                 **_RNN_INFERENCE),
+                 lazy=True, **_RNN_INFERENCE),
+    "LSTM-layers-of-the-state": case(lambda **n: nm.LSTM(3, 5, **n),
+                                     [(4, 2, 3), (3, 1, 2, 5), (3, 1, 2, 5)],
+                                     lambda x, h, c, **k: PF.lstm(x, h, c, **k),
+                                     lazy=True, **_RNN_INFERENCE),
     "GRU": case(lambda **n: nm.GRU(3, 5, num_layers=2, **n), [(4, 2, 3), (2, 1, 2, 5)],
                 lambda x, h, **k: PF.gru(x, h, num_layers=2, **k), **_RNN_INFERENCE),
+    "GRU-layers-of-the-state": case(lambda **n: nm.GRU(bidirectional=True, **n),
+                                    [(4, 2, 3), (2, 2, 2, 5)],
+                                    lambda x, h, **k: PF.gru(x, h, bidirectional=True, **k),
+                                    lazy=True, **_RNN_INFERENCE),
+    "RNN-layers-of-the-state": case(lambda **n: nm.RNN(3, 5, nonlinearity="relu", **n),
+                                    [(4, 2, 3), (2, 1, 2, 5)],
+                                    lambda x, h, **k: PF.rnn(x, h, nonlinearity="relu", **k),
+                                    lazy=True, **_RNN_INFERENCE),
     "LSTMCell": case(lambda **n: nm.LSTMCell(3, 5, **n), [(2, 3), (2, 5), (2, 5)],
                      lambda x, h, c, **k: PF.lstm_cell(x, h, c, 5, **k)),
     # attention
@@ -417,7 +432,11 @@ def test_inputs_that_disagree_with_the_sizes_name_the_module():
         (nm.MeanSubtraction((3,), name="ms"), [(2, 4)], "MeanSubtraction 'ms'"),
         (nm.PReLU(3, shared=False, name="act"), [(2, 4)], "PReLU 'act'"),
         (nm.GroupNormalization(4, 4, 2, name="gn"), [(2, 6, 3, 3)], "GroupNormalization 'gn'"),
-        (nm.LSTM(3, 5, name="lstm"), [(4, 2, 3), (2, 1, 2, 5), (2, 1, 2, 5)], "LSTM 'lstm'"),
+        (
+            nm.LSTM(3, 5, num_layers=1, name="lstm"),
+            [(4, 2, 3), (2, 1, 2, 5), (2, 1, 2, 5)],
+            "LSTM 'lstm'",
+        ),
         (nm.LSTMCell(3, 5, name="cell"), [(2, 4), (2, 5), (2, 5)], "LSTMCell 'cell'"),
         (
             nm.MultiHeadAttention(8, num_heads=2, name="mha"),
@@ -438,7 +457,7 @@ def test_lstm_owns_parameters_it_finds_in_the_registry():
     with nn.parameter_scope("enc"):
         PF.lstm(nn.Variable((2, 1, 3)), nn.Variable((1, 1, 1, 4)), nn.Variable((1, 1, 1, 4)))
     existing = nn.get_parameters()
-    lstm = nm.LSTM(3, 4, name="enc")
+    lstm = nm.LSTM(3, 4, num_layers=1, name="enc")  # all sizes known: eager
     assert list(lstm.get_parameters()) == ["lstm/weight_l0", "lstm/bias"]
     assert all(p is existing[f"enc/{k}"] for k, p in lstm.get_parameters().items())
 
@@ -492,3 +511,81 @@ def test_a_cloned_wrapper_reparameterizes_its_own_layer():
     functions = []
     y.visit(lambda f: functions.append(f.info))
     assert [f.args["test"] for f in functions if f.type_name == "SpectralNorm"] == [True]
+
+
+# --- the docstrings' Shape sections ------------------------------------------------------
+
+#: What the Shape notes say of per-axis arguments left out.
+_AXIS_DEFAULTS = {"pad": 0, "output_padding": 0, "stride": 1, "dilation": 1}
+
+
+def _bind(pattern, shape, names, where):
+    """Matches ``shape`` to the documented ``pattern``, naming its sizes in ``names``.
+
+    ``*name`` takes the axes the others leave; where there are two, the first
+    (``*batch``) takes ``base_axis`` of them, as the notes say.
+    """
+    elements = ast.parse(pattern, mode="eval").body.elts
+    starred = [i for i, e in enumerate(elements) if isinstance(e, ast.Starred)]
+    lengths = [1] * len(elements)
+    if len(starred) == 2:
+        lengths[starred[0]] = names["base_axis"]
+    if starred:
+        lengths[starred[-1]] = len(shape) - sum(lengths) + 1
+    assert sum(lengths) == len(shape) and min(lengths) >= 0, f"{where}: {shape}"
+    at = 0
+    for element, length in zip(elements, lengths):
+        sizes, at = shape[at : at + length], at + length
+        if isinstance(element, ast.Starred):
+            names[element.value.id] = np.array(sizes, dtype=int)
+        elif isinstance(element, ast.Name) and names.get(element.id) is None:
+            names[element.id] = sizes[0]
+        else:
+            expected = eval(compile(ast.Expression(element), where, "eval"), names)
+            assert expected == sizes[0], f"{where}: {ast.unparse(element)} is {expected}"
+
+
+def _documented_shapes_hold(row, name):
+    layer = row["module"](name="")
+    shapes = type(layer).shapes
+    xs = [nn.Variable(shape) for shape in row["shapes"]]
+    args, _ = row["inputs"](xs)
+    outputs = layer(*args)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    if isinstance(layer, nm.layers.reparam._Reparameterization) and layer.config["layer"]:
+        return  # the wrapped layer's shapes
+    names = {"prod": lambda sizes: int(np.prod(sizes)), "len": len}
+    for arg, value in layer.config.items():
+        if value is None and arg in _AXIS_DEFAULTS:
+            value = _AXIS_DEFAULTS[arg]
+        names[arg] = np.array(value) if isinstance(value, (tuple, list)) else value
+    for arg, default in _AXIS_DEFAULTS.items():
+        names.setdefault(arg, default)
+    for (input_name, pattern), x in zip(shapes.inputs, args):
+        _bind(pattern, x.shape, names, f"{name}: input {input_name} {pattern}")
+    for rule in shapes.where:
+        statement = ast.parse(rule).body[0]
+        if isinstance(statement, ast.Assign):
+            exec(compile(rule, name, "exec"), names)
+        else:
+            assert np.all(eval(rule, names)), f"{name}: {rule}"
+    assert len(outputs) == len(shapes.outputs), name
+    for (output_name, pattern), y in zip(shapes.outputs, outputs):
+        documented = tuple(int(size) for size in eval(pattern, names))
+        assert documented == y.shape, f"{name}: output {output_name} {pattern}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_shape_section_of_each_layer_says_what_it_computes(name):
+    """Each layer's docstring gives its inputs' and outputs' shapes; here they meet NNabla's."""
+    row = CASES[name]
+    cls = type(row["module"](name=""))
+    assert "\nShape:\n    - Input ``" in cls.__doc__, name
+    _documented_shapes_hold(row, name)
+
+
+def test_every_layer_class_has_a_shape_section():
+    for name in nm.layers.__all__:
+        value = getattr(nm.layers, name)
+        if isinstance(value, type) and issubclass(value, nm.Layer) and value.pf_function:
+            assert value.shapes is not None and "\nShape:\n" in value.__doc__, name

@@ -92,6 +92,22 @@ def test_other_extensions_are_an_error_naming_module_and_file(tmp_path, name):
     assert_same(before, snapshot())
 
 
+def test_a_directory_is_named_as_one_with_the_files_it_holds(tmp_path):
+    unit = ResUnit(8, 8)
+    with pytest.raises(IsADirectoryError, match=r"ResUnit 'res_unit': '.*' is a directory, not a "
+                                         r"parameter file; .*e\.g\. '.*model\.h5'$"):  # fmt: skip
+        unit.save_parameters(tmp_path)
+    assert not os.listdir(tmp_path)
+    unit.save_parameters(tmp_path / "best.h5")
+    before = snapshot()
+    with pytest.raises(ValueError, match=r"is a directory, .*best\.h5' \(it holds best\.h5\)$"):
+        unit.load_parameters(tmp_path)
+    assert_same(before, snapshot())
+    (tmp_path / "old.h5").mkdir()  # a directory named like a file
+    with pytest.raises(ValueError, match=r"old\.h5' is a directory"):
+        unit.load_parameters(tmp_path / "old.h5")
+
+
 def test_state_dict_holds_copies_and_loads_back():
     unit = ResUnit(8, 8)
     state = unit.state_dict()

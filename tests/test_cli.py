@@ -215,6 +215,8 @@ def test_inspect_errors_name_the_file(tmp_path, capsys):
     assert err.startswith("nnabla-modules inspect: error: ") and "garbage.h5" in err
     assert run("inspect", tmp_path / "model.txt") == 2
     assert "cannot read the format '.txt'" in capsys.readouterr().err
+    assert run("inspect", tmp_path) == 2
+    assert f"error: '{tmp_path}' is a directory, not a parameter file" in capsys.readouterr().err
 
 
 # --- diff ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@
   installed); the generated figures in docs/images are up to date.
 """
 
+import ast
 import doctest
 import gc
 import importlib
@@ -188,6 +189,37 @@ def test_docstring_examples(test, tmp_path, monkeypatch):
         pytest.fail("".join(output), pytrace=False)
 
 
+# --- the examples as a type checker reads them ------------------------------------------
+
+
+def _example_source(block_code, is_doctest):
+    if not is_doctest:
+        return block_code
+    return "".join(e.source for e in doctest.DocTestParser().get_examples(block_code))
+
+
+def test_a_type_checker_accepts_the_name_each_example_gives_its_own_module(tmp_path):
+    """Every ``MyModule(..., name=...)`` of the docs and docstrings is one mypy accepts.
+
+    The module takes ``name=`` whatever ``__init__`` declares, but a type
+    checker reads ``__init__``: the examples' classes declare it, as
+    docs/concepts.md says a user's class should.
+    """
+    pytest.importorskip("mypy")
+    pages = {
+        page.stem: [_example_source(block.code, block.is_doctest) for block in code_blocks(page)]
+        for page in MARKDOWN
+    }
+    pages["docstrings"] = [_example_source(t.docstring, True) for t in DOCSTRING_TESTS]
+    for page, sources in pages.items():
+        (tmp_path / f"{page}.py").write_text("\n".join(sources), encoding="utf-8")
+    command = [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--no-incremental"]
+    result = subprocess.run(command + [str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert "Found" in result.stdout or "Success" in result.stdout, result.stdout + result.stderr
+    refused = re.findall(r'^.*argument "name" for .*$', result.stdout, re.M)
+    assert not refused, "\n".join(refused)
+
+
 # --- the API reference covers the package ----------------------------------------------
 
 
@@ -334,6 +366,21 @@ def test_docs_build_without_warnings(built_docs):
     assert (built_docs / "index.html").is_file()
 
 
+def test_the_api_reference_shows_the_layers_signatures_and_shapes(built_docs):
+    """Conv2d: its two signatures as Python writes them, and its Shape section."""
+    import html
+
+    page = (built_docs / "api.html").read_text(encoding="utf-8")
+    start = page.index('id="nnabla_modules.layers.conv.Conv2d"')
+    entry = page[start : page.index('id="nnabla_modules.layers.conv.Conv3d"')]
+    text = html.unescape(re.sub(r"<[^>]+>", "", entry))
+    assert "Conv2d(inmaps, outmaps, kernel, pad=None" in text
+    assert "Conv2d(*, inmaps=None, outmaps, kernel, pad=None" in text
+    assert "inmaps=None, outmaps" not in text.replace("*, inmaps=None, outmaps", "")
+    assert '<p class="rubric">Shape</p>' in entry
+    assert "Input inp: (*batch, inmaps, *spatial)" in re.sub(r"\s+", " ", text)
+
+
 def test_docs_links_images_and_anchors_resolve(built_docs):
     assert check_pages.check_links(built_docs) == []
     images = {p.name for p in (built_docs / "_images").iterdir()}
@@ -471,6 +518,48 @@ def test_api_reference_documents_every_public_class_and_function(built_docs):
                 pass
     missing = [name for name, value in _public_objects().items() if id(value) not in documented]
     assert missing == [], f"not in docs/api.md: {missing}"
+
+
+def _shown_signatures(cls):
+    """The constructor's signatures as autodoc shows them (``autodoc_docstring_signature``).
+
+    Lines ``Name(...)`` that start the docstring are its signatures; without
+    them, ``inspect.signature``'s.
+    """
+    from sphinx.ext.autodoc import py_ext_sig_re
+
+    shown = []
+    for line in (inspect.getdoc(cls) or "").split("\n"):
+        match = py_ext_sig_re.match(line)
+        if not match or match.group(3) != cls.__name__:
+            break
+        shown.append(f"({match.group(5)})")
+    return shown or [str(inspect.signature(cls))]
+
+
+def test_the_api_reference_shows_constructor_signatures_that_are_python():
+    """``Conv2d(inmaps=None, outmaps, kernel, ...)`` is no Python: its two forms are shown."""
+    pytest.importorskip("sphinx")
+    from nnabla_modules.layers._adapter import Layer
+
+    classes = [
+        value
+        for value in _public_objects().values()
+        if inspect.isclass(value) and value is not Layer and not issubclass(value, Exception)
+    ]
+    for cls in classes:
+        for signature in _shown_signatures(cls):
+            try:
+                ast.parse(f"def {cls.__name__}{signature}: pass")
+            except SyntaxError as error:
+                pytest.fail(f"{cls.__name__}{signature}: {error}")
+    conv = _shown_signatures(nnabla_modules.Conv2d)
+    assert [s.split(", pad")[0] for s in conv] == [
+        "(inmaps, outmaps, kernel",
+        "(*, inmaps=None, outmaps, kernel",
+    ]
+    assert conv[0].endswith(", *, channel_last=False, apply_w=None, apply_b=None, name=None)")
+    assert _shown_signatures(nnabla_modules.Linear)[1].startswith("(*, n_inmaps=None, n_outmaps")
 
 
 def _callables(value):

@@ -12,6 +12,7 @@ import inspect
 
 import nnabla as nn
 import nnabla.parametric_functions as PF
+import numpy as np
 import pytest
 from test_all_layers import _BN_INFERENCE, CASES, _compare, _module, _pf, case
 from test_experimental_classes import CASES as EXPERIMENTAL_CASES
@@ -192,3 +193,47 @@ def test_lazy_layers_under_a_named_root_equal_pf():
 
     row = case(None, [(2, 3, 6, 6)], None)
     _compare(row, pf_code, lambda x: Block(name="block")(x))
+
+
+def test_a_lazy_layer_called_with_another_size_gets_advice_about_itself_only():
+    """NNabla's advice, nn.clear_parameters(), would wipe every model's weights."""
+    other = nm.Linear(4, 2, name="other")
+    other_weight = other.get_parameters()["affine/W"].d.copy()
+    fc = nm.Linear(None, 3, name="fc")
+    fc(nn.Variable((2, 4)))
+    with pytest.raises(ValueError) as raised:
+        fc(nn.Variable((2, 5)))
+    message = str(raised.value)
+    assert message.startswith("Linear 'fc': The size of existing parameter \"W\" (4, 3)")
+    assert "clear_parameters" not in message and "call its release()" in message
+    fc.release()  # the advice works, for this layer only
+    assert fc(nn.Variable((2, 5))).shape == (2, 3)
+    assert fc.get_parameters()["affine/W"].shape == (5, 3)
+    np.testing.assert_array_equal(other.get_parameters()["affine/W"].d, other_weight)
+    conv = nm.Conv2d(None, 3, 3, name="conv")
+    conv(nn.Variable((1, 2, 5, 5)))
+    with pytest.raises(ValueError, match=r"^Conv2d 'conv': .*call its release\(\)"):
+        conv(nn.Variable((1, 4, 5, 5)))
+
+
+def test_recurrent_layers_take_the_number_of_layers_from_the_state_as_pf_does():
+    """``PF.gru(x, F.constant(shape=(2, 2, B, H)), bidirectional=True)`` builds two layers."""
+    batch, hidden = 3, 4
+    gru = nm.GRU(bidirectional=True, name="gru")
+    assert gru.get_parameters() == {}
+    y, h_n = gru(nn.Variable((5, batch, 2)), nn.functions.constant(shape=(2, 2, batch, hidden)))
+    assert (y.shape, h_n.shape) == ((5, batch, 2 * hidden), (2, 2, batch, hidden))
+    shapes = {key: p.shape for key, p in gru.get_parameters().items()}
+    assert shapes == {
+        "gru/weight_l0": (2, 3, hidden, 2 + hidden),
+        "gru/weight": (1, 2, 3, hidden, 3 * hidden),
+        "gru/bias": (2, 2, 4, hidden),
+    }
+    with pytest.raises(ValueError, match=r"GRU 'gru': the state h \(3, 2, 3, 4\)"):
+        gru(nn.Variable((5, batch, 2)), nn.Variable((3, 2, batch, hidden)))  # now it has 2
+    pinned = nm.LSTM(2, hidden, num_layers=1, name="lstm")
+    assert list(pinned.get_parameters()) == ["lstm/weight_l0", "lstm/bias"]  # eager
+    state = nn.Variable((2, 1, batch, hidden))
+    with pytest.raises(ValueError, match=r"LSTM 'lstm': the state h \(2, 1, 3, 4\) has 2 "
+                                         r"layer.*leave num_layers out.*num_layers=1"):  # fmt: skip
+        pinned(nn.Variable((5, batch, 2)), state, state)

@@ -109,3 +109,60 @@ def test_a_bare_assert_in_pf_says_which_check_failed():
     with pytest.raises(ValueError, match=r"BatchNorm2d 'b': the check `assert batch_stat or "
                                          r"\(not output_stat\)` failed in "):
         bn(nn.Variable((2, 3, 4, 4)), test=True)
+
+
+def test_a_numpy_input_is_named_with_the_fix():
+    """NNabla's own message names a generator; the module says what it got and what to do."""
+    array = np.ones((2, 4), np.float32)
+    fix = r"pass nn\.Variable\.from_numpy_array\(array\)"
+    with pytest.raises(TypeError, match=rf"Linear 'fc': got a numpy\.ndarray .* as inp; .*{fix}"):
+        nm.Linear(4, 3, name="fc")(array)
+    cell = nm.LSTMCell(4, 3, name="cell")
+    with pytest.raises(TypeError, match=r"LSTMCell 'cell': got a numpy\.ndarray .*\(2, 3\) as h;"):
+        cell(nn.Variable((2, 4)), np.zeros((2, 3), np.float32), nn.Variable((2, 3)))
+
+    class Relu(nm.Module):
+        def __call__(self, x):
+            return nn.functions.relu(x)
+
+    with pytest.raises(TypeError, match=rf"Relu 'relu': got a numpy\.ndarray .* as x; .*{fix}"):
+        Relu()(x=array)
+    with pytest.raises(TypeError, match=r"Relu 'act': .* as argument 0;"):
+        Relu(name="act")(array)
+    y = nm.Linear(4, 3, name="fc")(nn.Variable.from_numpy_array(array))  # the fix works
+    y.forward()
+    assert y.d.shape == (2, 3)
+    _assert_clean(parameter.root_scope)
+
+
+@pytest.mark.parametrize("method", ["cuda", "to", "half", "cpu", "float", "double"])
+def test_pytorch_device_and_precision_methods_point_to_the_context(method):
+    fc = nm.Linear(4, 3, name="fc")
+    with pytest.raises(AttributeError, match=rf"Linear 'fc' has no method {method}\(\): .*"
+                                             r"nn\.set_default_context\(get_extension_context"
+                                             r".*docs/gpu\.md"):  # fmt: skip
+        getattr(fc, method)
+    assert not hasattr(fc, method)
+    with pytest.raises(AttributeError, match=r"^'Linear' object has no attribute 'cdua'$"):
+        fc.cdua  # noqa: B018
+
+
+def test_an_attribute_named_like_a_pytorch_method_is_the_users():
+    class Split(nm.Module):
+        def __init__(self):
+            self.half = nm.Linear(4, 2)
+
+        def __call__(self, x):
+            return self.half(x)
+
+    assert Split(name="split")(nn.Variable((1, 4))).shape == (1, 2)
+
+
+def test_a_propertys_own_attribute_error_is_not_replaced():
+    class Net(nm.Module):
+        @property
+        def width(self):
+            return self.fc.out_features  # no such attribute: its error is the one to see
+
+    with pytest.raises(AttributeError, match="'Net' object has no attribute 'fc'"):
+        Net(name="net").width  # noqa: B018

@@ -23,7 +23,7 @@ from .. import _registry
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
 from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, raise_named
-from ._signatures import REQUIRED, spec
+from ._signatures import REQUIRED, Shapes, spec
 
 
 class LayerMeta(ModuleMeta):
@@ -85,6 +85,7 @@ class Layer(Module, metaclass=LayerMeta):
     input_sizes: ClassVar[Optional[Tuple[str, ...]]] = None  # None: every own_arg
     positional: ClassVar[Optional[Tuple[str, ...]]] = None
     inference_args: ClassVar[Dict[str, Any]] = {}
+    shapes: ClassVar[Optional[Shapes]] = None  # the inputs' and outputs', for the docstring
     _cached_pf_scope = None
     _fast_family = False  # PF's function has a fast path (see _fast.py)
     _fast_plans: Any = (None, None)  # training, inference: what the last call through PF built
@@ -106,6 +107,11 @@ class Layer(Module, metaclass=LayerMeta):
         if cls.input_sizes is not None:
             return tuple(cls.input_sizes)
         return tuple(name for name, _ in cls.own_args)
+
+    @classmethod
+    def per_axis_args(cls) -> Tuple[str, ...]:
+        """The arguments that take one value per axis and no int (any number of axes)."""
+        return ()
 
     @classmethod
     def call_signature(cls) -> inspect.Signature:
@@ -162,6 +168,7 @@ class Layer(Module, metaclass=LayerMeta):
         given = set(bound.arguments)
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)
+        self._given = frozenset(given)  # the arguments given, not defaulted
         _checks.check_arguments(self.config, derived["rules"], describe(self))
         self._configure(self.config)
         self._pf_kwargs = {name: self.config[name] for name in cls._pf_arg_names}
@@ -185,7 +192,7 @@ class Layer(Module, metaclass=LayerMeta):
             try:
                 built = _fast.build(self, inputs[0], fast)
             except PF_ERRORS as error:
-                raise_named(self, error)
+                raise_named(self, error, zip(self.inputs, inputs))
             if built is not None:
                 return built
         if len(inputs) != 1 and not 0 < len(inputs) <= len(self.inputs):
@@ -216,7 +223,7 @@ class Layer(Module, metaclass=LayerMeta):
         try:
             built = self._pf_body(inputs[0], **kwargs)
         except PF_ERRORS as error:
-            raise_named(self, error)
+            raise_named(self, error, zip(self.inputs, inputs))
         finally:
             _parameter.current_scope = previous
         if fast is not None:  # what PF built, to build it directly next time

@@ -82,6 +82,21 @@ NON_NEGATIVE_INTS = Rule(
     "a tuple of non-negative ints (one per axis)",
     "Ints",
 )
+#: The per-axis arguments of a layer that takes any number of axes: no int stands for all.
+PER_AXIS = {
+    POSITIVE_INTS: Rule(
+        lambda v: _ints(v, 1),
+        "a tuple of positive ints, one per spatial axis (a class of any number of axes "
+        "takes no int)",
+        "Sequence[Int]",
+    ),
+    NON_NEGATIVE_INTS: Rule(
+        lambda v: _ints(v, 0),
+        "a tuple of non-negative ints, one per spatial axis (a class of any number of axes "
+        "takes no int)",
+        "Sequence[Int]",
+    ),
+}
 AXES = Rule(
     lambda v: _is_int(v) or (_is_sequence(v) and all(map(_is_int, v))), "an int or ints", "Ints"
 )
@@ -211,8 +226,12 @@ def _rule_by_kind(name, default):
     return None
 
 
-def rule_for(function, name, default, is_size):
-    """The rule for ``function``'s argument ``name`` (with PF default ``default``), or None."""
+def rule_for(function, name, default, is_size, per_axis=False):
+    """The rule for ``function``'s argument ``name`` (with PF default ``default``), or None.
+
+    ``per_axis``: the argument takes one value per axis, and no single int
+    (the class takes any number of axes).
+    """
     if is_size:
         return optional(SIZES if name in _SIZE_TUPLES else POSITIVE_INT)
     rule = (
@@ -222,6 +241,8 @@ def rule_for(function, name, default, is_size):
     )
     if rule is None:
         return None
+    if per_axis:
+        rule = PER_AXIS.get(rule, rule)
     if default is None:
         return optional(rule)
     if default is not inspect.Parameter.empty and rule.check(default) is not None:

@@ -8,6 +8,7 @@ module; inputs NNabla cannot compute on are refused before the call.
 import os
 import traceback
 
+from .._habits import array_input_error
 from .._naming import describe
 
 
@@ -43,23 +44,30 @@ class NNablaValueError(ValueError, RuntimeError):
     """A bad value NNabla's C++ reported (as a RuntimeError): a ValueError, still a RuntimeError."""
 
 
-def raise_named(module, error):
+def raise_named(module, error, named_inputs=()):
     """Raises :func:`named_error` of ``error``, from it where it is a new exception."""
-    named = named_error(module, error)
+    named = named_error(module, error, named_inputs)
     if named is error:
         raise error
     raise named from error
 
 
-def named_error(module, error):
+def named_error(module, error, named_inputs=()):
     """The error PF (or NNabla below it) raised, prefixed with the module's description.
 
     A subclass of these types (a user's own error) is kept as it is, its message
     prefixed, so ``except`` clauses written for it still catch it.
 
     PF checks its arguments with ``assert`` and NNabla reports bad values as
-    ``RuntimeError("value error ...")``: both are ValueErrors of the module.
+    ``RuntimeError("value error ...")``: both are ValueErrors of the module. A
+    numpy array among ``named_inputs`` (``(name, input)`` pairs) is the cause
+    NNabla names as a generator: a TypeError that says so.
     """
+    refused = array_input_error(module, named_inputs)
+    if refused is not None:
+        return refused
+    if _CLEAR_ALL in str(error):
+        return ValueError(f"{describe(module)}: {_scoped_advice(str(error))}")
     if type(error) not in PF_ERRORS + (NNablaValueError,):
         return _prefixed(module, error)  # a subclass of the user's: ``except`` must still catch it
     if isinstance(error, RuntimeError) and str(error).startswith("value error"):
@@ -78,6 +86,22 @@ def _prefixed(module, error):
     if error.args and isinstance(error.args[0], str):
         error.args = (f"{describe(module)}: {error.args[0]}",) + error.args[1:]
     return error
+
+
+#: NNabla's advice when a parameter exists with another shape: it would wipe every model's weights.
+_CLEAR_ALL = "To clear all parameters, call nn.clear_parameters()."
+
+
+def _scoped_advice(message):
+    """NNabla's message about a parameter of another shape, with advice about this module only."""
+    first = message.replace(_CLEAR_ALL, "").strip()
+    return (
+        f"{first} The registry holds this key for an input of another size: the layer was "
+        "built without its input size and took it from its first call, or another module "
+        "or PF code has the same prefix. Pass inputs of that size, give this layer another "
+        "name=, or call its release() to drop its parameters (no other module's) so that "
+        "the next call creates them for the new size."
+    )
 
 
 def _failed_assertion(error):

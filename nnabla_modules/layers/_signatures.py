@@ -7,10 +7,44 @@ signatures and docstrings would cost tens of milliseconds.
 import inspect
 import re
 from collections import OrderedDict
+from typing import NamedTuple, Tuple
 
 from . import _checks
 
 REQUIRED = inspect.Parameter.empty
+
+
+class Shapes(NamedTuple):
+    """A layer family's Shape section: its inputs' shapes, its outputs', how they relate.
+
+    Each shape is a Python tuple of sizes: a name (a constructor argument,
+    or a size first named here) or ``*name`` for any number of axes. ``where``
+    holds Python assignments and conditions between the names; a name of
+    several axes stands for each of them. ``tests/test_docs.py`` evaluates
+    them against the layers' real outputs.
+    """
+
+    inputs: Tuple[Tuple[str, str], ...]  # (input, shape)
+    outputs: Tuple[Tuple[str, str], ...]  # (output, shape)
+    where: Tuple[str, ...] = ()
+    note: str = ""
+
+
+#: The layers whose output has the input's shape (normalizations, activations).
+SAME_SHAPE = Shapes(inputs=(("inp", "(*dims,)"),), outputs=(("output", "(*dims,)"),))
+
+
+def _shape_section(shapes):
+    if shapes is None:
+        return []
+    lines = ["Shape:"]
+    lines += [f"    - Input ``{name}``: ``{shape}``" for name, shape in shapes.inputs]
+    lines += [f"    - Output ``{name}``: ``{shape}``" for name, shape in shapes.outputs]
+    if shapes.where:
+        lines.append("    - where " + "; ".join(f"``{rule}``" for rule in shapes.where))
+    if shapes.note:
+        lines += ["", "    " + shapes.note]
+    return lines + [""]
 
 
 def spec(cls):
@@ -23,20 +57,20 @@ def spec(cls):
         spec["public_signature"] = _with_name(signature)
         spec["rules"] = _argument_rules(cls, signature)
         type.__setattr__(cls, "_lazy_spec", spec)
-        spec["doc"] = _docstring(cls, signature)
+        spec["doc"] = _docstring(cls, signature, spec["public_signature"])
     return spec
 
 
 def _argument_rules(cls, signature):
-    sizes = cls.input_size_args()
+    sizes, per_axis = cls.input_size_args(), cls.per_axis_args()
     rules = {}
     for name, param in signature.parameters.items():
-        rule = _checks.rule_for(cls.pf_function.__name__, name, param.default, name in sizes)
+        rule = _checks.rule_for(
+            cls.pf_function.__name__, name, param.default, name in sizes, name in per_axis
+        )
         if rule is not None:
             rules[name] = rule
     return rules
-
-
 
 
 def _pf_parameters(pf_function, inputs):
@@ -65,6 +99,26 @@ def _constructor_signature(cls, pf_params):
     # Unvalidated: an input size left out (default None) may come before PF's
     # required arguments, as in ``Conv2d(None, 64, 3)`` or ``Conv2d(outmaps=64, kernel=3)``.
     return inspect.Signature(positional + keyword_only, __validate_parameters__=False)
+
+
+def python_signatures(signature):
+    """``signature`` as Python can write it: itself, or two where it cannot.
+
+    An input size that may be left out comes before required arguments
+    (``Conv2d(None, 64, 3)``, ``Conv2d(outmaps=64, kernel=3)``): no one
+    signature of Python says both. Then the first gives every argument
+    positionally (the size required), the second takes them all by keyword.
+    """
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    required = [i for i, p in enumerate(positional) if p.default is REQUIRED]
+    early = {p.name for p in positional[: max(required, default=0)] if p.default is not REQUIRED}
+    if not early:
+        return [signature]
+    return [
+        inspect.Signature([p.replace(default=REQUIRED) if p.name in early else p for p in params]),
+        inspect.Signature([p.replace(kind=p.KEYWORD_ONLY) for p in params]),
+    ]
 
 
 def _with_name(signature):
@@ -106,7 +160,7 @@ def _own_arg_docs(cls):
     return docs
 
 
-def _docstring(cls, signature):
+def _docstring(cls, signature, public_signature):
     custom = cls.__dict__.get("_user_function")  # nm.layer's: the undecorated function
     own = inspect.cleandoc(cls.__dict__.get("__doc__") or (custom and custom.__doc__) or "")
     summary, _, rest = own.partition("\n\n")
@@ -122,7 +176,11 @@ def _docstring(cls, signature):
     else:
         short = f"{custom.__module__}.{custom.__qualname__}"
         reference, creator = f"``{short}``", "the function itself"
-    lines = [
+    # Where Python has no one signature for the constructor, the docstring
+    # starts with its two (the API reference and help() show them).
+    overloads = python_signatures(public_signature)
+    lines = [f"{cls.__name__}{overload}" for overload in overloads if len(overloads) > 1]
+    lines += [""] * bool(lines) + [
         summary or f"Module form of ``{short}``.",
         "",
         f"Mirrors {reference}: the same parameter names, "
@@ -137,6 +195,7 @@ def _docstring(cls, signature):
         lines.append("    " + text[0])
         lines.extend("        " + more for more in text[1:])
     lines.append("")
+    lines += _shape_section(cls.shapes)
     lines.append(_strip_args(rest))
     return "\n".join(lines).rstrip() + "\n"
 

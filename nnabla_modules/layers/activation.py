@@ -4,6 +4,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
+from ._signatures import SAME_SHAPE
 
 
 class PReLU(Layer):
@@ -30,6 +31,7 @@ class PReLU(Layer):
 
     pf_function = PF.prelu
     own_args = (("n_channels", None),)
+    shapes = SAME_SHAPE
 
     def _example_inputs(self):
         n_channels = self.config["n_channels"]

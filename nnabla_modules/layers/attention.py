@@ -9,6 +9,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
+from ._signatures import Shapes
 
 _NO_DROPOUT = {"dropout": 0.0}
 
@@ -62,6 +63,17 @@ class MultiHeadAttention(_SequenceLayer):
     inputs = ("query", "key", "value")
     keyword_inputs = ("additive_mask", "key_padding_mask")
     own_args = (("query_dim", None), ("key_dim", None), ("value_dim", None))
+    shapes = Shapes(
+        inputs=(
+            ("query", "(L, B, query_dim)"),
+            ("key", "(S, B, key_dim)"),
+            ("value", "(S, B, value_dim)"),
+        ),
+        outputs=(
+            ("y", "(L, B, out_dim or v_embed_dim or value_dim)"),
+            ("weights", "(B * num_heads, L, S + int(add_attn_bias))"),
+        ),
+    )
 
     def _input_dims(self):
         query_dim = self.config["query_dim"]
@@ -82,6 +94,7 @@ class TransformerEncode(_SequenceLayer):
 
     pf_function = PF.transformer_encode
     inputs = ("src",)
+    shapes = Shapes(inputs=(("src", "(S, B, embed_dim)"),), outputs=(("y", "(S, B, embed_dim)"),))
     keyword_inputs = ("src_additive_mask", "src_key_padding_mask")
 
 
@@ -98,6 +111,10 @@ class TransformerDecode(_SequenceLayer):
 
     pf_function = PF.transformer_decode
     inputs = ("tgt", "memory")
+    shapes = Shapes(
+        inputs=(("tgt", "(T, B, embed_dim)"), ("memory", "(S, B, embed_dim)")),
+        outputs=(("y", "(T, B, embed_dim)"),),
+    )
     keyword_inputs = (
         "tgt_additive_mask", "memory_additive_mask",
         "tgt_key_padding_mask", "memory_key_padding_mask",
@@ -117,6 +134,10 @@ class Transformer(_SequenceLayer):
 
     pf_function = PF.transformer
     inputs = ("src", "tgt")
+    shapes = Shapes(
+        inputs=(("src", "(S, B, embed_dim)"), ("tgt", "(T, B, embed_dim)")),
+        outputs=(("y", "(T, B, embed_dim)"),),
+    )
     keyword_inputs = (
         "src_additive_mask", "tgt_additive_mask", "memory_additive_mask",
         "src_key_padding_mask", "tgt_key_padding_mask", "memory_key_padding_mask",

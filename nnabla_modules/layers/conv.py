@@ -4,8 +4,8 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 import numpy as np
 
-from ..module import describe
 from ._adapter import Layer
+from ._signatures import Shapes
 
 _EXPERIMENTAL_ORDER = (
     "inmaps", "outmaps", "kernel", "pad", "stride", "dilation", "group",
@@ -25,8 +25,23 @@ class ConvolutionFamily(Layer):
 
     own_args = (("inmaps", None),)
     spatial_dims = None  # Conv2d: 2; None: any
+    shapes = Shapes(
+        inputs=(("inp", "(*batch, inmaps, *spatial)"),),
+        outputs=(("output", "(*batch, outmaps, *out)"),),
+        where=(
+            "len(batch) == base_axis",
+            "out = (spatial + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1",
+        ),
+        note="Per spatial axis; ``pad`` 0, ``stride`` and ``dilation`` 1 when not given. "
+        "With ``channel_last=True`` the channels are the last axis of both.",
+    )
     #: Arguments whose value must divide the input channels (and, for ``group``, ``outmaps``).
     _channel_divisors = ("group", "deformable_group", "divisor")
+
+    @classmethod
+    def per_axis_args(cls):
+        """Without ``spatial_dims`` an int could stand for any number of axes: tuples only."""
+        return _SPATIAL_ARGS if cls.spatial_dims is None else ()
 
     def _configure(self, config):
         dims = self.spatial_dims
@@ -34,13 +49,8 @@ class ConvolutionFamily(Layer):
             value = config.get(arg)
             if isinstance(value, (list, tuple)):
                 config[arg] = tuple(value)
-            elif value is not None and dims is not None:
+            elif value is not None:  # an int, for a class of ``dims`` axes (per_axis_args)
                 config[arg] = (value,) * dims
-            elif value is not None:
-                raise TypeError(
-                    f"{describe(self)}: {arg}={value!r}; expected a tuple with one int per "
-                    f"spatial axis ({type(self).__name__} takes any number of axes)"
-                )
         kernel = config["kernel"]
         if dims is not None and len(kernel) != dims:
             raise self._config_error(
@@ -189,6 +199,16 @@ class Deconvolution(ConvolutionFamily):
 
     pf_function = PF.deconvolution
     positional = _EXPERIMENTAL_ORDER
+    shapes = ConvolutionFamily.shapes._replace(
+        where=(
+            "len(batch) == base_axis",
+            "out = (spatial - 1) * stride - 2 * pad + dilation * (kernel - 1) + 1 "
+            "+ output_padding",
+        ),
+        note="Per spatial axis; ``pad`` and ``output_padding`` 0, ``stride`` and "
+        "``dilation`` 1 when not given. With ``channel_last=True`` the channels are the "
+        "last axis of both.",
+    )
 
 
 class Deconv1d(Deconvolution):
@@ -255,6 +275,9 @@ class DepthwiseConvolution(ConvolutionFamily):
     """
 
     pf_function = PF.depthwise_convolution
+    shapes = ConvolutionFamily.shapes._replace(
+        outputs=(("output", "(*batch, inmaps * multiplier, *out)"),)
+    )
 
 
 class DepthwiseDeconvolution(ConvolutionFamily):
@@ -269,6 +292,9 @@ class DepthwiseDeconvolution(ConvolutionFamily):
     """
 
     pf_function = PF.depthwise_deconvolution
+    shapes = Deconvolution.shapes._replace(
+        outputs=(("output", "(*batch, inmaps // divisor, *out)"),)
+    )
 
 
 class DeformableConvolution(ConvolutionFamily):
@@ -289,6 +315,13 @@ class DeformableConvolution(ConvolutionFamily):
 
     pf_function = PF.deformable_convolution
     inputs = ("inp", "offset", "mask")
+    shapes = ConvolutionFamily.shapes._replace(
+        inputs=(
+            ("inp", "(*batch, inmaps, *spatial)"),
+            ("offset", "(*batch, deformable_group * 2 * prod(kernel), *spatial)"),
+            ("mask", "(*batch, deformable_group * prod(kernel), *spatial)"),
+        )
+    )
 
     def _example_inputs(self):
         inputs = super()._example_inputs()

@@ -4,6 +4,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
+from ._signatures import Shapes
 
 
 class Embed(Layer):
@@ -25,6 +26,11 @@ class Embed(Layer):
 
     pf_function = PF.embed
     own_args = (("w_init", None),)
+    shapes = Shapes(
+        inputs=(("inp", "(*indices,)"),),
+        outputs=(("output", "(*indices, n_features)"),),
+        note="The input holds integer indices in ``[0, n_inputs)``.",
+    )
     input_sizes = ()  # n_inputs and n_features are PF's own arguments
     positional = ("n_inputs", "n_features", "w_init", "fix_parameters")
 

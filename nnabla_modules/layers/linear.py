@@ -6,6 +6,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
+from ._signatures import Shapes
 
 
 def _as_tuple(size):
@@ -23,6 +24,12 @@ class AffineFamily(Layer):
     """
 
     own_args = (("n_inmaps", None),)
+    shapes = Shapes(
+        inputs=(("inp", "(*batch, *features)"),),
+        outputs=(("output", "(*batch, n_outmaps)"),),
+        where=("len(batch) == base_axis", "prod(features) == prod(n_inmaps)"),
+        note="A tuple ``n_outmaps`` gives the output those axes: ``(*batch, *n_outmaps)``.",
+    )
 
     def _example_inputs(self):
         if self.config["n_inmaps"] is None:

@@ -5,6 +5,7 @@ import nnabla.parametric_functions as PF
 
 from ..module import describe
 from ._adapter import Layer
+from ._signatures import SAME_SHAPE, Shapes
 
 _EXPERIMENTAL_BN_ORDER = (
     "axes", "decay_rate", "eps", "batch_stat", "output_stat", "fix_parameters", "param_init",
@@ -30,6 +31,7 @@ class _PerAxisNormalization(Layer):
 
     own_args = (("n_features", None), ("n_dims", None))
     n_dims = None
+    shapes = SAME_SHAPE
 
     def _axes(self):
         return list(self.config["axes"])
@@ -183,6 +185,9 @@ class FusedBatchNormalization(_BatchNormFamily):
 
     pf_function = PF.fused_batch_normalization
     inputs = ("inp", "z")
+    shapes = Shapes(
+        inputs=(("inp", "(*dims,)"), ("z", "(*dims,)")), outputs=(("output", "(*dims,)"),)
+    )
 
 
 class SyncBatchNormalization(_BatchNormFamily):
@@ -297,6 +302,7 @@ class LayerNormalization(Layer):
 
     pf_function = PF.layer_normalization
     own_args = (("normalized_shape", None),)
+    shapes = SAME_SHAPE
 
     def _layout(self):
         """``(n_dims, batch axes)``, or None while the shape is unknown."""
@@ -349,6 +355,7 @@ class MeanSubtraction(Layer):
 
     pf_function = PF.mean_subtraction
     own_args = (("sample_shape", None),)
+    shapes = SAME_SHAPE
     inference_args = {"update_running_mean": False}
 
     def _example_inputs(self):

@@ -11,6 +11,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
+from ._signatures import Shapes
 from .conv import ConvolutionFamily
 from .linear import AffineFamily
 
@@ -239,6 +240,7 @@ class MinMaxQuantize(Layer):
     pf_function = PF.min_max_quantize
     inputs = ("x",)
     own_args = (("n_dims", None),)
+    shapes = Shapes(inputs=(("x", "(*dims,)"),), outputs=(("output", "(*dims,)"),))
 
     def _example_inputs(self):
         n_dims = self.config["n_dims"]

@@ -3,13 +3,16 @@
 The multi-step layers take PF's layouts: the sequence ``x`` is ``(T, B,
 input_size)`` and each state (``h``, and ``c`` for the LSTM) is
 ``(num_layers, num_directions, B, hidden_size)``. PF reads the number of
-layers from the state's first axis, so ``num_layers`` must match it.
+layers from the state's first axis (its ``num_layers`` argument is not
+read): so do these layers when ``num_layers`` is not given, creating their
+parameters at the first call; ``num_layers`` given, the state must match it.
 """
 
 import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from ._adapter import Layer
+from ._signatures import Shapes
 
 
 def _check_states(layer, states, expected):
@@ -26,21 +29,39 @@ class _RecurrentFamily(Layer):
             (or not given): read from the sequence at the first call.
         hidden_size (int): Size of the hidden state ``H``; ``None`` (or not
             given): read from the state at the first call.
+        num_layers (int): Number of layers. Not given: the state's first axis
+            at the first call, as PF reads it (PF does not read its own
+            ``num_layers``), and the parameters are created then. Given: the
+            state must have that many.
     """
 
     own_args = (("input_size", None), ("hidden_size", None))
     inference_args = {"training": False, "dropout": 0.0}
+    shapes = Shapes(
+        inputs=(("x", "(T, B, input_size)"), ("h", "(L, directions, B, hidden_size)")),
+        outputs=(
+            ("y", "(T, B, directions * hidden_size)"),
+            ("h_n", "(L, directions, B, hidden_size)"),
+        ),
+        where=("directions == (2 if bidirectional else 1)",),
+        note="``L`` is ``num_layers``, or the state's number of layers when it is not given. "
+        "The LSTM takes and returns ``c`` and ``c_n`` of ``h``'s shape too.",
+    )
+    _layers_read = None  # without num_layers=: the first call's state's
+
+    def _layers(self):
+        """The number of layers: given, read from the first call's state, or None."""
+        return self.config["num_layers"] if "num_layers" in self._given else self._layers_read
 
     def _state_shape(self, batch_size, states=()):
-        """The states' shape; an unknown hidden size is the first state's."""
+        """The states' shape; an unknown hidden size or layer count is the first state's."""
         directions = 2 if self.config["bidirectional"] else 1
-        hidden_size = self.config["hidden_size"]
-        if hidden_size is None:
-            hidden_size = states[0].shape[-1] if states and states[0].ndim == 4 else None
-        return (self.config["num_layers"], directions, batch_size, hidden_size)
+        hidden_size, layers = self.config["hidden_size"], self._layers()
+        read = states[0].shape if states and states[0].ndim == 4 else (None,) * 4
+        return (layers or read[0], directions, batch_size, hidden_size or read[3])
 
     def _example_inputs(self):
-        if self.config["input_size"] is None or self.config["hidden_size"] is None:
+        if None in (self.config["input_size"], self.config["hidden_size"], self._layers()):
             return None
         x = nn.Variable((1, 1, self.config["input_size"]))
         states = tuple(nn.Variable(self._state_shape(1)) for _ in self.inputs[1:])
@@ -52,7 +73,15 @@ class _RecurrentFamily(Layer):
             raise self._size_error(
                 f"the sequence {x.shape} (T, B, input_size)", f"input_size {input_size}"
             )
-        _check_states(self, states, self._state_shape(x.shape[1], states))
+        expected = self._state_shape(x.shape[1], states)
+        if "num_layers" in self._given and states and states[0].shape[:1] != expected[:1]:
+            raise self._size_error(
+                f"the state {self.inputs[1]} {states[0].shape} has {states[0].shape[0]} "
+                "layer(s) (PF would take them from it; leave num_layers out to do so)",
+                f"num_layers={expected[0]}",
+            )
+        _check_states(self, states, expected)
+        self._layers_read = expected[0]  # from now on, the layer's
 
 
 class RNN(_RecurrentFamily):
@@ -96,6 +125,10 @@ class LSTM(_RecurrentFamily):
 
     pf_function = PF.lstm
     inputs = ("x", "h", "c")
+    shapes = _RecurrentFamily.shapes._replace(
+        inputs=_RecurrentFamily.shapes.inputs + (("c", "(L, directions, B, hidden_size)"),),
+        outputs=_RecurrentFamily.shapes.outputs + (("c_n", "(L, directions, B, hidden_size)"),),
+    )
 
 
 class GRU(_RecurrentFamily):
@@ -143,6 +176,10 @@ class LSTMCell(Layer):
     pf_function = PF.lstm_cell
     inputs = ("x", "h", "c")
     own_args = (("input_size", None),)
+    shapes = Shapes(
+        inputs=(("x", "(B, input_size)"), ("h", "(B, state_size)"), ("c", "(B, state_size)")),
+        outputs=(("h_t", "(B, state_size)"), ("c_t", "(B, state_size)")),
+    )
 
     def _example_inputs(self):
         if self.config["input_size"] is None:

@@ -24,6 +24,7 @@ import nnabla.parametric_functions as PF
 from .._state import state_of
 from ..module import Module
 from ._adapter import Layer
+from ._signatures import Shapes
 
 
 class _Reparameterization(Layer):
@@ -39,6 +40,11 @@ class _Reparameterization(Layer):
 
     inputs = ("w",)
     own_args = (("layer", None),)
+    shapes = Shapes(
+        inputs=(("w", "(*dims,)"),),
+        outputs=(("output", "(*dims,)"),),
+        note="Wrapping a ``layer``, it takes and returns what that layer does.",
+    )
     input_sizes = ()
 
     def _configure(self, config):

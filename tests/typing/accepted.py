@@ -21,6 +21,7 @@ conv = nm.Conv2d(3, 16, 3, pad=1, name="conv")  # sizes positionally
 lazy = nm.Conv2d(None, 16, (3, 3))  # the input size read at the first call
 by_keyword = nm.Conv2d(outmaps=16, kernel=(3, 3), stride=(1, 1), with_bias=False)
 from_shape = nm.Convolution(channels, 8, (3, 3), w_init=I.NormalInitializer(0.1))
+any_axes = nm.Convolution(3, 8, [3, 3], pad=(1, 1))  # N-D classes: a tuple (or list) per axis
 bn = nm.BatchNorm2d(16, decay_rate=0.99, eps=1e-4)
 fc = nm.Linear(16 * 8 * 8, 10, w_init=np.zeros((16 * 8 * 8, 10), np.float32), name="fc")
 rnn = nm.RNN(4, 5, num_layers=2, nonlinearity="relu", dropout=0.1)
@@ -65,3 +66,4 @@ outputs = [head(v), ScaledAffine(5)(v), mlp(v)]
 assert block.prefix == "block" and blocks[1].prefix == "blocks/1"
 assert [o.shape[1] for o in outputs] == [3, 5, 3]
 assert z.shape == (2, 10) and logits.shape == (2, 10) and seq_y.shape == (6, 2, 5)
+table = bn.summary((2, 16, 8, 8), model_kwargs={"test": True}, depth=1, columns=["params"])
