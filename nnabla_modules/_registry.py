@@ -333,6 +333,19 @@ def move_to_the_end(above, own):
     return True
 
 
+def order_like(prefix, keys):
+    """Orders the entries under ``prefix`` (a ``/``-joined path) as ``keys``, relative
+    keys in the order wanted; those it does not hold are skipped."""
+    top = resolve(tuple(prefix.split("/")) if prefix else (), create=False)
+    for key in keys if top is not None else ():
+        scope = top
+        for level in key.split("/"):
+            if not isinstance(scope, dict) or level not in scope:
+                break
+            scope.move_to_end(level)
+            scope = scope[level]
+
+
 def copy_order(source, target):
     """Orders ``target``'s entries, at every level, as the same names are in ``source``."""
     for name, value in source.items():
