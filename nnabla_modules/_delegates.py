@@ -120,7 +120,7 @@ class CheckpointMethods:
 
         Returns:
             OrderedDict: key relative to the module -> ``numpy.ndarray`` (a
-            copy), in registry order.
+            copy), in :meth:`get_parameters`' order.
 
         Example:
             >>> import nnabla_modules as nm

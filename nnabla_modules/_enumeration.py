@@ -1,7 +1,7 @@
 """Enumeration, creation and freezing of a module tree's parameters.
 
 A module's parameters are the registry entries its state owns
-(``ModuleState.owned``), looked up under its prefix in registry order.
+(``ModuleState.owned``), looked up under its prefix, in the tree's order.
 """
 
 from collections import OrderedDict
@@ -42,7 +42,7 @@ def parameters_of(module, grad_only=True, recursive=True, absolute=False):
 
 
 def _claimed_entries(module, recursive, members, start, grad_only, complete=True):
-    """``OrderedDict(start + relative key: Variable)`` in registry order.
+    """``OrderedDict(start + relative key: Variable)`` in the tree's order.
 
     None when an owned entry is missing from the registry. The trie of the
     tree's keys is kept between calls while the tree has the same members
@@ -54,7 +54,7 @@ def _claimed_entries(module, recursive, members, start, grad_only, complete=True
     epochs = (naming_epoch[0], ownership_epoch[0], recursive, members)
     cache = state.key_cache
     if cache is None or cache[0] != epochs:
-        keys = set(claimed_keys(module, recursive))
+        keys = dict.fromkeys(claimed_keys(module, recursive))  # in the tree's order
         cache = state.key_cache = (epochs, _registry.make_trie(keys), len(keys))
     found = OrderedDict()
     scope = _registry.resolve(prefix_of(module), create=False)

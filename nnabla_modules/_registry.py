@@ -123,15 +123,16 @@ def iter_claimed(scope, trie, prefix=""):
 
 
 def collect_claimed(scope, trie, found, grad_only, prefix=""):
-    """Adds the entries ``iter_claimed`` yields to the dict ``found`` under ``prefix + key``.
+    """Adds the claimed entries of ``scope`` to the dict ``found`` under ``prefix + key``,
+    in the trie's order (the tree's, see ``make_trie``).
 
     Skips those with ``need_grad`` False when ``grad_only``; returns how many
     claimed entries exist, skipped ones included. Builds no pair per entry.
     """
     count = 0
-    for name, value in scope.items():
-        sub = trie.get(name)
-        if sub is None:
+    for name, sub in trie.items():  # the trie's order: the tree's
+        value = scope.get(name)
+        if value is None:
             continue
         if isinstance(value, dict):
             if sub is not LEAF:
@@ -184,6 +185,8 @@ def unowned(scope, owned, prefix=""):
 def make_trie(keys):
     """The nested dict of ``keys`` ('a/b/W'), leaves ``LEAF``; equal subtrees are one dict.
 
+    Its order is the order of ``keys`` (the tree's), which listing follows.
+
     Sharing them keeps the trie of 10,000 alike layers as small as one layer's,
     so walking it touches little memory (it is never modified once made).
     """
@@ -204,7 +207,7 @@ def _share_subtrees(node, shared):
     for name, sub in node.items():
         if sub is not LEAF:
             node[name] = _share_subtrees(sub, shared)
-    signature = frozenset((name, id(sub)) for name, sub in node.items())
+    signature = tuple((name, id(sub)) for name, sub in node.items())  # order matters
     return shared.setdefault(signature, node)
 
 
@@ -331,28 +334,6 @@ def move_to_the_end(above, own):
         if unplaced.get(id(scope)) is not None and parent.get(name) is scope:
             parent.move_to_end(name)
     return True
-
-
-def order_like(prefix, keys):
-    """Orders the entries under ``prefix`` (a ``/``-joined path) as ``keys``, relative
-    keys in the order wanted; those it does not hold are skipped."""
-    top = resolve(tuple(prefix.split("/")) if prefix else (), create=False)
-    for key in keys if top is not None else ():
-        scope = top
-        for level in key.split("/"):
-            if not isinstance(scope, dict) or level not in scope:
-                break
-            scope.move_to_end(level)
-            scope = scope[level]
-
-
-def copy_order(source, target):
-    """Orders ``target``'s entries, at every level, as the same names are in ``source``."""
-    for name, value in source.items():
-        if name in target:
-            target.move_to_end(name)
-            if isinstance(value, dict) and isinstance(target[name], dict):
-                copy_order(value, target[name])
 
 
 def place(scope):

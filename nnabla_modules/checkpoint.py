@@ -200,8 +200,6 @@ def _load(module, stored, source, strict):
         if plan.conflicts or (strict and any(result)):
             raise CheckpointError(_report(module, source, plan), result)
         _apply(module, plan, source, strict)
-        if module._module_state.scope is None:  # never called: listed in the file's order,
-            _registry.order_like(module.prefix, stored)  # as PF's load-then-build lists them
     return result
 
 

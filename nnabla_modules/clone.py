@@ -255,11 +255,6 @@ def _copy_values(source, duplicate):
         else:
             target.d = param.d.copy()
             target.need_grad = param.need_grad
-    # The copy lists its parameters in its source's order, before its first call
-    # as after it (the pairing of an EMA or Polyak update relies on it).
-    source_scope = _registry.resolve(prefix_of(source), create=False)
-    if source_scope is not None:
-        _registry.copy_order(source_scope, _registry.resolve(prefix_of(duplicate)))
 
 
 def _place(duplicate, key, param):

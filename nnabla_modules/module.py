@@ -251,8 +251,9 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
                 merge without collisions.
 
         Returns:
-            OrderedDict: key -> the registry's own ``nn.Variable``, in registry
-            (creation) order, the same in every process.
+            OrderedDict: key -> the registry's own ``nn.Variable``, in
+            the tree's order: the module's own entries, then its children's in
+            the order it holds them; calls and loads never change it.
 
         Example:
             >>> import nnabla as nn
@@ -303,7 +304,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
                 :meth:`get_parameters`.
 
         Returns:
-            iterator: The registry's own Variables, in registry order.
+            iterator: The registry's own Variables, in :meth:`get_parameters`' order.
 
         Example:
             >>> import nnabla_modules as nm

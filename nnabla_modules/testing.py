@@ -51,7 +51,7 @@ class NetworkComparison:
 
     Attributes:
         pf_keys (list): The PF code's parameter keys, in creation order.
-        module_keys (list): The module's parameter keys, in registry order.
+        module_keys (list): The module's parameter keys, in the tree's order.
         problems (list): ``(section, lines)`` pairs, one per kind of difference;
             a line names the key or output (``output[1]['aux']``) and gives
             both values where they differ most.

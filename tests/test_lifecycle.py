@@ -172,7 +172,7 @@ def test_an_ema_copy_pairs_with_its_source_layer_by_layer_before_and_after_calls
         assert all(target == source for target, source in pairs)
     ema(x)
     assert list(ema.get_parameters()) == list(model.get_parameters()) == [
-        "a/affine/W", "a/affine/b", "b/affine/W", "b/affine/b"]
+        "b/affine/W", "b/affine/b", "a/affine/W", "a/affine/b"]  # the tree's order
 
 
 # --- nn.Variable attributes are parameters ---------------------------------------------

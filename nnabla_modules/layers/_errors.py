@@ -68,8 +68,8 @@ def named_error(module, error, named_inputs=()):
         return refused
     if _CLEAR_ALL in str(error):
         return ValueError(f"{describe(module)}: {_scoped_advice(str(error))}")
-    if type(error) not in PF_ERRORS + (NNablaValueError,):
-        return _prefixed(module, error)  # a subclass of the user's: ``except`` must still catch it
+    if type(error) not in PF_ERRORS + (NNablaValueError,) and _prefixed(module, error):
+        return error  # a subclass (a user's own): ``except`` clauses for it still catch it
     if isinstance(error, RuntimeError) and str(error).startswith("value error"):
         kind = NNablaValueError
     elif isinstance(error, (ValueError, AssertionError)):
@@ -82,10 +82,16 @@ def named_error(module, error, named_inputs=()):
 
 
 def _prefixed(module, error):
-    """``error`` itself, its type kept, its message prefixed where it is a plain string."""
-    if error.args and isinstance(error.args[0], str):
-        error.args = (f"{describe(module)}: {error.args[0]}",) + error.args[1:]
-    return error
+    """Prefixes ``error``'s message with the module's description, in place; False
+    where its message is not made from its first argument (it is left as it was)."""
+    if not error.args or not isinstance(error.args[0], str):
+        return False
+    args, description = error.args, describe(module)
+    error.args = (f"{description}: {args[0]}",) + args[1:]
+    if description not in str(error):
+        error.args = args
+        return False
+    return True
 
 
 #: NNabla's advice when a parameter exists with another shape: it would wipe every model's weights.
