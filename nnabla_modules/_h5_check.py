@@ -11,7 +11,7 @@ import struct
 
 
 def plainly_intact(stream):
-    """True when Python can tell that HDF5 may read this unchecksummed file safely.
+    """True when Python can tell that HDF5 may read this file safely.
 
     Files written by ``nn.save_parameters`` (h5py's defaults: HDF5's earliest
     format, version 0 superblock, no checksums) are checked here in Python,
@@ -21,8 +21,12 @@ def plainly_intact(stream):
     compact layout, attributes), every address inside the file and every
     object reached once. False means "cannot tell": a file of another shape,
     or damage; the caller then reads the structure in a child process
-    (:func:`probe`). The check reads only metadata: its time grows with the
-    number of parameters, not with their size.
+    (:func:`probe`). The check reads only metadata, each structure at most
+    once: its time grows with the number of parameters, not with their size.
+
+    Raises:
+        Damaged: The file breaks HDF5's format in a way HDF5 itself would
+            follow forever (a structure reached twice, a free list that loops).
     """
     try:
         _V0File(stream).check()
@@ -33,6 +37,10 @@ def plainly_intact(stream):
 
 class _Unsure(Exception):
     pass
+
+
+class Damaged(Exception):
+    """The file's structure loops or shares nodes: no HDF5 file is made this way."""
 
 
 _UNDEFINED = 0xFFFFFFFFFFFFFFFF
@@ -80,7 +88,8 @@ class _V0File:
         base, free, end, driver = struct.unpack_from("<4Q", head, 24)
         if base != 0 or free != _UNDEFINED or driver != _UNDEFINED or end > self.size:
             raise _Unsure
-        self.size, self.k = end, max(leaf_k, internal_k)  # HDF5 reads nothing past the EOF
+        self.size = end  # HDF5 reads nothing past the EOF
+        self.leaf_k, self.internal_k = leaf_k, internal_k
         _, header, cache, _ = struct.unpack_from("<QQII", head, 56)
         self._groups(header, cache, head[80:96])
 
@@ -98,7 +107,7 @@ class _V0File:
             if cache == 1 and struct.unpack("<QQ", scratch) != (tree, heap):
                 raise _Unsure
             names = self._heap(heap)
-            for name_offset, child, child_cache, child_scratch in self._tree(tree, depth=0):
+            for name_offset, child, child_cache, child_scratch in self._tree(tree):
                 self._name(names, name_offset)
                 if child_cache == 1:
                     pending.append((child, 1, child_scratch))
@@ -110,10 +119,27 @@ class _V0File:
     def _heap(self, address):
         head = self.read(address, 32)
         signature, version = head[:4], head[4]
-        size, _, data = struct.unpack_from("<QQQ", head, 8)
+        size, free, data = struct.unpack_from("<QQQ", head, 8)
         if signature != b"HEAP" or version != 0 or size > self.size:
             raise _Unsure
-        return self.read(data, size)
+        names = self.read(data, size)
+        self._free_list(names, free, address)
+        return names
+
+    @staticmethod
+    def _free_list(names, offset, address):
+        """HDF5 follows a heap's free list when it reads the heap: each block once, inside it."""
+        seen = set()
+        while offset != 1:  # HDF5's end of the list
+            if offset in seen:
+                raise Damaged(f"the free list of the name heap at byte {address} loops")
+            seen.add(offset)
+            if offset % 8 or offset + 16 > len(names):
+                raise _Unsure
+            following, size = struct.unpack_from("<QQ", names, offset)
+            if size < 16 or size % 8 or offset + size > len(names):
+                raise _Unsure
+            offset = following
 
     @staticmethod
     def _name(names, offset):
@@ -121,30 +147,36 @@ class _V0File:
         if offset >= len(names) or end <= offset:
             raise _Unsure
 
-    def _tree(self, address, depth):
-        """Yields the symbol-table entries under a group B-tree node."""
-        if depth > 64:
-            raise _Unsure
-        head = self.read(address, 24)
-        if head[:4] != b"TREE" or head[4] != 0:
-            raise _Unsure
-        level, used = head[5], struct.unpack_from("<H", head, 6)[0]
-        if used > 2 * self.k:
-            raise _Unsure
-        body = self.read(address + 24, 8 + 16 * used)
-        for index in range(used):
-            child = struct.unpack_from("<Q", body, 8 + 16 * index)[0]
+    def _tree(self, address):
+        """Yields the symbol-table entries under a group B-tree, each node read once."""
+        pending = [(address, None)]
+        while pending:
+            address, expected = pending.pop()
+            self._once(address, "a group B-tree node")
+            # HDF5 reads a node's full size: keys and children for 2K entries
+            head = self.read(address, 24 + 8 * (4 * self.internal_k + 1))
+            level, used = head[5], struct.unpack_from("<H", head, 6)[0]
+            if head[:5] != b"TREE\0" or used > 2 * self.internal_k or expected not in (None, level):
+                raise _Unsure
+            children = [struct.unpack_from("<Q", head, 32 + 16 * i)[0] for i in range(used)]
             if level:
-                yield from self._tree(child, depth + 1)
+                pending.extend((child, level - 1) for child in reversed(children))
             else:
-                yield from self._symbols(child)
+                for child in children:
+                    yield from self._symbols(child)
+
+    def _once(self, address, what):
+        if address in self.seen:
+            raise Damaged(f"{what} at byte {address} is reached twice (a loop or a shared node)")
+        self.seen.add(address)
 
     def _symbols(self, address):
-        head = self.read(address, 8)
+        self._once(address, "a symbol table node")
+        node = self.read(address, 8 + 80 * self.leaf_k)  # HDF5 reads a node's full size
+        head, body = node[:8], node[8:]
         count = struct.unpack_from("<H", head, 6)[0]
-        if head[:6] != b"SNOD\x01\x00" or count > 2 * self.k:
+        if head[:6] != b"SNOD\x01\x00" or count > 2 * self.leaf_k:
             raise _Unsure
-        body = self.read(address + 8, 40 * count)
         for index in range(count):
             name, header, cache = struct.unpack_from("<QQI", body, 40 * index)
             yield name, header, cache, body[40 * index + 24 : 40 * index + 40]
@@ -154,7 +186,7 @@ class _V0File:
     def _object(self, address):
         """``[(type, body)]`` of a version 1 object header, each message checked for framing."""
         if address in self.seen or len(self.seen) >= _MAX_OBJECTS:
-            raise _Unsure
+            raise _Unsure  # a hard link: HDF5 reads it, the walk refuses it cleanly
         self.seen.add(address)
         version, _, count, references, size = struct.unpack("<BBHII", self.read(address, 12))
         if version != 1 or references != 1:

@@ -56,13 +56,14 @@ from nnabla.utils import nnabla_pb2
 from . import _h5
 from ._atomic import write_atomically
 from ._h5 import ParameterFileError
-from ._h5_check import plainly_intact
+from ._h5_check import Damaged, plainly_intact
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
     StoredParameter,
     array_parameters,
     file_format,
+    in_memory,
     is_file_object,
     source_name,
 )
@@ -117,7 +118,7 @@ def open_parameters(source, extension=None):
         except (ParameterFileError, FileNotFoundError, PermissionError):
             raise
         except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
-            raise _not_readable(label, ext, error) from error
+            raise _h5.not_readable(label, ext, error) from error
         yield stored
 
 
@@ -135,12 +136,7 @@ def read_parameters(source, extension=None):
         return OrderedDict((name, (p.read(), p.need_grad)) for name, p in stored.items())
 
 
-def _not_readable(label, ext, error):
-    detail = _h5.short(str(error) or type(error).__name__)
-    return ParameterFileError(f"{label} is not a readable NNabla {ext} parameter file: {detail}")
-
-
-def _open_h5(source, label, stack):
+def _open_h5(source, label, stack, budget=None):
     if is_file_object(source):
         stream = source
     else:  # FileNotFoundError / PermissionError as they are
@@ -150,7 +146,7 @@ def _open_h5(source, label, stack):
     # replaced meanwhile (an atomic save by another process), and its own size.
     handle = stack.enter_context(h5py.File(stream, "r"))
     stored = OrderedDict()
-    found = _h5.entries(handle, label)
+    found = _h5.entries(handle, label, budget)
     order = sorted(  # NNabla's order: by 'index', then as found
         range(len(found)), key=lambda i: (found[i].index is None, found[i].index or 0, i)
     )
@@ -175,23 +171,25 @@ PROBE_UNCHECKSUMMED_H5 = True
 
 
 def _check_before_hdf5(stream, label):
-    """Raises ParameterFileError for a file whose metadata would crash the HDF5 library."""
-    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or plainly_intact(stream):
+    """Raises ParameterFileError for a file whose metadata would crash or hang HDF5."""
+    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream):
         return
     try:
-        survived = _h5.probe(stream, label)
+        if plainly_intact(stream):
+            return
+    except Damaged as error:
+        raise ParameterFileError(
+            f"{label} is not a readable NNabla .h5 parameter file: its structure is "
+            f"corrupted ({error})"
+        ) from None
+    try:
+        _h5.probe(stream, label)
     except OSError as error:  # no child process: read it here, as NNabla would
         warnings.warn(
             f"{label}: cannot start the process that checks an HDF5 file without checksums "
             f"({error}); reading it unchecked",
             RuntimeWarning,
             stacklevel=4,
-        )
-        return
-    if not survived:
-        raise ParameterFileError(
-            f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted "
-            "(reading it crashed the HDF5 library in a child process)"
         )
 
 
@@ -245,10 +243,19 @@ def _read_bytes(source):
         return handle.read()
 
 
+#: The most dimensions an array has (numpy's limit).
+MAX_RANK = 32
+
+
 def _proto_parameters(proto, label):
     stored = OrderedDict()
     for parameter in proto.parameter:
         name, shape = parameter.variable_name, tuple(parameter.shape.dim)
+        if len(shape) > MAX_RANK:  # before the product, whose size grows with the rank
+            raise ParameterFileError(
+                f"{label}: parameter {_h5.short(repr(name))} has {len(shape):,} dimensions; "
+                f"an array has at most {MAX_RANK}"
+            )
         count = math.prod(shape)  # exact: a product that overflows int64 is no match
         if not name or any(d < 0 for d in shape) or len(parameter.data) != count:
             raise ParameterFileError(
@@ -270,23 +277,45 @@ def _proto_reader(parameter):
 
 
 def _open_nnp(source, label, stack):
+    """The members' parameters, read whole, as NNabla reads them: one member at a time,
+    each closed before the next, a later value of a key replacing an earlier one.
+
+    The archive's real size bounds what it may unpack: its members' sizes and the
+    chunked datasets inside them draw on one :class:`~nnabla_modules._h5.Budget`.
+    """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
+    budget = _h5.Budget(label, _stored_size(archive.fp))
     stored = OrderedDict()
     for info in archive.infolist():
         ext = os.path.splitext(info.filename)[1].lower()
         if ext not in READ_FORMATS or ext == ".nnp":
             continue  # nnp_version.txt, optimizer states
         member = f"{label} (member {_h5.short(repr(info.filename))})"
-        if info.file_size > max(_h5.MAX_RATIO * info.compress_size, _h5.SMALL):
-            raise ParameterFileError(
-                f"{member} declares {info.file_size:,} bytes compressed into "
-                f"{info.compress_size:,}: more than any real file compresses"
-            )
-        with archive.open(info) as handle:  # zipfile stops at the declared size
-            data = _io.BytesIO(handle.read())
+        data = _io.BytesIO(_unpacked(archive, info, member, budget))
         data.name = member
-        stored.update(_OPENERS[ext](data, member, stack))
+        with contextlib.ExitStack() as member_stack:
+            if ext == ".h5":
+                found = _open_h5(data, member, member_stack, budget)
+            else:
+                found = _OPENERS[ext](data, member, member_stack)
+            stored.update((name, in_memory(param)) for name, param in found.items())
+        del data, found
     return stored
+
+
+def _stored_size(stream):
+    position = stream.tell()
+    try:
+        return stream.seek(0, os.SEEK_END)
+    finally:
+        stream.seek(position)
+
+
+def _unpacked(archive, info, member, budget):
+    """The member's bytes, refused (from its declared size) before they are unpacked."""
+    budget.spend(info.file_size, member)  # zipfile never unpacks more than declared
+    with archive.open(info) as handle:
+        return handle.read()
 
 
 _OPENERS = {
