@@ -74,7 +74,11 @@ class Budget:
         self.left -= nbytes
 
 
-def entries(handle, label, budget=None):
+class Unvouched(Exception):
+    """An object the check before HDF5 cannot vouch for: the file goes to :func:`probe`."""
+
+
+def entries(handle, label, budget=None, admits=None):
     """Every dataset of an open file, checked, as :class:`Entry` in name order.
 
     Args:
@@ -82,6 +86,8 @@ def entries(handle, label, budget=None):
         label (str): How errors name it.
         budget (Budget, optional): What its chunked datasets may declare in all;
             by default, that of the file's own size.
+        admits (callable, optional): ``admits(address)`` before each object is
+            opened (``_h5_check.vouch``); False raises :class:`Unvouched`.
 
     Raises:
         ParameterFileError: Anything a parameter file must not hold.
@@ -90,11 +96,11 @@ def entries(handle, label, budget=None):
     budget = budget or Budget(label, file_size)
     return [
         _entry(name, dataset, label, file_size, budget)
-        for name, dataset in _datasets(handle, label)
+        for name, dataset in _datasets(handle, label, admits)
     ]
 
 
-def _datasets(handle, label):
+def _datasets(handle, label, admits):
     """``[(name, DatasetID)]``: a depth-first walk in name order, as ``visititems`` goes."""
     found, seen = [], set()
     root = h5py.h5g.open(handle.id, b"/")
@@ -117,6 +123,8 @@ def _datasets(handle, label):
                 f"{label}: {short(repr(name))} is an object reached a second time (a hard link)"
             )
         seen.add(link.u)
+        if admits is not None and not admits(link.u):
+            raise Unvouched(name)
         obj = h5py.h5o.open(group, raw)
         kind = h5py.h5i.get_type(obj)
         if kind == h5py.h5i.GROUP:

@@ -1,8 +1,9 @@
-"""The cheap check: an NNabla-written ``.h5`` file read by Python before HDF5 reads it.
+"""The cheap check: an ``.h5`` file's structure read by Python before HDF5 reads it.
 
-NNabla's own files have no metadata checksums, so damage could crash the
-HDF5 library. :func:`plainly_intact` reads their structure here, in Python;
-what it cannot vouch for goes to the crash probe of ``_h5.py``.
+HDF5 trusts a file's metadata: damage can crash the library, loop forever or
+allocate without end. :func:`vouch` reads here, in Python, what HDF5 will
+read, and says what it vouches for; what it cannot vouch for goes to the
+child process of ``_h5.py`` (:func:`~nnabla_modules._h5.probe`).
 """
 
 import math
@@ -10,28 +11,52 @@ import os
 import struct
 
 
-def plainly_intact(stream):
-    """True when Python can tell that HDF5 may read this file safely.
+def vouch(stream):
+    """What Python vouches for in the HDF5 file ``stream``, before HDF5 reads it.
 
-    Files written by ``nn.save_parameters`` (h5py's defaults: HDF5's earliest
-    format, version 0 superblock, no checksums) are checked here in Python,
-    structure by structure, against exactly what such files hold: the
-    superblock, each group's B-tree, symbol-table nodes and name heap, and each
-    object header's messages (dataspace, datatype, fill value, contiguous or
-    compact layout, attributes), every address inside the file and every
-    object reached once. False means "cannot tell": a file of another shape,
-    or damage; the caller then reads the structure in a child process
-    (:func:`probe`). The check reads only metadata, each structure at most
-    once: its time grows with the number of parameters, not with their size.
+    * Files written by ``nn.save_parameters`` (h5py's defaults: HDF5's earliest
+      format, no checksums) are checked whole, structure by structure, against
+      exactly what such files hold: the superblock, each group's B-tree,
+      symbol-table nodes and name heap (its free list too), and each object
+      header's messages (dataspace, datatype, fill value, contiguous or compact
+      layout, attributes), every address inside the file and every structure
+      reached once.
+    * Files in HDF5 1.8's format and later (version 2 or 3 superblock: what
+      ``save_parameters`` writes) have checksums over their metadata, but only
+      where the structures are the new ones. The superblock and each object
+      header are read here before HDF5 opens them: the object is vouched for
+      when it and everything it leads HDF5 to (link and attribute heaps, B-tree
+      indexes, chunk indexes, continuation blocks) carry checksums, so damage
+      is a clean error. An old-style group, a chunked dataset's version 1
+      B-tree, an external file list or a shared message is not vouched for.
+
+    The check reads metadata only, each structure once: its time grows with the
+    number of parameters, not with their size.
+
+    Returns:
+        A function ``admits(address)``, to call before HDF5 opens each object
+        below the root (by its address): True when it is vouched for (always
+        True for a file checked whole), False when it is not (the caller then
+        reads the file in the child process). None when Python cannot vouch
+        for the root already (another layout, or damage).
 
     Raises:
         Damaged: The file breaks HDF5's format in a way HDF5 itself would
             follow forever (a structure reached twice, a free list that loops).
     """
-    try:
-        _V0File(stream).check()
-    except _Unsure:
-        return False
+    version = _Reader(stream).guarded(_Reader.version)
+    if version == 0 and _V0File(stream).guarded(_V0File.check):
+        return _everything
+    if version in (2, 3):
+        objects = _V2Objects(stream)
+        if objects.guarded(_V2Objects.check):
+            return objects.admits
+        if objects.guarded(_V2Objects.superblock_fails_checksum):
+            return _everything  # HDF5 refuses a damaged superblock with a clean error
+    return None
+
+
+def _everything(address):
     return True
 
 
@@ -40,10 +65,11 @@ class _Unsure(Exception):
 
 
 class Damaged(Exception):
-    """The file's structure loops or shares nodes: no HDF5 file is made this way."""
+    """The file breaks HDF5's format for certain: truncated, or a structure that loops."""
 
 
 _UNDEFINED = 0xFFFFFFFFFFFFFFFF
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _MAX_RANK = 32
 _MAX_OBJECTS = 1 << 20
 #: IEEE floats as HDF5 describes them: size -> (sign bit, exponent location,
@@ -51,8 +77,8 @@ _MAX_OBJECTS = 1 << 20
 _IEEE = {2: (15, 10, 5, 0, 10, 15), 4: (31, 23, 8, 0, 23, 127), 8: (63, 52, 11, 0, 52, 1023)}
 
 
-class _V0File:
-    """One pass over the metadata of a version 0 HDF5 file; raises _Unsure on any doubt."""
+class _Reader:
+    """Reads a file's bytes at addresses inside it; any doubt raises _Unsure."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -68,26 +94,50 @@ class _V0File:
             raise _Unsure
         return data
 
-    def check(self):
+    def version(self):
+        """The superblock's version, if it is at the start; Damaged if HDF5 finds none."""
+        offset = 0  # HDF5 also looks after a user block of 512, 1024, 2048, ... bytes
+        while offset + 8 <= self.size and self.read(offset, 8) != _SIGNATURE:
+            offset = max(512, 2 * offset)
+        if offset + 8 > self.size:
+            raise Damaged("no HDF5 signature: not an HDF5 file")
+        return self.read(0, 9)[8] if offset == 0 else None
+
+    def guarded(self, function, *args):
+        """``function(self, *args)``, or None on any doubt; the stream's position is kept."""
         position = self.stream.tell()
         try:
-            self._superblock()
-        except (ValueError, OverflowError, IndexError, struct.error):
-            raise _Unsure from None
+            return function(self, *args)
+        except (_Unsure, ValueError, OverflowError, IndexError, struct.error):
+            return None
         finally:
             self.stream.seek(position)
+
+    def once(self, address, what):
+        if address in self.seen:
+            raise Damaged(f"its structure loops: {what} at byte {address} is reached twice")
+        self.seen.add(address)
+
+
+class _V0File(_Reader):
+    """One pass over the metadata of a version 0 HDF5 file; raises _Unsure on any doubt."""
+
+    def check(self):
+        self._superblock()
+        return True
 
     def _superblock(self):
         head = self.read(0, 96)
         fixed = struct.unpack_from("<8s8BHHI", head)
         signature, versions, leaf_k, internal_k = fixed[0], fixed[1:9], fixed[9], fixed[10]
-        if signature != b"\x89HDF\r\n\x1a\n" or versions[:6] != (0, 0, 0, 0, 0, 8):
+        if signature != _SIGNATURE or versions[:6] != (0, 0, 0, 0, 0, 8):
             raise _Unsure
         if versions[6] != 8 or not (0 < leaf_k <= 1024 and 0 < internal_k <= 1024):
             raise _Unsure
         base, free, end, driver = struct.unpack_from("<4Q", head, 24)
-        if base != 0 or free != _UNDEFINED or driver != _UNDEFINED or end > self.size:
+        if base != 0 or free != _UNDEFINED or driver != _UNDEFINED:
             raise _Unsure
+        _whole(end, self.size)
         self.size = end  # HDF5 reads nothing past the EOF
         self.leaf_k, self.internal_k = leaf_k, internal_k
         _, header, cache, _ = struct.unpack_from("<QQII", head, 56)
@@ -132,7 +182,7 @@ class _V0File:
         seen = set()
         while offset != 1:  # HDF5's end of the list
             if offset in seen:
-                raise Damaged(f"the free list of the name heap at byte {address} loops")
+                raise Damaged(f"its structure loops: the name heap at byte {address}'s free list")
             seen.add(offset)
             if offset % 8 or offset + 16 > len(names):
                 raise _Unsure
@@ -152,7 +202,7 @@ class _V0File:
         pending = [(address, None)]
         while pending:
             address, expected = pending.pop()
-            self._once(address, "a group B-tree node")
+            self.once(address, "a group B-tree node")
             # HDF5 reads a node's full size: keys and children for 2K entries
             head = self.read(address, 24 + 8 * (4 * self.internal_k + 1))
             level, used = head[5], struct.unpack_from("<H", head, 6)[0]
@@ -165,13 +215,8 @@ class _V0File:
                 for child in children:
                     yield from self._symbols(child)
 
-    def _once(self, address, what):
-        if address in self.seen:
-            raise Damaged(f"{what} at byte {address} is reached twice (a loop or a shared node)")
-        self.seen.add(address)
-
     def _symbols(self, address):
-        self._once(address, "a symbol table node")
+        self.once(address, "a symbol table node")
         node = self.read(address, 8 + 80 * self.leaf_k)  # HDF5 reads a node's full size
         head, body = node[:8], node[8:]
         count = struct.unpack_from("<H", head, 6)[0]
@@ -316,3 +361,159 @@ class _V0File:
 
 def _padded(size):
     return (size + 7) // 8 * 8
+
+
+#: Object header messages that lead HDF5 to no other structure: NIL, dataspace, fill
+#: value, link, group info, filter pipeline, comment, the two modification times,
+#: reference count.
+_SELF_CONTAINED = {0x00, 0x01, 0x05, 0x06, 0x0A, 0x0B, 0x0D, 0x0E, 0x12, 0x16}
+#: Datatype classes that may lead to the global heap (no checksums): compound,
+#: reference, variable-length, array.
+_HEAP_TYPES = {6, 7, 9, 10}
+
+
+class _V2Objects(_Reader):
+    """Object headers of an HDF5 1.8+ file, read before HDF5 opens them."""
+
+    def check(self):
+        """The superblock (version 2 or 3) and the root object header."""
+        head = self.read(0, 48)
+        offsets, lengths = head[9], head[10]
+        base, extension, end, root = struct.unpack_from("<4Q", head, 12)
+        if head[:8] != _SIGNATURE or (offsets, lengths) != (8, 8) or base != 0:
+            raise _Unsure
+        if extension != _UNDEFINED:
+            raise _Unsure  # a superblock extension: shared messages, file-space settings
+        _whole(end, self.size)
+        self.size = end  # HDF5 reads nothing past the EOF
+        return self.admits(root)
+
+    def superblock_fails_checksum(self):
+        superblock = self.read(0, 48)
+        return superblock[:8] == _SIGNATURE and _fails_checksum(superblock)
+
+    def admits(self, address):
+        """True when HDF5 may open the object at ``address``: all it reads is checksummed,
+        or its header's checksum is wrong (HDF5 then refuses it with a clean error)."""
+        return bool(
+            self.guarded(_V2Objects._object, address)
+            or self.guarded(_V2Objects._checksum_fails, address)
+        )
+
+    def _checksum_fails(self, address):
+        """True when the first block of the version 2 object header at ``address`` is damaged."""
+        head = self.read(address, 6)
+        if head[:4] != b"OHDR":
+            raise _Unsure  # no checksum to fail
+        flags = head[5]
+        start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        end = start + width + int.from_bytes(self.read(start, width), "little")
+        return _fails_checksum(self.read(address, end + 4 - address))
+
+    def _object(self, address):
+        """Reads a version 2 object header ("OHDR") and its continuation blocks."""
+        head = self.read(address, 6)
+        if head[:5] != b"OHDR\2":
+            raise _Unsure  # a version 1 header: no checksum
+        flags = head[5]
+        start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        blocks = [(start + width, int.from_bytes(self.read(start, width), "little"))]
+        header = 6 if flags & 0x04 else 4  # a message's type, size, flags (, creation order)
+        while blocks:
+            start, length = blocks.pop()
+            self.once(start, "an object header block")
+            block, position = self.read(start, length), 0
+            while position + header <= length:  # what is left is a gap
+                kind, size, message_flags = struct.unpack_from("<BHB", block, position)
+                body = block[position + header : position + header + size]
+                position += header + size
+                if len(body) != size or message_flags & 0x02:
+                    raise _Unsure  # cut short, or shared (kept elsewhere)
+                if kind == 0x10:  # continuation: an "OCHK" block, checksummed
+                    where, span = struct.unpack_from("<QQ", body)
+                    if span < 8 or self.read(where, 4) != b"OCHK":
+                        raise _Unsure
+                    blocks.append((where + 4, span - 8))
+                else:
+                    self._message(kind, body)
+        return True
+
+    def _message(self, kind, body):
+        if kind in _SELF_CONTAINED:
+            return
+        if kind == 0x03:
+            self._datatype(body)
+        elif kind == 0x08:  # layout
+            version, klass = body[0], body[1]
+            # compact, contiguous, or chunked with HDF5 1.10's checksummed chunk indexes;
+            # not a version 3 chunked layout (its B-tree has no checksum) nor a virtual one
+            if klass not in (0, 1) and (version, klass) != (4, 2):
+                raise _Unsure
+        elif kind in (0x02, 0x15):  # link info, attribute info: dense storage's heap
+            flags = body[1]
+            counter = (8 if kind == 0x02 else 2) if flags & 1 else 0
+            (heap,) = struct.unpack_from("<Q", body, 2 + counter)
+            if heap != _UNDEFINED:
+                self._fractal_heap(heap)
+        elif kind == 0x0C:  # attribute: its datatype
+            version, flags, name_size = body[0], body[1], struct.unpack_from("<H", body, 2)[0]
+            if version not in (1, 2, 3) or (version > 1 and flags & 0x03):
+                raise _Unsure  # shared datatype or dataspace
+            start = 8 + (_padded(name_size) if version == 1 else name_size + (version == 3))
+            self._datatype(body[start:])
+        else:
+            raise _Unsure  # symbol table (old-style group), external files, ...
+
+    @staticmethod
+    def _datatype(body):
+        if body[0] & 0x0F in _HEAP_TYPES:
+            raise _Unsure
+
+    def _fractal_heap(self, address):
+        """A dense group's or attributes' heap: checksummed direct blocks, no huge objects."""
+        head = self.read(address, 30)
+        filters, flags = struct.unpack_from("<HB", head, 7)
+        (huge,) = struct.unpack_from("<Q", head, 22)
+        if head[:5] != b"FRHP\0" or filters or not flags & 0x02 or huge != _UNDEFINED:
+            raise _Unsure
+
+
+def _whole(end, size):
+    if end > size:  # as HDF5 says, before it reads anything else
+        raise Damaged(f"truncated: {size:,} bytes of the {end:,} its superblock declares")
+
+
+def _fails_checksum(block):
+    """True when the last 4 bytes of ``block`` are not HDF5's checksum of the others."""
+    return struct.unpack("<I", block[-4:])[0] != lookup3(block[:-4])
+
+
+def lookup3(data, initial=0):
+    """Bob Jenkins' lookup3 hash (``hashlittle``), HDF5's metadata checksum."""
+    mask = 0xFFFFFFFF
+
+    def rot(x, k):
+        return ((x << k) | (x >> (32 - k))) & mask
+
+    a = b = c = (0xDEADBEEF + len(data) + initial) & mask
+    if not data:
+        return c
+    padded = data + bytes(-len(data) % 12 or 0)
+    words = struct.unpack(f"<{len(padded) // 4}I", padded)
+    for i in range(0, len(words) - 3, 3):  # every 12 bytes but the last
+        a, b, c = (a + words[i]) & mask, (b + words[i + 1]) & mask, (c + words[i + 2]) & mask
+        for x, y, z, k in ((0, 2, 1, 4), (1, 0, 2, 6), (2, 1, 0, 8),
+                           (0, 2, 1, 16), (1, 0, 2, 19), (2, 1, 0, 4)):  # fmt: skip
+            v = [a, b, c]
+            v[x] = ((v[x] - v[y]) & mask) ^ rot(v[y], k)
+            v[y] = (v[y] + v[z]) & mask
+            a, b, c = v
+    a, b, c = (a + words[-3]) & mask, (b + words[-2]) & mask, (c + words[-1]) & mask
+    for x, y, k in ((2, 1, 14), (0, 2, 11), (1, 0, 25), (2, 1, 16), (0, 2, 4), (1, 0, 14),
+                    (2, 1, 24)):  # fmt: skip
+        v = [a, b, c]
+        v[x] = ((v[x] ^ v[y]) - rot(v[y], k)) & mask
+        a, b, c = v
+    return c

@@ -56,7 +56,7 @@ from nnabla.utils import nnabla_pb2
 from . import _h5
 from ._atomic import write_atomically
 from ._h5 import ParameterFileError
-from ._h5_check import Damaged, plainly_intact
+from ._h5_check import Damaged, vouch
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
@@ -141,12 +141,20 @@ def _open_h5(source, label, stack, budget=None):
         stream = source
     else:  # FileNotFoundError / PermissionError as they are
         stream = stack.enter_context(open(os.fspath(source), "rb"))
-    _check_before_hdf5(stream, label)
+    admits = _check_before_hdf5(stream, label)
     # HDF5 reads through the stream: the file checked above, even if its path is
     # replaced meanwhile (an atomic save by another process), and its own size.
     handle = stack.enter_context(h5py.File(stream, "r"))
+    try:
+        found = _h5.entries(handle, label, budget, admits)
+    except _h5.Unvouched:  # an object deeper in the file that Python cannot vouch for
+        handle.close()
+        _probe(stream, label)
+        handle = stack.enter_context(h5py.File(stream, "r"))
+        found = _h5.entries(handle, label, budget)
+    except Damaged as error:
+        raise _corrupted(label, error) from None
     stored = OrderedDict()
-    found = _h5.entries(handle, label, budget)
     order = sorted(  # NNabla's order: by 'index', then as found
         range(len(found)), key=lambda i: (found[i].index is None, found[i].index or 0, i)
     )
@@ -162,55 +170,44 @@ def _open_h5(source, label, stack, budget=None):
     return stored
 
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-#: Check an HDF5 file without metadata checksums (NNabla's own) before HDF5 reads
-#: it: in Python, and in a child process where Python cannot tell that it is
-#: intact (see docs/checkpoints.md). Set False for files you trust.
+#: Check an HDF5 file before HDF5 reads it: in Python, and in a child process
+#: where Python cannot vouch for it (see docs/checkpoints.md). Set False for
+#: files you trust.
 PROBE_UNCHECKSUMMED_H5 = True
 
 
 def _check_before_hdf5(stream, label):
-    """Raises ParameterFileError for a file whose metadata would crash or hang HDF5."""
-    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream):
-        return
+    """Raises ParameterFileError for a file whose metadata would crash or hang HDF5.
+
+    Returns:
+        The check of each object before HDF5 opens it (``_h5_check.vouch``), or
+        None when the child process has read the file (or no check is wanted).
+    """
+    if not PROBE_UNCHECKSUMMED_H5:
+        return None
     try:
-        if plainly_intact(stream):
-            return
+        admits = vouch(stream)
     except Damaged as error:
-        raise ParameterFileError(
-            f"{label} is not a readable NNabla .h5 parameter file: its structure is "
-            f"corrupted ({error})"
-        ) from None
+        raise _corrupted(label, error) from None
+    if admits is None:
+        _probe(stream, label)
+    return admits
+
+
+def _corrupted(label, error):
+    return ParameterFileError(f"{label} is not a readable NNabla .h5 parameter file: {error}")
+
+
+def _probe(stream, label):
     try:
         _h5.probe(stream, label)
     except OSError as error:  # no child process: read it here, as NNabla would
         warnings.warn(
-            f"{label}: cannot start the process that checks an HDF5 file without checksums "
-            f"({error}); reading it unchecked",
+            f"{label}: cannot start the process that checks an HDF5 file Python cannot "
+            f"vouch for ({error}); reading it unchecked",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
-
-
-def _has_checksums(stream):
-    """True for an HDF5 file whose superblock (version 2 or later) carries checksums.
-
-    Files written here are such files; NNabla's own (HDF5's earliest format,
-    version 0) are not. A file whose signature is not at the start may have it
-    later (HDF5 looks at 512, 1024, ... bytes): that counts as unchecksummed.
-    """
-    head = _read_at(stream, 0, 9)
-    return len(head) == 9 and head[:8] == _HDF5_SIGNATURE and head[8] >= 2
-
-
-def _read_at(stream, offset, size):
-    position = stream.tell()
-    try:
-        stream.seek(offset)
-        return stream.read(size)
-    finally:
-        stream.seek(position)
 
 
 def _open_protobuf(source, label, stack):

@@ -22,7 +22,13 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
-from crafted_h5 import looping_free_list, nnabla_file, shared_tree_nodes
+from crafted_h5 import (
+    load_outcome,
+    looping_free_list,
+    nnabla_file,
+    shared_tree_nodes,
+    version_2_superblock,
+)
 from nnabla.utils import nnabla_pb2
 
 from nnabla_modules import _h5, _h5_check, files
@@ -63,8 +69,8 @@ def test_a_heap_free_list_that_loops_is_refused_before_hdf5_reads_it(tmp_path, n
     path = tmp_path / "loop.h5"
     path.write_bytes(looping_free_list(nnabla_file(tmp_path / "good.h5")))
     with open(path, "rb") as stream, pytest.raises(_h5_check.Damaged, match="free list"):
-        _h5_check.plainly_intact(stream)
-    with pytest.raises(files.ParameterFileError, match=r"loop\.h5.*free list .* loops"):
+        _h5_check.vouch(stream)
+    with pytest.raises(files.ParameterFileError, match=r"loop\.h5.*loops: the name heap"):
         files.open_parameters(path).__enter__()
 
 
@@ -73,7 +79,8 @@ def test_shared_group_tree_nodes_are_refused_in_linear_time(tmp_path, no_child):
     path.write_bytes(shared_tree_nodes(nnabla_file(tmp_path / "good.h5"), levels=40))
     assert path.stat().st_size < 32_000  # 2**40 leaves for a walk that forgets nodes
     start = time.monotonic()
-    with deadline(10), pytest.raises(files.ParameterFileError, match=r"shared\.h5.*reached twice"):
+    refused = pytest.raises(files.ParameterFileError, match=r"shared\.h5.*loops: .* reached twice")
+    with deadline(10), refused:
         files.open_parameters(path).__enter__()
     assert time.monotonic() - start < 1.0
 
@@ -256,3 +263,51 @@ def test_a_protobuf_shape_with_many_dimensions_is_refused_in_linear_time(tmp_pat
         with pytest.raises(files.ParameterFileError, match="20,000 dimensions"):
             _load(source)
         assert time.monotonic() - start < 2.0
+
+
+# --- which files Python vouches for: from the format, not the superblock's version -----------
+
+
+def test_a_version_2_superblock_over_unchecksummed_structures_is_not_trusted(tmp_path):
+    good = nnabla_file(tmp_path / "good.h5")
+    hostile = version_2_superblock(looping_free_list(good))
+    with h5py.File(io.BytesIO(version_2_superblock(good)), "r") as handle:
+        assert "fc1/affine/W" in handle  # HDF5 reads such files
+    assert _h5_check.vouch(io.BytesIO(hostile)) is None  # nothing to vouch for: no checksums
+    assert load_outcome(hostile) == "ok"  # handed to the checking child, not "memory"
+    path = tmp_path / "v2.h5"
+    path.write_bytes(hostile)
+    with pytest.raises(files.ParameterFileError, match=r"v2\.h5"):
+        files.open_parameters(path).__enter__()
+
+
+def _probes(monkeypatch):
+    probed, probe = [], _h5.probe
+
+    def counted(stream, label):
+        probed.append(label)
+        return probe(stream, label)
+
+    monkeypatch.setattr(_h5, "probe", counted)
+    return probed
+
+
+def test_a_checksummed_file_with_an_unchecksummed_chunk_index_goes_to_the_child(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "chunked.h5"
+    values = {"affine/W": np.ones((4, 3), np.float32), "affine/b": np.ones(3, np.float32)}
+    with h5py.File(path, "w", libver=("v108", "v108")) as handle:  # a version 2 superblock
+        for name, value in values.items():  # HDF5 1.8's chunk index: a B-tree without checksums
+            handle.create_dataset(name, data=value, chunks=True).attrs["need_grad"] = True
+    probed = _probes(monkeypatch)
+    loaded = files.read_parameters(path)
+    assert len(probed) == 1, probed
+    np.testing.assert_array_equal(loaded["affine/W"][0], values["affine/W"])
+
+
+def test_files_written_here_are_vouched_for_without_a_child(tmp_path, no_child):
+    values = {f"layer{i}/affine/W": np.full((3, 2), i, np.float32) for i in range(20)}
+    files.write_parameters(tmp_path / "net.h5", values)  # 20 groups in one: dense storage
+    loaded = files.read_parameters(tmp_path / "net.h5")
+    assert list(loaded) == list(values)
