@@ -14,7 +14,6 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from nnabla_modules import _h5, files
-from nnabla_modules._h5_check import lookup3
 
 UNDEFINED = 0xFFFFFFFFFFFFFFFF
 
@@ -82,6 +81,8 @@ def shared_tree_nodes(data, levels):
 def version_2_superblock(data):
     """The file with HDF5 1.8's superblock (checksummed) in place of its version 0 one;
     its groups, heaps and object headers stay as they were, without checksums."""
+    from nnabla_modules._h5_check import lookup3  # HDF5's checksum
+
     data = bytearray(data)
     end, root = struct.unpack_from("<Q", data, 40)[0], struct.unpack_from("<Q", data, 64)[0]
     superblock = data[:8] + struct.pack("<4B4Q", 2, 8, 8, 0, 0, UNDEFINED, end, root)
