@@ -103,8 +103,9 @@ def entries(handle, label, budget=None, admits=None):
 def _datasets(handle, label, admits):
     """``[(name, DatasetID)]``: a depth-first walk in name order, as ``visititems`` goes."""
     found, seen = [], set()
+    links = _Links(label, handle.id.get_filesize())
     root = h5py.h5g.open(handle.id, b"/")
-    stack = [("", root, iter(_link_names(root)))]
+    stack = [("", root, links.names(root))]
     while stack:
         prefix, group, names = stack[-1]
         raw = next(names, None)
@@ -128,7 +129,7 @@ def _datasets(handle, label, admits):
         obj = h5py.h5o.open(group, raw)
         kind = h5py.h5i.get_type(obj)
         if kind == h5py.h5i.GROUP:
-            stack.append((name + "/", obj, iter(_link_names(obj))))
+            stack.append((name + "/", obj, links.names(obj)))
         elif kind == h5py.h5i.DATASET:
             found.append((name, obj))
         else:
@@ -141,10 +142,30 @@ def _datasets(handle, label, admits):
 _LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
 
 
-def _link_names(group):
-    names = []
-    group.links.iterate(names.append, idx_type=h5py.h5.INDEX_NAME, order=h5py.h5.ITER_INC)
-    return names
+class _Links:
+    """Lists groups' links, no more in all than the file can hold: each takes 8 bytes of
+    it at least, in any format, so HDF5 walking a group's index that loops or shares
+    nodes is stopped in time linear in the file."""
+
+    def __init__(self, label, file_size):
+        self.label, self.file_size = label, file_size
+        self.room = file_size // 8
+
+    def names(self, group):
+        names = []
+
+        def take(name):
+            names.append(name)
+            self.room -= 1
+            return True if self.room < 0 else None  # anything but None stops HDF5
+
+        group.links.iterate(take, idx_type=h5py.h5.INDEX_NAME, order=h5py.h5.ITER_INC)
+        if self.room < 0:
+            raise ParameterFileError(
+                f"{self.label}: its structure loops: its groups list more links than its "
+                f"{self.file_size:,} bytes can hold"
+            )
+        return iter(names)
 
 
 def _text(raw, prefix, label):

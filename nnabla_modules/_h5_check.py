@@ -445,12 +445,9 @@ class _V2Objects(_Reader):
             return
         if kind == 0x03:
             self._datatype(body)
-        elif kind == 0x08:  # layout
-            version, klass = body[0], body[1]
-            # compact, contiguous, or chunked with HDF5 1.10's checksummed chunk indexes;
-            # not a version 3 chunked layout (its B-tree has no checksum) nor a virtual one
-            if klass not in (0, 1) and (version, klass) != (4, 2):
-                raise _Unsure
+        elif kind == 0x08:  # layout: compact or contiguous, not chunked (an index HDF5
+            if body[1] not in (0, 1):  # walks whole, a B-tree without checksums before
+                raise _Unsure  # HDF5 1.10) nor virtual (a global heap, no checksums)
         elif kind in (0x02, 0x15):  # link info, attribute info: dense storage's heap
             flags = body[1]
             counter = (8 if kind == 0x02 else 2) if flags & 1 else 0
