@@ -119,7 +119,143 @@ class _Reader:
         self.seen.add(address)
 
 
-class _V0File(_Reader):
+class _Messages(_Reader):
+    """Checks the messages of a dataset's object header against what h5py writes."""
+
+    def _dataset(self, messages):
+        """Checks a dataset's messages: exactly what h5py writes for an array of numbers."""
+        found = {}
+        for kind, body in messages:
+            if kind == 0x0C:
+                self._attribute(body)
+            elif kind in (0x12, 0x0E):
+                continue  # modification time
+            elif kind == 0x15:
+                self._attribute_info(body)
+            elif kind in (0x01, 0x03, 0x05, 0x08) and kind not in found:
+                found[kind] = body
+            else:
+                raise _Unsure
+        if sorted(found) != [0x01, 0x03, 0x05, 0x08]:
+            raise _Unsure
+        shape = self._dataspace(found[0x01])
+        itemsize = self._datatype(found[0x03])
+        self._fill(found[0x05], itemsize)
+        self._layout(found[0x08], math.prod(shape) * itemsize)
+
+    def _dataspace(self, body):
+        version, rank, flags = body[0], body[1], body[2]
+        if version not in (1, 2) or rank > _MAX_RANK or flags & ~1:
+            raise _Unsure
+        if version == 2 and body[3] != (1 if rank else 0):  # simple, or scalar; not null
+            raise _Unsure
+        start = 8 if version == 1 else 4
+        dims = struct.unpack_from(f"<{rank}Q", body, start)
+        if flags & 1:
+            limits = struct.unpack_from(f"<{rank}Q", body, start + 8 * rank)
+            if any(limit != _UNDEFINED and limit < dim for dim, limit in zip(dims, limits)):
+                raise _Unsure
+        if any(dim >= 1 << 62 for dim in dims):
+            raise _Unsure
+        return dims
+
+    def _datatype(self, body, end=None):
+        """The size of a fixed-point or IEEE float datatype (or NNabla's bool enum)."""
+        klass, version = body[0] & 0x0F, body[0] >> 4
+        bits = int.from_bytes(body[1:4], "little")
+        (size,) = struct.unpack_from("<I", body, 4)
+        if version not in (1, 3) or size not in (1, 2, 4, 8):
+            raise _Unsure
+        if klass == 8 and bits == 2 and size == 1 and version == 3:  # HDF5 1.8's: unpadded
+            if body[8:20] != bytes.fromhex("10080000010000000000" "0800"):
+                raise _Unsure
+            if body[20:31] != b"FALSE\0TRUE\0" or body[31:33] != b"\0\1":
+                raise _Unsure
+            return size
+        if version != 1:
+            raise _Unsure
+        if klass == 0:  # integers: byte order and sign only
+            offset, precision = struct.unpack_from("<HH", body, 8)
+            if bits & ~0b1001 or offset != 0 or precision != 8 * size:
+                raise _Unsure
+            return size
+        if klass == 1:  # IEEE floats, either byte order
+            fields = struct.unpack_from("<HHBBBBI", body, 8)
+            if bits & ~0b1 & ~(0xFF << 8) != 0b100000 or size not in _IEEE:
+                raise _Unsure
+            if fields[:2] != (0, 8 * size) or ((bits >> 8),) + fields[2:] != _IEEE[size]:
+                raise _Unsure
+            return size
+        if klass == 8 and bits == 2 and size == 1:  # h5py's bool: FALSE = 0, TRUE = 1
+            if body[8:20] != bytes.fromhex("10080000010000000000" "0800"):
+                raise _Unsure
+            if body[20:36] != b"FALSE\0\0\0TRUE\0\0\0\0" or body[36:38] != b"\0\1":
+                raise _Unsure
+            return size
+        raise _Unsure
+
+    def _fill(self, body, itemsize):
+        if body[0] == 3:  # HDF5 1.8's: flags, then the value's size and value if defined
+            flags, allocation, write = body[1], body[1] & 3, body[1] >> 2 & 3
+            defined, start = flags >> 5 & 1, 2
+        else:
+            version, allocation, write, defined = body[:4]
+            flags, start = (0 if version == 2 else 0xFF), 4
+        if flags & ~0x3F or allocation not in (1, 2, 3) or write not in (0, 1, 2) or defined > 1:
+            raise _Unsure
+        if defined:
+            (size,) = struct.unpack_from("<I", body, start)
+            if size not in (0, itemsize) or len(body) < start + 4 + size:
+                raise _Unsure
+
+    def _layout(self, body, nbytes):
+        version, klass = body[0], body[1]
+        if version != 3:
+            raise _Unsure
+        if klass == 1:  # contiguous: inside the file, of exactly the declared size
+            address, size = struct.unpack_from("<QQ", body, 2)
+            if size != nbytes or (size and address + size > self.size):
+                raise _Unsure
+        elif klass == 0:  # compact: the values are in the message
+            (size,) = struct.unpack_from("<H", body, 2)
+            if size != nbytes or len(body) < 4 + size:
+                raise _Unsure
+        else:
+            raise _Unsure  # chunked: not NNabla's layout
+
+    def _attribute(self, body):
+        """A number: version 1 (fields padded to 8 bytes) or 3 (HDF5 1.8's, unpadded)."""
+        version, flags, name_size, type_size, space_size = struct.unpack_from("<BBHHH", body)
+        if version not in (1, 3) or (version == 3 and (flags or body[8] > 1)):
+            raise _Unsure  # version 3: no shared datatype or dataspace; ASCII or UTF-8
+        if not 1 < name_size <= 256:
+            raise _Unsure
+        padded = _padded if version == 1 else int
+        position = 8 if version == 1 else 9
+        name = body[position : position + name_size]
+        if len(name) != name_size or name[-1] != 0 or 0 in name[:-1]:
+            raise _Unsure
+        position += padded(name_size)
+        if len(body) < position + type_size:
+            raise _Unsure
+        itemsize = self._datatype(body[position : position + type_size])
+        position += padded(type_size)
+        dims = self._dataspace(body[position : position + space_size] + bytes(8))
+        position += padded(space_size)
+        if math.prod(dims) > 1 or len(body) < position + itemsize * math.prod(dims):
+            raise _Unsure
+
+
+    @staticmethod
+    def _attribute_info(body):
+        """Attributes kept in the object header only (dense storage is not checked here)."""
+        flags = body[1]
+        (heap,) = struct.unpack_from("<Q", body, 2 + (2 if flags & 1 else 0))
+        if body[0] != 0 or flags & ~3 or heap != _UNDEFINED:
+            raise _Unsure
+
+
+class _V0File(_Messages):
     """One pass over the metadata of a version 0 HDF5 file; raises _Unsure on any doubt."""
 
     def check(self):
@@ -162,7 +298,7 @@ class _V0File(_Reader):
                 if child_cache == 1:
                     pending.append((child, 1, child_scratch))
                 elif child_cache == 0:
-                    self._dataset(child)
+                    self._dataset(self._object(child))
                 else:
                     raise _Unsure  # a soft link: refused later, by the walk, after the probe
 
@@ -258,121 +394,11 @@ class _V0File(_Reader):
             raise _Unsure
         return [(kind, body) for kind, body in messages if kind not in (0x00, 0x10)]
 
-    def _dataset(self, address):
-        found = {}
-        for kind, body in self._object(address):
-            if kind == 0x0C:
-                self._attribute(body)
-            elif kind in (0x12, 0x0E):
-                continue  # modification time
-            elif kind in (0x01, 0x03, 0x05, 0x08) and kind not in found:
-                found[kind] = body
-            else:
-                raise _Unsure
-        if sorted(found) != [0x01, 0x03, 0x05, 0x08]:
-            raise _Unsure
-        shape = self._dataspace(found[0x01])
-        itemsize = self._datatype(found[0x03])
-        self._fill(found[0x05], itemsize)
-        self._layout(found[0x08], math.prod(shape) * itemsize)
-
-    def _dataspace(self, body):
-        version, rank, flags = body[0], body[1], body[2]
-        if version != 1 or rank > _MAX_RANK or flags & ~1:
-            raise _Unsure
-        dims = struct.unpack_from(f"<{rank}Q", body, 8)
-        if flags & 1:
-            limits = struct.unpack_from(f"<{rank}Q", body, 8 + 8 * rank)
-            if any(limit != _UNDEFINED and limit < dim for dim, limit in zip(dims, limits)):
-                raise _Unsure
-        if any(dim >= 1 << 62 for dim in dims):
-            raise _Unsure
-        return dims
-
-    def _datatype(self, body, end=None):
-        """The size of a fixed-point or IEEE float datatype (or NNabla's bool enum)."""
-        klass, version = body[0] & 0x0F, body[0] >> 4
-        bits = int.from_bytes(body[1:4], "little")
-        (size,) = struct.unpack_from("<I", body, 4)
-        if version != 1 or size not in (1, 2, 4, 8):
-            raise _Unsure
-        if klass == 0:  # integers: byte order and sign only
-            offset, precision = struct.unpack_from("<HH", body, 8)
-            if bits & ~0b1001 or offset != 0 or precision != 8 * size:
-                raise _Unsure
-            return size
-        if klass == 1:  # IEEE floats, either byte order
-            fields = struct.unpack_from("<HHBBBBI", body, 8)
-            if bits & ~0b1 & ~(0xFF << 8) != 0b100000 or size not in _IEEE:
-                raise _Unsure
-            if fields[:2] != (0, 8 * size) or ((bits >> 8),) + fields[2:] != _IEEE[size]:
-                raise _Unsure
-            return size
-        if klass == 8 and bits == 2 and size == 1:  # h5py's bool: FALSE = 0, TRUE = 1
-            if body[8:20] != bytes.fromhex("10080000010000000000" "0800"):
-                raise _Unsure
-            if body[20:36] != b"FALSE\0\0\0TRUE\0\0\0\0" or body[36:38] != b"\0\1":
-                raise _Unsure
-            return size
-        raise _Unsure
-
-    def _fill(self, body, itemsize):
-        version, allocation, write, defined = body[:4]
-        if version != 2 or allocation not in (1, 2, 3) or write not in (0, 1, 2) or defined > 1:
-            raise _Unsure
-        if defined:
-            (size,) = struct.unpack_from("<I", body, 4)
-            if size not in (0, itemsize) or len(body) < 8 + size:
-                raise _Unsure
-
-    def _layout(self, body, nbytes):
-        version, klass = body[0], body[1]
-        if version != 3:
-            raise _Unsure
-        if klass == 1:  # contiguous: inside the file, of exactly the declared size
-            address, size = struct.unpack_from("<QQ", body, 2)
-            if size != nbytes or (size and address + size > self.size):
-                raise _Unsure
-        elif klass == 0:  # compact: the values are in the message
-            (size,) = struct.unpack_from("<H", body, 2)
-            if size != nbytes or len(body) < 4 + size:
-                raise _Unsure
-        else:
-            raise _Unsure  # chunked: not NNabla's layout
-
-    def _attribute(self, body):
-        version, _, name_size, type_size, space_size = struct.unpack_from("<BBHHH", body)
-        if version != 1 or not 1 < name_size <= 256:
-            raise _Unsure
-        position = 8
-        name = body[position : position + name_size]
-        if len(name) != name_size or name[-1] != 0 or 0 in name[:-1]:
-            raise _Unsure
-        position += _padded(name_size)
-        if len(body) < position + type_size:
-            raise _Unsure
-        itemsize = self._datatype(body[position : position + type_size])
-        position += _padded(type_size)
-        dims = self._dataspace(body[position : position + space_size] + bytes(8))
-        position += _padded(space_size)
-        if math.prod(dims) > 1 or len(body) < position + itemsize * math.prod(dims):
-            raise _Unsure
-
-
 def _padded(size):
     return (size + 7) // 8 * 8
 
 
-#: Object header messages that lead HDF5 to no other structure: NIL, dataspace, fill
-#: value, link, group info, filter pipeline, comment, the two modification times,
-#: reference count.
-_SELF_CONTAINED = {0x00, 0x01, 0x05, 0x06, 0x0A, 0x0B, 0x0D, 0x0E, 0x12, 0x16}
-#: Datatype classes that may lead to the global heap (no checksums): compound,
-#: reference, variable-length, array.
-_HEAP_TYPES = {6, 7, 9, 10}
-
-
-class _V2Objects(_Reader):
+class _V2Objects(_Messages):
     """Object headers of an HDF5 1.8+ file, read before HDF5 opens them."""
 
     def check(self):
@@ -393,10 +419,11 @@ class _V2Objects(_Reader):
         return superblock[:8] == _SIGNATURE and _fails_checksum(superblock)
 
     def admits(self, address):
-        """True when HDF5 may open the object at ``address``: all it reads is checksummed,
-        or its header's checksum is wrong (HDF5 then refuses it with a clean error)."""
+        """True when HDF5 may open the object at ``address``: all it reads is checksummed
+        and as h5py writes it, or its header's checksum is wrong (HDF5 then refuses it
+        with a clean error)."""
         return bool(
-            self.guarded(_V2Objects._object, address)
+            self.guarded(_V2Objects._vouch, address)
             or self.guarded(_V2Objects._checksum_fails, address)
         )
 
@@ -411,16 +438,39 @@ class _V2Objects(_Reader):
         end = start + width + int.from_bytes(self.read(start, width), "little")
         return _fails_checksum(self.read(address, end + 4 - address))
 
+    def _vouch(self, address):
+        """A dataset or a group, each message checked against what h5py writes."""
+        messages = self._object(address)
+        if any(kind == 0x08 for kind, _ in messages):
+            self._dataset(messages)
+            return True
+        kinds = [kind for kind, _ in messages]
+        if kinds.count(0x02) != 1 or kinds.count(0x0A) != 1:
+            raise _Unsure  # an old-style group (a symbol table), a named datatype, ...
+        for kind, body in messages:
+            if kind == 0x02:
+                self._link_info(body)
+            elif kind == 0x06:
+                self._link(body)
+            elif kind == 0x0C:
+                self._attribute(body)
+            elif kind == 0x15:
+                self._attribute_info(body)
+            elif kind not in (0x0A, 0x0E, 0x12):  # group info, modification times
+                raise _Unsure
+        return True
+
     def _object(self, address):
-        """Reads a version 2 object header ("OHDR") and its continuation blocks."""
+        """``[(type, body)]`` of a version 2 object header ("OHDR") and its "OCHK" blocks."""
         head = self.read(address, 6)
-        if head[:5] != b"OHDR\2":
+        if head[:5] != b"OHDR\2" or head[5] & ~0x3F:
             raise _Unsure  # a version 1 header: no checksum
         flags = head[5]
         start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
         width = 1 << (flags & 3)
         blocks = [(start + width, int.from_bytes(self.read(start, width), "little"))]
         header = 6 if flags & 0x04 else 4  # a message's type, size, flags (, creation order)
+        messages = []
         while blocks:
             start, length = blocks.pop()
             self.once(start, "an object header block")
@@ -436,36 +486,40 @@ class _V2Objects(_Reader):
                     if span < 8 or self.read(where, 4) != b"OCHK":
                         raise _Unsure
                     blocks.append((where + 4, span - 8))
-                else:
-                    self._message(kind, body)
-        return True
+                elif kind:
+                    messages.append((kind, body))
+        return messages
 
-    def _message(self, kind, body):
-        if kind in _SELF_CONTAINED:
-            return
-        if kind == 0x03:
-            self._datatype(body)
-        elif kind == 0x08:  # layout: compact or contiguous, not chunked (an index HDF5
-            if body[1] not in (0, 1):  # walks whole, a B-tree without checksums before
-                raise _Unsure  # HDF5 1.10) nor virtual (a global heap, no checksums)
-        elif kind in (0x02, 0x15):  # link info, attribute info: dense storage's heap
-            flags = body[1]
-            counter = (8 if kind == 0x02 else 2) if flags & 1 else 0
-            (heap,) = struct.unpack_from("<Q", body, 2 + counter)
-            if heap != _UNDEFINED:
-                self._fractal_heap(heap)
-        elif kind == 0x0C:  # attribute: its datatype
-            version, flags, name_size = body[0], body[1], struct.unpack_from("<H", body, 2)[0]
-            if version not in (1, 2, 3) or (version > 1 and flags & 0x03):
-                raise _Unsure  # shared datatype or dataspace
-            start = 8 + (_padded(name_size) if version == 1 else name_size + (version == 3))
-            self._datatype(body[start:])
+    def _link_info(self, body):
+        flags = body[1]
+        heap, _ = struct.unpack_from("<QQ", body, 2 + (8 if flags & 1 else 0))
+        if body[0] != 0 or flags & ~3:
+            raise _Unsure
+        if heap != _UNDEFINED:  # dense storage: the links are in a heap
+            self._fractal_heap(heap)
+
+    def _link(self, body):
+        """A link message: its fields fill it exactly; a hard link points inside the file."""
+        version, flags = body[0], body[1]
+        if version != 1 or flags & ~0x1F:
+            raise _Unsure
+        position = 2
+        kind = body[position] if flags & 0x08 else 0
+        position += (1 if flags & 0x08 else 0) + (8 if flags & 0x04 else 0) + (flags >> 4 & 1)
+        width = 1 << (flags & 3)
+        length = int.from_bytes(body[position : position + width], "little")
+        position += width + length
+        if kind == 0:
+            (address,) = struct.unpack_from("<Q", body, position)
+            position += 8
+            if address >= self.size:
+                raise _Unsure
+        elif kind in (1, 64):  # soft, external: refused by the walk, by name
+            (size,) = struct.unpack_from("<H", body, position)
+            position += 2 + size
         else:
-            raise _Unsure  # symbol table (old-style group), external files, ...
-
-    @staticmethod
-    def _datatype(body):
-        if body[0] & 0x0F in _HEAP_TYPES:
+            raise _Unsure
+        if not length or position != len(body):
             raise _Unsure
 
     def _fractal_heap(self, address):
