@@ -124,3 +124,21 @@ class _HandedOver(Exception):
 
 def _handed_over(stream, label):
     raise _HandedOver
+
+
+def forged_object_header(data, old, new):
+    """``old`` replaced by ``new`` (as long) in the first HDF5 1.8 object header holding it,
+    whose checksum is then made right again: damage HDF5 cannot see."""
+    from nnabla_modules._h5_check import lookup3  # HDF5's checksum
+
+    data = bytearray(data)
+    at = data.index(old)
+    header = data.rindex(b"OHDR", 0, at)
+    flags = data[header + 5]
+    start = header + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+    width = 1 << (flags & 3)
+    end = start + width + int.from_bytes(data[start : start + width], "little")
+    assert at + len(old) <= end, "not in the object header's first block"
+    data[at : at + len(old)] = new
+    struct.pack_into("<I", data, end, lookup3(bytes(data[header:end])))
+    return bytes(data)

@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import pytest
 from crafted_h5 import (
+    forged_object_header,
     load_outcome,
     looping_free_list,
     nnabla_file,
@@ -311,3 +312,20 @@ def test_files_written_here_are_vouched_for_without_a_child(tmp_path, no_child):
     files.write_parameters(tmp_path / "net.h5", values)  # 20 groups in one: dense storage
     loaded = files.read_parameters(tmp_path / "net.h5")
     assert list(loaded) == list(values)
+
+
+def test_a_forged_checksummed_header_unlike_what_h5py_writes_goes_to_the_child(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "forged.h5"
+    files.write_parameters(path, {"affine/W": np.ones((4, 3), np.float32)})
+    float32 = bytes.fromhex("11201f0004000000" "00002000" "17080017" "7f000000")
+    assert float32 in path.read_bytes()
+    odd = float32[:-4] + bytes.fromhex("7e000000")  # another exponent bias
+    path.write_bytes(forged_object_header(path.read_bytes(), float32, odd))
+    with h5py.File(path, "r") as handle:
+        assert handle["affine/W"].shape == (4, 3)  # HDF5 reads it: the checksum is right
+    probed = _probes(monkeypatch)
+    with contextlib.suppress(files.ParameterFileError):  # whichever the child says
+        files.read_parameters(path)
+    assert probed == [repr(str(path))], probed
