@@ -53,7 +53,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 from nnabla.utils import nnabla_pb2
 
-from . import _h5
+from . import _h5, _unzip
 from ._atomic import write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
@@ -278,7 +278,8 @@ def _open_nnp(source, label, stack):
     each closed before the next, a later value of a key replacing an earlier one.
 
     The archive's real size bounds what it may unpack: its members' sizes and the
-    chunked datasets inside them draw on one :class:`~nnabla_modules._h5.Budget`.
+    chunked datasets inside them draw on one :class:`~nnabla_modules._h5.Budget`,
+    and each member is unpacked in bounded pieces (``_unzip.py``).
     """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
     budget = _h5.Budget(label, _stored_size(archive.fp))
@@ -288,7 +289,7 @@ def _open_nnp(source, label, stack):
         if ext not in READ_FORMATS or ext == ".nnp":
             continue  # nnp_version.txt, optimizer states
         member = f"{label} (member {_h5.short(repr(info.filename))})"
-        data = _io.BytesIO(_unpacked(archive, info, member, budget))
+        data = _io.BytesIO(_unzip.member_bytes(archive, info, member, budget))
         data.name = member
         with contextlib.ExitStack() as member_stack:
             if ext == ".h5":
@@ -306,13 +307,6 @@ def _stored_size(stream):
         return stream.seek(0, os.SEEK_END)
     finally:
         stream.seek(position)
-
-
-def _unpacked(archive, info, member, budget):
-    """The member's bytes, refused (from its declared size) before they are unpacked."""
-    budget.spend(info.file_size, member)  # zipfile never unpacks more than declared
-    with archive.open(info) as handle:
-        return handle.read()
 
 
 _OPENERS = {

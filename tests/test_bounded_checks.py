@@ -205,6 +205,21 @@ def test_an_nnp_member_overstating_its_compressed_size_is_refused_before_unpacki
     assert peak < 4 * MB, peak
 
 
+def test_an_nnp_member_is_unpacked_in_bounded_pieces_whatever_it_declares(tmp_path):
+    path = tmp_path / "understated.nnp"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("parameter.protobuf", bytes(64 * MB))  # 79 bytes of bzip2
+    data = bytearray(path.read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, 1000)  # "unpacks to 1,000 bytes"
+    struct.pack_into("<I", data, central + 24, 1000)
+    path.write_bytes(data)
+    peak, error = _peak(lambda: _load(path))
+    assert isinstance(error, files.ParameterFileError), error
+    assert "understated.nnp" in str(error) and "1,000 bytes" in str(error), error
+    assert peak < 8 * MB, peak  # zipfile unpacks the whole bzip2 stream at once: 64 MiB
+
+
 def _h5_bytes(values, **options):
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as handle:
