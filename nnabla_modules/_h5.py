@@ -4,12 +4,13 @@ Depends on h5py and numpy only: the crash probe (:func:`probe`) runs this file
 in a fresh interpreter, without importing NNabla.
 
 The walk is linear in the file's size: each group is opened from its parent
-(never by its full path) and its links are listed once. It refuses what NNabla
-never writes and what would make a load read other files or allocate more
-than the file declares: soft, external and user-defined links, virtual
-datasets, datasets stored in external files, an object reached twice, names
-that are not UTF-8, attributes that are not one number, and chunked datasets
-whose declared size is out of proportion to what the file stores.
+(never by its full path) and its links are listed once, no more in all than
+the file can hold. It refuses what NNabla never writes and what would make a
+load read other files or allocate more than the file declares: soft, external
+and user-defined links, virtual datasets, datasets stored in external files,
+an object reached twice, names that are not UTF-8, attributes that are not one
+number, and chunked datasets whose declared sizes, each or together
+(:class:`Budget`), are out of proportion to what the file stores.
 """
 
 import contextlib
