@@ -41,8 +41,9 @@ def vouch(stream):
         for the root already (another layout, or damage).
 
     Raises:
-        Damaged: The file breaks HDF5's format in a way HDF5 itself would
-            follow forever (a structure reached twice, a free list that loops).
+        Damaged: The file breaks HDF5's format for certain: no HDF5 signature,
+            shorter than its superblock declares, or a structure that HDF5
+            would follow for ever (reached twice, a free list that loops).
     """
     version = _Reader(stream).guarded(_Reader.version)
     if version == 0 and _V0File(stream).guarded(_V0File.check):
