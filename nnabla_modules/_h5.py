@@ -4,16 +4,19 @@ Depends on h5py and numpy only: the crash probe (:func:`probe`) runs this file
 in a fresh interpreter, without importing NNabla.
 
 The walk is linear in the file's size: each group is opened from its parent
-(never by its full path) and its links are listed once. It refuses what NNabla
-never writes and what would make a load read other files or allocate more
-than the file declares: soft, external and user-defined links, virtual
-datasets, datasets stored in external files, an object reached twice, names
-that are not UTF-8, attributes that are not one number, and chunked datasets
-whose declared size is out of proportion to what the file stores.
+(never by its full path) and its links are listed once, no more in all than
+the file can hold. It refuses what NNabla never writes and what would make a
+load read other files or allocate more than the file declares: soft, external
+and user-defined links, virtual datasets, datasets stored in external files,
+an object reached twice, names that are not UTF-8, attributes that are not one
+number, and chunked datasets whose declared sizes, each or together
+(:class:`Budget`), are out of proportion to what the file stores.
 """
 
+import contextlib
 import math
 import os
+import signal
 import subprocess
 import sys
 from collections import namedtuple
@@ -47,21 +50,63 @@ def short(text, limit=QUOTE_LIMIT):
 Entry = namedtuple("Entry", "name dataset shape dtype need_grad index")
 
 
-def entries(handle, label):
+class Budget:
+    """The bytes a file may make a reader allocate beyond its own: :data:`MAX_RATIO` per
+    stored byte, at least :data:`SMALL`, for the whole file (an ``.nnp`` archive's
+    members and the chunked datasets inside them draw on one budget).
+
+    Args:
+        label (str): The file, as errors name it.
+        stored (int): Its size in bytes, as stored.
+    """
+
+    def __init__(self, label, stored):
+        self.label, self.stored = label, stored
+        self.left = self.limit = max(MAX_RATIO * stored, SMALL)
+
+    def spend(self, nbytes, what):
+        """Takes ``nbytes`` for ``what``; raises ParameterFileError past the limit."""
+        if nbytes > self.left:
+            raise ParameterFileError(
+                f"{what} declares {nbytes:,} bytes, past what {self.label} may declare "
+                f"in all: {self.limit:,} bytes for the {self.stored:,} bytes it stores "
+                "(more than any real file compresses)"
+            )
+        self.left -= nbytes
+
+
+class Unvouched(Exception):
+    """An object the check before HDF5 cannot vouch for: the file goes to :func:`probe`."""
+
+
+def entries(handle, label, budget=None, admits=None):
     """Every dataset of an open file, checked, as :class:`Entry` in name order.
+
+    Args:
+        handle (h5py.File): The file.
+        label (str): How errors name it.
+        budget (Budget, optional): What its chunked datasets may declare in all;
+            by default, that of the file's own size.
+        admits (callable, optional): ``admits(address)`` before each object is
+            opened (``_h5_check.vouch``); False raises :class:`Unvouched`.
 
     Raises:
         ParameterFileError: Anything a parameter file must not hold.
     """
     file_size = handle.id.get_filesize()  # of the file HDF5 has open, not of a path
-    return [_entry(name, dataset, label, file_size) for name, dataset in _datasets(handle, label)]
+    budget = budget or Budget(label, file_size)
+    return [
+        _entry(name, dataset, label, file_size, budget)
+        for name, dataset in _datasets(handle, label, admits)
+    ]
 
 
-def _datasets(handle, label):
+def _datasets(handle, label, admits):
     """``[(name, DatasetID)]``: a depth-first walk in name order, as ``visititems`` goes."""
     found, seen = [], set()
+    links = _Links(label, handle.id.get_filesize())
     root = h5py.h5g.open(handle.id, b"/")
-    stack = [("", root, iter(_link_names(root)))]
+    stack = [("", root, links.names(root))]
     while stack:
         prefix, group, names = stack[-1]
         raw = next(names, None)
@@ -80,10 +125,12 @@ def _datasets(handle, label):
                 f"{label}: {short(repr(name))} is an object reached a second time (a hard link)"
             )
         seen.add(link.u)
+        if admits is not None and not admits(link.u):
+            raise Unvouched(name)
         obj = h5py.h5o.open(group, raw)
         kind = h5py.h5i.get_type(obj)
         if kind == h5py.h5i.GROUP:
-            stack.append((name + "/", obj, iter(_link_names(obj))))
+            stack.append((name + "/", obj, links.names(obj)))
         elif kind == h5py.h5i.DATASET:
             found.append((name, obj))
         else:
@@ -96,10 +143,30 @@ def _datasets(handle, label):
 _LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
 
 
-def _link_names(group):
-    names = []
-    group.links.iterate(names.append, idx_type=h5py.h5.INDEX_NAME, order=h5py.h5.ITER_INC)
-    return names
+class _Links:
+    """Lists groups' links, no more in all than the file can hold: each takes 8 bytes of
+    it at least, in any format, so HDF5 walking a group's index that loops or shares
+    nodes is stopped in time linear in the file."""
+
+    def __init__(self, label, file_size):
+        self.label, self.file_size = label, file_size
+        self.room = file_size // 8
+
+    def names(self, group):
+        names = []
+
+        def take(name):
+            names.append(name)
+            self.room -= 1
+            return True if self.room < 0 else None  # anything but None stops HDF5
+
+        group.links.iterate(take, idx_type=h5py.h5.INDEX_NAME, order=h5py.h5.ITER_INC)
+        if self.room < 0:
+            raise ParameterFileError(
+                f"{self.label}: its structure loops: its groups list more links than its "
+                f"{self.file_size:,} bytes can hold"
+            )
+        return iter(names)
 
 
 def _text(raw, prefix, label):
@@ -111,7 +178,7 @@ def _text(raw, prefix, label):
         ) from None
 
 
-def _entry(name, dataset, label, file_size):
+def _entry(name, dataset, label, file_size, budget):
     what = f"{label}: dataset {short(repr(name))}"
     if dataset.get_space().get_simple_extent_type() not in (h5py.h5s.SIMPLE, h5py.h5s.SCALAR):
         raise ParameterFileError(f"{what} has no shape (a null dataspace)")
@@ -122,7 +189,7 @@ def _entry(name, dataset, label, file_size):
     if dtype.kind not in NUMBER_KINDS:
         raise ParameterFileError(f"{what} holds {short(dtype)}, not numbers")
     shape = dataset.shape
-    _check_storage(dataset, what, math.prod(shape) * dtype.itemsize, file_size)
+    _check_storage(dataset, what, math.prod(shape) * dtype.itemsize, file_size, budget)
     need_grad = _attribute(dataset, b"need_grad", (h5py.h5t.ENUM, h5py.h5t.INTEGER), what)
     if need_grad is None:
         raise ParameterFileError(
@@ -132,7 +199,7 @@ def _entry(name, dataset, label, file_size):
     return Entry(name, dataset, shape, dtype, bool(need_grad), index)
 
 
-def _check_storage(dataset, what, nbytes, file_size):
+def _check_storage(dataset, what, nbytes, file_size, budget):
     plist = dataset.get_create_plist()
     if plist.get_external_count():
         raise ParameterFileError(f"{what} keeps its values in external files")
@@ -151,6 +218,7 @@ def _check_storage(dataset, what, nbytes, file_size):
                 f"{what} declares {nbytes:,} bytes of values in chunks of {chunk_bytes:,} "
                 f"bytes but stores {stored:,} bytes"
             )
+        budget.spend(nbytes, what)
 
 
 def _attribute(dataset, name, classes, what):
@@ -182,41 +250,75 @@ def _attribute(dataset, name, classes, what):
 
 # --- the crash probe --------------------------------------------------------------------
 
+#: The child's time: this many seconds, plus one per ``PROBE_BYTES_PER_SECOND`` of file.
+PROBE_SECONDS = 10.0
+PROBE_BYTES_PER_SECOND = 64 << 20
+#: The address space the child may take beyond what its interpreter and imports hold.
+PROBE_MEMORY = 512 << 20
+
+
+def not_readable(label, ext, error):
+    """The ParameterFileError for whatever a reader raised on a file that is not one."""
+    detail = short(str(error) or type(error).__name__)
+    return ParameterFileError(f"{label} is not a readable NNabla {ext} parameter file: {detail}")
+
 
 def probe(stream, label):
     """Reads the structure of the file in ``stream`` in a fresh interpreter first.
 
-    HDF5 trusts a file's metadata: some damage to an unchecksummed file (found
-    by fuzzing: one flipped bit in an attribute's datatype) crashes the C
-    library, which no ``except`` can catch. A child process meets the crash
-    instead. It reports success by printing ``ok``, so the verdict never
-    depends on exit statuses (which a process ignoring ``SIGCHLD`` cannot
-    see); any exception here, Ctrl-C included, kills and reaps it. A file on
-    disk is handed over as the open file itself (Linux), other streams as
-    bytes on the child's standard input.
+    HDF5 trusts a file's metadata: some damage to an unchecksummed file crashes
+    the C library, loops forever or allocates without end, and no ``except``
+    catches that. A child process meets it instead, bounded: it has
+    :data:`PROBE_SECONDS` (more for a larger file), :data:`PROBE_MEMORY` of
+    address space (``RLIMIT_AS``), its own process group, and dies with the
+    process that started it (``PR_SET_PDEATHSIG`` on Linux). On a timeout or
+    any exception here, Ctrl-C included, its group is killed and it is
+    reaped. It reports by printing ``ok`` or ``error`` and the message, so the
+    verdict never depends on exit statuses (which a process ignoring
+    ``SIGCHLD`` cannot see), and a file it finds unreadable is never opened
+    here. A file on disk is handed over as the open file itself (Linux), other
+    streams as bytes on the child's standard input.
 
-    Returns:
-        bool: True when the walk completed or failed cleanly; False when it
-        crashed the library. Raises OSError when no child can be started.
+    Raises:
+        ParameterFileError: The file is unreadable, or reading it crashed the
+            child, ran out of time or of memory.
+        OSError: No child can be started.
     """
     held = _held_file(stream)
     data = b"" if held else _all_bytes(stream)
+    timeout = PROBE_SECONDS + (len(data) or os.path.getsize(held)) / PROBE_BYTES_PER_SECOND
     # -I: neither the working folder nor the environment can put modules in its way
-    command = [sys.executable, "-I", "-c", _PROBE, __file__, os.pathsep.join(sys.path), held]
+    command = [sys.executable, "-I", "-c", _PROBE, __file__, os.pathsep.join(sys.path), held,
+               label, str(os.getpid()), str(PROBE_MEMORY)]  # fmt: skip
     child = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         pass_fds=(stream.fileno(),) if held else (),
+        start_new_session=True,  # its own process group, killed whole below
     )
     try:
-        verdict, _ = child.communicate(data)
+        verdict, _ = child.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        verdict = None
     finally:  # also on Ctrl-C: never leave a child running, nor a zombie
-        if child.poll() is None:
-            child.kill()
+        if child.returncode is None:  # not reaped yet: its process group is still its own
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-    return verdict in (b"ok", b"error")
+    if verdict == b"ok":
+        return
+    if verdict and verdict.startswith(b"error\n"):
+        raise ParameterFileError(verdict[6:].decode("utf-8", "replace"))
+    cause = (
+        f"reading it took a child process more than {timeout:.0f} s (its metadata loops?)"
+        if verdict is None
+        else "reading it crashed the HDF5 library in a child process, or exhausted its memory"
+    )
+    raise ParameterFileError(
+        f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted ({cause})"
+    )
 
 
 def _held_file(stream):
@@ -237,25 +339,49 @@ def _all_bytes(stream):
         stream.seek(position)
 
 
+# Dies with its parent, and does nothing if the parent died before that was set.
 _PROBE = """
-import importlib.util, os, sys
+import ctypes, os, signal, sys
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[5]):
+    sys.exit(1)
+import importlib.util
 sys.path[:0] = [p for p in sys.argv[2].split(os.pathsep) if p]
 spec = importlib.util.spec_from_file_location("_h5_probe", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-module.probe_main(sys.argv[3])
+module.probe_main(sys.argv[3], sys.argv[4], int(sys.argv[6]))
 """
 
 
-def probe_main(held):
+def probe_main(held, label, memory):
     import io
 
+    # its own open file description: the parent's offset is not moved
+    stream = open(held, "rb") if held else io.BytesIO(sys.stdin.buffer.read())  # noqa: SIM115
+    _limit_memory(memory)
     try:
-        # its own open file description: the parent's offset is not moved
-        stream = open(held, "rb") if held else io.BytesIO(sys.stdin.buffer.read())
         with stream, h5py.File(stream, "r") as handle:
-            entries(handle, "probe")
-    except Exception:
-        sys.stdout.write("error")  # a clean error: the parent reads the file and reports it
+            entries(handle, label)
+    except ParameterFileError as error:
+        message = str(error)
+    except Exception as error:  # noqa: BLE001 (reported to the parent, which raises it)
+        message = str(not_readable(label, ".h5", error))
+    else:
+        sys.stdout.write("ok")
         return
-    sys.stdout.write("ok")
+    sys.stdout.write("error\n" + message)
+
+
+def _limit_memory(extra):
+    """Caps this process's address space at what it holds now plus ``extra`` bytes."""
+    try:
+        import resource
+
+        with open("/proc/self/status") as status:
+            held = next(int(line.split()[1]) for line in status if line.startswith("VmSize"))
+    except (ImportError, OSError, StopIteration):  # not Linux: the timeout still holds
+        return
+    limit = held * 1024 + extra
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))

@@ -1,86 +1,100 @@
-"""The cheap check: an NNabla-written ``.h5`` file read by Python before HDF5 reads it.
+"""The cheap check: an ``.h5`` file's structure read by Python before HDF5 reads it.
 
-NNabla's own files have no metadata checksums, so damage could crash the
-HDF5 library. :func:`plainly_intact` reads their structure here, in Python;
-what it cannot vouch for goes to the crash probe of ``_h5.py``.
+HDF5 trusts a file's metadata: damage can crash the library, loop forever or
+allocate without end. :func:`vouch` reads here, in Python, what HDF5 will
+read, and says what it vouches for; what it cannot vouch for goes to the
+child process of ``_h5.py`` (:func:`~nnabla_modules._h5.probe`).
 """
 
-import math
-import os
 import struct
 
+from ._h5_read import (
+    MAX_OBJECTS,
+    SIGNATURE,
+    UNDEFINED,
+    Damaged,
+    Messages,
+    Reader,
+    Unsure,
+    fails_checksum,
+    lookup3,
+    whole,
+)
 
-def plainly_intact(stream):
-    """True when Python can tell that HDF5 may read this unchecksummed file safely.
+__all__ = ["Damaged", "lookup3", "vouch"]
 
-    Files written by ``nn.save_parameters`` (h5py's defaults: HDF5's earliest
-    format, version 0 superblock, no checksums) are checked here in Python,
-    structure by structure, against exactly what such files hold: the
-    superblock, each group's B-tree, symbol-table nodes and name heap, and each
-    object header's messages (dataspace, datatype, fill value, contiguous or
-    compact layout, attributes), every address inside the file and every
-    object reached once. False means "cannot tell": a file of another shape,
-    or damage; the caller then reads the structure in a child process
-    (:func:`probe`). The check reads only metadata: its time grows with the
+
+def vouch(stream):
+    """What Python vouches for in the HDF5 file ``stream``, before HDF5 reads it.
+
+    * Files written by ``nn.save_parameters`` (h5py's defaults: HDF5's earliest
+      format, no checksums) are checked whole, structure by structure, against
+      exactly what such files hold: the superblock, each group's B-tree,
+      symbol-table nodes and name heap (its free list too), and each object
+      header's messages (dataspace, datatype, fill value, contiguous or compact
+      layout, attributes), every address inside the file and every structure
+      reached once.
+    * Files in HDF5 1.8's format and later (version 2 or 3 superblock: what
+      ``save_parameters`` writes) have checksums over their metadata, but only
+      where the structures are the new ones. The superblock and each object
+      header are read here before HDF5 opens them: the object is vouched for
+      when it and everything it leads HDF5 to (link and attribute heaps, B-tree
+      indexes, chunk indexes, continuation blocks) carry checksums, so damage
+      is a clean error. An old-style group, a chunked dataset's version 1
+      B-tree, an external file list or a shared message is not vouched for.
+
+    The check reads metadata only, each structure once: its time grows with the
     number of parameters, not with their size.
+
+    Returns:
+        A function ``admits(address)``, to call before HDF5 opens each object
+        below the root (by its address): True when it is vouched for (always
+        True for a file checked whole), False when it is not (the caller then
+        reads the file in the child process). None when Python cannot vouch
+        for the root already (another layout, or damage).
+
+    Raises:
+        Damaged: The file breaks HDF5's format for certain: no HDF5 signature,
+            shorter than its superblock declares, or a structure that HDF5
+            would follow for ever (reached twice, a free list that loops).
     """
-    try:
-        _V0File(stream).check()
-    except _Unsure:
-        return False
+    version = Reader(stream).guarded(Reader.version)
+    if version == 0 and _V0File(stream).guarded(_V0File.check):
+        return _everything
+    if version in (2, 3):
+        objects = _V2Objects(stream)
+        if objects.guarded(_V2Objects.check):
+            return objects.admits
+        if objects.guarded(_V2Objects.superblock_fails_checksum):
+            return _everything  # HDF5 refuses a damaged superblock with a clean error
+    return None
+
+
+def _everything(address):
     return True
 
 
-class _Unsure(Exception):
-    pass
-
-
-_UNDEFINED = 0xFFFFFFFFFFFFFFFF
-_MAX_RANK = 32
-_MAX_OBJECTS = 1 << 20
-#: IEEE floats as HDF5 describes them: size -> (sign bit, exponent location,
-#: exponent size, mantissa location, mantissa size, exponent bias).
-_IEEE = {2: (15, 10, 5, 0, 10, 15), 4: (31, 23, 8, 0, 23, 127), 8: (63, 52, 11, 0, 52, 1023)}
-
-
-class _V0File:
-    """One pass over the metadata of a version 0 HDF5 file; raises _Unsure on any doubt."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.size = stream.seek(0, os.SEEK_END)
-        self.seen = set()
-
-    def read(self, offset, size):
-        if offset < 0 or size < 0 or offset + size > self.size:
-            raise _Unsure
-        self.stream.seek(offset)
-        data = self.stream.read(size)
-        if len(data) != size:
-            raise _Unsure
-        return data
+class _V0File(Messages):
+    """One pass over the metadata of a version 0 HDF5 file; raises Unsure on any doubt."""
 
     def check(self):
-        position = self.stream.tell()
-        try:
-            self._superblock()
-        except (ValueError, OverflowError, IndexError, struct.error):
-            raise _Unsure from None
-        finally:
-            self.stream.seek(position)
+        self._superblock()
+        return True
 
     def _superblock(self):
         head = self.read(0, 96)
         fixed = struct.unpack_from("<8s8BHHI", head)
         signature, versions, leaf_k, internal_k = fixed[0], fixed[1:9], fixed[9], fixed[10]
-        if signature != b"\x89HDF\r\n\x1a\n" or versions[:6] != (0, 0, 0, 0, 0, 8):
-            raise _Unsure
+        if signature != SIGNATURE or versions[:6] != (0, 0, 0, 0, 0, 8):
+            raise Unsure
         if versions[6] != 8 or not (0 < leaf_k <= 1024 and 0 < internal_k <= 1024):
-            raise _Unsure
+            raise Unsure
         base, free, end, driver = struct.unpack_from("<4Q", head, 24)
-        if base != 0 or free != _UNDEFINED or driver != _UNDEFINED or end > self.size:
-            raise _Unsure
-        self.size, self.k = end, max(leaf_k, internal_k)  # HDF5 reads nothing past the EOF
+        if base != 0 or free != UNDEFINED or driver != UNDEFINED:
+            raise Unsure
+        whole(end, self.size)
+        self.size = end  # HDF5 reads nothing past the EOF
+        self.leaf_k, self.internal_k = leaf_k, internal_k
         _, header, cache, _ = struct.unpack_from("<QQII", head, 56)
         self._groups(header, cache, head[80:96])
 
@@ -93,58 +107,76 @@ class _V0File:
             header, cache, scratch = pending.pop()
             messages = self._object(header)
             if [kind for kind, _ in messages] != [0x11]:
-                raise _Unsure
+                raise Unsure
             tree, heap = struct.unpack_from("<QQ", messages[0][1])
             if cache == 1 and struct.unpack("<QQ", scratch) != (tree, heap):
-                raise _Unsure
+                raise Unsure
             names = self._heap(heap)
-            for name_offset, child, child_cache, child_scratch in self._tree(tree, depth=0):
+            for name_offset, child, child_cache, child_scratch in self._tree(tree):
                 self._name(names, name_offset)
                 if child_cache == 1:
                     pending.append((child, 1, child_scratch))
                 elif child_cache == 0:
-                    self._dataset(child)
+                    self._dataset(self._object(child))
                 else:
-                    raise _Unsure  # a soft link: refused later, by the walk, after the probe
+                    raise Unsure  # a soft link: refused later, by the walk, after the probe
 
     def _heap(self, address):
         head = self.read(address, 32)
         signature, version = head[:4], head[4]
-        size, _, data = struct.unpack_from("<QQQ", head, 8)
+        size, free, data = struct.unpack_from("<QQQ", head, 8)
         if signature != b"HEAP" or version != 0 or size > self.size:
-            raise _Unsure
-        return self.read(data, size)
+            raise Unsure
+        names = self.read(data, size)
+        self._free_list(names, free, address)
+        return names
+
+    @staticmethod
+    def _free_list(names, offset, address):
+        """HDF5 follows a heap's free list when it reads the heap: each block once, inside it."""
+        seen = set()
+        while offset != 1:  # HDF5's end of the list
+            if offset in seen:
+                raise Damaged(f"its structure loops: the name heap at byte {address}'s free list")
+            seen.add(offset)
+            if offset % 8 or offset + 16 > len(names):
+                raise Unsure
+            following, size = struct.unpack_from("<QQ", names, offset)
+            if size < 16 or size % 8 or offset + size > len(names):
+                raise Unsure
+            offset = following
 
     @staticmethod
     def _name(names, offset):
         end = names.find(b"\0", offset)
         if offset >= len(names) or end <= offset:
-            raise _Unsure
+            raise Unsure
 
-    def _tree(self, address, depth):
-        """Yields the symbol-table entries under a group B-tree node."""
-        if depth > 64:
-            raise _Unsure
-        head = self.read(address, 24)
-        if head[:4] != b"TREE" or head[4] != 0:
-            raise _Unsure
-        level, used = head[5], struct.unpack_from("<H", head, 6)[0]
-        if used > 2 * self.k:
-            raise _Unsure
-        body = self.read(address + 24, 8 + 16 * used)
-        for index in range(used):
-            child = struct.unpack_from("<Q", body, 8 + 16 * index)[0]
+    def _tree(self, address):
+        """Yields the symbol-table entries under a group B-tree, each node read once."""
+        pending = [(address, None)]
+        while pending:
+            address, expected = pending.pop()
+            self.once(address, "a group B-tree node")
+            # HDF5 reads a node's full size: keys and children for 2K entries
+            head = self.read(address, 24 + 8 * (4 * self.internal_k + 1))
+            level, used = head[5], struct.unpack_from("<H", head, 6)[0]
+            if head[:5] != b"TREE\0" or used > 2 * self.internal_k or expected not in (None, level):
+                raise Unsure
+            children = [struct.unpack_from("<Q", head, 32 + 16 * i)[0] for i in range(used)]
             if level:
-                yield from self._tree(child, depth + 1)
+                pending.extend((child, level - 1) for child in reversed(children))
             else:
-                yield from self._symbols(child)
+                for child in children:
+                    yield from self._symbols(child)
 
     def _symbols(self, address):
-        head = self.read(address, 8)
+        self.once(address, "a symbol table node")
+        node = self.read(address, 8 + 80 * self.leaf_k)  # HDF5 reads a node's full size
+        head, body = node[:8], node[8:]
         count = struct.unpack_from("<H", head, 6)[0]
-        if head[:6] != b"SNOD\x01\x00" or count > 2 * self.k:
-            raise _Unsure
-        body = self.read(address + 8, 40 * count)
+        if head[:6] != b"SNOD\x01\x00" or count > 2 * self.leaf_k:
+            raise Unsure
         for index in range(count):
             name, header, cache = struct.unpack_from("<QQI", body, 40 * index)
             yield name, header, cache, body[40 * index + 24 : 40 * index + 40]
@@ -153,12 +185,12 @@ class _V0File:
 
     def _object(self, address):
         """``[(type, body)]`` of a version 1 object header, each message checked for framing."""
-        if address in self.seen or len(self.seen) >= _MAX_OBJECTS:
-            raise _Unsure
+        if address in self.seen or len(self.seen) >= MAX_OBJECTS:
+            raise Unsure  # a hard link: HDF5 reads it, the walk refuses it cleanly
         self.seen.add(address)
         version, _, count, references, size = struct.unpack("<BBHII", self.read(address, 12))
         if version != 1 or references != 1:
-            raise _Unsure
+            raise Unsure
         blocks, messages = [(address + 16, size)], []
         while blocks:
             start, length = blocks.pop(0)
@@ -168,119 +200,148 @@ class _V0File:
                 kind, body_size, flags = struct.unpack_from("<HHB", block, position)
                 body = block[position + 8 : position + 8 + body_size]
                 if len(body) != body_size or body_size % 8 or flags & ~1:
-                    raise _Unsure  # shared or otherwise unusual messages
+                    raise Unsure  # shared or otherwise unusual messages
                 position += 8 + body_size
                 if kind == 0x10:  # continuation: more messages elsewhere
                     blocks.append(struct.unpack("<QQ", body[:16]))
                 messages.append((kind, body))
                 if len(messages) > count:
-                    raise _Unsure
+                    raise Unsure
             if position != length:
-                raise _Unsure
+                raise Unsure
         if len(messages) != count:
-            raise _Unsure
+            raise Unsure
         return [(kind, body) for kind, body in messages if kind not in (0x00, 0x10)]
 
-    def _dataset(self, address):
-        found = {}
-        for kind, body in self._object(address):
-            if kind == 0x0C:
+
+class _V2Objects(Messages):
+    """Object headers of an HDF5 1.8+ file, read before HDF5 opens them."""
+
+    def check(self):
+        """The superblock (version 2 or 3) and the root object header."""
+        head = self.read(0, 48)
+        offsets, lengths = head[9], head[10]
+        base, extension, end, root = struct.unpack_from("<4Q", head, 12)
+        if head[:8] != SIGNATURE or (offsets, lengths) != (8, 8) or base != 0:
+            raise Unsure
+        if extension != UNDEFINED:
+            raise Unsure  # a superblock extension: shared messages, file-space settings
+        whole(end, self.size)
+        self.size = end  # HDF5 reads nothing past the EOF
+        return self.admits(root)
+
+    def superblock_fails_checksum(self):
+        superblock = self.read(0, 48)
+        return superblock[:8] == SIGNATURE and fails_checksum(superblock)
+
+    def admits(self, address):
+        """True when HDF5 may open the object at ``address``: all it reads is checksummed
+        and as h5py writes it, or its header's checksum is wrong (HDF5 then refuses it
+        with a clean error)."""
+        return bool(
+            self.guarded(_V2Objects._vouch, address)
+            or self.guarded(_V2Objects._checksum_fails, address)
+        )
+
+    def _checksum_fails(self, address):
+        """True when the first block of the version 2 object header at ``address`` is damaged."""
+        head = self.read(address, 6)
+        if head[:4] != b"OHDR":
+            raise Unsure  # no checksum to fail
+        flags = head[5]
+        start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        end = start + width + int.from_bytes(self.read(start, width), "little")
+        return fails_checksum(self.read(address, end + 4 - address))
+
+    def _vouch(self, address):
+        """A dataset or a group, each message checked against what h5py writes."""
+        messages = self._object(address)
+        if any(kind == 0x08 for kind, _ in messages):
+            self._dataset(messages)
+            return True
+        kinds = [kind for kind, _ in messages]
+        if kinds.count(0x02) != 1 or kinds.count(0x0A) != 1:
+            raise Unsure  # an old-style group (a symbol table), a named datatype, ...
+        for kind, body in messages:
+            if kind == 0x02:
+                self._link_info(body)
+            elif kind == 0x06:
+                self._link(body)
+            elif kind == 0x0C:
                 self._attribute(body)
-            elif kind in (0x12, 0x0E):
-                continue  # modification time
-            elif kind in (0x01, 0x03, 0x05, 0x08) and kind not in found:
-                found[kind] = body
-            else:
-                raise _Unsure
-        if sorted(found) != [0x01, 0x03, 0x05, 0x08]:
-            raise _Unsure
-        shape = self._dataspace(found[0x01])
-        itemsize = self._datatype(found[0x03])
-        self._fill(found[0x05], itemsize)
-        self._layout(found[0x08], math.prod(shape) * itemsize)
+            elif kind == 0x15:
+                self._attribute_info(body)
+            elif kind not in (0x0A, 0x0E, 0x12):  # group info, modification times
+                raise Unsure
+        return True
 
-    def _dataspace(self, body):
-        version, rank, flags = body[0], body[1], body[2]
-        if version != 1 or rank > _MAX_RANK or flags & ~1:
-            raise _Unsure
-        dims = struct.unpack_from(f"<{rank}Q", body, 8)
-        if flags & 1:
-            limits = struct.unpack_from(f"<{rank}Q", body, 8 + 8 * rank)
-            if any(limit != _UNDEFINED and limit < dim for dim, limit in zip(dims, limits)):
-                raise _Unsure
-        if any(dim >= 1 << 62 for dim in dims):
-            raise _Unsure
-        return dims
+    def _object(self, address):
+        """``[(type, body)]`` of a version 2 object header ("OHDR") and its "OCHK" blocks."""
+        head = self.read(address, 6)
+        if head[:5] != b"OHDR\2" or head[5] & ~0x3F:
+            raise Unsure  # a version 1 header: no checksum
+        flags = head[5]
+        start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        blocks = [(start + width, int.from_bytes(self.read(start, width), "little"))]
+        header = 6 if flags & 0x04 else 4  # a message's type, size, flags (, creation order)
+        messages = []
+        while blocks:
+            start, length = blocks.pop()
+            self.once(start, "an object header block")
+            block, position = self.read(start, length), 0
+            while position + header <= length:  # what is left is a gap
+                kind, size, message_flags = struct.unpack_from("<BHB", block, position)
+                body = block[position + header : position + header + size]
+                position += header + size
+                if len(body) != size or message_flags & 0x02:
+                    raise Unsure  # cut short, or shared (kept elsewhere)
+                if kind == 0x10:  # continuation: an "OCHK" block, checksummed
+                    where, span = struct.unpack_from("<QQ", body)
+                    if span < 8 or self.read(where, 4) != b"OCHK":
+                        raise Unsure
+                    blocks.append((where + 4, span - 8))
+                elif kind:
+                    messages.append((kind, body))
+        return messages
 
-    def _datatype(self, body, end=None):
-        """The size of a fixed-point or IEEE float datatype (or NNabla's bool enum)."""
-        klass, version = body[0] & 0x0F, body[0] >> 4
-        bits = int.from_bytes(body[1:4], "little")
-        (size,) = struct.unpack_from("<I", body, 4)
-        if version != 1 or size not in (1, 2, 4, 8):
-            raise _Unsure
-        if klass == 0:  # integers: byte order and sign only
-            offset, precision = struct.unpack_from("<HH", body, 8)
-            if bits & ~0b1001 or offset != 0 or precision != 8 * size:
-                raise _Unsure
-            return size
-        if klass == 1:  # IEEE floats, either byte order
-            fields = struct.unpack_from("<HHBBBBI", body, 8)
-            if bits & ~0b1 & ~(0xFF << 8) != 0b100000 or size not in _IEEE:
-                raise _Unsure
-            if fields[:2] != (0, 8 * size) or ((bits >> 8),) + fields[2:] != _IEEE[size]:
-                raise _Unsure
-            return size
-        if klass == 8 and bits == 2 and size == 1:  # h5py's bool: FALSE = 0, TRUE = 1
-            if body[8:20] != bytes.fromhex("10080000010000000000" "0800"):
-                raise _Unsure
-            if body[20:36] != b"FALSE\0\0\0TRUE\0\0\0\0" or body[36:38] != b"\0\1":
-                raise _Unsure
-            return size
-        raise _Unsure
+    def _link_info(self, body):
+        flags = body[1]
+        heap, _ = struct.unpack_from("<QQ", body, 2 + (8 if flags & 1 else 0))
+        if body[0] != 0 or flags & ~3:
+            raise Unsure
+        if heap != UNDEFINED:  # dense storage: the links are in a heap
+            self._fractal_heap(heap)
 
-    def _fill(self, body, itemsize):
-        version, allocation, write, defined = body[:4]
-        if version != 2 or allocation not in (1, 2, 3) or write not in (0, 1, 2) or defined > 1:
-            raise _Unsure
-        if defined:
-            (size,) = struct.unpack_from("<I", body, 4)
-            if size not in (0, itemsize) or len(body) < 8 + size:
-                raise _Unsure
-
-    def _layout(self, body, nbytes):
-        version, klass = body[0], body[1]
-        if version != 3:
-            raise _Unsure
-        if klass == 1:  # contiguous: inside the file, of exactly the declared size
-            address, size = struct.unpack_from("<QQ", body, 2)
-            if size != nbytes or (size and address + size > self.size):
-                raise _Unsure
-        elif klass == 0:  # compact: the values are in the message
-            (size,) = struct.unpack_from("<H", body, 2)
-            if size != nbytes or len(body) < 4 + size:
-                raise _Unsure
+    def _link(self, body):
+        """A link message: its fields fill it exactly; a hard link points inside the file."""
+        version, flags = body[0], body[1]
+        if version != 1 or flags & ~0x1F:
+            raise Unsure
+        position = 2
+        kind = body[position] if flags & 0x08 else 0
+        position += (1 if flags & 0x08 else 0) + (8 if flags & 0x04 else 0) + (flags >> 4 & 1)
+        width = 1 << (flags & 3)
+        length = int.from_bytes(body[position : position + width], "little")
+        position += width + length
+        if kind == 0:
+            (address,) = struct.unpack_from("<Q", body, position)
+            position += 8
+            if address >= self.size:
+                raise Unsure
+        elif kind in (1, 64):  # soft, external: refused by the walk, by name
+            (size,) = struct.unpack_from("<H", body, position)
+            position += 2 + size
         else:
-            raise _Unsure  # chunked: not NNabla's layout
+            raise Unsure
+        if not length or position != len(body):
+            raise Unsure
 
-    def _attribute(self, body):
-        version, _, name_size, type_size, space_size = struct.unpack_from("<BBHHH", body)
-        if version != 1 or not 1 < name_size <= 256:
-            raise _Unsure
-        position = 8
-        name = body[position : position + name_size]
-        if len(name) != name_size or name[-1] != 0 or 0 in name[:-1]:
-            raise _Unsure
-        position += _padded(name_size)
-        if len(body) < position + type_size:
-            raise _Unsure
-        itemsize = self._datatype(body[position : position + type_size])
-        position += _padded(type_size)
-        dims = self._dataspace(body[position : position + space_size] + bytes(8))
-        position += _padded(space_size)
-        if math.prod(dims) > 1 or len(body) < position + itemsize * math.prod(dims):
-            raise _Unsure
-
-
-def _padded(size):
-    return (size + 7) // 8 * 8
+    def _fractal_heap(self, address):
+        """A dense group's or attributes' heap: checksummed direct blocks, no huge objects."""
+        head = self.read(address, 30)
+        filters, flags = struct.unpack_from("<HB", head, 7)
+        (huge,) = struct.unpack_from("<Q", head, 22)
+        if head[:5] != b"FRHP\0" or filters or not flags & 0x02 or huge != UNDEFINED:
+            raise Unsure

@@ -175,6 +175,13 @@ def array_parameters(values):
     return stored
 
 
+def in_memory(param):
+    """A :class:`StoredParameter` holding ``param``'s values, read now: its file may close."""
+    values = param.read()
+    return StoredParameter(param.name, param.shape, param.dtype, param.need_grad,
+                           _array_reader(values))  # fmt: skip
+
+
 def _array_reader(array):
     def read_into(out):
         np.copyto(out, array, casting="same_kind")

@@ -53,16 +53,17 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 from nnabla.utils import nnabla_pb2
 
-from . import _h5
+from . import _h5, _unzip
 from ._atomic import write_atomically
 from ._h5 import ParameterFileError
-from ._h5_check import plainly_intact
+from ._h5_check import Damaged, vouch
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
     StoredParameter,
     array_parameters,
     file_format,
+    in_memory,
     is_file_object,
     source_name,
 )
@@ -117,7 +118,7 @@ def open_parameters(source, extension=None):
         except (ParameterFileError, FileNotFoundError, PermissionError):
             raise
         except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
-            raise _not_readable(label, ext, error) from error
+            raise _h5.not_readable(label, ext, error) from error
         yield stored
 
 
@@ -135,22 +136,25 @@ def read_parameters(source, extension=None):
         return OrderedDict((name, (p.read(), p.need_grad)) for name, p in stored.items())
 
 
-def _not_readable(label, ext, error):
-    detail = _h5.short(str(error) or type(error).__name__)
-    return ParameterFileError(f"{label} is not a readable NNabla {ext} parameter file: {detail}")
-
-
-def _open_h5(source, label, stack):
+def _open_h5(source, label, stack, budget=None):
     if is_file_object(source):
         stream = source
     else:  # FileNotFoundError / PermissionError as they are
         stream = stack.enter_context(open(os.fspath(source), "rb"))
-    _check_before_hdf5(stream, label)
+    admits = _check_before_hdf5(stream, label)
     # HDF5 reads through the stream: the file checked above, even if its path is
     # replaced meanwhile (an atomic save by another process), and its own size.
     handle = stack.enter_context(h5py.File(stream, "r"))
+    try:
+        found = _h5.entries(handle, label, budget, admits)
+    except _h5.Unvouched:  # an object deeper in the file that Python cannot vouch for
+        handle.close()
+        _probe(stream, label)
+        handle = stack.enter_context(h5py.File(stream, "r"))
+        found = _h5.entries(handle, label, budget)
+    except Damaged as error:
+        raise _corrupted(label, error) from None
     stored = OrderedDict()
-    found = _h5.entries(handle, label)
     order = sorted(  # NNabla's order: by 'index', then as found
         range(len(found)), key=lambda i: (found[i].index is None, found[i].index or 0, i)
     )
@@ -166,53 +170,44 @@ def _open_h5(source, label, stack):
     return stored
 
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-#: Check an HDF5 file without metadata checksums (NNabla's own) before HDF5 reads
-#: it: in Python, and in a child process where Python cannot tell that it is
-#: intact (see docs/checkpoints.md). Set False for files you trust.
+#: Check an HDF5 file before HDF5 reads it: in Python, and in a child process
+#: where Python cannot vouch for it (see docs/checkpoints.md). Set False for
+#: files you trust.
 PROBE_UNCHECKSUMMED_H5 = True
 
 
 def _check_before_hdf5(stream, label):
-    """Raises ParameterFileError for a file whose metadata would crash the HDF5 library."""
-    if not PROBE_UNCHECKSUMMED_H5 or _has_checksums(stream) or plainly_intact(stream):
-        return
+    """Raises ParameterFileError for a file whose metadata would crash or hang HDF5.
+
+    Returns:
+        The check of each object before HDF5 opens it (``_h5_check.vouch``), or
+        None when the child process has read the file (or no check is wanted).
+    """
+    if not PROBE_UNCHECKSUMMED_H5:
+        return None
     try:
-        survived = _h5.probe(stream, label)
+        admits = vouch(stream)
+    except Damaged as error:
+        raise _corrupted(label, error) from None
+    if admits is None:
+        _probe(stream, label)
+    return admits
+
+
+def _corrupted(label, error):
+    return ParameterFileError(f"{label} is not a readable NNabla .h5 parameter file: {error}")
+
+
+def _probe(stream, label):
+    try:
+        _h5.probe(stream, label)
     except OSError as error:  # no child process: read it here, as NNabla would
         warnings.warn(
-            f"{label}: cannot start the process that checks an HDF5 file without checksums "
-            f"({error}); reading it unchecked",
+            f"{label}: cannot start the process that checks an HDF5 file Python cannot "
+            f"vouch for ({error}); reading it unchecked",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
-        return
-    if not survived:
-        raise ParameterFileError(
-            f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted "
-            "(reading it crashed the HDF5 library in a child process)"
-        )
-
-
-def _has_checksums(stream):
-    """True for an HDF5 file whose superblock (version 2 or later) carries checksums.
-
-    Files written here are such files; NNabla's own (HDF5's earliest format,
-    version 0) are not. A file whose signature is not at the start may have it
-    later (HDF5 looks at 512, 1024, ... bytes): that counts as unchecksummed.
-    """
-    head = _read_at(stream, 0, 9)
-    return len(head) == 9 and head[:8] == _HDF5_SIGNATURE and head[8] >= 2
-
-
-def _read_at(stream, offset, size):
-    position = stream.tell()
-    try:
-        stream.seek(offset)
-        return stream.read(size)
-    finally:
-        stream.seek(position)
 
 
 def _open_protobuf(source, label, stack):
@@ -245,10 +240,19 @@ def _read_bytes(source):
         return handle.read()
 
 
+#: The most dimensions an array has (numpy's limit).
+MAX_RANK = 32
+
+
 def _proto_parameters(proto, label):
     stored = OrderedDict()
     for parameter in proto.parameter:
         name, shape = parameter.variable_name, tuple(parameter.shape.dim)
+        if len(shape) > MAX_RANK:  # before the product, whose size grows with the rank
+            raise ParameterFileError(
+                f"{label}: parameter {_h5.short(repr(name))} has {len(shape):,} dimensions; "
+                f"an array has at most {MAX_RANK}"
+            )
         count = math.prod(shape)  # exact: a product that overflows int64 is no match
         if not name or any(d < 0 for d in shape) or len(parameter.data) != count:
             raise ParameterFileError(
@@ -270,23 +274,39 @@ def _proto_reader(parameter):
 
 
 def _open_nnp(source, label, stack):
+    """The members' parameters, read whole, as NNabla reads them: one member at a time,
+    each closed before the next, a later value of a key replacing an earlier one.
+
+    The archive's real size bounds what it may unpack: its members' sizes and the
+    chunked datasets inside them draw on one :class:`~nnabla_modules._h5.Budget`,
+    and each member is unpacked in bounded pieces (``_unzip.py``).
+    """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
+    budget = _h5.Budget(label, _stored_size(archive.fp))
     stored = OrderedDict()
     for info in archive.infolist():
         ext = os.path.splitext(info.filename)[1].lower()
         if ext not in READ_FORMATS or ext == ".nnp":
             continue  # nnp_version.txt, optimizer states
         member = f"{label} (member {_h5.short(repr(info.filename))})"
-        if info.file_size > max(_h5.MAX_RATIO * info.compress_size, _h5.SMALL):
-            raise ParameterFileError(
-                f"{member} declares {info.file_size:,} bytes compressed into "
-                f"{info.compress_size:,}: more than any real file compresses"
-            )
-        with archive.open(info) as handle:  # zipfile stops at the declared size
-            data = _io.BytesIO(handle.read())
+        data = _io.BytesIO(_unzip.member_bytes(archive, info, member, budget))
         data.name = member
-        stored.update(_OPENERS[ext](data, member, stack))
+        with contextlib.ExitStack() as member_stack:
+            if ext == ".h5":
+                found = _open_h5(data, member, member_stack, budget)
+            else:
+                found = _OPENERS[ext](data, member, member_stack)
+            stored.update((name, in_memory(param)) for name, param in found.items())
+        del data, found
     return stored
+
+
+def _stored_size(stream):
+    position = stream.tell()
+    try:
+        return stream.seek(0, os.SEEK_END)
+    finally:
+        stream.seek(position)
 
 
 _OPENERS = {

@@ -478,7 +478,10 @@ def test_unusual_files_are_probed_however_they_are_given(tmp_path, monkeypatch):
     for source, extension in sources:
         model.load_parameters(source, extension=extension)
     assert len(probed) == 4, probed
-    monkeypatch.setattr(_h5, "probe", lambda stream, label: False)  # as if HDF5 had crashed
+    def crashed(stream, label):  # what the probe says when HDF5 crashed the child
+        raise files.ParameterFileError(f"{label}: reading it crashed the HDF5 library")
+
+    monkeypatch.setattr(_h5, "probe", crashed)
     for source, extension in sources:
         if hasattr(source, "seek"):
             source.seek(0)
