@@ -19,6 +19,7 @@ A load runs in two phases:
 
 import contextlib
 import signal
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -238,21 +239,35 @@ def _unexpected_line(file_key, full_name):
 
 
 def _apply(module, plan, source, strict):
-    # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
-    # calling sys.exit) wait until the load is complete or undone.
-    with _interrupts_held_back():
-        undo = []
-        try:
-            for placement in plan.placements:
-                _place(module, placement, undo)
-            for param, stored in plan.writes:
-                _overwrite(param, stored, undo)
-        except BaseException as error:
-            for action in reversed(undo):
-                action()
-            _note_undone(error, module, source)
-            raise
-    if plan.placements or plan.claims:
+    """Phase 1 reads and checks every value, changing nothing; phase 2 writes them.
+
+    Phase 1 reads every source before any target is written: a state dict may
+    hold the module's own arrays under other keys (two layers swapped). Values
+    from a file the load holds open are read into one reused buffer there, and
+    read again into place in phase 2: memory for one tensor, not a model.
+    """
+    # A load whose keys the first call checks may still be undone then: it keeps old values.
+    deferred = bool(plan.placements or plan.claims)
+    undo, written = [], []
+    try:
+        created = [_created(module, placement) for placement in plan.placements]
+        values = _read_ahead(plan.writes)
+        # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
+        # calling sys.exit) wait until the writes are complete or undone.
+        with _interrupts_held_back():
+            for placement, param in zip(plan.placements, created):
+                _place(placement, param, undo)
+            for (param, stored), value in zip(plan.writes, values):
+                if deferred:
+                    undo.append(_restorer(param))
+                _write(param, stored, value)
+                written.append(stored.name)
+    except BaseException as error:
+        for action in reversed(undo):
+            action()
+        _note_failure(error, module, source, [] if deferred else written)
+        raise
+    if deferred:
         # Keys the module could not know yet: its first call shows whether they fit.
         # Until then each entry is credited to the deepest module on its path that
         # could not know its keys; ``undo`` keeps what undoing the load needs.
@@ -263,15 +278,48 @@ def _apply(module, plan, source, strict):
         defer_check(module, PendingLoad(keys, plan.known, strict, source, undo))
 
 
-def _overwrite(param, stored, undo):
-    """Writes one parameter in place; its old values go to ``undo`` first."""
+def _read_ahead(writes):
+    """Phase 1 for in-place writes: each value read and checked, nothing written.
+
+    Returns, for each write, its values, or None for a file's dataset: checked
+    through a buffer reused for all of them and read again into place.
+    """
+    scratch = {}  # dtype -> one buffer as large as the largest of that dtype
+    for param, stored in writes:
+        dtype = value_dtype(param)
+        if stored.file_backed:
+            scratch[dtype] = max(scratch.get(dtype, 0), stored.size)
+    scratch = {dtype: np.empty(size, dtype) for dtype, size in scratch.items()}
+    values = []
+    for param, stored in writes:
+        dtype = value_dtype(param)
+        # Its array in host memory now, so that writing it in phase 2 allocates nothing.
+        param.data.get_data("r", dtype)
+        if stored.file_backed:
+            _read_exactly(stored, scratch[dtype][: stored.size].reshape(stored.shape))
+            values.append(None)
+        else:
+            value = np.empty(stored.shape, dtype)
+            _read_exactly(stored, value)
+            values.append(value)
+    return values
+
+
+def _write(param, stored, value):
+    """Phase 2: one parameter overwritten in place, from ``value`` or read again from its file."""
+    out = param.data.get_data("w", value_dtype(param))
+    if value is None:
+        _read_exactly(stored, out)
+    else:
+        np.copyto(out, value)
+
+
+def _restorer(param):
+    """An undo action putting the parameter's current values back."""
     dtype = value_dtype(param)
-    # The old values are kept until the load is complete: with them any failure
-    # (a read error, an exception from a signal handler) leaves the model as it was.
     # Read access ("r"): the values may live in another array (a device, a dtype).
     old = param.data.get_data("r", dtype).copy()
-    undo.append(lambda: np.copyto(param.data.get_data("w", dtype), old))
-    _read_exactly(stored, param.data.get_data("w", dtype))
+    return lambda: np.copyto(param.data.get_data("w", dtype), old)
 
 
 def _read_exactly(stored, out):
@@ -291,12 +339,20 @@ def _read_exactly(stored, out):
         )
 
 
-def _note_undone(error, module, source):
-    """Notes on ``error`` that the load was undone; its type is kept (SystemExit stays one).
+def _note_failure(error, module, source, written):
+    """Notes on ``error`` what the failed load left; its type is kept (SystemExit stays one).
 
     Python 3.11+ prints the note under the traceback; on 3.10 it is in ``error.__notes__``.
     """
-    note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
+    if written:
+        note = (
+            f"{describe(module)}: loading {source} failed while reading its values a second "
+            f"time, after they had all been read and checked (the file was changed in place, "
+            f"or the disk failed, during the load): {len(written)} parameter(s) hold the "
+            "file's values, the others their old ones. Load it again."
+        )
+    else:
+        note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
     if hasattr(error, "add_note"):
         error.add_note(note)
     else:
@@ -309,19 +365,25 @@ def _provisional(plan):
     yield from plan.claims
 
 
-def _place(module, placement, undo):
-    """Creates one new registry entry, filled from the file (load-then-build)."""
-    scope = _registry.root_scope()
-    for name in placement.path[:-1]:
-        if name not in scope:
-            scope[name] = OrderedDict()  # what nn.parameter_scope creates
-            undo.append(lambda s=scope, n=name: s.pop(n, None))
-        scope = scope[name]
-    stored, leaf = placement.stored, placement.path[-1]
+def _created(module, placement):
+    """Phase 1 of a new registry entry (load-then-build): its Variable, filled from the file."""
+    stored = placement.stored
     frozen = state_of(module).frozen
     param = nn.Variable(stored.shape, need_grad=stored.need_grad and not frozen)
     dtype = stored.dtype if stored.dtype.kind == "f" else np.float32
     _read_exactly(stored, param.data.get_data("w", dtype))
+    return param
+
+
+def _place(placement, param, undo):
+    """Phase 2 of a new registry entry: it takes its place (what nn.parameter_scope creates)."""
+    scope = _registry.root_scope()
+    for name in placement.path[:-1]:
+        if name not in scope:
+            scope[name] = OrderedDict()
+            undo.append(lambda s=scope, n=name: s.pop(n, None))
+        scope = scope[name]
+    leaf = placement.path[-1]
     scope[leaf] = param
     undo.append(lambda: scope.pop(leaf, None))
 
@@ -332,25 +394,76 @@ def _interrupts_held_back():
 
     Every signal whose handler is Python code (Ctrl-C's ``KeyboardInterrupt``, a
     ``SIGTERM`` handler that calls ``sys.exit``, ...) is recorded instead, and
-    raised again, in order, once the block is over and the handlers are back.
-    Python runs handlers in the main thread only: elsewhere nothing is needed.
+    its handler run once the block is over: see :class:`_HeldSignals`. Python
+    runs handlers in the main thread only: elsewhere nothing is needed.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
-    for number in signal.valid_signals():
-        with contextlib.suppress(OSError, ValueError):
-            handler = signal.getsignal(number)
-            if callable(handler):  # neither SIG_DFL, SIG_IGN nor a handler set in C (None)
-                previous[number] = handler
-    received = []
+    held = _HeldSignals()
     try:
-        for number in previous:
-            signal.signal(number, lambda signum, frame: received.append(signum))
+        held.install()
         yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        for number in received:
-            signal.raise_signal(number)
+        held.release()
+
+
+class _HeldSignals:
+    """Signal handlers that record what arrives, then deliver it and put the handlers back.
+
+    On release, each recorded signal's own handler runs, in the order they
+    arrived (a signal arriving twice meanwhile runs once, as the OS merges a
+    blocked signal), every one of them even when one raises: the exceptions
+    chain as if the signals had arrived just after the block, the last one's
+    raised. Then every handler is put back exactly, even if a signal arrives
+    meanwhile: until its own handler is back, the recorder passes it on.
+    """
+
+    def __init__(self):
+        self.previous = {}
+        for number in signal.valid_signals():
+            with contextlib.suppress(OSError, ValueError):
+                handler = signal.getsignal(number)
+                if callable(handler):  # neither SIG_DFL, SIG_IGN nor a handler set in C (None)
+                    self.previous[number] = handler
+        self.received = []
+        self.recording = True
+
+    def record(self, number, frame):
+        if not self.recording:
+            self.previous[number](number, frame)  # delivered now: the block is over
+        elif number not in self.received:
+            self.received.append(number)
+
+    def install(self):
+        for number in self.previous:
+            signal.signal(number, self.record)
+
+    def release(self):
+        try:
+            self._deliver()
+        finally:
+            self._restore()
+
+    def _deliver(self):
+        """Runs each recorded signal's handler, in order; one raising does not stop the rest."""
+        if not self.received:
+            self.recording = False
+            if not self.received:  # nothing arrived between the check and the switch
+                return
+        number = self.received.pop(0)
+        try:
+            self.previous[number](number, sys._getframe())
+        finally:
+            self._deliver()
+
+    def _restore(self):
+        raised = None
+        for number, handler in self.previous.items():
+            while signal.getsignal(number) is not handler:
+                try:
+                    signal.signal(number, handler)
+                except BaseException as error:  # a handler put back ran meanwhile (Ctrl-C)
+                    raised = raised or error
+        if raised is not None:
+            raise raised

@@ -161,9 +161,25 @@ def _open_h5(source, label, stack):
             entry.shape,
             entry.dtype,
             entry.need_grad,
-            h5py.Dataset(entry.dataset).read_direct,
+            _dataset_reader(entry, label),
+            file_backed=True,
         )
     return stored
+
+
+def _dataset_reader(entry, label):
+    """``read_into(out)`` of one dataset: straight from the file; damage names the file."""
+
+    def read_into(out):
+        try:
+            entry.dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        except OSError as error:  # a damaged chunk (its checksum, its compression)
+            raise ParameterFileError(
+                f"{label}: the values of {_h5.short(repr(entry.name))} cannot be read "
+                f"(the file is damaged): {_h5.short(error)}"
+            ) from None
+
+    return read_into
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

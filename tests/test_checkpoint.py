@@ -577,23 +577,42 @@ def test_a_failure_reading_a_placed_value_undoes_everything(tmp_path):
     assert claims_of(net) == {"": {}}
 
 
+def _interrupt_at_read(param, read_number):
+    """Makes the ``read_number``-th read of ``param`` (1: the check, 2: into place) send Ctrl-C."""
+    read, reads = param._read_into, []
+
+    def interrupted(out):
+        reads.append(1)
+        if len(reads) == read_number:
+            os.kill(os.getpid(), signal.SIGINT)
+        read(out)
+
+    param._read_into = interrupted
+
+
 def test_ctrl_c_during_the_in_place_writes_is_delivered_after_the_last_one(tmp_path):
     unit = ResUnit(8, 8)
     saved = randomize(unit, seed=1)
     unit.save_parameters(tmp_path / "unit.h5")
     randomize(unit, seed=2)
     with files.open_parameters(tmp_path / "unit.h5") as stored:
-        param = stored["conv1/conv/W"]
-        read = param._read_into
-
-        def interrupted(out):
-            os.kill(os.getpid(), signal.SIGINT)
-            read(out)
-
-        param._read_into = interrupted
+        _interrupt_at_read(stored["conv1/conv/W"], 2)
         with pytest.raises(KeyboardInterrupt):
             checkpoint._load(unit, stored, "unit.h5", strict=True)
     assert_state(unit, saved)  # all of it, then the interrupt
+
+
+def test_ctrl_c_while_the_values_are_checked_stops_the_load_at_once(tmp_path):
+    unit = ResUnit(8, 8)
+    randomize(unit, seed=1)
+    unit.save_parameters(tmp_path / "unit.h5")
+    before = randomize(unit, seed=2)
+    with files.open_parameters(tmp_path / "unit.h5") as stored:
+        _interrupt_at_read(stored["conv1/conv/W"], 1)
+        with pytest.raises(KeyboardInterrupt) as caught:
+            checkpoint._load(unit, stored, "unit.h5", strict=True)
+    assert_state(unit, before)
+    assert any("nothing was changed" in note for note in caught.value.__notes__)
 
 
 @pytest.mark.parametrize(

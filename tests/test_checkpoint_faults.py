@@ -192,13 +192,18 @@ def test_a_failing_fsync_keeps_the_previous_file(tmp_path, monkeypatch):
 # --- signals during a load --------------------------------------------------------------------
 
 
-def _interrupting(stored, after, action):
-    """Makes reading the ``after``-th parameter of ``stored`` run ``action`` first."""
+def _interrupting(stored, after, action, read_number=1):
+    """Makes the ``read_number``-th read of the ``after``-th parameter of ``stored`` run ``action``.
+
+    A load reads a file's values twice: checked first (read 1), then into place (read 2).
+    """
     param = list(stored.values())[after]
-    read = param._read_into
+    read, reads = param._read_into, []
 
     def interrupted(out):
-        action()
+        reads.append(1)
+        if len(reads) == read_number:
+            action()
         read(out)
 
     param._read_into = interrupted
@@ -212,7 +217,7 @@ def test_a_sigterm_handler_raising_systemexit_mid_load_waits_for_the_whole_load(
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
     try:
         with files.open_parameters(tmp_path / "net.h5") as stored:
-            _interrupting(stored, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+            _interrupting(stored, 5, lambda: os.kill(os.getpid(), signal.SIGTERM), 2)
             with pytest.raises(SystemExit) as caught:
                 checkpoint._load(model, stored, "net.h5", strict=True)
     finally:
