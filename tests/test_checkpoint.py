@@ -437,6 +437,29 @@ def test_load_then_build_checks_shapes_at_the_first_call(tmp_path):
         net(nn.Variable((2, 3)))
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_stop_request_during_the_first_call_after_a_load_stays_itself(
+    tmp_path, monkeypatch, stop
+):
+    _pf_net_checkpoint(tmp_path / "pf.h5", "pf_net")
+    net = PFNet()
+    net.load_parameters(tmp_path / "pf.h5")
+    affine, calls = PF.affine, []
+
+    def affine_then_stop(*args, **kwargs):  # Ctrl-C or sys.exit in the middle of the call
+        calls.append(1)
+        if len(calls) == 2:
+            raise stop()
+        return affine(*args, **kwargs)
+
+    monkeypatch.setattr(PF, "affine", affine_then_stop)
+    with pytest.raises(stop) as caught:
+        net(nn.Variable((2, 3)))
+    assert type(caught.value) is stop  # neither a CheckpointError nor any ValueError
+    assert any("undone" in note for note in caught.value.__notes__)
+    assert nn.get_parameters(grad_only=False) == {}  # the load was undone, as for any failure
+
+
 def test_load_then_build_rejects_other_modules_entries_of_a_registry_file(tmp_path):
     with nn.parameter_scope("pf_net"):
         PF.affine(PF.affine(nn.Variable((2, 3)), 4, name="fc1"), 2, name="fc2")
@@ -539,6 +562,30 @@ def test_pf_code_beside_children_is_reported_with_a_hint_before_the_first_call()
         model.load_state_dict(state)
     model(nn.Variable((1, 3)))  # after a call, it knows them
     model.load_state_dict(state)
+
+
+class Stack(nm.Module):
+    def __init__(self):
+        self.layers = [nm.Affine(4, 4) for _ in range(4)]
+
+
+@pytest.mark.parametrize("as_views", [False, True], ids=["variables", "numpy views"])
+@pytest.mark.parametrize("how", ["swap", "shift"])
+def test_the_modules_own_arrays_under_other_keys_load_as_given(how, as_views):
+    model = Stack()
+    before = randomize(model, seed=3)
+    params = model.get_parameters(grad_only=False)
+    order = [1, 0, 2, 3] if how == "swap" else [1, 2, 3, 0]  # layer i takes layer order[i]'s
+    state = {}
+    for key in params:
+        index = int(key.split("/")[1])
+        source = params[key.replace(f"layers/{index}/", f"layers/{order[index]}/")]
+        state[key] = source.d if as_views else source  # .d: a view of the live array
+    model.load_state_dict(state)
+    for key, param in params.items():
+        index = int(key.split("/")[1])
+        expected = before[key.replace(f"layers/{index}/", f"layers/{order[index]}/")]
+        np.testing.assert_array_equal(param.d, expected, err_msg=key)
 
 
 def test_a_failure_while_placing_values_undoes_every_placement(tmp_path, monkeypatch):
