@@ -244,6 +244,97 @@ def test_any_exception_mid_write_puts_every_old_value_back(tmp_path, error):
     assert any("nothing was changed" in note for note in caught.value.__notes__)
 
 
+def test_every_signal_held_back_is_delivered_in_order_even_after_one_raises(tmp_path):
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+    log = []
+
+    def stop(signum, frame):
+        log.append("term")
+        sys.exit(3)
+
+    handlers = {
+        signal.SIGUSR2: lambda signum, frame: log.append("usr2"),
+        signal.SIGUSR1: lambda signum, frame: log.append("usr1"),
+        signal.SIGINT: signal.default_int_handler,  # raises KeyboardInterrupt
+        signal.SIGTERM: stop,  # a service's stop request: must not be lost
+    }
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+
+    def send_all():
+        for number in handlers:
+            os.kill(os.getpid(), number)
+
+    try:
+        with files.open_parameters(tmp_path / "net.h5") as stored:
+            _interrupting(stored, 5, send_all, read_number=2)  # while writing in place
+            with pytest.raises(SystemExit) as caught:
+                checkpoint._load(model, stored, "net.h5", strict=True)
+        assert log == ["usr2", "usr1", "term"]  # as they arrived, SIGTERM after Ctrl-C raised
+        assert caught.value.code == 3
+        assert isinstance(caught.value.__context__, KeyboardInterrupt)
+        assert all(signal.getsignal(n) is h for n, h in handlers.items())
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    assert_values(model, saved)
+
+
+def test_ctrl_c_while_the_handlers_are_put_back_leaves_every_handler_as_it_was(
+    tmp_path, monkeypatch
+):
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+    terminated = []
+
+    def stop(signum, frame):
+        terminated.append(signum)
+
+    set_handler, sent = signal.signal, []
+
+    def set_then_ctrl_c(number, handler):
+        result = set_handler(number, handler)
+        if handler is signal.default_int_handler and not sent:  # SIGINT's put back first
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    previous = set_handler(signal.SIGTERM, stop)
+    try:
+        monkeypatch.setattr(signal, "signal", set_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            model.load_parameters(tmp_path / "net.h5")
+        monkeypatch.undo()
+        assert sent
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is stop  # not the load's recorder
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert terminated == [signal.SIGTERM]
+    finally:
+        set_handler(signal.SIGTERM, previous)
+    assert_values(model, saved)
+
+
+def test_a_file_failing_when_read_again_leaves_a_load_that_says_it_is_partial(tmp_path):
+    model = Net()
+    randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+
+    def fail():
+        raise OSError(errno.EIO, "Input/output error")
+
+    with files.open_parameters(tmp_path / "net.h5") as stored:
+        _interrupting(stored, 10, fail, read_number=2)  # checked fine, then the disk fails
+        with pytest.raises(OSError, match="Input/output") as caught:
+            checkpoint._load(model, stored, "net.h5", strict=True)
+    assert any("10 parameter(s) hold the file's values" in n for n in caught.value.__notes__)
+
+
 # --- permissions, links, other users ------------------------------------------------------------
 
 
