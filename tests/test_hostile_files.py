@@ -234,6 +234,25 @@ def test_the_command_line_escapes_control_characters(tmp_path, capsys):
     assert json.loads(text)["parameters"][0]["key"] == HOSTILE
 
 
+def test_a_damaged_compressed_chunk_is_a_parameter_file_error_naming_the_file(tmp_path, capsys):
+    path = tmp_path / "damaged.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as handle:
+        weight = parameter(
+            handle, "affine/W", rng.random((4, 3), np.float32), chunks=(2, 3), compression="gzip"
+        )
+        parameter(handle, "affine/b", np.zeros(3, np.float32))
+        chunk = weight.id.get_chunk_info(1)
+    data = bytearray(path.read_bytes())
+    data[chunk.byte_offset : chunk.byte_offset + chunk.size] = b"\xff" * chunk.size
+    path.write_bytes(bytes(data))
+    refused(path, r"damaged\.h5.*'affine/W' cannot be read")
+    with pytest.raises(files.ParameterFileError, match=r"damaged\.h5.*affine/W"):
+        files.read_parameters(path)
+    assert main(["diff", str(path), str(path)]) == 2
+    assert "damaged.h5" in capsys.readouterr().err
+
+
 # --- the command line as a program --------------------------------------------------------------
 
 
