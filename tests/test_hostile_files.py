@@ -190,6 +190,18 @@ def test_deep_nesting_opens_in_linear_time(tmp_path):
     assert deep < 2.0
 
 
+def test_inspect_shows_a_key_nested_deeper_than_pythons_recursion_limit(tmp_path, capsys):
+    key = "/".join(["s"] * 1500) + "/W"  # what write_parameters itself writes
+    files.write_parameters(tmp_path / "deep.h5", {key: np.ones(3, np.float32)})
+    assert main(["inspect", "--json", str(tmp_path / "deep.h5")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["scopes"]) == 1500 and set(report["scopes"].values()) == {3}
+    assert main(["inspect", "--depth", "3", str(tmp_path / "deep.h5")]) == 0
+    assert main(["inspect", str(tmp_path / "deep.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].strip().startswith("W")
+
+
 def test_a_name_that_is_not_utf8_is_a_clean_error(tmp_path, capsys):
     path = tmp_path / "latin1.h5"
     with h5py.File(path, "w") as handle:
