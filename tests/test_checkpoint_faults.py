@@ -8,10 +8,14 @@ import contextlib
 import errno
 import io as stdio
 import os
+import pathlib
 import pwd
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -96,6 +100,15 @@ def as_nobody(function):
 
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (a mount, another user)")
+
+
+@pytest.fixture
+def open_tmp(tmp_path):
+    """A folder every user can reach (pytest's own folders are private to their user)."""
+    folder = tempfile.mkdtemp(prefix="nm-test-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    os.chmod(folder, 0o755)
+    yield pathlib.Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- full disks -----------------------------------------------------------------------------
@@ -348,16 +361,16 @@ def _save_over_write_protected(folder):
     return "replaced"
 
 
-def test_a_write_protected_checkpoint_is_refused_like_open_refuses_it(tmp_path):
-    path = tmp_path / "model.h5"
+def test_a_write_protected_checkpoint_is_refused_like_open_refuses_it(open_tmp):
+    path = open_tmp / "model.h5"
     files.write_parameters(path, {"old": np.ones(2, np.float32)})
     os.chmod(path, 0o444)
     previous = path.read_bytes()
     if IS_ROOT:  # root may write anything: the refusal is checked as another user
-        os.chmod(tmp_path, 0o777)
-        assert as_nobody(lambda: _save_over_write_protected(str(tmp_path))) == "'refused'"
+        os.chmod(open_tmp, 0o777)  # the folder would allow the rename
+        assert as_nobody(lambda: _save_over_write_protected(str(open_tmp))) == "'refused'"
     else:
-        assert _save_over_write_protected(str(tmp_path)) == "refused"
+        assert _save_over_write_protected(str(open_tmp)) == "refused"
     assert path.read_bytes() == previous
 
 
@@ -378,19 +391,18 @@ def test_a_symlinked_checkpoint_is_written_through(tmp_path):
     assert_values(model, saved)
 
 
-def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(tmp_path, monkeypatch):
-    path = tmp_path / "model.h5"
+def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(open_tmp, monkeypatch):
+    path = open_tmp / "model.h5"
     files.write_parameters(path, {"w": np.ones(2, np.float32)})
     os.chmod(path, 0o600)
     seen = []
     values = files._values
 
     def look(value):  # mid-save: what does the temporary allow?
-        for name in temporaries(tmp_path):
-            temporary = str(tmp_path / name)
+        for name in temporaries(open_tmp):
+            temporary = str(open_tmp / name)
             seen.append(os.stat(temporary).st_mode & 0o777)
             if IS_ROOT:
-                os.chmod(tmp_path, 0o755)
                 seen.append(as_nobody(lambda t=temporary: open(t, "rb").read(1)))
         return values(value)
 
@@ -453,6 +465,125 @@ def test_a_file_replaced_while_it_is_opened_is_read_whole(tmp_path, monkeypatch)
     randomize(model, 3)
     model.load_parameters(path, strict=False)  # the old file's keys, all of them
     assert_values(model, old)
+
+
+# --- what a save replaces: owner, group, special files, mounts, folders ------------------------
+
+DAEMON, ADM = 1, 4  # two groups that neither root nor nobody belong to here
+
+
+def _save(path, value=0.0):
+    """Saves one parameter to ``path``; ``"saved"`` or the error's type and text."""
+    try:
+        files.write_parameters(path, {"w": np.full(2, value, np.float32)})
+    except OSError as error:
+        return f"{type(error).__name__} {error}"
+    return "saved"
+
+
+def _setgid_folder(parent, mode):
+    folder = parent / "shared"
+    folder.mkdir()
+    os.chown(folder, 0, DAEMON)
+    os.chmod(folder, mode | stat.S_ISGID)  # new files get the folder's group
+    return folder
+
+
+@needs_root
+def test_saving_over_a_file_keeps_its_owner_group_and_mode(open_tmp):
+    path = _setgid_folder(open_tmp, 0o775) / "model.h5"
+    assert _save(path) == "saved"
+    nobody = pwd.getpwnam("nobody")
+    os.chown(path, nobody.pw_uid, ADM)
+    os.chmod(path, 0o640)
+    assert _save(path, 1.0) == "saved"
+    status = os.stat(path)
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (
+        nobody.pw_uid,
+        ADM,
+        0o640,
+    )
+    assert files.read_parameters(path)["w"][0][0] == 1.0
+
+
+@needs_root
+def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
+    path = _setgid_folder(open_tmp, 0o777) / "model.h5"
+    assert _save(path) == "saved"
+    nobody = pwd.getpwnam("nobody")
+    os.chown(path, nobody.pw_uid, ADM)
+    os.chmod(path, 0o660)  # adm may read it; the folder's group (daemon) may not
+    outcome = as_nobody(lambda: _save(str(path), 1.0))
+    assert "PermissionError" in outcome and "group (adm) cannot be kept" in outcome, outcome
+    assert os.stat(path).st_gid == ADM and files.read_parameters(path)["w"][0][0] == 0.0
+    os.chmod(path, 0o600)  # the group reads nothing: the save goes on, in the folder's group
+    assert as_nobody(lambda: _save(str(path), 2.0)) == "'saved'"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_named_pipe_is_refused_not_replaced(tmp_path):
+    path = tmp_path / "model.h5"
+    os.mkfifo(path)
+    outcome = _save(path)
+    assert "a named pipe" in outcome and "model.h5" in outcome, outcome
+    assert stat.S_ISFIFO(os.stat(path).st_mode)
+    assert temporaries(tmp_path) == []
+
+
+@needs_root
+def test_a_device_node_is_refused_not_replaced(tmp_path):
+    path = tmp_path / "null.h5"
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    outcome = _save(path)
+    assert "a character device" in outcome, outcome
+    assert stat.S_ISCHR(os.stat(path).st_mode)
+
+
+@needs_root
+def test_a_single_file_bind_mount_gets_an_error_that_says_why(tmp_path):
+    source, path = tmp_path / "outside.h5", tmp_path / "model.h5"
+    assert _save(source) == "saved"
+    assert _save(path) == "saved"
+    done = subprocess.run(["mount", "--bind", str(source), str(path)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot bind-mount a file: {done.stderr.decode().strip()}")
+    try:
+        outcome = _save(path, 1.0)
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+    assert "busy" in outcome and "mount point" in outcome and "model.h5" in outcome, outcome
+    assert ".tmp" not in outcome and temporaries(tmp_path) == []
+
+
+@needs_root
+def test_a_writable_file_in_a_folder_the_user_cannot_write_names_the_folder(open_tmp):
+    folder = open_tmp / "locked"
+    folder.mkdir()
+    path = folder / "model.h5"
+    assert _save(path) == "saved"
+    os.chmod(path, 0o666)  # open(path, "w") would work; the rename cannot
+    os.chmod(folder, 0o755)
+    outcome = as_nobody(lambda: _save(str(path), 1.0))
+    assert "PermissionError" in outcome and repr(str(folder)) in outcome, outcome
+    assert "renames it over it" in outcome and ".tmp" not in outcome
+
+
+@needs_root
+def test_a_read_only_file_system_is_named_as_such(tmp_path):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)])
+    if done.returncode:
+        pytest.skip("cannot mount a tmpfs")
+    try:
+        assert _save(mount / "model.h5") == "saved"
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        for name in ("model.h5", "new.h5"):  # replacing a file, creating one
+            outcome = _save(mount / name, 1.0)
+            assert "Read-only file system" in outcome and name in outcome, outcome
+            assert "write-protected" not in outcome and ".tmp" not in outcome
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
 
 
 # --- the crash probe ----------------------------------------------------------------------------
