@@ -10,11 +10,13 @@ A load runs in two phases:
    (relative key, full-prefix key, or NNabla ``nn.Module`` key), and every
    shape and dtype is checked. Missing, unexpected, mismatched and conflicting
    keys are reported together; nothing has been touched yet.
-2. *Apply*: new registry entries (the load-then-build case) are created and
-   filled, then the existing parameters are overwritten in place, each one's
-   old values kept aside first; if anything fails (any exception, Ctrl-C and
-   ``SystemExit`` included) all of it is undone. Signals with Python handlers
-   are held back until the load is complete.
+2. *Apply*: every value is read and checked first, nothing changed yet (a
+   file's datasets through one reused buffer, other sources into new
+   arrays); then new registry entries (the load-then-build case) take their
+   place and the existing parameters are overwritten in place, signals with
+   Python handlers held back until the writes are complete. Any exception
+   before the writes (Ctrl-C and ``SystemExit`` included) leaves everything
+   as it was; see docs/checkpoints.md for the writes.
 """
 
 import contextlib
