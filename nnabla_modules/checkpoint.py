@@ -417,8 +417,9 @@ class _HeldSignals:
     arrived (a signal arriving twice meanwhile runs once, as the OS merges a
     blocked signal), every one of them even when one raises: the exceptions
     chain as if the signals had arrived just after the block, the last one's
-    raised. Then every handler is put back exactly, even if a signal arrives
-    meanwhile: until its own handler is back, the recorder passes it on.
+    raised. Then every handler is put back exactly (one that a delivered
+    handler set stays), even if a signal arrives meanwhile: until its own
+    handler is back, the recorder passes it on.
     """
 
     def __init__(self):
@@ -460,9 +461,10 @@ class _HeldSignals:
             self._deliver()
 
     def _restore(self):
+        """Puts each handler back, unless one delivered above set another one."""
         raised = None
         for number, handler in self.previous.items():
-            while signal.getsignal(number) is not handler:
+            while signal.getsignal(number) == self.record:
                 try:
                     signal.signal(number, handler)
                 except BaseException as error:  # a handler put back ran meanwhile (Ctrl-C)

@@ -332,6 +332,23 @@ def test_ctrl_c_while_the_handlers_are_put_back_leaves_every_handler_as_it_was(
     assert_values(model, saved)
 
 
+def test_a_handler_set_by_a_delivered_handler_stays(tmp_path):
+    model = Net()
+    model.save_parameters(tmp_path / "net.h5")
+
+    def stop_listening(signum, frame):  # the first SIGUSR1 turns further ones off
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+    previous = signal.signal(signal.SIGUSR1, stop_listening)
+    try:
+        with files.open_parameters(tmp_path / "net.h5") as stored:
+            _interrupting(stored, 3, lambda: os.kill(os.getpid(), signal.SIGUSR1), 2)
+            checkpoint._load(model, stored, "net.h5", strict=True)
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
 def test_a_file_failing_when_read_again_leaves_a_load_that_says_it_is_partial(tmp_path):
     model = Net()
     randomize(model, 1)
