@@ -75,7 +75,7 @@ _SPECIAL_FILES = {
 def _existing(path, target):
     """The status of the file being replaced (None: a new one); refuses what it must not replace."""
     try:
-        status = os.stat(target)
+        status = os.stat(path)  # also through /proc/self/fd/N, whose realpath names nothing
     except FileNotFoundError:
         return None
     if stat.S_ISDIR(status.st_mode):

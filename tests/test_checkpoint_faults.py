@@ -490,9 +490,9 @@ DAEMON, ADM = 1, 4  # two groups that neither root nor nobody belong to here
 
 
 def _save(path, value=0.0):
-    """Saves one parameter to ``path``; ``"saved"`` or the error's type and text."""
+    """Saves one parameter to ``path`` (.h5); ``"saved"`` or the error's type and text."""
     try:
-        files.write_parameters(path, {"w": np.full(2, value, np.float32)})
+        files.write_parameters(path, {"w": np.full(2, value, np.float32)}, extension=".h5")
     except OSError as error:
         return f"{type(error).__name__} {error}"
     return "saved"
@@ -545,6 +545,13 @@ def test_a_named_pipe_is_refused_not_replaced(tmp_path):
     assert "a named pipe" in outcome and "model.h5" in outcome, outcome
     assert stat.S_ISFIFO(os.stat(path).st_mode)
     assert temporaries(tmp_path) == []
+    read, write = os.pipe()  # an anonymous pipe, named through /proc (Linux)
+    try:
+        if os.path.exists(f"/proc/self/fd/{write}"):
+            assert "a named pipe" in _save(f"/proc/self/fd/{write}")
+    finally:
+        os.close(read)
+        os.close(write)
 
 
 @needs_root
