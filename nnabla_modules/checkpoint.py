@@ -250,13 +250,17 @@ def _apply(module, plan, source, strict):
     """
     # A load whose keys the first call checks may still be undone then: it keeps old values.
     deferred = bool(plan.placements or plan.claims)
-    undo, written = [], []
     try:
         created = [_created(module, placement) for placement in plan.placements]
         values = _read_ahead(plan.writes)
-        # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
-        # calling sys.exit) wait until the writes are complete or undone.
-        with _interrupts_held_back():
+    except BaseException as error:
+        _note_failure(error, module, source, [])
+        raise
+    undo, written = [], []
+    # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
+    # calling sys.exit) wait until the writes are complete or undone.
+    with _interrupts_held_back():
+        try:
             for placement, param in zip(plan.placements, created):
                 _place(placement, param, undo)
             for (param, stored), value in zip(plan.writes, values):
@@ -264,11 +268,11 @@ def _apply(module, plan, source, strict):
                     undo.append(_restorer(param))
                 _write(param, stored, value)
                 written.append(stored.name)
-    except BaseException as error:
-        for action in reversed(undo):
-            action()
-        _note_failure(error, module, source, [] if deferred else written)
-        raise
+        except BaseException as error:
+            for action in reversed(undo):
+                action()
+            _note_failure(error, module, source, [] if deferred else written)
+            raise
     if deferred:
         # Keys the module could not know yet: its first call shows whether they fit.
         # Until then each entry is credited to the deepest module on its path that

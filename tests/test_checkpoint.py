@@ -644,9 +644,33 @@ def test_ctrl_c_during_the_in_place_writes_is_delivered_after_the_last_one(tmp_p
     randomize(unit, seed=2)
     with files.open_parameters(tmp_path / "unit.h5") as stored:
         _interrupt_at_read(stored["conv1/conv/W"], 2)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as caught:
             checkpoint._load(unit, stored, "unit.h5", strict=True)
     assert_state(unit, saved)  # all of it, then the interrupt
+    assert not getattr(caught.value, "__notes__", [])  # the load itself went well
+
+
+def test_ctrl_c_during_the_writes_of_a_load_then_build_load_keeps_it(tmp_path):
+    model = Mixed()
+    model.get_parameters()  # the layers' own, created at first use
+    state = {
+        "body/affine/W": np.full((3, 4), 2.0),
+        "body/affine/b": np.full(4, 2.0),
+        "head/affine/W": np.full((4, 2), 2.0),
+        "head/affine/b": np.full(2, 2.0),
+    }
+    with files.open_parameters(_saved(tmp_path, state)) as stored:
+        _interrupt_at_read(stored["head/affine/b"], 2)  # while writing in place
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint._load(model, stored, "state.h5", strict=True)
+    assert all((param.d == 2.0).all() for param in model.get_parameters().values())
+    model(nn.Variable((1, 3)))  # the first call finds the load whole, and keeps it
+    assert all((param.d == 2.0).all() for param in model.get_parameters().values())
+
+
+def _saved(tmp_path, state):
+    files.write_parameters(tmp_path / "state.h5", state)
+    return tmp_path / "state.h5"
 
 
 def test_ctrl_c_while_the_values_are_checked_stops_the_load_at_once(tmp_path):
