@@ -89,11 +89,14 @@ def load_parameters(module, path, strict=True, extension=None):
         CheckpointError: The checkpoint does not fit; nothing was changed.
         nnabla_modules.files.ParameterFileError: Not a readable parameter file.
     """
-    with contextlib.ExitStack() as stack:
+    # Signals wait for a point where the load can stop cleanly (see _HeldSignals):
+    # a handler raising inside h5py's cleanup code would be lost, not raised.
+    with _interrupts_held_back(), contextlib.ExitStack() as stack:
         try:
             stored = stack.enter_context(files.open_parameters(path, extension))
         except (ValueError, OSError) as error:
             raise _naming_module(module, error) from error
+        _deliver_pending()  # the file is checked; nothing is changed yet
         return _load(module, stored, f"checkpoint {files.source_name(path)}", strict)
 
 
@@ -298,6 +301,7 @@ def _read_ahead(writes):
     scratch = {dtype: np.empty(size, dtype) for dtype, size in scratch.items()}
     values = []
     for param, stored in writes:
+        _deliver_pending()  # nothing is changed yet: a Ctrl-C stops the load here
         dtype = value_dtype(param)
         # Its array in host memory now, so that writing it in phase 2 allocates nothing.
         param.data.get_data("r", dtype)
@@ -400,18 +404,31 @@ def _interrupts_held_back():
 
     Every signal whose handler is Python code (Ctrl-C's ``KeyboardInterrupt``, a
     ``SIGTERM`` handler that calls ``sys.exit``, ...) is recorded instead, and
-    its handler run once the block is over: see :class:`_HeldSignals`. Python
-    runs handlers in the main thread only: elsewhere nothing is needed.
+    its handler run once the block is over (or at a :func:`_deliver_pending`
+    inside it): see :class:`_HeldSignals`. Inside another such block, the
+    outer one delivers. Python runs handlers in the main thread only:
+    elsewhere nothing is needed.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or _HOLDING:
         yield
         return
     held = _HeldSignals()
+    _HOLDING.append(held)
     try:
         held.install()
         yield
     finally:
+        _HOLDING.pop()
         held.release()
+
+
+_HOLDING = []  # the _HeldSignals of the main thread's outermost block
+
+
+def _deliver_pending():
+    """Where a load can stop with nothing changed: the handlers of what arrived run now."""
+    if _HOLDING and threading.current_thread() is threading.main_thread():
+        _HOLDING[-1].deliver(final=False)
 
 
 class _HeldSignals:
@@ -448,13 +465,18 @@ class _HeldSignals:
 
     def release(self):
         try:
-            self._deliver()
+            self.deliver(final=True)
         finally:
             self._restore()
 
-    def _deliver(self):
-        """Runs each recorded signal's handler, in order; one raising does not stop the rest."""
+    def deliver(self, final):
+        """Runs each recorded signal's handler, in order; one raising does not stop the rest.
+
+        ``final``: stop recording; what arrives from then on is passed on at once.
+        """
         if not self.received:
+            if not final:
+                return
             self.recording = False
             if not self.received:  # nothing arrived between the check and the switch
                 return
@@ -462,16 +484,27 @@ class _HeldSignals:
         try:
             self.previous[number](number, sys._getframe())
         finally:
-            self._deliver()
+            self.deliver(final)
 
     def _restore(self):
         """Puts each handler back, unless one delivered above set another one."""
-        raised = None
+        raised = []
         for number, handler in self.previous.items():
             while signal.getsignal(number) == self.record:
                 try:
                     signal.signal(number, handler)
-                except BaseException as error:  # a handler put back ran meanwhile (Ctrl-C)
-                    raised = raised or error
-        if raised is not None:
-            raise raised
+                except BaseException as error:  # a handler ran meanwhile (Ctrl-C)
+                    raised.append(error)
+        _raise_chained(raised)
+
+
+def _raise_chained(errors):
+    """Raises each of ``errors`` in turn, as if each had arrived while the one before was raised.
+
+    The last one is raised, the others are its ``__context__`` chain.
+    """
+    if errors:
+        try:
+            raise errors[0]
+        finally:
+            _raise_chained(errors[1:])

@@ -332,6 +332,56 @@ def test_ctrl_c_while_the_handlers_are_put_back_leaves_every_handler_as_it_was(
     assert_values(model, saved)
 
 
+LOADING_CHILD = """
+import signal, sys
+import nnabla_modules as nm
+
+path, marker = sys.argv[1], sys.argv[2]
+
+
+def stop(signum, frame):
+    with open(marker, "w") as handle:
+        handle.write("stopped")
+    sys.exit(3)
+
+
+signal.signal(signal.SIGTERM, stop)
+model = nm.Sequential(*[nm.Linear(500, 500) for _ in range(10)], name="m")
+if sys.argv[3] == "save":
+    model.save_parameters(path)
+    sys.exit(0)
+print("loading", flush=True)
+while True:
+    model.load_parameters(path)
+"""
+
+
+def test_ctrl_c_and_a_stop_request_at_any_time_of_a_load_are_both_delivered(tmp_path):
+    """Real signals from another process, at random times: HDF5's cleanup code must lose none."""
+    path = tmp_path / "m.h5"
+    assert run_child(LOADING_CHILD, path, "-", "save").returncode == 0
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        marker = tmp_path / f"stopped{trial}"
+        child = subprocess.Popen(
+            [sys.executable, "-c", LOADING_CHILD, str(path), str(marker), "load"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            child.stdout.readline()
+            time.sleep(rng.uniform(0.05, 0.3))
+            child.send_signal(signal.SIGINT)
+            child.send_signal(signal.SIGTERM)
+            _, err = child.communicate(timeout=60)
+        finally:
+            child.kill()
+            child.wait()
+        assert marker.exists() and child.returncode == 3, (trial, child.returncode, err[-2000:])
+
+
 def test_a_handler_set_by_a_delivered_handler_stays(tmp_path):
     model = Net()
     model.save_parameters(tmp_path / "net.h5")
@@ -347,6 +397,37 @@ def test_a_handler_set_by_a_delivered_handler_stays(tmp_path):
         assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_signals_arriving_while_the_handlers_are_put_back_all_raise_in_order(
+    tmp_path, monkeypatch
+):
+    model = Net()
+    model.save_parameters(tmp_path / "net.h5")
+
+    def stop(signum, frame):
+        sys.exit(3)
+
+    set_handler, sent = signal.signal, []
+
+    def set_then_signal(number, handler):  # each signal just after its handler is back
+        result = set_handler(number, handler)
+        if handler in (signal.default_int_handler, stop) and number not in sent:
+            sent.append(number)
+            os.kill(os.getpid(), number)
+        return result
+
+    previous = set_handler(signal.SIGTERM, stop)
+    try:
+        monkeypatch.setattr(signal, "signal", set_then_signal)
+        with pytest.raises(SystemExit) as caught:
+            model.load_parameters(tmp_path / "net.h5")
+        monkeypatch.undo()
+        assert sent == [signal.SIGINT, signal.SIGTERM]
+        assert isinstance(caught.value.__context__, KeyboardInterrupt)  # neither one lost
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        set_handler(signal.SIGTERM, previous)
 
 
 def test_a_file_failing_when_read_again_leaves_a_load_that_says_it_is_partial(tmp_path):
