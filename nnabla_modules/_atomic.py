@@ -136,14 +136,24 @@ def _replace(temporary, target, path):
     try:
         os.replace(temporary, target)
     except OSError as error:
-        if error.errno != errno.EBUSY:
-            raise
-        raise OSError(
-            errno.EBUSY, "Device or resource busy: the file is a mount point (a single-file "
-            "bind mount, as Docker's -v file or Kubernetes' subPath make), which a rename "
-            "cannot replace; mount its folder instead, or save elsewhere and copy the file",
-            path,
-        ) from None
+        if error.errno == errno.EBUSY:
+            raise OSError(
+                errno.EBUSY, "Device or resource busy: the file is a mount point (a "
+                "single-file bind mount, as Docker's -v file or Kubernetes' subPath make), "
+                "which a rename cannot replace; mount its folder instead, or save elsewhere "
+                "and copy the file", path,
+            ) from None
+        if error.errno in (errno.EPERM, errno.EACCES):
+            folder = os.path.dirname(target)
+            why = " (a sticky folder, as /tmp is: only its owner may)"
+            if not os.stat(folder).st_mode & stat.S_ISVTX:
+                why = ""
+            raise type(error)(
+                error.errno, f"{error.strerror}: the folder {folder!r} does not let you replace "
+                f"the file by a rename{why}, which a save needs so that a failure never leaves "
+                "half a file; save as the file's owner, or elsewhere", path,
+            ) from None
+        raise
 
 
 def _naming_path(error, temporary, path):

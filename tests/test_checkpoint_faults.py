@@ -674,6 +674,20 @@ def test_a_writable_file_in_a_folder_the_user_cannot_write_names_the_folder(open
 
 
 @needs_root
+def test_another_users_file_in_a_sticky_folder_names_the_folder(open_tmp):
+    folder = open_tmp / "sticky"
+    folder.mkdir()
+    os.chmod(folder, 0o1777)  # as /tmp is
+    path = folder / "model.h5"
+    assert _save(path) == "saved"
+    os.chmod(path, 0o606)  # nobody may write it; only its owner may rename over it
+    outcome = as_nobody(lambda: _save(str(path), 1.0))
+    assert "PermissionError" in outcome and "a sticky folder" in outcome, outcome
+    assert repr(str(folder)) in outcome and ".tmp" not in outcome
+    assert files.read_parameters(path)["w"][0][0] == 0.0 and temporaries(folder) == []
+
+
+@needs_root
 def test_a_read_only_file_system_is_named_as_such(tmp_path):
     mount = tmp_path / "ro"
     mount.mkdir()
