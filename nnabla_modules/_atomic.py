@@ -110,10 +110,12 @@ def _keep_owner_and_mode(temporary, old, path):
     """
     new = os.stat(temporary)
     if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+        # Root may; the owner may give it a group it is in. EINVAL: an ID this
+        # user namespace cannot map (a container's files owned from outside).
         try:
-            os.chown(temporary, old.st_uid, old.st_gid)  # root may
-        except PermissionError:
-            with contextlib.suppress(PermissionError):  # the owner, to a group it is in
+            os.chown(temporary, old.st_uid, old.st_gid)
+        except OSError:
+            with contextlib.suppress(OSError):
                 os.chown(temporary, -1, old.st_gid)
         new = os.stat(temporary)
     if new.st_gid != old.st_gid and stat.S_IMODE(old.st_mode) & 0o070:
