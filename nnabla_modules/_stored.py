@@ -5,12 +5,15 @@ dtype, ``need_grad``) and reads its values when asked; ``files.py`` opens the
 formats and builds them.
 """
 
+import bisect
 import math
 import os
 from collections import OrderedDict
 
 import nnabla as nn
 import numpy as np
+
+from ._h5 import short
 
 #: Extensions :func:`~nnabla_modules.files.open_parameters` reads.
 READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
@@ -50,6 +53,37 @@ def file_format(source, extension=None, writing=False):
             f"supported: {', '.join(supported)}"
         )
     return ext
+
+
+def check_h5_keys(keys, label):
+    """Refuses keys that HDF5 would store under another name, or could not store at all.
+
+    HDF5 splits a name at each '/' into groups: ``/fc/W``, ``fc//W`` and
+    ``fc/./W`` would all come back as ``fc/W``; a key cannot be a dataset and
+    the group of another key at once.
+    """
+    seen = set()
+    for key in keys:
+        if not isinstance(key, str):
+            raise TypeError(f"{label}: parameter keys must be str, got {short(repr(key))}")
+        names = key.split("/")
+        if not all(names) or "." in names or "\0" in key:
+            raise ValueError(
+                f"{label}: the key {short(repr(key))} cannot be stored in an .h5 file: "
+                "HDF5 reads each '/' as a scope, so a key is names joined by single '/' "
+                "(none leading, trailing or doubled, no '.' name, no NUL character)"
+            )
+        if key in seen:
+            raise ValueError(f"{label}: the key {short(repr(key))} is given twice")
+        seen.add(key)
+    ordered = sorted(seen)
+    for key in ordered:  # the keys under "fc/" follow "fc/" in sorted order
+        after = bisect.bisect_left(ordered, key + "/")
+        if after < len(ordered) and ordered[after].startswith(key + "/"):
+            raise ValueError(
+                f"{label}: the key {short(repr(key))} is both a parameter and the scope "
+                f"of {short(repr(ordered[after]))}; an .h5 file cannot hold both"
+            )
 
 
 def is_file_object(source):

@@ -20,9 +20,6 @@ A load runs in two phases:
 """
 
 import contextlib
-import signal
-import sys
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -34,6 +31,7 @@ from ._load_check import PendingLoad, defer_check
 from ._load_plan import make_plan, unresolved, value_dtype
 from ._naming import describe, drop_stale_entries
 from ._results import CheckpointError, LoadResult
+from ._signals import deliver_pending, interrupts_held_back
 from ._state import state_of
 from ._tree import modules_in, walk
 
@@ -89,14 +87,14 @@ def load_parameters(module, path, strict=True, extension=None):
         CheckpointError: The checkpoint does not fit; nothing was changed.
         nnabla_modules.files.ParameterFileError: Not a readable parameter file.
     """
-    # Signals wait for a point where the load can stop cleanly (see _HeldSignals):
+    # Signals wait for a point where the load can stop cleanly (see _signals.py):
     # a handler raising inside h5py's cleanup code would be lost, not raised.
-    with _interrupts_held_back(), contextlib.ExitStack() as stack:
+    with interrupts_held_back(), contextlib.ExitStack() as stack:
         try:
             stored = stack.enter_context(files.open_parameters(path, extension))
         except (ValueError, OSError) as error:
             raise _naming_module(module, error) from error
-        _deliver_pending()  # the file is checked; nothing is changed yet
+        deliver_pending()  # the file is checked; nothing is changed yet
         return _load(module, stored, f"checkpoint {files.source_name(path)}", strict)
 
 
@@ -262,7 +260,7 @@ def _apply(module, plan, source, strict):
     undo, written = [], []
     # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
     # calling sys.exit) wait until the writes are complete or undone.
-    with _interrupts_held_back():
+    with interrupts_held_back():
         try:
             for placement, param in zip(plan.placements, created):
                 _place(placement, param, undo)
@@ -301,7 +299,7 @@ def _read_ahead(writes):
     scratch = {dtype: np.empty(size, dtype) for dtype, size in scratch.items()}
     values = []
     for param, stored in writes:
-        _deliver_pending()  # nothing is changed yet: a Ctrl-C stops the load here
+        deliver_pending()  # nothing is changed yet: a Ctrl-C stops the load here
         dtype = value_dtype(param)
         # Its array in host memory now, so that writing it in phase 2 allocates nothing.
         param.data.get_data("r", dtype)
@@ -396,115 +394,3 @@ def _place(placement, param, undo):
     leaf = placement.path[-1]
     scope[leaf] = param
     undo.append(lambda: scope.pop(leaf, None))
-
-
-@contextlib.contextmanager
-def _interrupts_held_back():
-    """Delivers signals with Python handlers that arrive inside the block when it ends.
-
-    Every signal whose handler is Python code (Ctrl-C's ``KeyboardInterrupt``, a
-    ``SIGTERM`` handler that calls ``sys.exit``, ...) is recorded instead, and
-    its handler run once the block is over (or at a :func:`_deliver_pending`
-    inside it): see :class:`_HeldSignals`. Inside another such block, the
-    outer one delivers. Python runs handlers in the main thread only:
-    elsewhere nothing is needed.
-    """
-    if threading.current_thread() is not threading.main_thread() or _HOLDING:
-        yield
-        return
-    held = _HeldSignals()
-    _HOLDING.append(held)
-    try:
-        held.install()
-        yield
-    finally:
-        _HOLDING.pop()
-        held.release()
-
-
-_HOLDING = []  # the _HeldSignals of the main thread's outermost block
-
-
-def _deliver_pending():
-    """Where a load can stop with nothing changed: the handlers of what arrived run now."""
-    if _HOLDING and threading.current_thread() is threading.main_thread():
-        _HOLDING[-1].deliver(final=False)
-
-
-class _HeldSignals:
-    """Signal handlers that record what arrives, then deliver it and put the handlers back.
-
-    On release, each recorded signal's own handler runs, in the order they
-    arrived (a signal arriving twice meanwhile runs once, as the OS merges a
-    blocked signal), every one of them even when one raises: the exceptions
-    chain as if the signals had arrived just after the block, the last one's
-    raised. Then every handler is put back exactly (one that a delivered
-    handler set stays), even if a signal arrives meanwhile: until its own
-    handler is back, the recorder passes it on.
-    """
-
-    def __init__(self):
-        self.previous = {}
-        for number in signal.valid_signals():
-            with contextlib.suppress(OSError, ValueError):
-                handler = signal.getsignal(number)
-                if callable(handler):  # neither SIG_DFL, SIG_IGN nor a handler set in C (None)
-                    self.previous[number] = handler
-        self.received = []
-        self.recording = True
-
-    def record(self, number, frame):
-        if not self.recording:
-            self.previous[number](number, frame)  # delivered now: the block is over
-        elif number not in self.received:
-            self.received.append(number)
-
-    def install(self):
-        for number in self.previous:
-            signal.signal(number, self.record)
-
-    def release(self):
-        try:
-            self.deliver(final=True)
-        finally:
-            self._restore()
-
-    def deliver(self, final):
-        """Runs each recorded signal's handler, in order; one raising does not stop the rest.
-
-        ``final``: stop recording; what arrives from then on is passed on at once.
-        """
-        if not self.received:
-            if not final:
-                return
-            self.recording = False
-            if not self.received:  # nothing arrived between the check and the switch
-                return
-        number = self.received.pop(0)
-        try:
-            self.previous[number](number, sys._getframe())
-        finally:
-            self.deliver(final)
-
-    def _restore(self):
-        """Puts each handler back, unless one delivered above set another one."""
-        raised = []
-        for number, handler in self.previous.items():
-            while signal.getsignal(number) == self.record:
-                try:
-                    signal.signal(number, handler)
-                except BaseException as error:  # a handler ran meanwhile (Ctrl-C)
-                    raised.append(error)
-        _raise_chained(raised)
-
-
-def _raise_chained(errors):
-    """Raises each of ``errors`` in turn, as if each had arrived while the one before was raised.
-
-    The last one is raised, the others are its ``__context__`` chain.
-    """
-    if errors:
-        try:
-            raise errors[0]
-        finally:
-            _raise_chained(errors[1:])

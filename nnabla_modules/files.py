@@ -37,7 +37,6 @@ Example:
     fc/W (2, 3) float32 True
 """
 
-import bisect
 import contextlib
 import errno
 import io as _io
@@ -63,6 +62,7 @@ from ._stored import (
     WRITE_FORMATS,
     StoredParameter,
     array_parameters,
+    check_h5_keys,
     file_format,
     is_file_object,
     source_name,
@@ -340,7 +340,7 @@ def write_parameters(target, params, extension=None):
     ext = file_format(target, extension, writing=True)
     items = list(params.items() if hasattr(params, "items") else params)
     if ext == ".h5":
-        _check_h5_keys([name for name, _ in items], source_name(target))
+        check_h5_keys([name for name, _ in items], source_name(target))
     writer = _WRITERS[ext]
     if is_file_object(target):
         writer(target, items)
@@ -353,37 +353,6 @@ def write_parameters(target, params, extension=None):
         _verify(path, ext, writer(path, items), label)
 
     write_atomically(target, write_and_verify)
-
-
-def _check_h5_keys(keys, label):
-    """Refuses keys that HDF5 would store under another name, or could not store at all.
-
-    HDF5 splits a name at each '/' into groups: ``/fc/W``, ``fc//W`` and
-    ``fc/./W`` would all come back as ``fc/W``; a key cannot be a dataset and
-    the group of another key at once.
-    """
-    seen = set()
-    for key in keys:
-        if not isinstance(key, str):
-            raise TypeError(f"{label}: parameter keys must be str, got {_h5.short(repr(key))}")
-        names = key.split("/")
-        if not all(names) or "." in names or "\0" in key:
-            raise ValueError(
-                f"{label}: the key {_h5.short(repr(key))} cannot be stored in an .h5 file: "
-                "HDF5 reads each '/' as a scope, so a key is names joined by single '/' "
-                "(none leading, trailing or doubled, no '.' name, no NUL character)"
-            )
-        if key in seen:
-            raise ValueError(f"{label}: the key {_h5.short(repr(key))} is given twice")
-        seen.add(key)
-    ordered = sorted(seen)
-    for key in ordered:  # the keys under "fc/" follow "fc/" in sorted order
-        after = bisect.bisect_left(ordered, key + "/")
-        if after < len(ordered) and ordered[after].startswith(key + "/"):
-            raise ValueError(
-                f"{label}: the key {_h5.short(repr(key))} is both a parameter and the scope "
-                f"of {_h5.short(repr(ordered[after]))}; an .h5 file cannot hold both"
-            )
 
 
 def _values(value):
