@@ -10,6 +10,11 @@ import os
 import secrets
 import stat
 
+try:
+    import grp
+except ImportError:  # Windows
+    grp = None
+
 
 def write_atomically(path, write):
     """Writes the file ``path`` through a temporary file and an atomic rename.
@@ -22,9 +27,16 @@ def write_atomically(path, write):
 
     * A symbolic link is written through: its target is replaced, the link stays.
     * A write-protected file is refused as ``open(path, "w")`` refuses it
-      (``PermissionError``), even though the folder would allow the rename.
-    * The temporary is created with the final file's permissions, never wider:
-      an existing file's mode is kept, a new file gets the umask's.
+      (``PermissionError``), even though the folder would allow the rename; on
+      a read-only file system the error says so (``EROFS``).
+    * A file being replaced keeps its mode, and its owner and group where the
+      user may set them (root: always; others: a group they belong to). A
+      group that cannot be kept is refused when the mode lets the group read.
+      The temporary is private to its owner until then; a new file gets what
+      ``open()`` gives (the umask's mode, the folder's group).
+    * A named pipe, a device or a socket is refused, not replaced by a file.
+    * A folder the user cannot write, and a file that is a mount point (a
+      single-file bind mount), are errors that say so: the rename needs both.
     * Errors name ``path``, never the temporary.
 
     Args:
@@ -33,16 +45,16 @@ def write_atomically(path, write):
     """
     path = os.fspath(path)
     target = os.path.realpath(path)
-    mode = _existing_mode(path, target)
+    existing = _existing(path, target)
     folder, base = os.path.split(target)
     temporary = _temporary_name(folder, base)
     try:
-        _create_temporary(temporary, mode)
+        _create_temporary(temporary, existing, folder, path)
         write(temporary)
         _fsync(temporary)
-        if mode is not None:
-            os.chmod(temporary, mode)  # exactly the old file's mode, whatever the umask
-        os.replace(temporary, target)
+        if existing is not None:
+            _keep_owner_and_mode(temporary, existing, path)
+        _replace(temporary, target, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
@@ -52,20 +64,98 @@ def write_atomically(path, write):
     _fsync_directory(folder)  # makes the rename itself durable
 
 
-def _existing_mode(path, target):
-    """The mode bits of the file being replaced (None: a new one); refuses what open() refuses."""
+_SPECIAL_FILES = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _existing(path, target):
+    """The status of the file being replaced (None: a new one); refuses what it must not replace."""
     try:
-        status = os.stat(target)
+        status = os.stat(path)  # also through /proc/self/fd/N, whose realpath names nothing
     except FileNotFoundError:
         return None
     if stat.S_ISDIR(status.st_mode):
         raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    if not stat.S_ISREG(status.st_mode):
+        kind = _SPECIAL_FILES.get(stat.S_IFMT(status.st_mode), "a special file")
+        raise OSError(
+            errno.EINVAL, f"Not a regular file but {kind}: a save would replace it with a "
+            "regular file (write to a file path instead)", path
+        )
     if not os.access(target, os.W_OK):
+        if _read_only_file_system(target):
+            raise OSError(errno.EROFS, "Read-only file system", path)
         raise PermissionError(
             errno.EACCES, "Permission denied: the file is write-protected (change its mode "
             "to replace it, or write elsewhere)", path
         )
-    return stat.S_IMODE(status.st_mode)
+    return status
+
+
+def _read_only_file_system(path):
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs (Windows)
+        return False
+
+
+def _keep_owner_and_mode(temporary, old, path):
+    """Gives the temporary the replaced file's owner, group and mode, or refuses.
+
+    The mode is set last: changing the owner clears the set-user-ID and set-group-ID bits.
+    """
+    new = os.stat(temporary)
+    if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+        # Root may; the owner may give it a group it is in. EINVAL: an ID this
+        # user namespace cannot map (a container's files owned from outside).
+        try:
+            os.chown(temporary, old.st_uid, old.st_gid)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.chown(temporary, -1, old.st_gid)
+        new = os.stat(temporary)
+    if new.st_gid != old.st_gid and stat.S_IMODE(old.st_mode) & 0o070:
+        raise PermissionError(
+            errno.EPERM, f"Operation not permitted: the file's group ({_group(old.st_gid)}) "
+            f"cannot be kept, and the new file's group ({_group(new.st_gid)}) could read it "
+            "(save it as a member of its group, or change its group or mode first)", path
+        )
+    os.chmod(temporary, stat.S_IMODE(old.st_mode))
+
+
+def _group(gid):
+    try:
+        return grp.getgrgid(gid).gr_name
+    except (AttributeError, KeyError):  # no grp module (Windows); a group without a name
+        return str(gid)
+
+
+def _replace(temporary, target, path):
+    try:
+        os.replace(temporary, target)
+    except OSError as error:
+        if error.errno == errno.EBUSY:
+            raise OSError(
+                errno.EBUSY, "Device or resource busy: the file is a mount point (a "
+                "single-file bind mount, as Docker's -v file or Kubernetes' subPath make), "
+                "which a rename cannot replace; mount its folder instead, or save elsewhere "
+                "and copy the file", path,
+            ) from None
+        if error.errno in (errno.EPERM, errno.EACCES):
+            folder = os.path.dirname(target)
+            why = " (a sticky folder, as /tmp is: only its owner may)"
+            if not os.stat(folder).st_mode & stat.S_ISVTX:
+                why = ""
+            raise type(error)(
+                error.errno, f"{error.strerror}: the folder {folder!r} does not let you replace "
+                f"the file by a rename{why}, which a save needs so that a failure never leaves "
+                "half a file; save as the file's owner, or elsewhere", path,
+            ) from None
+        raise
 
 
 def _naming_path(error, temporary, path):
@@ -81,12 +171,24 @@ def _temporary_name(folder, base):
     return os.path.join(folder, f".{base[:32]}.{secrets.token_hex(4)}.tmp")
 
 
-def _create_temporary(temporary, mode):
-    """Creates the empty temporary, with no wider permissions than the final file."""
-    # A new file gets what a plain open() gives (0o666 less the umask); replacing a
-    # file, the owner must write it and nobody else may read more than before.
-    create_mode = 0o666 if mode is None else (mode & 0o077) | 0o600
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, create_mode))
+def _create_temporary(temporary, existing, folder, path):
+    """Creates the empty temporary: private while it replaces a file, else as open() would."""
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _creation_mode(existing)))
+    except PermissionError:
+        raise PermissionError(
+            errno.EACCES, f"Permission denied: cannot create a file in the folder {folder!r}. "
+            "A save writes a temporary file beside the checkpoint and renames it over it, "
+            "so that a failure never leaves half a file: make the folder writable, or save "
+            "elsewhere", path,
+        ) from None
+
+
+def _creation_mode(existing):
+    # A new file gets what a plain open() gives (0o666 less the umask); a file being
+    # replaced, only its owner until its group and mode are set (a setgid folder's
+    # group may differ from the file's).
+    return 0o666 if existing is None else 0o600
 
 
 def _fsync(path):

@@ -385,3 +385,18 @@ def _limit_memory(extra):
         return
     limit = held * 1024 + extra
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def dataset_reader(entry, label):
+    """``read_into(out)`` of one dataset: straight from the file; damage names the file."""
+
+    def read_into(out):
+        try:
+            entry.dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        except OSError as error:  # a damaged chunk (its checksum, its compression)
+            raise ParameterFileError(
+                f"{label}: the values of {short(repr(entry.name))} cannot be read "
+                f"(the file is damaged): {short(error)}"
+            ) from None
+
+    return read_into

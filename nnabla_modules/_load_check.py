@@ -66,12 +66,20 @@ class PendingLoad:
         raise CheckpointError(self._report(module, unused, created), result)
 
     def fail(self, module, error):
-        """The first call after the load raised (a shape the file got wrong): undo the load."""
+        """The first call after the load raised (a shape the file got wrong): undo the load.
+
+        An ``Exception`` becomes a :class:`CheckpointError`; anything else
+        (``KeyboardInterrupt``, ``SystemExit``) is raised again as it is.
+        """
         state_of(module).end_check()
         for _, current in walk(module):
             state_of(current).forget_loaded_credit()
         owned = module.get_parameters(grad_only=False)
         self._undo(module, [k for k in owned if k not in self.keys and k not in self.known])
+        if not isinstance(error, Exception):  # Ctrl-C, SystemExit: a stop request stays one
+            note = f"{describe(module)}: the load of {self.source} before this call was undone."
+            error.__notes__ = [*getattr(error, "__notes__", []), note]
+            raise error
         raise CheckpointError(
             f"{describe(module)}: its first call after loading {self.source} failed, so the "
             f"load was undone (the values are as they were before it): {error}",

@@ -5,12 +5,15 @@ dtype, ``need_grad``) and reads its values when asked; ``files.py`` opens the
 formats and builds them.
 """
 
+import bisect
 import math
 import os
 from collections import OrderedDict
 
 import nnabla as nn
 import numpy as np
+
+from ._h5 import short
 
 #: Extensions :func:`~nnabla_modules.files.open_parameters` reads.
 READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
@@ -73,6 +76,37 @@ def _directory_message(path, supported):
     )
 
 
+def check_h5_keys(keys, label):
+    """Refuses keys that HDF5 would store under another name, or could not store at all.
+
+    HDF5 splits a name at each '/' into groups: ``/fc/W``, ``fc//W`` and
+    ``fc/./W`` would all come back as ``fc/W``; a key cannot be a dataset and
+    the group of another key at once.
+    """
+    seen = set()
+    for key in keys:
+        if not isinstance(key, str):
+            raise TypeError(f"{label}: parameter keys must be str, got {short(repr(key))}")
+        names = key.split("/")
+        if not all(names) or "." in names or "\0" in key:
+            raise ValueError(
+                f"{label}: the key {short(repr(key))} cannot be stored in an .h5 file: "
+                "HDF5 reads each '/' as a scope, so a key is names joined by single '/' "
+                "(none leading, trailing or doubled, no '.' name, no NUL character)"
+            )
+        if key in seen:
+            raise ValueError(f"{label}: the key {short(repr(key))} is given twice")
+        seen.add(key)
+    ordered = sorted(seen)
+    for key in ordered:  # the keys under "fc/" follow "fc/" in sorted order
+        after = bisect.bisect_left(ordered, key + "/")
+        if after < len(ordered) and ordered[after].startswith(key + "/"):
+            raise ValueError(
+                f"{label}: the key {short(repr(key))} is both a parameter and the scope "
+                f"of {short(repr(ordered[after]))}; an .h5 file cannot hold both"
+            )
+
+
 def is_file_object(source):
     return hasattr(source, "read") or hasattr(source, "write")
 
@@ -108,15 +142,19 @@ class StoredParameter:
         need_grad (bool): The stored ``need_grad`` flag.
         read_into (callable): ``read_into(out)`` writes the values into the
             array ``out`` of this shape.
+        file_backed (bool): The values are read from a file held open, never
+            from a module's own arrays: a load reads them twice (checked first,
+            then into place) rather than hold a copy of them all.
     """
 
-    __slots__ = ("name", "shape", "dtype", "need_grad", "_read_into")
+    __slots__ = ("name", "shape", "dtype", "need_grad", "file_backed", "_read_into")
 
-    def __init__(self, name, shape, dtype, need_grad, read_into):
+    def __init__(self, name, shape, dtype, need_grad, read_into, file_backed=False):
         self.name = name
         self.shape = tuple(int(d) for d in shape)
         self.dtype = np.dtype(dtype)
         self.need_grad = bool(need_grad)
+        self.file_backed = bool(file_backed)
         self._read_into = read_into
 
     @property

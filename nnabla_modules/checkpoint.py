@@ -10,16 +10,16 @@ A load runs in two phases:
    (relative key, full-prefix key, or NNabla ``nn.Module`` key), and every
    shape and dtype is checked. Missing, unexpected, mismatched and conflicting
    keys are reported together; nothing has been touched yet.
-2. *Apply*: new registry entries (the load-then-build case) are created and
-   filled, then the existing parameters are overwritten in place, each one's
-   old values kept aside first; if anything fails (any exception, Ctrl-C and
-   ``SystemExit`` included) all of it is undone. Signals with Python handlers
-   are held back until the load is complete.
+2. *Apply*: every value is read and checked first, nothing changed yet (a
+   file's datasets through one reused buffer, other sources into new
+   arrays); then new registry entries (the load-then-build case) take their
+   place and the existing parameters are overwritten in place, signals with
+   Python handlers held back until the writes are complete. Any exception
+   before the writes (Ctrl-C and ``SystemExit`` included) leaves everything
+   as it was; see docs/checkpoints.md for the writes.
 """
 
 import contextlib
-import signal
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -31,6 +31,7 @@ from ._load_check import PendingLoad, defer_check
 from ._load_plan import make_plan, unresolved, value_dtype
 from ._naming import describe, drop_stale_entries
 from ._results import CheckpointError, LoadResult
+from ._signals import deliver_pending, interrupts_held_back
 from ._state import state_of
 from ._tree import modules_in, walk
 
@@ -92,11 +93,14 @@ def load_parameters(module, path, strict=True, extension=None):
         CheckpointError: The checkpoint does not fit; nothing was changed.
         nnabla_modules.files.ParameterFileError: Not a readable parameter file.
     """
-    with contextlib.ExitStack() as stack:
+    # Signals wait for a point where the load can stop cleanly (see _signals.py):
+    # a handler raising inside h5py's cleanup code would be lost, not raised.
+    with interrupts_held_back(), contextlib.ExitStack() as stack:
         try:
             stored = stack.enter_context(files.open_parameters(path, extension))
         except (ValueError, OSError) as error:
             raise _naming_module(module, error) from error
+        deliver_pending()  # the file is checked; nothing is changed yet
         return _load(module, stored, f"checkpoint {files.source_name(path)}", strict)
 
 
@@ -244,21 +248,39 @@ def _unexpected_line(file_key, full_name):
 
 
 def _apply(module, plan, source, strict):
+    """Phase 1 reads and checks every value, changing nothing; phase 2 writes them.
+
+    Phase 1 reads every source before any target is written: a state dict may
+    hold the module's own arrays under other keys (two layers swapped). Values
+    from a file the load holds open are read into one reused buffer there, and
+    read again into place in phase 2: memory for one tensor, not a model.
+    """
+    # A load whose keys the first call checks may still be undone then: it keeps old values.
+    deferred = bool(plan.placements or plan.claims)
+    try:
+        created = [_created(module, placement) for placement in plan.placements]
+        values = _read_ahead(plan.writes)
+    except BaseException as error:
+        _note_failure(error, module, source, [])
+        raise
+    undo, written = [], []
     # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
-    # calling sys.exit) wait until the load is complete or undone.
-    with _interrupts_held_back():
-        undo = []
+    # calling sys.exit) wait until the writes are complete or undone.
+    with interrupts_held_back():
         try:
-            for placement in plan.placements:
-                _place(module, placement, undo)
-            for param, stored in plan.writes:
-                _overwrite(param, stored, undo)
+            for placement, param in zip(plan.placements, created):
+                _place(placement, param, undo)
+            for (param, stored), value in zip(plan.writes, values):
+                if deferred:
+                    undo.append(_restorer(param))
+                _write(param, stored, value)
+                written.append(stored.name)
         except BaseException as error:
             for action in reversed(undo):
                 action()
-            _note_undone(error, module, source)
+            _note_failure(error, module, source, [] if deferred else written)
             raise
-    if plan.placements or plan.claims:
+    if deferred:
         # Keys the module could not know yet: its first call shows whether they fit.
         # Until then each entry is credited to the deepest module on its path that
         # could not know its keys; ``undo`` keeps what undoing the load needs.
@@ -269,15 +291,49 @@ def _apply(module, plan, source, strict):
         defer_check(module, PendingLoad(keys, plan.known, strict, source, undo))
 
 
-def _overwrite(param, stored, undo):
-    """Writes one parameter in place; its old values go to ``undo`` first."""
+def _read_ahead(writes):
+    """Phase 1 for in-place writes: each value read and checked, nothing written.
+
+    Returns, for each write, its values, or None for a file's dataset: checked
+    through a buffer reused for all of them and read again into place.
+    """
+    scratch = {}  # dtype -> one buffer as large as the largest of that dtype
+    for param, stored in writes:
+        dtype = value_dtype(param)
+        if stored.file_backed:
+            scratch[dtype] = max(scratch.get(dtype, 0), stored.size)
+    scratch = {dtype: np.empty(size, dtype) for dtype, size in scratch.items()}
+    values = []
+    for param, stored in writes:
+        deliver_pending()  # nothing is changed yet: a Ctrl-C stops the load here
+        dtype = value_dtype(param)
+        # Its array in host memory now, so that writing it in phase 2 allocates nothing.
+        param.data.get_data("r", dtype)
+        if stored.file_backed:
+            _read_exactly(stored, scratch[dtype][: stored.size].reshape(stored.shape))
+            values.append(None)
+        else:
+            value = np.empty(stored.shape, dtype)
+            _read_exactly(stored, value)
+            values.append(value)
+    return values
+
+
+def _write(param, stored, value):
+    """Phase 2: one parameter overwritten in place, from ``value`` or read again from its file."""
+    out = param.data.get_data("w", value_dtype(param))
+    if value is None:
+        _read_exactly(stored, out)
+    else:
+        np.copyto(out, value)
+
+
+def _restorer(param):
+    """An undo action putting the parameter's current values back."""
     dtype = value_dtype(param)
-    # The old values are kept until the load is complete: with them any failure
-    # (a read error, an exception from a signal handler) leaves the model as it was.
     # Read access ("r"): the values may live in another array (a device, a dtype).
     old = param.data.get_data("r", dtype).copy()
-    undo.append(lambda: np.copyto(param.data.get_data("w", dtype), old))
-    _read_exactly(stored, param.data.get_data("w", dtype))
+    return lambda: np.copyto(param.data.get_data("w", dtype), old)
 
 
 def _read_exactly(stored, out):
@@ -297,12 +353,20 @@ def _read_exactly(stored, out):
         )
 
 
-def _note_undone(error, module, source):
-    """Notes on ``error`` that the load was undone; its type is kept (SystemExit stays one).
+def _note_failure(error, module, source, written):
+    """Notes on ``error`` what the failed load left; its type is kept (SystemExit stays one).
 
     Python 3.11+ prints the note under the traceback; on 3.10 it is in ``error.__notes__``.
     """
-    note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
+    if written:
+        note = (
+            f"{describe(module)}: loading {source} failed while reading its values a second "
+            f"time, after they had all been read and checked (the file was changed in place, "
+            f"or the disk failed, during the load): {len(written)} parameter(s) hold the "
+            "file's values, the others their old ones. Load it again."
+        )
+    else:
+        note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
     if hasattr(error, "add_note"):
         error.add_note(note)
     else:
@@ -315,48 +379,24 @@ def _provisional(plan):
     yield from plan.claims
 
 
-def _place(module, placement, undo):
-    """Creates one new registry entry, filled from the file (load-then-build)."""
-    scope = _registry.root_scope()
-    for name in placement.path[:-1]:
-        if name not in scope:
-            scope[name] = OrderedDict()  # what nn.parameter_scope creates
-            undo.append(lambda s=scope, n=name: s.pop(n, None))
-        scope = scope[name]
-    stored, leaf = placement.stored, placement.path[-1]
+def _created(module, placement):
+    """Phase 1 of a new registry entry (load-then-build): its Variable, filled from the file."""
+    stored = placement.stored
     frozen = state_of(module).frozen
     param = nn.Variable(stored.shape, need_grad=stored.need_grad and not frozen)
     dtype = stored.dtype if stored.dtype.kind == "f" else np.float32
     _read_exactly(stored, param.data.get_data("w", dtype))
+    return param
+
+
+def _place(placement, param, undo):
+    """Phase 2 of a new registry entry: it takes its place (what nn.parameter_scope creates)."""
+    scope = _registry.root_scope()
+    for name in placement.path[:-1]:
+        if name not in scope:
+            scope[name] = OrderedDict()
+            undo.append(lambda s=scope, n=name: s.pop(n, None))
+        scope = scope[name]
+    leaf = placement.path[-1]
     scope[leaf] = param
     undo.append(lambda: scope.pop(leaf, None))
-
-
-@contextlib.contextmanager
-def _interrupts_held_back():
-    """Delivers signals with Python handlers that arrive inside the block when it ends.
-
-    Every signal whose handler is Python code (Ctrl-C's ``KeyboardInterrupt``, a
-    ``SIGTERM`` handler that calls ``sys.exit``, ...) is recorded instead, and
-    raised again, in order, once the block is over and the handlers are back.
-    Python runs handlers in the main thread only: elsewhere nothing is needed.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
-    for number in signal.valid_signals():
-        with contextlib.suppress(OSError, ValueError):
-            handler = signal.getsignal(number)
-            if callable(handler):  # neither SIG_DFL, SIG_IGN nor a handler set in C (None)
-                previous[number] = handler
-    received = []
-    try:
-        for number in previous:
-            signal.signal(number, lambda signum, frame: received.append(signum))
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        for number in received:
-            signal.raise_signal(number)

@@ -334,38 +334,56 @@ def _parameter_json(param):
     )
 
 
+class _Scope(OrderedDict):
+    """A scope of the inspect tree: name + '/' -> subscope, leaf -> parameter; and its size."""
+
+    size = 0
+
+
 def _scope_tree(stored):
-    """Nested OrderedDicts in first-appearance order: scope name + '/' -> subtree, leaf -> param."""
-    root = OrderedDict()
+    """Nested scopes in first-appearance order, each with its count of values."""
+    root = _Scope()
     for key, param in stored.items():
         *scopes, leaf = key.split("/")
         node = root
         for scope in scopes:
-            node = node.setdefault(scope + "/", OrderedDict())
+            node = node.setdefault(scope + "/", _Scope())
+            node.size += param.size
         node[leaf] = param
     return root
 
 
-def _tree_size(node):
-    return sum(_tree_size(v) if isinstance(v, dict) else v.size for v in node.values())
+def _walk_tree(tree, max_depth=None):
+    """Yields ``(depth, path, name, value)`` depth first, in order.
+
+    No recursion: a key may nest thousands of scopes (HDF5 stores them).
+    """
+    stack = [("", iter(tree.items()))]
+    while stack:
+        path, items = stack[-1]
+        item = next(items, None)
+        if item is None:
+            stack.pop()
+            continue
+        name, value = item
+        depth = len(stack) - 1
+        yield depth, path, name, value
+        if isinstance(value, _Scope) and (max_depth is None or depth + 1 < max_depth):
+            stack.append((path + name, iter(value.items())))
 
 
-def _scope_counts(node, path=""):
+def _scope_counts(tree):
     """Yields ``(scope path, parameter count)`` for every scope, depth first."""
-    for name, value in node.items():
-        if isinstance(value, dict):
-            scope = path + name[:-1]
-            yield scope, _tree_size(value)
-            yield from _scope_counts(value, scope + "/")
+    for _, path, name, value in _walk_tree(tree):
+        if isinstance(value, _Scope):
+            yield path + name[:-1], value.size
 
 
-def _tree_rows(node, max_depth, depth=0):
-    for name, value in node.items():
+def _tree_rows(tree, max_depth):
+    for depth, _, name, value in _walk_tree(tree, max_depth):
         indent = "  " * depth
-        if isinstance(value, dict):
-            yield [indent + shown(name), "", "", "", f"{_tree_size(value):,}"]
-            if max_depth is None or depth + 1 < max_depth:
-                yield from _tree_rows(value, max_depth, depth + 1)
+        if isinstance(value, _Scope):
+            yield [indent + shown(name), "", "", "", f"{value.size:,}"]
         elif max_depth is None or depth < max_depth:
             yield [
                 indent + shown(name),

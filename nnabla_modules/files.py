@@ -62,6 +62,7 @@ from ._stored import (
     WRITE_FORMATS,
     StoredParameter,
     array_parameters,
+    check_h5_keys,
     file_format,
     in_memory,
     is_file_object,
@@ -165,7 +166,8 @@ def _open_h5(source, label, stack, budget=None):
             entry.shape,
             entry.dtype,
             entry.need_grad,
-            h5py.Dataset(entry.dataset).read_direct,
+            _h5.dataset_reader(entry, label),
+            file_backed=True,
         )
     return stored
 
@@ -342,6 +344,8 @@ def write_parameters(target, params, extension=None):
     """
     ext = file_format(target, extension, writing=True)
     items = list(params.items() if hasattr(params, "items") else params)
+    if ext == ".h5":
+        check_h5_keys([name for name, _ in items], source_name(target))
     writer = _WRITERS[ext]
     if is_file_object(target):
         writer(target, items)

@@ -455,6 +455,29 @@ def test_load_then_build_checks_shapes_at_the_first_call(tmp_path):
         net(nn.Variable((2, 3)))
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_stop_request_during_the_first_call_after_a_load_stays_itself(
+    tmp_path, monkeypatch, stop
+):
+    _pf_net_checkpoint(tmp_path / "pf.h5", "pf_net")
+    net = PFNet()
+    net.load_parameters(tmp_path / "pf.h5")
+    affine, calls = PF.affine, []
+
+    def affine_then_stop(*args, **kwargs):  # Ctrl-C or sys.exit in the middle of the call
+        calls.append(1)
+        if len(calls) == 2:
+            raise stop()
+        return affine(*args, **kwargs)
+
+    monkeypatch.setattr(PF, "affine", affine_then_stop)
+    with pytest.raises(stop) as caught:
+        net(nn.Variable((2, 3)))
+    assert type(caught.value) is stop  # neither a CheckpointError nor any ValueError
+    assert any("undone" in note for note in caught.value.__notes__)
+    assert nn.get_parameters(grad_only=False) == {}  # the load was undone, as for any failure
+
+
 def test_load_then_build_rejects_other_modules_entries_of_a_registry_file(tmp_path):
     with nn.parameter_scope("pf_net"):
         PF.affine(PF.affine(nn.Variable((2, 3)), 4, name="fc1"), 2, name="fc2")
@@ -559,6 +582,30 @@ def test_pf_code_beside_children_is_reported_with_a_hint_before_the_first_call()
     model.load_state_dict(state)
 
 
+class Stack(nm.Module):
+    def __init__(self):
+        self.layers = [nm.Affine(4, 4) for _ in range(4)]
+
+
+@pytest.mark.parametrize("as_views", [False, True], ids=["variables", "numpy views"])
+@pytest.mark.parametrize("how", ["swap", "shift"])
+def test_the_modules_own_arrays_under_other_keys_load_as_given(how, as_views):
+    model = Stack()
+    before = randomize(model, seed=3)
+    params = model.get_parameters(grad_only=False)
+    order = [1, 0, 2, 3] if how == "swap" else [1, 2, 3, 0]  # layer i takes layer order[i]'s
+    state = {}
+    for key in params:
+        index = int(key.split("/")[1])
+        source = params[key.replace(f"layers/{index}/", f"layers/{order[index]}/")]
+        state[key] = source.d if as_views else source  # .d: a view of the live array
+    model.load_state_dict(state)
+    for key, param in params.items():
+        index = int(key.split("/")[1])
+        expected = before[key.replace(f"layers/{index}/", f"layers/{order[index]}/")]
+        np.testing.assert_array_equal(param.d, expected, err_msg=key)
+
+
 def test_a_failure_while_placing_values_undoes_every_placement(tmp_path, monkeypatch):
     model = Mixed()
     model.get_parameters()  # the layers' own, created at first use
@@ -595,23 +642,66 @@ def test_a_failure_reading_a_placed_value_undoes_everything(tmp_path):
     assert claims_of(net) == {"": {}}
 
 
+def _interrupt_at_read(param, read_number):
+    """Makes the ``read_number``-th read of ``param`` (1: the check, 2: into place) send Ctrl-C."""
+    read, reads = param._read_into, []
+
+    def interrupted(out):
+        reads.append(1)
+        if len(reads) == read_number:
+            os.kill(os.getpid(), signal.SIGINT)
+        read(out)
+
+    param._read_into = interrupted
+
+
 def test_ctrl_c_during_the_in_place_writes_is_delivered_after_the_last_one(tmp_path):
     unit = ResUnit(8, 8)
     saved = randomize(unit, seed=1)
     unit.save_parameters(tmp_path / "unit.h5")
     randomize(unit, seed=2)
     with files.open_parameters(tmp_path / "unit.h5") as stored:
-        param = stored["conv1/conv/W"]
-        read = param._read_into
-
-        def interrupted(out):
-            os.kill(os.getpid(), signal.SIGINT)
-            read(out)
-
-        param._read_into = interrupted
-        with pytest.raises(KeyboardInterrupt):
+        _interrupt_at_read(stored["conv1/conv/W"], 2)
+        with pytest.raises(KeyboardInterrupt) as caught:
             checkpoint._load(unit, stored, "unit.h5", strict=True)
     assert_state(unit, saved)  # all of it, then the interrupt
+    assert not getattr(caught.value, "__notes__", [])  # the load itself went well
+
+
+def test_ctrl_c_during_the_writes_of_a_load_then_build_load_keeps_it(tmp_path):
+    model = Mixed()
+    model.get_parameters()  # the layers' own, created at first use
+    state = {
+        "body/affine/W": np.full((3, 4), 2.0),
+        "body/affine/b": np.full(4, 2.0),
+        "head/affine/W": np.full((4, 2), 2.0),
+        "head/affine/b": np.full(2, 2.0),
+    }
+    with files.open_parameters(_saved(tmp_path, state)) as stored:
+        _interrupt_at_read(stored["head/affine/b"], 2)  # while writing in place
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint._load(model, stored, "state.h5", strict=True)
+    assert all((param.d == 2.0).all() for param in model.get_parameters().values())
+    model(nn.Variable((1, 3)))  # the first call finds the load whole, and keeps it
+    assert all((param.d == 2.0).all() for param in model.get_parameters().values())
+
+
+def _saved(tmp_path, state):
+    files.write_parameters(tmp_path / "state.h5", state)
+    return tmp_path / "state.h5"
+
+
+def test_ctrl_c_while_the_values_are_checked_stops_the_load_at_once(tmp_path):
+    unit = ResUnit(8, 8)
+    randomize(unit, seed=1)
+    unit.save_parameters(tmp_path / "unit.h5")
+    before = randomize(unit, seed=2)
+    with files.open_parameters(tmp_path / "unit.h5") as stored:
+        _interrupt_at_read(stored["conv1/conv/W"], 1)
+        with pytest.raises(KeyboardInterrupt) as caught:
+            checkpoint._load(unit, stored, "unit.h5", strict=True)
+    assert_state(unit, before)
+    assert any("nothing was changed" in note for note in caught.value.__notes__)
 
 
 @pytest.mark.parametrize(

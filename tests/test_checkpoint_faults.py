@@ -8,10 +8,14 @@ import contextlib
 import errno
 import io as stdio
 import os
+import pathlib
 import pwd
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -96,6 +100,15 @@ def as_nobody(function):
 
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (a mount, another user)")
+
+
+@pytest.fixture
+def open_tmp(tmp_path):
+    """A folder every user can reach (pytest's own folders are private to their user)."""
+    folder = tempfile.mkdtemp(prefix="nm-test-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    os.chmod(folder, 0o755)
+    yield pathlib.Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- full disks -----------------------------------------------------------------------------
@@ -192,13 +205,18 @@ def test_a_failing_fsync_keeps_the_previous_file(tmp_path, monkeypatch):
 # --- signals during a load --------------------------------------------------------------------
 
 
-def _interrupting(stored, after, action):
-    """Makes reading the ``after``-th parameter of ``stored`` run ``action`` first."""
+def _interrupting(stored, after, action, read_number=1):
+    """Makes the ``read_number``-th read of the ``after``-th parameter of ``stored`` run ``action``.
+
+    A load reads a file's values twice: checked first (read 1), then into place (read 2).
+    """
     param = list(stored.values())[after]
-    read = param._read_into
+    read, reads = param._read_into, []
 
     def interrupted(out):
-        action()
+        reads.append(1)
+        if len(reads) == read_number:
+            action()
         read(out)
 
     param._read_into = interrupted
@@ -212,7 +230,7 @@ def test_a_sigterm_handler_raising_systemexit_mid_load_waits_for_the_whole_load(
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
     try:
         with files.open_parameters(tmp_path / "net.h5") as stored:
-            _interrupting(stored, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+            _interrupting(stored, 5, lambda: os.kill(os.getpid(), signal.SIGTERM), 2)
             with pytest.raises(SystemExit) as caught:
                 checkpoint._load(model, stored, "net.h5", strict=True)
     finally:
@@ -239,6 +257,195 @@ def test_any_exception_mid_write_puts_every_old_value_back(tmp_path, error):
     assert any("nothing was changed" in note for note in caught.value.__notes__)
 
 
+def test_every_signal_held_back_is_delivered_in_order_even_after_one_raises(tmp_path):
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+    log = []
+
+    def stop(signum, frame):
+        log.append("term")
+        sys.exit(3)
+
+    handlers = {
+        signal.SIGUSR2: lambda signum, frame: log.append("usr2"),
+        signal.SIGUSR1: lambda signum, frame: log.append("usr1"),
+        signal.SIGINT: signal.default_int_handler,  # raises KeyboardInterrupt
+        signal.SIGTERM: stop,  # a service's stop request: must not be lost
+    }
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+
+    def send_all():
+        for number in handlers:
+            os.kill(os.getpid(), number)
+
+    try:
+        with files.open_parameters(tmp_path / "net.h5") as stored:
+            _interrupting(stored, 5, send_all, read_number=2)  # while writing in place
+            with pytest.raises(SystemExit) as caught:
+                checkpoint._load(model, stored, "net.h5", strict=True)
+        assert log == ["usr2", "usr1", "term"]  # as they arrived, SIGTERM after Ctrl-C raised
+        assert caught.value.code == 3
+        assert isinstance(caught.value.__context__, KeyboardInterrupt)
+        assert all(signal.getsignal(n) is h for n, h in handlers.items())
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    assert_values(model, saved)
+
+
+def test_ctrl_c_while_the_handlers_are_put_back_leaves_every_handler_as_it_was(
+    tmp_path, monkeypatch
+):
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+    terminated = []
+
+    def stop(signum, frame):
+        terminated.append(signum)
+
+    set_handler, sent = signal.signal, []
+
+    def set_then_ctrl_c(number, handler):
+        result = set_handler(number, handler)
+        if handler is signal.default_int_handler and not sent:  # SIGINT's put back first
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    previous = set_handler(signal.SIGTERM, stop)
+    try:
+        monkeypatch.setattr(signal, "signal", set_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            model.load_parameters(tmp_path / "net.h5")
+        monkeypatch.undo()
+        assert sent
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is stop  # not the load's recorder
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert terminated == [signal.SIGTERM]
+    finally:
+        set_handler(signal.SIGTERM, previous)
+    assert_values(model, saved)
+
+
+LOADING_CHILD = """
+import signal, sys
+import nnabla_modules as nm
+
+path, marker = sys.argv[1], sys.argv[2]
+
+
+def stop(signum, frame):
+    with open(marker, "w") as handle:
+        handle.write("stopped")
+    sys.exit(3)
+
+
+signal.signal(signal.SIGTERM, stop)
+model = nm.Sequential(*[nm.Linear(500, 500) for _ in range(10)], name="m")
+if sys.argv[3] == "save":
+    model.save_parameters(path)
+    sys.exit(0)
+print("loading", flush=True)
+while True:
+    model.load_parameters(path)
+"""
+
+
+def test_ctrl_c_and_a_stop_request_at_any_time_of_a_load_are_both_delivered(tmp_path):
+    """Real signals from another process, at random times: HDF5's cleanup code must lose none."""
+    path = tmp_path / "m.h5"
+    assert run_child(LOADING_CHILD, path, "-", "save").returncode == 0
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        marker = tmp_path / f"stopped{trial}"
+        child = subprocess.Popen(
+            [sys.executable, "-c", LOADING_CHILD, str(path), str(marker), "load"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            child.stdout.readline()
+            time.sleep(rng.uniform(0.05, 0.3))
+            child.send_signal(signal.SIGINT)
+            child.send_signal(signal.SIGTERM)
+            _, err = child.communicate(timeout=60)
+        finally:
+            child.kill()
+            child.wait()
+        assert marker.exists() and child.returncode == 3, (trial, child.returncode, err[-2000:])
+
+
+def test_a_handler_set_by_a_delivered_handler_stays(tmp_path):
+    model = Net()
+    model.save_parameters(tmp_path / "net.h5")
+
+    def stop_listening(signum, frame):  # the first SIGUSR1 turns further ones off
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+    previous = signal.signal(signal.SIGUSR1, stop_listening)
+    try:
+        with files.open_parameters(tmp_path / "net.h5") as stored:
+            _interrupting(stored, 3, lambda: os.kill(os.getpid(), signal.SIGUSR1), 2)
+            checkpoint._load(model, stored, "net.h5", strict=True)
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_signals_arriving_while_the_handlers_are_put_back_all_raise_in_order(
+    tmp_path, monkeypatch
+):
+    model = Net()
+    model.save_parameters(tmp_path / "net.h5")
+
+    def stop(signum, frame):
+        sys.exit(3)
+
+    set_handler, sent = signal.signal, []
+
+    def set_then_signal(number, handler):  # each signal just after its handler is back
+        result = set_handler(number, handler)
+        if handler in (signal.default_int_handler, stop) and number not in sent:
+            sent.append(number)
+            os.kill(os.getpid(), number)
+        return result
+
+    previous = set_handler(signal.SIGTERM, stop)
+    try:
+        monkeypatch.setattr(signal, "signal", set_then_signal)
+        with pytest.raises(SystemExit) as caught:
+            model.load_parameters(tmp_path / "net.h5")
+        monkeypatch.undo()
+        assert sent == [signal.SIGINT, signal.SIGTERM]
+        assert isinstance(caught.value.__context__, KeyboardInterrupt)  # neither one lost
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        set_handler(signal.SIGTERM, previous)
+
+
+def test_a_file_failing_when_read_again_leaves_a_load_that_says_it_is_partial(tmp_path):
+    model = Net()
+    randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+
+    def fail():
+        raise OSError(errno.EIO, "Input/output error")
+
+    with files.open_parameters(tmp_path / "net.h5") as stored:
+        _interrupting(stored, 10, fail, read_number=2)  # checked fine, then the disk fails
+        with pytest.raises(OSError, match="Input/output") as caught:
+            checkpoint._load(model, stored, "net.h5", strict=True)
+    assert any("10 parameter(s) hold the file's values" in n for n in caught.value.__notes__)
+
+
 # --- permissions, links, other users ------------------------------------------------------------
 
 
@@ -252,16 +459,16 @@ def _save_over_write_protected(folder):
     return "replaced"
 
 
-def test_a_write_protected_checkpoint_is_refused_like_open_refuses_it(tmp_path):
-    path = tmp_path / "model.h5"
+def test_a_write_protected_checkpoint_is_refused_like_open_refuses_it(open_tmp):
+    path = open_tmp / "model.h5"
     files.write_parameters(path, {"old": np.ones(2, np.float32)})
     os.chmod(path, 0o444)
     previous = path.read_bytes()
     if IS_ROOT:  # root may write anything: the refusal is checked as another user
-        os.chmod(tmp_path, 0o777)
-        assert as_nobody(lambda: _save_over_write_protected(str(tmp_path))) == "'refused'"
+        os.chmod(open_tmp, 0o777)  # the folder would allow the rename
+        assert as_nobody(lambda: _save_over_write_protected(str(open_tmp))) == "'refused'"
     else:
-        assert _save_over_write_protected(str(tmp_path)) == "refused"
+        assert _save_over_write_protected(str(open_tmp)) == "refused"
     assert path.read_bytes() == previous
 
 
@@ -282,19 +489,18 @@ def test_a_symlinked_checkpoint_is_written_through(tmp_path):
     assert_values(model, saved)
 
 
-def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(tmp_path, monkeypatch):
-    path = tmp_path / "model.h5"
+def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(open_tmp, monkeypatch):
+    path = open_tmp / "model.h5"
     files.write_parameters(path, {"w": np.ones(2, np.float32)})
     os.chmod(path, 0o600)
     seen = []
     values = files._values
 
     def look(value):  # mid-save: what does the temporary allow?
-        for name in temporaries(tmp_path):
-            temporary = str(tmp_path / name)
+        for name in temporaries(open_tmp):
+            temporary = str(open_tmp / name)
             seen.append(os.stat(temporary).st_mode & 0o777)
             if IS_ROOT:
-                os.chmod(tmp_path, 0o755)
                 seen.append(as_nobody(lambda t=temporary: open(t, "rb").read(1)))
         return values(value)
 
@@ -357,6 +563,146 @@ def test_a_file_replaced_while_it_is_opened_is_read_whole(tmp_path, monkeypatch)
     randomize(model, 3)
     model.load_parameters(path, strict=False)  # the old file's keys, all of them
     assert_values(model, old)
+
+
+# --- what a save replaces: owner, group, special files, mounts, folders ------------------------
+
+DAEMON, ADM = 1, 4  # two groups that neither root nor nobody belong to here
+
+
+def _save(path, value=0.0):
+    """Saves one parameter to ``path`` (.h5); ``"saved"`` or the error's type and text."""
+    try:
+        files.write_parameters(path, {"w": np.full(2, value, np.float32)}, extension=".h5")
+    except OSError as error:
+        return f"{type(error).__name__} {error}"
+    return "saved"
+
+
+def _setgid_folder(parent, mode):
+    folder = parent / "shared"
+    folder.mkdir()
+    os.chown(folder, 0, DAEMON)
+    os.chmod(folder, mode | stat.S_ISGID)  # new files get the folder's group
+    return folder
+
+
+@needs_root
+def test_saving_over_a_file_keeps_its_owner_group_and_mode(open_tmp):
+    path = _setgid_folder(open_tmp, 0o775) / "model.h5"
+    assert _save(path) == "saved"
+    nobody = pwd.getpwnam("nobody")
+    os.chown(path, nobody.pw_uid, ADM)
+    os.chmod(path, 0o640)
+    assert _save(path, 1.0) == "saved"
+    status = os.stat(path)
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (
+        nobody.pw_uid,
+        ADM,
+        0o640,
+    )
+    assert files.read_parameters(path)["w"][0][0] == 1.0
+
+
+@needs_root
+def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
+    path = _setgid_folder(open_tmp, 0o777) / "model.h5"
+    assert _save(path) == "saved"
+    nobody = pwd.getpwnam("nobody")
+    os.chown(path, nobody.pw_uid, ADM)
+    os.chmod(path, 0o660)  # adm may read it; the folder's group (daemon) may not
+    outcome = as_nobody(lambda: _save(str(path), 1.0))
+    assert "PermissionError" in outcome and "group (adm) cannot be kept" in outcome, outcome
+    assert os.stat(path).st_gid == ADM and files.read_parameters(path)["w"][0][0] == 0.0
+    os.chmod(path, 0o600)  # the group reads nothing: the save goes on, in the folder's group
+    assert as_nobody(lambda: _save(str(path), 2.0)) == "'saved'"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_named_pipe_is_refused_not_replaced(tmp_path):
+    path = tmp_path / "model.h5"
+    os.mkfifo(path)
+    outcome = _save(path)
+    assert "a named pipe" in outcome and "model.h5" in outcome, outcome
+    assert stat.S_ISFIFO(os.stat(path).st_mode)
+    assert temporaries(tmp_path) == []
+    read, write = os.pipe()  # an anonymous pipe, named through /proc (Linux)
+    try:
+        if os.path.exists(f"/proc/self/fd/{write}"):
+            assert "a named pipe" in _save(f"/proc/self/fd/{write}")
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+@needs_root
+def test_a_device_node_is_refused_not_replaced(tmp_path):
+    path = tmp_path / "null.h5"
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    outcome = _save(path)
+    assert "a character device" in outcome, outcome
+    assert stat.S_ISCHR(os.stat(path).st_mode)
+
+
+@needs_root
+def test_a_single_file_bind_mount_gets_an_error_that_says_why(tmp_path):
+    source, path = tmp_path / "outside.h5", tmp_path / "model.h5"
+    assert _save(source) == "saved"
+    assert _save(path) == "saved"
+    done = subprocess.run(["mount", "--bind", str(source), str(path)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot bind-mount a file: {done.stderr.decode().strip()}")
+    try:
+        outcome = _save(path, 1.0)
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+    assert "busy" in outcome and "mount point" in outcome and "model.h5" in outcome, outcome
+    assert ".tmp" not in outcome and temporaries(tmp_path) == []
+
+
+@needs_root
+def test_a_writable_file_in_a_folder_the_user_cannot_write_names_the_folder(open_tmp):
+    folder = open_tmp / "locked"
+    folder.mkdir()
+    path = folder / "model.h5"
+    assert _save(path) == "saved"
+    os.chmod(path, 0o666)  # open(path, "w") would work; the rename cannot
+    os.chmod(folder, 0o755)
+    outcome = as_nobody(lambda: _save(str(path), 1.0))
+    assert "PermissionError" in outcome and repr(str(folder)) in outcome, outcome
+    assert "renames it over it" in outcome and ".tmp" not in outcome
+
+
+@needs_root
+def test_another_users_file_in_a_sticky_folder_names_the_folder(open_tmp):
+    folder = open_tmp / "sticky"
+    folder.mkdir()
+    os.chmod(folder, 0o1777)  # as /tmp is
+    path = folder / "model.h5"
+    assert _save(path) == "saved"
+    os.chmod(path, 0o606)  # nobody may write it; only its owner may rename over it
+    outcome = as_nobody(lambda: _save(str(path), 1.0))
+    assert "PermissionError" in outcome and "a sticky folder" in outcome, outcome
+    assert repr(str(folder)) in outcome and ".tmp" not in outcome
+    assert files.read_parameters(path)["w"][0][0] == 0.0 and temporaries(folder) == []
+
+
+@needs_root
+def test_a_read_only_file_system_is_named_as_such(tmp_path):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)])
+    if done.returncode:
+        pytest.skip("cannot mount a tmpfs")
+    try:
+        assert _save(mount / "model.h5") == "saved"
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        for name in ("model.h5", "new.h5"):  # replacing a file, creating one
+            outcome = _save(mount / name, 1.0)
+            assert "Read-only file system" in outcome and name in outcome, outcome
+            assert "write-protected" not in outcome and ".tmp" not in outcome
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
 
 
 # --- the crash probe ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import io as stdio
 import os
+import re
 
 import h5py
 import nnabla as nn
@@ -197,3 +198,22 @@ def test_convert_entries_renames_without_reading_values(tmp_path):
         ]
         with pytest.raises(ConversionError, match="two keys would get one name"):
             convert_entries(stored, KeyMapping(maps=[("/[Wb]$", "/x")]))
+
+
+@pytest.mark.parametrize(
+    "keys, message",
+    [
+        (["/fc/W"], "'/fc/W' cannot be stored"),
+        (["fc//W"], "'fc//W' cannot be stored"),
+        (["fc/W/"], "'fc/W/' cannot be stored"),
+        (["fc/./W"], "'fc/./W' cannot be stored"),
+        (["fc/W", "fc"], "'fc' is both a parameter and the scope of 'fc/W'"),
+    ],
+)
+def test_keys_an_h5_file_cannot_hold_as_given_are_refused_before_writing(tmp_path, keys, message):
+    path = tmp_path / "out.h5"
+    files.write_parameters(path, {"old": np.ones(1, np.float32)})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        files.write_parameters(path, {key: np.ones(2, np.float32) for key in keys})
+    assert list(files.read_parameters(path)) == ["old"]
+    files.write_parameters(tmp_path / "out.protobuf", {key: np.ones(2) for key in keys})

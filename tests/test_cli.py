@@ -317,6 +317,14 @@ def test_convert_maps_are_regexes_applied_in_order(tmp_path, module_file, capsys
     assert renamed["shortcut_conv/conv/W"] == "shortcut_conv/conv/W"
 
 
+def test_convert_to_keys_hdf5_would_rename_is_an_error_about_the_key(tmp_path, module_file, capsys):
+    out = tmp_path / "mapped.h5"
+    assert run("convert", module_file, out, "--map", "^=/") == 2
+    err = capsys.readouterr().err
+    assert "'/conv0/conv/W' cannot be stored in an .h5 file" in err, err
+    assert "full disk" not in err and not out.exists()
+
+
 def test_convert_nn_module_files(tmp_path, capsys):
     reference = NnNet()
     x = nn.Variable.from_numpy_array(X)

@@ -190,6 +190,18 @@ def test_deep_nesting_opens_in_linear_time(tmp_path):
     assert deep < 2.0
 
 
+def test_inspect_shows_a_key_nested_deeper_than_pythons_recursion_limit(tmp_path, capsys):
+    key = "/".join(["s"] * 1500) + "/W"  # what write_parameters itself writes
+    files.write_parameters(tmp_path / "deep.h5", {key: np.ones(3, np.float32)})
+    assert main(["inspect", "--json", str(tmp_path / "deep.h5")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["scopes"]) == 1500 and set(report["scopes"].values()) == {3}
+    assert main(["inspect", "--depth", "3", str(tmp_path / "deep.h5")]) == 0
+    assert main(["inspect", str(tmp_path / "deep.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].strip().startswith("W")
+
+
 def test_a_name_that_is_not_utf8_is_a_clean_error(tmp_path, capsys):
     path = tmp_path / "latin1.h5"
     with h5py.File(path, "w") as handle:
@@ -232,6 +244,25 @@ def test_the_command_line_escapes_control_characters(tmp_path, capsys):
     text = capsys.readouterr().out
     assert not any(c in text for c in "\x1b\r\u202e")
     assert json.loads(text)["parameters"][0]["key"] == HOSTILE
+
+
+def test_a_damaged_compressed_chunk_is_a_parameter_file_error_naming_the_file(tmp_path, capsys):
+    path = tmp_path / "damaged.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as handle:
+        weight = parameter(
+            handle, "affine/W", rng.random((4, 3), np.float32), chunks=(2, 3), compression="gzip"
+        )
+        parameter(handle, "affine/b", np.zeros(3, np.float32))
+        chunk = weight.id.get_chunk_info(1)
+    data = bytearray(path.read_bytes())
+    data[chunk.byte_offset : chunk.byte_offset + chunk.size] = b"\xff" * chunk.size
+    path.write_bytes(bytes(data))
+    refused(path, r"damaged\.h5.*'affine/W' cannot be read")
+    with pytest.raises(files.ParameterFileError, match=r"damaged\.h5.*affine/W"):
+        files.read_parameters(path)
+    assert main(["diff", str(path), str(path)]) == 2
+    assert "damaged.h5" in capsys.readouterr().err
 
 
 # --- the command line as a program --------------------------------------------------------------
