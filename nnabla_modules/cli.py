@@ -12,7 +12,8 @@ This module parses arguments and prints; the work is done by
 :mod:`nnabla_modules.files` (reading and atomic writing), :mod:`nnabla_modules.compare`
 and :mod:`nnabla_modules.convert`, imported only once the arguments are valid,
 so ``--help`` and ``--version`` never load NNabla. NNabla's own log lines
-below warnings are silenced. Every command takes ``--json`` for machine output.
+below warnings are silenced. Every command takes ``--json`` for machine output:
+one compact JSON object on one line (JSON Lines).
 Exit status: 0 success (for ``diff``: equal), 1 ``diff`` found differences,
 2 an error, 130 interrupted, 141 the output pipe closed (``| head``).
 """
@@ -132,13 +133,13 @@ def _tolerance(text):
     return value
 
 
-def _positive(text):
+def _depth(text):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text!r}")
     return value
 
 
@@ -159,7 +160,12 @@ def _add_inspect(commands):
         "need_grad and parameter counts per scope.",
     )
     p.add_argument("file", help="a .h5, .protobuf, .nntxt or .nnp file")
-    p.add_argument("--depth", type=_positive, metavar="N", help="show scopes down to depth N only")
+    p.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="show scopes down to depth N only (0: the file's line alone)",
+    )
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(run=run_inspect)
 
@@ -236,7 +242,9 @@ def _add_convert(commands):
     )
     p.add_argument("--add-prefix", metavar="P", help="put every key under the scope P")
     p.add_argument("--dry-run", action="store_true", help="show the renaming, write nothing")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument(
+        "--quiet", action="store_true", help="print nothing on success (no progress bar either)"
+    )
     p.add_argument("--json", action="store_true", help="machine output")
     _add_progress(p)
     p.set_defaults(run=run_convert)
@@ -290,8 +298,9 @@ def run_inspect(args):
             _print_json(info)
         else:
             print(_file_line(info))
-            print()
-            print("\n".join(table_lines(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
+            if args.depth != 0:
+                print()
+                print("\n".join(table_lines(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
     return EXIT_OK
 
 
@@ -525,7 +534,7 @@ def run_convert(args):
         entries, kinds = convert_entries(stored, mapping)
         if not args.dry_run:
             total = sum(e.param.size * e.param.dtype.itemsize for e in entries)
-            with _Progress(args.progress, total, "convert") as progress:
+            with _Progress(args.progress and not args.quiet, total, "convert") as progress:
                 files.write_parameters(
                     args.output, [(e.target, _counted(e.param, progress)) for e in entries]
                 )
@@ -638,8 +647,9 @@ def _shape(shape):
 
 
 def _print_json(value):
-    # ensure_ascii: every control character of a hostile key is escaped
-    print(json.dumps(_finite(value), indent=2, allow_nan=False, ensure_ascii=True))
+    """One compact object on one line (JSON Lines); ensure_ascii escapes hostile keys."""
+    text = json.dumps(_finite(value), separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    print(text)
 
 
 def _finite(value):

@@ -18,7 +18,7 @@ public class; the machinery lives in small files, one job each
 import inspect
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Optional, Tuple, TypeVar
+from typing import Any, Callable, Iterator, List, Optional, Tuple, TypeVar
 
 import nnabla as nn
 
@@ -432,6 +432,10 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     def extra_repr(self) -> str:
         """Text inside the parentheses of ``repr``; layers show their arguments."""
         return ""
+
+    def _display_steps(self) -> Optional[List[Tuple[str, Any]]]:
+        """``(label, item)`` pairs ``repr`` lists instead of the child modules, or None."""
+        return None
 
     def __repr__(self) -> str:
         return module_repr(self)

@@ -205,6 +205,28 @@ def test_inspect_depth_shows_scopes_only(pf_file, capsys):
     assert len(rows) == 1 + 8
 
 
+def test_inspect_depth_0_prints_the_file_line_alone(pf_file, capsys):
+    assert run("inspect", pf_file, "--depth", 0) == 0  # as summary(depth=0): the whole alone
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{pf_file}: .h5, 24 parameters")
+    with pytest.raises(SystemExit, match="2"):
+        run("inspect", pf_file, "--depth", -1)
+    assert "--depth: must be >= 0" in capsys.readouterr().err
+
+
+def test_json_output_is_one_compact_object_per_line(pf_file, module_file, tmp_path, capsys):
+    commands = (
+        ("inspect", pf_file),
+        ("diff", pf_file, module_file),
+        ("convert", pf_file, tmp_path / "out.h5"),
+    )
+    for argv in commands:
+        run(*argv, "--json")
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 1, argv  # JSON Lines: one object, one line
+        assert isinstance(json.loads(lines[0]), dict) and ", " not in lines[0]
+
+
 def test_inspect_errors_name_the_file(tmp_path, capsys):
     assert run("inspect", tmp_path / "missing.h5") == 2
     assert "missing.h5" in capsys.readouterr().err

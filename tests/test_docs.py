@@ -304,6 +304,18 @@ def test_training_example_warns_of_half_precision_on_the_cpu(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_training_example_refuses_zero_epochs_before_anything_runs(tmp_path):
+    """--epochs 0 would train nothing, then load and report another run's checkpoint."""
+    result = subprocess.run(
+        [sys.executable, "examples/train_digits.py", "--epochs", "0",
+         "--checkpoint", str(tmp_path / "x.h5")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --epochs: must be at least 1, not 0" in result.stderr
+    assert result.stdout == "" and not list(tmp_path.iterdir())
+
+
 def test_demo_example():
     _run_example("examples/demo.py")
 

@@ -359,5 +359,7 @@ def test_large_files_get_a_progress_bar_on_stderr_only(tmp_path, monkeypatch, ca
     assert json.loads(captured.out)["equal"] is True  # stdout stays machine-readable
     assert main(argv + ["--no-progress"]) == 0
     assert capsys.readouterr().err == ""
-    assert main(["convert", argv[1], str(tmp_path / "b.h5"), "--quiet"]) == 0
+    assert main(["convert", argv[1], str(tmp_path / "b.h5")]) == 0
     assert "convert: 100%" in capsys.readouterr().err
+    assert main(["convert", argv[1], str(tmp_path / "c.h5"), "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")  # --quiet: nothing at all, no bar either
