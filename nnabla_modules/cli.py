@@ -7,6 +7,7 @@ Run it as ``nnabla-modules`` or ``python -m nnabla_modules``::
     nnabla-modules convert old.h5 new.h5 --strip-prefix res_unit
     nnabla-modules convert exp.h5 pf.h5 --layout experimental
     nnabla-modules convert mod.h5 pf.h5 --layout nn-module
+    nnabla-modules convert pf.h5 mod.h5 --to-layout nn-module
 
 This module parses arguments and prints; the work is done by
 :mod:`nnabla_modules.files` (reading and atomic writing), :mod:`nnabla_modules.compare`
@@ -197,8 +198,8 @@ def _add_convert(commands):
         help="rename keys (prefixes, regex maps, known layouts) into a new file",
         description="Writes IN's parameters to OUT under new keys, one tensor at a time. In "
         "this order: --select picks keys, --layout translates a known layout, --strip-prefix, "
-        "--map (each in turn), --add-prefix. OUT is written atomically; IN is never "
-        "overwritten.",
+        "--map (each in turn), --add-prefix, --to-layout. OUT is written atomically; IN is "
+        "never overwritten.",
     )
     p.add_argument("input", metavar="IN", help="the file to read")
     p.add_argument("output", metavar="OUT", help="the file to write (.h5 or .protobuf)")
@@ -241,6 +242,22 @@ def _add_convert(commands):
         help="re.sub(OLD, NEW, key) on every key, in the order given (split at the last =)",
     )
     p.add_argument("--add-prefix", metavar="P", help="put every key under the scope P")
+    p.add_argument(
+        "--to-layout",
+        choices=("plain", "nn-module"),
+        default="plain",
+        help="the layout of OUT: plain (default), or nn-module (NNabla's nn.Module files: "
+        "a/conv/W -> @a/conv/W; every scope above the layers' own is a module unless "
+        "--module-scope says which)",
+    )
+    p.add_argument(
+        "--module-scope",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="--to-layout nn-module: the scopes (re.fullmatch on a/b) that are modules, "
+        "marked with @; repeatable",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the renaming, write nothing")
     p.add_argument(
         "--quiet", action="store_true", help="print nothing on success (no progress bar either)"
@@ -473,6 +490,8 @@ def _renaming_hint(report):
         return None
     if sorted(without_module_marks(k) for k in only_a) == sorted(only_b):
         return "B's keys are A's without nn.Module's @: convert A with --layout nn-module"
+    if sorted(without_module_marks(k) for k in only_b) == sorted(only_a):
+        return "B's keys are A's with nn.Module's @: convert A with --to-layout nn-module"
     prefix = _added_prefix(only_a, only_b)
     if prefix:
         return f"B's keys are A's under {prefix!r}: convert A with --add-prefix {prefix}"
@@ -527,6 +546,8 @@ def run_convert(args):
         add_prefix=args.add_prefix,
         layers=[_layer_pair(text) for text in args.layer],
         transpose_deconv=args.transpose_deconv,
+        to_layout=args.to_layout,
+        module_scopes=args.module_scope,
     )
     _refuse_overwriting_input(args.input, args.output)
     files.file_format(args.output, writing=True)
@@ -586,6 +607,11 @@ def _warn_unused(mapping, stored, args):
             print(
                 f"nnabla-modules convert: warning: --map {text!r} changed no key", file=sys.stderr
             )
+    if args.module_scope and args.to_layout != "nn-module":
+        print(
+            "nnabla-modules convert: warning: --module-scope applies to --to-layout nn-module only",
+            file=sys.stderr,
+        )
     if args.layout == "plain" and any(without_module_marks(key) != key for key in stored):
         print(
             "nnabla-modules convert: note: the keys look like NNabla nn.Module's (@name/...); "

@@ -352,6 +352,48 @@ def test_convert_nn_module_files(tmp_path, capsys):
     np.testing.assert_allclose(forward(net(x, test=True)), expected, rtol=1e-6)
 
 
+class NnNamed(nn.Module):
+    """PF code with a name= inside a module: ``@inner/c1/conv/W``."""
+
+    def __init__(self):
+        self.inner = NnConvBn(2)
+
+    def call(self, x):
+        return PF.convolution(self.inner(x), 3, (1, 1), name="c1")
+
+
+def test_convert_writes_nn_module_files_back(tmp_path, capsys):
+    """nn.Module file -> plain (module) file -> nn.Module file: the same keys and values."""
+    reference = NnNet()
+    x = nn.Variable.from_numpy_array(X)
+    reference(x, test=True)
+    randomize(reference.get_parameters(grad_only=False))
+    expected = forward(reference(x, test=True))
+    source, plain, back = (str(tmp_path / n) for n in ("nn.h5", "plain.h5", "back.h5"))
+    reference.save_parameters(source)
+    assert run("convert", source, plain, "--layout", "nn-module", "--quiet") == 0
+    assert run("convert", plain, back, "--to-layout", "nn-module") == 0
+    assert has_row(capsys.readouterr().out, "a/conv/W", "->", "@a/conv/W", "(4, 3, 3, 3)")
+    assert run("diff", source, back) == 0  # the same keys, values, shapes, need_grad
+    assert "Equal." in capsys.readouterr().out
+    fresh = NnNet()
+    fresh(x, test=True)
+    fresh.load_parameters(back)  # NNabla's own nn.Module loads it
+    np.testing.assert_array_equal(forward(fresh(x, test=True)), expected)
+
+    # the hint of diff, and --module-scope for PF code with name= inside a module
+    assert run("diff", plain, source) == 1
+    assert "convert A with --to-layout nn-module" in capsys.readouterr().out
+    named = NnNamed()
+    named(nn.Variable((1, 3, 4, 4)))
+    named.save_parameters(source)
+    assert run("convert", source, plain, "--layout", "nn-module", "--quiet") == 0
+    argv = ("convert", plain, back, "--to-layout", "nn-module", "--module-scope", "inner")
+    _, report = run_json(capsys, *argv)
+    assert [e["new_key"] for e in report["parameters"]][-2:] == ["c1/conv/W", "c1/conv/b"]
+    assert run("diff", source, back) == 0
+
+
 def test_convert_warns_about_nn_module_keys_and_unused_maps(tmp_path, capsys):
     net = NnNet()
     net(nn.Variable((1, 3, 4, 4)))
