@@ -50,10 +50,9 @@ import h5py
 import nnabla as nn
 import numpy as np
 from google.protobuf import text_format
-from google.protobuf.message import DecodeError
 from nnabla.utils import nnabla_pb2
 
-from . import _h5
+from . import _h5, _protobuf
 from ._atomic import write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import plainly_intact
@@ -216,19 +215,22 @@ def _read_at(stream, offset, size):
 
 
 def _open_protobuf(source, label, stack):
-    proto = nnabla_pb2.NNablaProtoBuf()
-    data = _read_bytes(source)
-    try:
-        with warnings.catch_warnings():
-            # protobuf only warns when bytes are left over ("Not all data was
-            # converted"): for a parameter file that is damage, not a detail.
-            warnings.simplefilter("error", RuntimeWarning)
-            proto.ParseFromString(data)
-    except (DecodeError, RuntimeWarning) as error:
-        raise ParameterFileError(
-            f"{label}: not an NNabla protobuf file ({_h5.short(error)})"
-        ) from None
-    return _proto_parameters(proto, label)
+    """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``)."""
+    handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
+    stored = OrderedDict()
+    for parameter in _protobuf.scan(handle, label):
+        try:
+            name = parameter.name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParameterFileError(
+                f"{label}: not an NNabla protobuf file (a name that is not UTF-8: "
+                f"{_h5.short(repr(parameter.name))})"
+            ) from None
+        count = parameter.count
+        read_into = _protobuf.reader(handle, parameter.segments, count, label)
+        _add_proto_parameter(stored, label, name, parameter.dims, count, parameter.need_grad,
+                             read_into)  # fmt: skip
+    return stored
 
 
 def _open_nntxt(source, label, stack):
@@ -248,17 +250,23 @@ def _read_bytes(source):
 def _proto_parameters(proto, label):
     stored = OrderedDict()
     for parameter in proto.parameter:
-        name, shape = parameter.variable_name, tuple(parameter.shape.dim)
-        count = math.prod(shape)  # exact: a product that overflows int64 is no match
-        if not name or any(d < 0 for d in shape) or len(parameter.data) != count:
-            raise ParameterFileError(
-                f"{label}: parameter {_h5.short(repr(name))} of shape {_h5.short(shape)} "
-                f"holds {len(parameter.data)} values"
-            )
-        stored[name] = StoredParameter(
-            name, shape, np.float32, parameter.need_grad, _proto_reader(parameter)
-        )
+        _add_proto_parameter(
+            stored, label, parameter.variable_name, parameter.shape.dim, len(parameter.data),
+            parameter.need_grad, _proto_reader(parameter),
+        )  # fmt: skip
     return stored
+
+
+def _add_proto_parameter(stored, label, name, dims, count, need_grad, read_into):
+    """Checks one parameter of a protobuf message; a later one of a name replaces it."""
+    shape = tuple(dims)
+    if not name or any(d < 0 for d in shape) or count != math.prod(shape):
+        # math.prod is exact: a product that overflows int64 is no match
+        raise ParameterFileError(
+            f"{label}: parameter {_h5.short(repr(name))} of shape {_h5.short(shape)} "
+            f"holds {count} values"
+        )
+    stored[name] = StoredParameter(name, shape, np.float32, need_grad, read_into)
 
 
 def _proto_reader(parameter):

@@ -316,16 +316,19 @@ print("PEAK", status, peak_kib() - before, file=sys.stderr)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's clear_refs")
-@pytest.mark.parametrize("command", ["diff", "convert"])
-def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command):
+@pytest.mark.parametrize(
+    "command, b", [("diff", "b.h5"), ("diff", "b.protobuf"), ("convert", "c.h5")]
+)
+def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command, b):
     largest = 16 * MB
     rng = np.random.RandomState(0)
     values = {f"t{i}": rng.rand(largest // 4).astype(np.float32) for i in range(6)}
     files.write_parameters(tmp_path / "a.h5", values)
     values["t3"][0] += 1
-    files.write_parameters(tmp_path / "b.h5", values)
+    if command == "diff":
+        files.write_parameters(tmp_path / b, values)  # a .protobuf is read as the .h5 is
     assert (tmp_path / "a.h5").stat().st_size > 5 * largest
-    argv = [command, tmp_path / "a.h5", tmp_path / ("b.h5" if command == "diff" else "c.h5")]
+    argv = [command, tmp_path / "a.h5", tmp_path / b]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
         [sys.executable, "-c", STREAMING_CHILD, *map(str, argv)],
