@@ -128,6 +128,13 @@ def with_module_marks(key, module_scopes=()):
     without, every scope but the last: the layer's own (``conv``, ``bn``), as
     for a module tree whose layers are PF calls without ``name=``.
 
+    Args:
+        key (str): A key, with or without ``@`` marks.
+        module_scopes (list of re.Pattern): The scopes that are modules.
+
+    Returns:
+        str: The key in the ``nn.Module`` layout.
+
     Example:
 
         >>> with_module_marks("a/b/conv/W")

@@ -53,12 +53,12 @@ _PAIRS = ("kernel", "stride", "pad")
 class FunctionLayer(Module):
     """Base of the parameter-free layers: a call runs ``function(x, **arguments)``.
 
-    A subclass names the function (``function = staticmethod(F.relu)``) and,
+    A subclass names the function (``_function = staticmethod(F.relu)``) and,
     when it takes arguments, stores them with :meth:`_set`, which checks them.
     Errors of the call name the module.
     """
 
-    function: ClassVar[Callable[..., Any]]
+    _function: ClassVar[Callable[..., Any]]
     #: True: in ``eval()`` or with ``test=True`` the input is returned unchanged (dropout).
     train_only: ClassVar[bool] = False
     #: ``print(model)`` counts 0 parameters for it, before and after its first call.
@@ -90,7 +90,7 @@ class FunctionLayer(Module):
             return self._apply(x)
 
     def _apply(self, x):
-        return type(self).function(x, **self.arguments)
+        return type(self)._function(x, **self.arguments)
 
     def extra_repr(self) -> str:
         """The arguments that differ from the constructor's defaults."""
@@ -118,6 +118,7 @@ class ReLU(FunctionLayer):
 
     Args:
         inplace (bool): Compute in place (``F.relu``'s ``inplace``).
+        name (str): The module's name (see :class:`~nnabla_modules.Module`).
 
     Example:
         >>> import nnabla as nn
@@ -126,7 +127,7 @@ class ReLU(FunctionLayer):
         'ReLU'
     """
 
-    function = staticmethod(F.relu)
+    _function = staticmethod(F.relu)
 
     def __init__(self, inplace: bool = False, *, name: Optional[str] = None) -> None:
         self._set(inplace=inplace)
@@ -139,6 +140,7 @@ class LeakyReLU(FunctionLayer):
         alpha (float): The slope of the negative part (NNabla's default 0.1;
             PyTorch's is 0.01).
         inplace (bool): Compute in place.
+        name (str): The module's name (see :class:`~nnabla_modules.Module`).
 
     Example:
         >>> import nnabla as nn
@@ -147,7 +149,7 @@ class LeakyReLU(FunctionLayer):
         {'alpha': 0.25, 'inplace': False}
     """
 
-    function = staticmethod(F.leaky_relu)
+    _function = staticmethod(F.leaky_relu)
 
     def __init__(
         self, alpha: float = 0.1, inplace: bool = False, *, name: Optional[str] = None
@@ -165,7 +167,7 @@ class Sigmoid(FunctionLayer):
         (2, 3)
     """
 
-    function = staticmethod(F.sigmoid)
+    _function = staticmethod(F.sigmoid)
 
 
 class Tanh(FunctionLayer):
@@ -178,7 +180,7 @@ class Tanh(FunctionLayer):
         (2, 3)
     """
 
-    function = staticmethod(F.tanh)
+    _function = staticmethod(F.tanh)
 
 
 class GELU(FunctionLayer):
@@ -191,7 +193,7 @@ class GELU(FunctionLayer):
         'GELU'
     """
 
-    function = staticmethod(F.gelu)
+    _function = staticmethod(F.gelu)
 
 
 class Softmax(FunctionLayer):
@@ -199,6 +201,7 @@ class Softmax(FunctionLayer):
 
     Args:
         axis (int): The axis to normalize; None: the last one (NNabla's default).
+        name (str): The module's name (see :class:`~nnabla_modules.Module`).
 
     Example:
         >>> import nnabla as nn
@@ -207,7 +210,7 @@ class Softmax(FunctionLayer):
         (2, 10)
     """
 
-    function = staticmethod(F.softmax)
+    _function = staticmethod(F.softmax)
 
     def __init__(self, axis: Optional[int] = None, *, name: Optional[str] = None) -> None:
         self._set(axis=axis)
@@ -223,6 +226,7 @@ class Dropout(FunctionLayer):
     Args:
         p (float): The probability of zeroing an element, in ``[0, 1)``.
         seed (int): ``F.dropout``'s seed; -1: NNabla's global generator.
+        name (str): The module's name (see :class:`~nnabla_modules.Module`).
 
     Example:
         >>> import nnabla as nn
@@ -235,7 +239,7 @@ class Dropout(FunctionLayer):
         True
     """
 
-    function = staticmethod(F.dropout)
+    _function = staticmethod(F.dropout)
     train_only = True
 
     def __init__(self, p: float = 0.5, seed: int = -1, *, name: Optional[str] = None) -> None:
@@ -271,6 +275,7 @@ class MaxPool2d(_Pool2d):
         pad (int or tuple of int): Padding of both sides; None: none.
         ignore_border (bool): Drop the windows that go past the border.
         channel_last (bool): The input is ``(N, H, W, C)``.
+        name (str): The module's name (see :class:`~nnabla_modules.Module`).
 
     Example:
         >>> import nnabla as nn
@@ -279,7 +284,7 @@ class MaxPool2d(_Pool2d):
         (4, 3, 4, 4)
     """
 
-    function = staticmethod(F.max_pooling)
+    _function = staticmethod(F.max_pooling)
 
 
 class AvgPool2d(_Pool2d):
@@ -292,6 +297,7 @@ class AvgPool2d(_Pool2d):
         ignore_border (bool): Drop the windows that go past the border.
         channel_last (bool): The input is ``(N, H, W, C)``.
         including_pad (bool): Count the padding in the average.
+        name (str): The module's name (see :class:`~nnabla_modules.Module`).
 
     Example:
         >>> import nnabla as nn
@@ -300,7 +306,7 @@ class AvgPool2d(_Pool2d):
         (4, 3, 7, 7)
     """
 
-    function = staticmethod(F.average_pooling)
+    _function = staticmethod(F.average_pooling)
 
     def __init__(
         self,
@@ -327,7 +333,7 @@ class GlobalAvgPool2d(FunctionLayer):
         (4, 3, 1, 1)
     """
 
-    function = staticmethod(F.global_average_pooling)
+    _function = staticmethod(F.global_average_pooling)
 
 
 class Flatten(FunctionLayer):
@@ -336,6 +342,7 @@ class Flatten(FunctionLayer):
     Args:
         base_axis (int): The axes before it are kept (1: the batch axis, as
             PyTorch's ``start_dim=1`` and PF's ``base_axis``).
+        name (str): The module's name (see :class:`~nnabla_modules.Module`).
 
     Example:
         >>> import nnabla as nn
@@ -344,7 +351,7 @@ class Flatten(FunctionLayer):
         (4, 192)
     """
 
-    function = staticmethod(F.reshape)
+    _function = staticmethod(F.reshape)
 
     def __init__(self, base_axis: int = 1, *, name: Optional[str] = None) -> None:
         self._set(base_axis=base_axis)
