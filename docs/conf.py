@@ -37,6 +37,7 @@ napoleon_numpy_docstring = False
 html_theme = "furo"
 html_title = f"nnabla_modules {version}"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # wide tables and diagrams at a laptop's width
 html_favicon = "_static/favicon.svg"
 
 # The copy button copies code without the prompts of ">>>" examples and shell lines.

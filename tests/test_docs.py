@@ -215,11 +215,13 @@ def _load_script(path):
     return module
 
 
-def _run_example(*args, timeout=120):
+def _run_example(*args, timeout=120, quiet=False):
+    """The example's stdout; ``quiet``: its stderr has no NNabla INFO line either."""
     result = subprocess.run(
         [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not quiet or "[nnabla][INFO]" not in result.stdout + result.stderr, result.stderr
     return result.stdout
 
 
@@ -236,7 +238,7 @@ def test_training_example_one_epoch(tmp_path):
     checkpoint = tmp_path / "digits.h5"
     out = _run_example(
         "examples/train_digits.py", "--epochs", "2", "--train-limit", "256",
-        "--checkpoint", str(checkpoint),
+        "--checkpoint", str(checkpoint), quiet=True,
     )  # fmt: skip
     assert checkpoint.exists()
     epochs = re.findall(
@@ -431,6 +433,25 @@ def test_docs_check_in_chromium_finds_what_a_reader_would_see(tmp_path):
     assert "index.html: <a> refers to a missing file: made-by-script.html" in text
     assert re.search(r"throws.html: uncaught error: .*undefinedFunction", text)
     assert "clean.html" not in text and "good.svg" not in text
+
+
+@pytest.mark.skipif(check_pages.find_chromium() is None, reason="needs Chromium")
+def test_docs_check_finds_tables_and_diagrams_cut_off_at_1280_px(tmp_path, built_docs):
+    """At a laptop's width the built pages fit; a table or diagram wider than its column is cut."""
+    wide = "<td><code>" + "x" * 150 + "</code></td>"
+    site = _site(tmp_path, {
+        "table.html": f'<article><div class="table-wrapper" style="width: 600px; overflow: auto">'
+                      f"<table><tr>{wide}</tr></table></div></article>",
+        "diagram.html": '<article><div class="highlight-text" style="width: 600px">'
+                        f'<pre style="overflow: auto">{"─" * 150}</pre></div></article>',
+        "fits.html": '<article><div class="highlight-text"><pre>short</pre></div></article>',
+    })  # fmt: skip
+    _, problems = check_pages.check_site(site, check_pages.find_chromium())
+    assert [p.split(":")[0] for p in problems] == ["diagram.html", "table.html"], problems
+    assert all("cut off at 1280 px" in p for p in problems)
+    pages = ["architecture.html", "layers.html", "index.html"]
+    count, problems = check_pages.check_site(built_docs, check_pages.find_chromium(), pages=pages)
+    assert count == 3 and problems == []
 
 
 def test_docs_figures_are_up_to_date():
