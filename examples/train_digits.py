@@ -20,6 +20,7 @@ import os
 import sys
 import time
 
+import nnabla_modules as nm  # isort: skip  (first: it imports NNabla without its INFO line)
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.solvers as S
@@ -28,8 +29,6 @@ from nnabla.ext_utils import get_extension_context
 from nnabla.monitor import Monitor, MonitorSeries, MonitorTimeElapsed
 from sklearn.datasets import load_digits
 from tqdm import tqdm
-
-import nnabla_modules as nm
 
 # --- the model: plain PyTorch-style classes, weights in nn.get_parameters() ----
 

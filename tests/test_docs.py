@@ -225,11 +225,13 @@ def _run_example(*args, timeout=120, quiet=False):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_migration_example():
     out = _run_example("examples/migration.py")
     assert "migration checks passed" in out
 
 
+@pytest.mark.slow
 def test_training_example_one_epoch(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
@@ -282,6 +284,7 @@ def test_training_example_one_epoch(tmp_path):
 @pytest.mark.skipif(
     importlib.util.find_spec("nnabla_ext.cudnn") is not None, reason="the CUDA extension is here"
 )
+@pytest.mark.slow
 def test_training_example_without_the_cuda_extension_says_what_to_install(tmp_path):
     pytest.importorskip("sklearn")
     result = subprocess.run(
@@ -306,6 +309,7 @@ def test_training_example_warns_of_half_precision_on_the_cpu(capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_training_example_refuses_zero_epochs_before_anything_runs(tmp_path):
     """--epochs 0 would train nothing, then load and report another run's checkpoint."""
     result = subprocess.run(
@@ -318,6 +322,7 @@ def test_training_example_refuses_zero_epochs_before_anything_runs(tmp_path):
     assert result.stdout == "" and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_demo_example():
     _run_example("examples/demo.py")
 
@@ -344,10 +349,12 @@ def built_docs(tmp_path_factory):
     return out / "html"
 
 
+@pytest.mark.slow
 def test_docs_build_without_warnings(built_docs):
     assert (built_docs / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_docs_links_images_and_anchors_resolve(built_docs):
     assert check_pages.check_links(built_docs) == []
     images = {p.name for p in (built_docs / "_images").iterdir()}
@@ -373,6 +380,7 @@ class _Sidebar(check_pages.HTMLParser):
             self.depth -= 1
 
 
+@pytest.mark.slow
 def test_docs_navigation_lists_every_page_once(built_docs):
     sidebar = _Sidebar()
     sidebar.feed((built_docs / "index.html").read_text(encoding="utf-8"))
@@ -380,6 +388,7 @@ def test_docs_navigation_lists_every_page_once(built_docs):
     assert sorted(link.removesuffix(".html") for link in sidebar.links) == pages
 
 
+@pytest.mark.slow
 def test_docs_use_the_theme_and_the_copy_button(built_docs):
     html = (built_docs / "quickstart.html").read_text(encoding="utf-8")
     assert "furo" in html and "copybutton.js" in html
@@ -414,6 +423,7 @@ def test_docs_check_finds_broken_links_without_a_browser(tmp_path):
 
 
 @pytest.mark.skipif(check_pages.find_chromium() is None, reason="needs Chromium")
+@pytest.mark.slow
 def test_docs_check_in_chromium_finds_what_a_reader_would_see(tmp_path):
     (tmp_path / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     site = _site(tmp_path, {
@@ -436,6 +446,7 @@ def test_docs_check_in_chromium_finds_what_a_reader_would_see(tmp_path):
 
 
 @pytest.mark.skipif(check_pages.find_chromium() is None, reason="needs Chromium")
+@pytest.mark.slow
 def test_docs_check_finds_tables_and_diagrams_cut_off_at_1280_px(tmp_path, built_docs):
     """At a laptop's width the built pages fit; a table or diagram wider than its column is cut."""
     wide = "<td><code>" + "x" * 150 + "</code></td>"
@@ -454,6 +465,7 @@ def test_docs_check_finds_tables_and_diagrams_cut_off_at_1280_px(tmp_path, built
     assert count == 3 and problems == []
 
 
+@pytest.mark.slow
 def test_docs_figures_are_up_to_date():
     """The diagram and the summary in docs/images are what the code gives today."""
     result = subprocess.run(
@@ -489,6 +501,7 @@ def _public_objects():
     return found
 
 
+@pytest.mark.slow
 def test_api_reference_documents_every_public_class_and_function(built_docs):
     from sphinx.util.inventory import InventoryFile
 

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from models import ResUnit
 
+pytestmark = pytest.mark.slow  # fuzzing: make test-fast skips it
+
 FORMATS = (".h5", ".protobuf")
 TRUNCATIONS = 40
 BIT_FLIPS = 120

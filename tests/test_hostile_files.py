@@ -260,6 +260,7 @@ def test_help_and_version_are_quiet(tmp_path):
     assert b"[nnabla]" not in done.stdout
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tmp_path):
     many = {f"k{i}": np.ones(2, np.float32) for i in range(5000)}
     files.write_parameters(tmp_path / "a.h5", many)
@@ -319,6 +320,7 @@ print("PEAK", status, peak_kib() - before, file=sys.stderr)
 @pytest.mark.parametrize(
     "command, b", [("diff", "b.h5"), ("diff", "b.protobuf"), ("convert", "c.h5")]
 )
+@pytest.mark.slow
 def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command, b):
     largest = 16 * MB
     rng = np.random.RandomState(0)
