@@ -87,3 +87,15 @@ def test_an_up_to_date_venv_installs_nothing_and_prints_nothing():
     )
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr
     assert time.monotonic() - start < 10  # no pip: a cksum and a metadata read
+
+
+def test_the_readme_sets_up_with_make_and_installs_in_strict_editable_mode():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first.splitlines()] == ["make demo", "make test"]
+    pages = [readme, (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8")]
+    installs = [line for page in pages for line in page.splitlines()
+                if line.startswith("pip install -e")]  # fmt: skip
+    assert len(installs) >= 8
+    assert all("--config-settings editable_mode=strict" in line for line in installs), installs
+    assert "editable_mode=strict" in (ROOT / "scripts" / "venv.sh").read_text()
