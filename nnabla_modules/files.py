@@ -217,6 +217,8 @@ def _read_at(stream, offset, size):
 def _open_protobuf(source, label, stack):
     """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``)."""
     handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
+    if not getattr(handle, "seekable", lambda: False)():  # a pipe: values are read by position
+        handle = _io.BytesIO(handle.read())
     stored = OrderedDict()
     for parameter in _protobuf.scan(handle, label):
         try:
