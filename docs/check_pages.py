@@ -16,6 +16,8 @@ The check fails (exit status 1, one line per problem) on
   page does not have (checked in the rendered DOM, so links made by scripts
   count too);
 * a console error: ``console.error``, an uncaught exception, a rejected promise.
+* a table, a text diagram or a picture cut off in a window 1280 px wide: wider
+  than the column that holds it, so part of it is out of sight.
 
 Links to other sites are not followed, and files loaded from other sites
 (MathJax from its CDN) are not checked: the check works offline.
@@ -39,10 +41,11 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 DEFAULT_BUILD = Path(__file__).resolve().parent / "_build" / "html"
 REPORT_ID = "docs-check-report"
+WIDTH = 1280  # px: a laptop's window, where tables and diagrams must fit their column
 
 # Runs first in <head>: collects errors, and after the load event the images
 # that did not render, into a JSON element that --dump-dom then shows.
-PROBE = """<script>(function () {
+PROBE = r"""<script>(function () {
   var problems = [];
   var consoleError = console.error;
   console.error = function () {
@@ -68,6 +71,23 @@ PROBE = """<script>(function () {
           problems.push("image does not render: " + (image.currentSrc || image.src));
         }
       });
+      // Cut off at a laptop's width (the window is WIDTH px wide): a table, a text
+      // diagram or a picture wider than the column that holds it.
+      var wide = document.querySelectorAll(
+        "article .table-wrapper, article div.highlight-text pre, article img");
+      Array.prototype.forEach.call(wide, function (element) {
+        var holder = element.tagName === "IMG" ? element.closest("figure, p, div, td")
+                                               : element;
+        var needs = element.tagName === "IMG" ? element.getBoundingClientRect().width
+                                              : element.scrollWidth;
+        if (needs > holder.clientWidth + 1) {
+          var text = (element.textContent || element.getAttribute("src") || "")
+            .replace(/\s+/g, " ").trim();
+          problems.push("cut off at " + window.innerWidth + " px: a " +
+                        element.tagName.toLowerCase() + " (" + text.slice(0, 40) + "...) needs " +
+                        Math.round(needs) + " px, has " + holder.clientWidth);
+        }
+      });
       var report = document.createElement("script");
       report.type = "application/json";
       report.id = "@REPORT_ID@";
@@ -75,7 +95,7 @@ PROBE = """<script>(function () {
       document.body.appendChild(report);
     }, 0);
   });
-})();</script>""".replace("@REPORT_ID@", REPORT_ID)
+})();</script>""".replace("@REPORT_ID@", REPORT_ID).replace("WIDTH", str(WIDTH))
 
 
 # --- the pages and what they refer to ---------------------------------------------------
@@ -120,7 +140,7 @@ def parse(html):
     return parser
 
 
-def pages(build):
+def all_pages(build):
     return sorted(p.relative_to(build).as_posix() for p in build.rglob("*.html"))
 
 
@@ -152,7 +172,7 @@ def check_links(build):
     """The link check on the files as built (no browser): a list of problems."""
     base = "http://docs.invalid/"
     problems = []
-    for page in pages(build):
+    for page in all_pages(build):
         parsed = parse((build / page).read_text(encoding="utf-8"))
         problems += link_problems(build, page, parsed.links, base)
     return problems
@@ -220,6 +240,7 @@ def render(chromium, url, timeout=60):
     command = [
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
         "--disable-extensions", "--disable-dev-shm-usage", "--virtual-time-budget=3000",
+        f"--window-size={WIDTH},900",
         "--dump-dom", url,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
@@ -245,9 +266,9 @@ def _other_site(problem, site_url):
     )
 
 
-def check_site(build, chromium, jobs=2):
-    """Renders every page; returns (number of pages, list of problems)."""
-    names = pages(build)
+def check_site(build, chromium, jobs=2, pages=None):
+    """Renders every page (or these); returns (number of pages, list of problems)."""
+    names = all_pages(build) if pages is None else pages
     with Site(build) as site, ThreadPoolExecutor(jobs) as pool:
         results = pool.map(lambda page: check_page(chromium, site, build, page), names)
         problems = [problem for result in results for problem in result]
@@ -267,7 +288,7 @@ def main(argv=None):
     if not (args.build / "index.html").is_file():
         sys.exit(f"error: no index.html in {args.build}; build the docs first: make docs")
     if args.links_only:
-        count, problems = len(pages(args.build)), check_links(args.build)
+        count, problems = len(all_pages(args.build)), check_links(args.build)
     else:
         chromium = find_chromium()
         if chromium is None:

@@ -38,6 +38,7 @@ napoleon_custom_sections = ["Shape"]  # each layer's, as PyTorch's reference has
 html_theme = "furo"
 html_title = f"nnabla_modules {version}"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # wide tables and diagrams at a laptop's width
 html_favicon = "_static/favicon.svg"
 
 # The copy button copies code without the prompts of ">>>" examples and shell lines.

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 
+import nnabla_modules as nm  # isort: skip  (first: it imports NNabla without its INFO line)
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.solvers as S
@@ -28,8 +29,6 @@ from nnabla.ext_utils import get_extension_context
 from nnabla.monitor import Monitor, MonitorSeries, MonitorTimeElapsed
 from sklearn.datasets import load_digits
 from tqdm import tqdm
-
-import nnabla_modules as nm
 
 # --- the model: plain PyTorch-style classes, weights in nn.get_parameters() ----
 
@@ -181,6 +180,14 @@ class TrainingLog:
 # --- the command line ---------------------------------------------------------------
 
 
+def at_least_one(text):
+    """An argparse type: an integer >= 1 (``--epochs 0`` would train nothing and report nothing)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -196,8 +203,8 @@ def parse_args(argv=None):
         help="half: mixed precision (float16 compute, float32 weights); for GPUs",
     )
     parser.add_argument("--device-id", default="0", help="GPU number for --context cudnn")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=at_least_one, default=15)
+    parser.add_argument("--batch-size", type=at_least_one, default=64)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument(
         "--train-limit",

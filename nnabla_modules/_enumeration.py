@@ -178,21 +178,24 @@ def count_parameters(module):
     """``(count or None, partial)``: the tree's parameters, created or not yet.
 
     Layers that know their sizes but have not created their parameters count
-    what they will create (computed, nothing created); ``partial``: some layer
-    cannot know its parameters before its first call.
+    what they will create (computed, nothing created); a tree of parameter-free
+    layers alone counts 0; ``partial``: some layer cannot know its parameters
+    before its first call.
     """
     sizes, partial = [], False
     scope = _registry.resolve(prefix_of(module), create=False)
     if scope is not None:
         trie = _registry.make_trie(claimed_keys(module, True))
         sizes = [int(np.prod(param.shape)) for _, param in _registry.iter_claimed(scope, trie)]
+    free = True  # every module of the tree is parameter-free by construction (nm.ReLU)
     for _, current in walk(module):
+        free = free and getattr(current, "holds_no_parameters", False)
         predict = getattr(current, "parameter_shapes", None)
         if predict is not None and not current._module_state.claims:
             shapes = predict()
             partial = partial or shapes is None
             sizes.extend(int(np.prod(shape)) for shape in (shapes or {}).values())
-    return (sum(sizes) if sizes else None), partial
+    return (sum(sizes) if sizes or free else None), partial
 
 
 def create_parameters(module, tree=None):

@@ -7,12 +7,14 @@ Run it as ``nnabla-modules`` or ``python -m nnabla_modules``::
     nnabla-modules convert old.h5 new.h5 --strip-prefix res_unit
     nnabla-modules convert exp.h5 pf.h5 --layout experimental
     nnabla-modules convert mod.h5 pf.h5 --layout nn-module
+    nnabla-modules convert pf.h5 mod.h5 --to-layout nn-module
 
 This module parses arguments and prints; the work is done by
 :mod:`nnabla_modules.files` (reading and atomic writing), :mod:`nnabla_modules.compare`
 and :mod:`nnabla_modules.convert`, imported only once the arguments are valid,
 so ``--help`` and ``--version`` never load NNabla. NNabla's own log lines
-below warnings are silenced. Every command takes ``--json`` for machine output.
+below warnings are silenced. Every command takes ``--json`` for machine output:
+one compact JSON object on one line (JSON Lines).
 Exit status: 0 success (for ``diff``: equal), 1 ``diff`` found differences,
 2 an error, 130 interrupted, 141 the output pipe closed (``| head``).
 """
@@ -132,13 +134,13 @@ def _tolerance(text):
     return value
 
 
-def _positive(text):
+def _depth(text):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text!r}")
     return value
 
 
@@ -159,7 +161,12 @@ def _add_inspect(commands):
         "need_grad and parameter counts per scope.",
     )
     p.add_argument("file", help="a .h5, .protobuf, .nntxt or .nnp file")
-    p.add_argument("--depth", type=_positive, metavar="N", help="show scopes down to depth N only")
+    p.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="show scopes down to depth N only (0: the file's line alone)",
+    )
     p.add_argument("--json", action="store_true", help="machine output")
     p.set_defaults(run=run_inspect)
 
@@ -191,8 +198,8 @@ def _add_convert(commands):
         help="rename keys (prefixes, regex maps, known layouts) into a new file",
         description="Writes IN's parameters to OUT under new keys, one tensor at a time. In "
         "this order: --select picks keys, --layout translates a known layout, --strip-prefix, "
-        "--map (each in turn), --add-prefix. OUT is written atomically; IN is never "
-        "overwritten.",
+        "--map (each in turn), --add-prefix, --to-layout. OUT is written atomically; IN is "
+        "never overwritten.",
     )
     p.add_argument("input", metavar="IN", help="the file to read")
     p.add_argument("output", metavar="OUT", help="the file to write (.h5 or .protobuf)")
@@ -235,8 +242,26 @@ def _add_convert(commands):
         help="re.sub(OLD, NEW, key) on every key, in the order given (split at the last =)",
     )
     p.add_argument("--add-prefix", metavar="P", help="put every key under the scope P")
+    p.add_argument(
+        "--to-layout",
+        choices=("plain", "nn-module"),
+        default="plain",
+        help="the layout of OUT: plain (default), or nn-module (NNabla's nn.Module files: "
+        "a/conv/W -> @a/conv/W; every scope above the layers' own is a module unless "
+        "--module-scope says which)",
+    )
+    p.add_argument(
+        "--module-scope",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="--to-layout nn-module: the scopes (re.fullmatch on a/b) that are modules, "
+        "marked with @; repeatable",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the renaming, write nothing")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument(
+        "--quiet", action="store_true", help="print nothing on success (no progress bar either)"
+    )
     p.add_argument("--json", action="store_true", help="machine output")
     _add_progress(p)
     p.set_defaults(run=run_convert)
@@ -290,8 +315,9 @@ def run_inspect(args):
             _print_json(info)
         else:
             print(_file_line(info))
-            print()
-            print("\n".join(table_lines(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
+            if args.depth != 0:
+                print()
+                print("\n".join(table_lines(_INSPECT_COLUMNS, _tree_rows(tree, args.depth))))
     return EXIT_OK
 
 
@@ -482,6 +508,8 @@ def _renaming_hint(report):
         return None
     if sorted(without_module_marks(k) for k in only_a) == sorted(only_b):
         return "B's keys are A's without nn.Module's @: convert A with --layout nn-module"
+    if sorted(without_module_marks(k) for k in only_b) == sorted(only_a):
+        return "B's keys are A's with nn.Module's @: convert A with --to-layout nn-module"
     prefix = _added_prefix(only_a, only_b)
     if prefix:
         return f"B's keys are A's under {prefix!r}: convert A with --add-prefix {prefix}"
@@ -536,6 +564,8 @@ def run_convert(args):
         add_prefix=args.add_prefix,
         layers=[_layer_pair(text) for text in args.layer],
         transpose_deconv=args.transpose_deconv,
+        to_layout=args.to_layout,
+        module_scopes=args.module_scope,
     )
     _refuse_overwriting_input(args.input, args.output)
     files.file_format(args.output, writing=True)
@@ -543,7 +573,7 @@ def run_convert(args):
         entries, kinds = convert_entries(stored, mapping)
         if not args.dry_run:
             total = sum(e.param.size * e.param.dtype.itemsize for e in entries)
-            with _Progress(args.progress, total, "convert") as progress:
+            with _Progress(args.progress and not args.quiet, total, "convert") as progress:
                 files.write_parameters(
                     args.output, [(e.target, _counted(e.param, progress)) for e in entries]
                 )
@@ -595,6 +625,11 @@ def _warn_unused(mapping, stored, args):
             print(
                 f"nnabla-modules convert: warning: --map {text!r} changed no key", file=sys.stderr
             )
+    if args.module_scope and args.to_layout != "nn-module":
+        print(
+            "nnabla-modules convert: warning: --module-scope applies to --to-layout nn-module only",
+            file=sys.stderr,
+        )
     if args.layout == "plain" and any(without_module_marks(key) != key for key in stored):
         print(
             "nnabla-modules convert: note: the keys look like NNabla nn.Module's (@name/...); "
@@ -656,8 +691,9 @@ def _shape(shape):
 
 
 def _print_json(value):
-    # ensure_ascii: every control character of a hostile key is escaped
-    print(json.dumps(_finite(value), indent=2, allow_nan=False, ensure_ascii=True))
+    """One compact object on one line (JSON Lines); ensure_ascii escapes hostile keys."""
+    text = json.dumps(_finite(value), separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    print(text)
 
 
 def _finite(value):

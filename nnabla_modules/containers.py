@@ -65,14 +65,9 @@ class _Container(Module):
     def __len__(self) -> int:
         return len(self._keys)
 
-    def extra_repr(self):
-        # Modules are listed as children; plain callables (F.relu) are shown here.
-        plain = {k: getattr(self, k) for k in self._keys}
-        return ", ".join(
-            f"{k}={getattr(v, '__name__', v)}"
-            for k, v in plain.items()
-            if not isinstance(v, Module)
-        )
+    def _display_steps(self):
+        # Every item by its key, in order: a Sequential's functions (F.relu) among its modules.
+        return [(key, getattr(self, key)) for key in self._keys]
 
 
 def _require_module(container, value):

@@ -2,7 +2,7 @@
 
 :class:`KeyMapping` is what ``nnabla-modules convert`` applies, in its
 documented order (``--select``, ``--layout``, ``--strip-prefix``, each
-``--map``, ``--add-prefix``); :func:`convert_entries` applies it to an opened
+``--map``, ``--add-prefix``, then ``--to-layout``); :func:`convert_entries` applies it to an opened
 file without reading any value, so :func:`nnabla_modules.files.write_parameters`
 then copies the file one tensor at a time.
 
@@ -34,6 +34,7 @@ __all__ = [
     "EXPERIMENTAL_KINDS",
     "Converted",
     "convert_entries",
+    "with_module_marks",
 ]
 
 
@@ -52,6 +53,10 @@ class KeyMapping:
         add_prefix (str): A scope prefix to add.
         layers (list of (str, str)): ``(scope regex, kind)`` for the experimental layout.
         transpose_deconv (str): ``auto``, ``always`` or ``never``.
+        to_layout (str): The layout written: ``plain``, or ``nn-module`` (NNabla's
+            ``nn.Module`` files: module levels marked with ``@``; see :func:`with_module_marks`).
+        module_scopes (list of str): ``nn-module`` output: regexes (``re.fullmatch``)
+            of the scopes that are modules; none: every scope above the layers' own.
 
     Example:
 
@@ -69,6 +74,8 @@ class KeyMapping:
         add_prefix=None,
         layers=(),
         transpose_deconv="auto",
+        to_layout="plain",
+        module_scopes=(),
     ):
         self.select = [_compile(p, "--select") for p in select]
         self.layout = layout
@@ -78,6 +85,8 @@ class KeyMapping:
         self.layers = [(_compile(scope, "--layer"), kind) for scope, kind in layers]
         self.transpose_deconv = transpose_deconv
         self.map_hits = [0] * len(self.maps)
+        self.to_layout = to_layout
+        self.module_scopes = [_compile(p, "--module-scope") for p in module_scopes]
 
     def selected(self, key):
         """True when ``key`` passes the ``select`` patterns (all keys pass without any).
@@ -104,7 +113,45 @@ class KeyMapping:
             key = self.add_prefix + key
         if not key or key.endswith("/") or "//" in key:
             raise ConversionError(f"the renaming gives the empty or malformed key {key!r}")
+        if self.to_layout == "nn-module":
+            key = with_module_marks(key, self.module_scopes)
         return key
+
+
+def with_module_marks(key, module_scopes=()):
+    """``a/b/conv/W`` -> ``@a/@b/conv/W``: the layout of NNabla ``nn.Module`` files.
+
+    ``nn.Module`` marks each level that is a module (an attribute holding an
+    ``nn.Module``) with ``@``; the PF code inside it keeps its plain scopes
+    (``conv``, a ``name=``). With ``module_scopes`` (compiled regexes), the
+    scopes whose path (unmarked, ``a/b``) one of them fully matches are marked;
+    without, every scope but the last: the layer's own (``conv``, ``bn``), as
+    for a module tree whose layers are PF calls without ``name=``.
+
+    Args:
+        key (str): A key, with or without ``@`` marks.
+        module_scopes (list of re.Pattern): The scopes that are modules.
+
+    Returns:
+        str: The key in the ``nn.Module`` layout.
+
+    Example:
+
+        >>> with_module_marks("a/b/conv/W")
+        '@a/@b/conv/W'
+        >>> with_module_marks("a/c1/conv/W", [re.compile("a")])
+        '@a/c1/conv/W'
+    """
+    levels = without_module_marks(key).split("/")
+    marked = []
+    for depth, level in enumerate(levels[:-1], 1):
+        path = "/".join(levels[:depth])
+        if module_scopes:
+            module = any(pattern.fullmatch(path) for pattern in module_scopes)
+        else:
+            module = depth < len(levels) - 1
+        marked.append("@" + level if module else level)
+    return "/".join(marked + levels[-1:])
 
 
 def _compile(pattern, option):

@@ -40,7 +40,6 @@ Example:
 import contextlib
 import errno
 import io as _io
-import math
 import os
 import warnings
 import zipfile
@@ -50,10 +49,9 @@ import h5py
 import nnabla as nn
 import numpy as np
 from google.protobuf import text_format
-from google.protobuf.message import DecodeError
 from nnabla.utils import nnabla_pb2
 
-from . import _h5, _unzip
+from . import _h5, _protobuf, _unzip
 from ._atomic import write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
@@ -213,26 +211,31 @@ def _probe(stream, label):
 
 
 def _open_protobuf(source, label, stack):
-    proto = nnabla_pb2.NNablaProtoBuf()
-    data = _read_bytes(source)
-    try:
-        with warnings.catch_warnings():
-            # protobuf only warns when bytes are left over ("Not all data was
-            # converted"): for a parameter file that is damage, not a detail.
-            warnings.simplefilter("error", RuntimeWarning)
-            proto.ParseFromString(data)
-    except (DecodeError, RuntimeWarning) as error:
-        raise ParameterFileError(
-            f"{label}: not an NNabla protobuf file ({_h5.short(error)})"
-        ) from None
-    return _proto_parameters(proto, label)
+    """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``)."""
+    handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
+    if not getattr(handle, "seekable", lambda: False)():  # a pipe: values are read by position
+        handle = _io.BytesIO(handle.read())
+    stored = OrderedDict()
+    for parameter in _protobuf.scan(handle, label):
+        try:
+            name = parameter.name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParameterFileError(
+                f"{label}: not an NNabla protobuf file (a name that is not UTF-8: "
+                f"{_h5.short(repr(parameter.name))})"
+            ) from None
+        count = parameter.count
+        read_into = _protobuf.reader(handle, parameter.segments, count, label)
+        _protobuf.add_parameter(stored, label, name, parameter.dims, count, parameter.need_grad,
+                             read_into)  # fmt: skip
+    return stored
 
 
 def _open_nntxt(source, label, stack):
     proto = nnabla_pb2.NNablaProtoBuf()
     text = _read_bytes(source)
     text_format.Merge(text.decode("utf-8") if isinstance(text, bytes) else text, proto)
-    return _proto_parameters(proto, label)
+    return _protobuf.message_parameters(proto, label)
 
 
 def _read_bytes(source):
@@ -240,39 +243,6 @@ def _read_bytes(source):
         return source.read()
     with open(os.fspath(source), "rb") as handle:
         return handle.read()
-
-
-#: The most dimensions an array has (numpy's limit).
-MAX_RANK = 32
-
-
-def _proto_parameters(proto, label):
-    stored = OrderedDict()
-    for parameter in proto.parameter:
-        name, shape = parameter.variable_name, tuple(parameter.shape.dim)
-        if len(shape) > MAX_RANK:  # before the product, whose size grows with the rank
-            raise ParameterFileError(
-                f"{label}: parameter {_h5.short(repr(name))} has {len(shape):,} dimensions; "
-                f"an array has at most {MAX_RANK}"
-            )
-        count = math.prod(shape)  # exact: a product that overflows int64 is no match
-        if not name or any(d < 0 for d in shape) or len(parameter.data) != count:
-            raise ParameterFileError(
-                f"{label}: parameter {_h5.short(repr(name))} of shape {_h5.short(shape)} "
-                f"holds {len(parameter.data)} values"
-            )
-        stored[name] = StoredParameter(
-            name, shape, np.float32, parameter.need_grad, _proto_reader(parameter)
-        )
-    return stored
-
-
-def _proto_reader(parameter):
-    def read_into(out):
-        values = np.fromiter(parameter.data, np.float32, count=len(parameter.data))
-        np.copyto(out, values.reshape(out.shape), casting="same_kind")
-
-    return read_into
 
 
 def _open_nnp(source, label, stack):

@@ -18,7 +18,7 @@ public class; the machinery lives in small files, one job each
 import inspect
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple, TypeVar
 
 import nnabla as nn
 
@@ -182,10 +182,8 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         object.__setattr__(self, attr, value)
         self._module_state.children = None
         try:
-            if isinstance(value, Module):
-                adopt(self, value, (attr,))
-            else:
-                adopt_within(self, value, (attr,), set())
+            adopt(self, value, (attr,)) if isinstance(value, Module) else adopt_within(
+                self, value, (attr,), set())
         except BaseException:
             if previous is NOT_GIVEN:
                 object.__delattr__(self, attr)
@@ -427,12 +425,15 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         _enumeration.set_frozen(self, False)
         return self
 
-
     # --- display -------------------------------------------------------------------
 
     def extra_repr(self) -> str:
         """Text inside the parentheses of ``repr``; layers show their arguments."""
         return ""
+
+    def _display_steps(self) -> Optional[List[Tuple[str, Any]]]:
+        """``(label, item)`` pairs ``repr`` lists instead of the child modules, or None."""
+        return None
 
     def __repr__(self) -> str:
         return module_repr(self)

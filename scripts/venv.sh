@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# Creates .venv with Python 3.10 on first use and installs the package into it.
+# Creates .venv with Python 3.10 on first use, installs the package into it and
+# the extras asked for: scripts/venv.sh examples,docs (or EXTRAS=...; default:
+# test). Each Makefile target asks for what its command needs; extras only ever
+# add up, so switching targets installs what is missing and reinstalls nothing.
+# Up to date, it prints nothing; pip's output is kept in .venv/install.log and
+# shown only when pip fails.
+#
+# The package is installed in setuptools' strict editable mode: a tree of links
+# to the sources, on sys.path through a plain .pth entry, which type checkers
+# (mypy, pyright) and editors follow, where the default mode's import hook
+# hides the package from them. A file added to or removed from nnabla_modules/
+# reinstalls it (the stamp below lists the files).
+#
 # NNabla 1.39 ships wheels for Python 3.8-3.10 only, so the interpreter must be
 # a 3.10; this script finds one itself (PYTHON=..., python3.10 on PATH, pyenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
-STAMP="$VENV/.installed"
-EXTRAS="${EXTRAS:-test}"
+EXTRAS="${1:-${EXTRAS:-test}}"
+PACKAGE_STAMP="$VENV/.installed"
+EXTRAS_STAMP="$VENV/.extras"
+LOG="$VENV/install.log"
 
 is_python310() {
     "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1
@@ -31,10 +45,14 @@ find_python310() {
     return 1
 }
 
-wanted="extras=$EXTRAS $(cat setup.cfg pyproject.toml | cksum)"
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$wanted" ]; then
-    exit 0
-fi
+# Runs pip quietly: its output goes to the log, shown only when it fails.
+pip_install() {
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >"$LOG" 2>&1; then
+        cat "$LOG" >&2
+        echo "error: pip install $* failed (log: $LOG)" >&2
+        exit 1
+    fi
+}
 
 if [ ! -x "$VENV/bin/python" ] || ! is_python310 "$VENV/bin/python"; then
     if ! python=$(find_python310); then
@@ -53,6 +71,40 @@ MSG
     "$python" -m venv "$VENV"
 fi
 
-"$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-"$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]" >&2
-echo "$wanted" > "$STAMP"
+package=$({ cat setup.cfg pyproject.toml; find nnabla_modules -name '*.py*' | LC_ALL=C sort; } | cksum)
+if [ "$(cat "$PACKAGE_STAMP" 2>/dev/null)" != "$package" ]; then
+    echo "installing nnabla_modules and NNabla into $VENV" >&2
+    pip_install --upgrade pip
+    pip_install -e . --config-settings editable_mode=strict
+    echo "$package" >"$PACKAGE_STAMP"
+    rm -f "$EXTRAS_STAMP" # the extras' requirements may have changed with setup.cfg
+fi
+
+# The requirements of the extras not installed yet, read from the installed metadata.
+missing=$(
+    "$VENV/bin/python" - "$EXTRAS" "$EXTRAS_STAMP" <<'PY'
+import os, re, sys
+from importlib.metadata import metadata, requires
+wanted, stamp = sys.argv[1].split(","), sys.argv[2]
+known = metadata("nnabla-modules").get_all("Provides-Extra") or []
+unknown = [e for e in wanted if e and e not in known]
+if unknown:
+    sys.exit(f"error: no extra {', '.join(unknown)}; setup.cfg has {', '.join(known)}")
+done = open(stamp).read().split() if os.path.exists(stamp) else []
+extras = [e for e in wanted if e and e not in done]
+for requirement in requires("nnabla-modules") or []:
+    spec, _, marker = requirement.partition(";")
+    extra = re.search(r"extra\s*==\s*['\"]([\w-]+)['\"]", marker)
+    if extra and extra.group(1) in extras:
+        print(spec.strip())
+print("extras:" + ",".join(extras))
+PY
+)
+extras=$(echo "$missing" | sed -n 's/^extras://p')
+if [ -n "$extras" ]; then
+    requirements=$(echo "$missing" | grep -v '^extras:' || true)
+    echo "installing the extras $extras into $VENV" >&2
+    # shellcheck disable=SC2086  # one requirement a word
+    [ -z "$requirements" ] || pip_install $requirements
+    echo "$extras" | tr ',' '\n' >>"$EXTRAS_STAMP"
+fi

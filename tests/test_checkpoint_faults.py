@@ -141,6 +141,7 @@ print(outcome)
 
 
 @needs_root
+@pytest.mark.slow
 def test_a_full_tmpfs_never_installs_a_damaged_file(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()

@@ -205,6 +205,28 @@ def test_inspect_depth_shows_scopes_only(pf_file, capsys):
     assert len(rows) == 1 + 8
 
 
+def test_inspect_depth_0_prints_the_file_line_alone(pf_file, capsys):
+    assert run("inspect", pf_file, "--depth", 0) == 0  # as summary(depth=0): the whole alone
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{pf_file}: .h5, 24 parameters")
+    with pytest.raises(SystemExit, match="2"):
+        run("inspect", pf_file, "--depth", -1)
+    assert "--depth: must be >= 0" in capsys.readouterr().err
+
+
+def test_json_output_is_one_compact_object_per_line(pf_file, module_file, tmp_path, capsys):
+    commands = (
+        ("inspect", pf_file),
+        ("diff", pf_file, module_file),
+        ("convert", pf_file, tmp_path / "out.h5"),
+    )
+    for argv in commands:
+        run(*argv, "--json")
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 1, argv  # JSON Lines: one object, one line
+        assert isinstance(json.loads(lines[0]), dict) and ", " not in lines[0]
+
+
 def test_inspect_errors_name_the_file(tmp_path, capsys):
     assert run("inspect", tmp_path / "missing.h5") == 2
     assert "missing.h5" in capsys.readouterr().err
@@ -338,6 +360,48 @@ def test_convert_nn_module_files(tmp_path, capsys):
     net = Net(name="net")
     net.load_parameters(out)  # lazy modules: values wait in the registry for the first call
     np.testing.assert_allclose(forward(net(x, test=True)), expected, rtol=1e-6)
+
+
+class NnNamed(nn.Module):
+    """PF code with a name= inside a module: ``@inner/c1/conv/W``."""
+
+    def __init__(self):
+        self.inner = NnConvBn(2)
+
+    def call(self, x):
+        return PF.convolution(self.inner(x), 3, (1, 1), name="c1")
+
+
+def test_convert_writes_nn_module_files_back(tmp_path, capsys):
+    """nn.Module file -> plain (module) file -> nn.Module file: the same keys and values."""
+    reference = NnNet()
+    x = nn.Variable.from_numpy_array(X)
+    reference(x, test=True)
+    randomize(reference.get_parameters(grad_only=False))
+    expected = forward(reference(x, test=True))
+    source, plain, back = (str(tmp_path / n) for n in ("nn.h5", "plain.h5", "back.h5"))
+    reference.save_parameters(source)
+    assert run("convert", source, plain, "--layout", "nn-module", "--quiet") == 0
+    assert run("convert", plain, back, "--to-layout", "nn-module") == 0
+    assert has_row(capsys.readouterr().out, "a/conv/W", "->", "@a/conv/W", "(4, 3, 3, 3)")
+    assert run("diff", source, back) == 0  # the same keys, values, shapes, need_grad
+    assert "Equal." in capsys.readouterr().out
+    fresh = NnNet()
+    fresh(x, test=True)
+    fresh.load_parameters(back)  # NNabla's own nn.Module loads it
+    np.testing.assert_array_equal(forward(fresh(x, test=True)), expected)
+
+    # the hint of diff, and --module-scope for PF code with name= inside a module
+    assert run("diff", plain, source) == 1
+    assert "convert A with --to-layout nn-module" in capsys.readouterr().out
+    named = NnNamed()
+    named(nn.Variable((1, 3, 4, 4)))
+    named.save_parameters(source)
+    assert run("convert", source, plain, "--layout", "nn-module", "--quiet") == 0
+    argv = ("convert", plain, back, "--to-layout", "nn-module", "--module-scope", "inner")
+    _, report = run_json(capsys, *argv)
+    assert [e["new_key"] for e in report["parameters"]][-2:] == ["c1/conv/W", "c1/conv/b"]
+    assert run("diff", source, back) == 0
 
 
 def test_convert_warns_about_nn_module_keys_and_unused_maps(tmp_path, capsys):

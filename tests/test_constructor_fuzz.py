@@ -17,6 +17,8 @@ import pytest
 
 import nnabla_modules as nm
 
+pytestmark = pytest.mark.slow  # fuzzing in subprocesses: make test-fast skips it
+
 TESTS = Path(__file__).parent
 
 

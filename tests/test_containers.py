@@ -146,3 +146,17 @@ def test_containers_can_be_saved_and_loaded(tmp_path):
 def test_a_cls_key_is_an_item_not_the_metaclass_argument():
     heads = nm.ModuleDict(cls=nm.Linear(4, 3), name="heads")
     assert heads["cls"].prefix == "heads/cls"
+
+
+def test_printing_a_sequential_lists_its_steps_in_call_order():
+    conv = nm.Conv2d(3, 3, 3, pad=1)
+    seq = nm.Sequential(conv, F.relu, nm.Conv2d(3, 4, 3, pad=1), F.relu, conv, name="seq")
+    lines = repr(seq).splitlines()
+    assert lines[0] == "Sequential(  # seq, 196 params"
+    assert [line.split(":")[0] for line in lines[1:-1]] == [f"  ({i})" for i in range(5)]
+    assert lines[2] == "  (1): relu" and lines[4] == "  (3): relu"
+    assert lines[1].startswith("  (0): Conv2d(3, 3, (3, 3)") and "# seq/0, 84 params" in lines[1]
+    assert lines[3].startswith("  (2): Conv2d(3, 4, (3, 3)") and "# seq/2" in lines[3]
+    assert lines[5] == "  (4): the module of (0)"  # one instance twice: one set of weights
+    only_functions = repr(nm.Sequential(F.relu, F.sigmoid, name="act")).splitlines()
+    assert only_functions[1:] == ["  (0): relu", "  (1): sigmoid", ")"]

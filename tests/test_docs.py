@@ -247,19 +247,23 @@ def _load_script(path):
     return module
 
 
-def _run_example(*args, timeout=120):
+def _run_example(*args, timeout=120, quiet=False):
+    """The example's stdout; ``quiet``: its stderr has no NNabla INFO line either."""
     result = subprocess.run(
         [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not quiet or "[nnabla][INFO]" not in result.stdout + result.stderr, result.stderr
     return result.stdout
 
 
+@pytest.mark.slow
 def test_migration_example():
     out = _run_example("examples/migration.py")
     assert "migration checks passed" in out
 
 
+@pytest.mark.slow
 def test_training_example_one_epoch(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
@@ -268,7 +272,7 @@ def test_training_example_one_epoch(tmp_path):
     checkpoint = tmp_path / "digits.h5"
     out = _run_example(
         "examples/train_digits.py", "--epochs", "2", "--train-limit", "256",
-        "--checkpoint", str(checkpoint),
+        "--checkpoint", str(checkpoint), quiet=True,
     )  # fmt: skip
     assert checkpoint.exists()
     epochs = re.findall(
@@ -312,6 +316,7 @@ def test_training_example_one_epoch(tmp_path):
 @pytest.mark.skipif(
     importlib.util.find_spec("nnabla_ext.cudnn") is not None, reason="the CUDA extension is here"
 )
+@pytest.mark.slow
 def test_training_example_without_the_cuda_extension_says_what_to_install(tmp_path):
     pytest.importorskip("sklearn")
     result = subprocess.run(
@@ -336,6 +341,20 @@ def test_training_example_warns_of_half_precision_on_the_cpu(capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
+def test_training_example_refuses_zero_epochs_before_anything_runs(tmp_path):
+    """--epochs 0 would train nothing, then load and report another run's checkpoint."""
+    result = subprocess.run(
+        [sys.executable, "examples/train_digits.py", "--epochs", "0",
+         "--checkpoint", str(tmp_path / "x.h5")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --epochs: must be at least 1, not 0" in result.stderr
+    assert result.stdout == "" and not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
 def test_demo_example():
     _run_example("examples/demo.py")
 
@@ -362,6 +381,7 @@ def built_docs(tmp_path_factory):
     return out / "html"
 
 
+@pytest.mark.slow
 def test_docs_build_without_warnings(built_docs):
     assert (built_docs / "index.html").is_file()
 
@@ -381,6 +401,7 @@ def test_the_api_reference_shows_the_layers_signatures_and_shapes(built_docs):
     assert "Input inp: (*batch, inmaps, *spatial)" in re.sub(r"\s+", " ", text)
 
 
+@pytest.mark.slow
 def test_docs_links_images_and_anchors_resolve(built_docs):
     assert check_pages.check_links(built_docs) == []
     images = {p.name for p in (built_docs / "_images").iterdir()}
@@ -406,6 +427,7 @@ class _Sidebar(check_pages.HTMLParser):
             self.depth -= 1
 
 
+@pytest.mark.slow
 def test_docs_navigation_lists_every_page_once(built_docs):
     sidebar = _Sidebar()
     sidebar.feed((built_docs / "index.html").read_text(encoding="utf-8"))
@@ -413,6 +435,7 @@ def test_docs_navigation_lists_every_page_once(built_docs):
     assert sorted(link.removesuffix(".html") for link in sidebar.links) == pages
 
 
+@pytest.mark.slow
 def test_docs_use_the_theme_and_the_copy_button(built_docs):
     html = (built_docs / "quickstart.html").read_text(encoding="utf-8")
     assert "furo" in html and "copybutton.js" in html
@@ -447,6 +470,7 @@ def test_docs_check_finds_broken_links_without_a_browser(tmp_path):
 
 
 @pytest.mark.skipif(check_pages.find_chromium() is None, reason="needs Chromium")
+@pytest.mark.slow
 def test_docs_check_in_chromium_finds_what_a_reader_would_see(tmp_path):
     (tmp_path / "damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     site = _site(tmp_path, {
@@ -468,6 +492,27 @@ def test_docs_check_in_chromium_finds_what_a_reader_would_see(tmp_path):
     assert "clean.html" not in text and "good.svg" not in text
 
 
+@pytest.mark.skipif(check_pages.find_chromium() is None, reason="needs Chromium")
+@pytest.mark.slow
+def test_docs_check_finds_tables_and_diagrams_cut_off_at_1280_px(tmp_path, built_docs):
+    """At a laptop's width the built pages fit; a table or diagram wider than its column is cut."""
+    wide = "<td><code>" + "x" * 150 + "</code></td>"
+    site = _site(tmp_path, {
+        "table.html": f'<article><div class="table-wrapper" style="width: 600px; overflow: auto">'
+                      f"<table><tr>{wide}</tr></table></div></article>",
+        "diagram.html": '<article><div class="highlight-text" style="width: 600px">'
+                        f'<pre style="overflow: auto">{"─" * 150}</pre></div></article>',
+        "fits.html": '<article><div class="highlight-text"><pre>short</pre></div></article>',
+    })  # fmt: skip
+    _, problems = check_pages.check_site(site, check_pages.find_chromium())
+    assert [p.split(":")[0] for p in problems] == ["diagram.html", "table.html"], problems
+    assert all("cut off at 1280 px" in p for p in problems)
+    pages = ["architecture.html", "layers.html", "index.html"]
+    count, problems = check_pages.check_site(built_docs, check_pages.find_chromium(), pages=pages)
+    assert count == 3 and problems == []
+
+
+@pytest.mark.slow
 def test_docs_figures_are_up_to_date():
     """The diagram and the summary in docs/images are what the code gives today."""
     result = subprocess.run(
@@ -503,6 +548,7 @@ def _public_objects():
     return found
 
 
+@pytest.mark.slow
 def test_api_reference_documents_every_public_class_and_function(built_docs):
     from sphinx.util.inventory import InventoryFile
 

@@ -14,6 +14,8 @@ import pytest
 from crafted_h5 import load_outcome
 from models import ResUnit
 
+pytestmark = pytest.mark.slow  # fuzzing: make test-fast skips it
+
 FORMATS = (".h5", ".protobuf")
 TRUNCATIONS = 40
 BIT_FLIPS = 120

@@ -291,6 +291,7 @@ def test_help_and_version_are_quiet(tmp_path):
     assert b"[nnabla]" not in done.stdout
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tmp_path):
     many = {f"k{i}": np.ones(2, np.float32) for i in range(5000)}
     files.write_parameters(tmp_path / "a.h5", many)
@@ -347,16 +348,20 @@ print("PEAK", status, peak_kib() - before, file=sys.stderr)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's clear_refs")
-@pytest.mark.parametrize("command", ["diff", "convert"])
-def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command):
+@pytest.mark.parametrize(
+    "command, b", [("diff", "b.h5"), ("diff", "b.protobuf"), ("convert", "c.h5")]
+)
+@pytest.mark.slow
+def test_diff_and_convert_stream_one_tensor_at_a_time(tmp_path, command, b):
     largest = 16 * MB
     rng = np.random.RandomState(0)
     values = {f"t{i}": rng.rand(largest // 4).astype(np.float32) for i in range(6)}
     files.write_parameters(tmp_path / "a.h5", values)
     values["t3"][0] += 1
-    files.write_parameters(tmp_path / "b.h5", values)
+    if command == "diff":
+        files.write_parameters(tmp_path / b, values)  # a .protobuf is read as the .h5 is
     assert (tmp_path / "a.h5").stat().st_size > 5 * largest
-    argv = [command, tmp_path / "a.h5", tmp_path / ("b.h5" if command == "diff" else "c.h5")]
+    argv = [command, tmp_path / "a.h5", tmp_path / b]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run(
         [sys.executable, "-c", STREAMING_CHILD, *map(str, argv)],
@@ -390,5 +395,26 @@ def test_large_files_get_a_progress_bar_on_stderr_only(tmp_path, monkeypatch, ca
     assert json.loads(captured.out)["equal"] is True  # stdout stays machine-readable
     assert main(argv + ["--no-progress"]) == 0
     assert capsys.readouterr().err == ""
-    assert main(["convert", argv[1], str(tmp_path / "b.h5"), "--quiet"]) == 0
+    assert main(["convert", argv[1], str(tmp_path / "b.h5")]) == 0
     assert "convert: 100%" in capsys.readouterr().err
+    assert main(["convert", argv[1], str(tmp_path / "c.h5"), "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")  # --quiet: nothing at all, no bar either
+
+
+def test_a_protobuf_read_from_a_stream_that_cannot_seek(tmp_path):
+    """The .protobuf reader seeks to each tensor; a pipe is read into memory first."""
+    values = {"a/W": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(2, np.float32)}
+    files.write_parameters(tmp_path / "p.protobuf", values)
+
+    class Pipe:
+        def __init__(self, data):
+            self.data = data
+
+        def read(self, size=-1):
+            data, self.data = self.data, b""
+            return data
+
+    pipe = Pipe((tmp_path / "p.protobuf").read_bytes())
+    read = files.read_parameters(pipe, ".protobuf")
+    assert list(read) == ["a/W", "b"]
+    np.testing.assert_array_equal(read["a/W"][0], values["a/W"])

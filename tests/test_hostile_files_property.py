@@ -16,6 +16,7 @@ import zipfile
 
 import h5py
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nnabla.utils import nnabla_pb2
@@ -23,6 +24,8 @@ from nnabla.utils import nnabla_pb2
 import nnabla_modules as nm
 from nnabla_modules import _h5, files
 from nnabla_modules.checkpoint import CheckpointError
+
+pytestmark = pytest.mark.slow  # hypothesis, 60 files: make test-fast skips it
 
 MB = 1 << 20
 KEYS = ("affine/W", "affine/b")

@@ -14,12 +14,15 @@ import nnabla as nn
 import nnabla.initializer as I
 import nnabla.parametric_functions as PF
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nnabla.parameter import get_parameter_or_create
 from nnabla.parametric_functions import parametric_function_api
 
 import nnabla_modules as nm
+
+pytestmark = pytest.mark.slow  # hypothesis, 30 s: make test-fast skips it
 
 WIDTH = 3
 

@@ -11,10 +11,13 @@ import sys
 
 import nnabla as nn
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nnabla_modules as nm
+
+pytestmark = pytest.mark.slow  # hypothesis and subprocesses: make test-fast skips it
 
 EXAMPLES = 60
 _counter = itertools.count()

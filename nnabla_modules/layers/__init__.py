@@ -20,6 +20,20 @@ from .conv import (
 )
 from .custom import layer
 from .embedding import Embed
+from .functional import (
+    GELU,
+    AvgPool2d,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2d,
+    Identity,
+    LeakyReLU,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from .linear import Affine, Linear
 from .lowrank import CPD3Convolution, SVDAffine, SVDConvolution
 from .normalization import (
@@ -121,4 +135,17 @@ __all__ = [
     # reparameterizations
     "SpectralNorm",
     "WeightNormalization",
+    # parameter-free: one nnabla.functions call each
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "Softmax",
+    "Dropout",
+    "MaxPool2d",
+    "AvgPool2d",
+    "GlobalAvgPool2d",
+    "Flatten",
+    "Identity",
 ]

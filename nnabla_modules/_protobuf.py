@@ -1,0 +1,236 @@
+"""NNabla's ``.protobuf`` parameter files, read one tensor at a time.
+
+Parsing the file with protobuf holds every value twice (the file's bytes and
+the message), before a tensor is even copied. This reader scans the wire
+format of ``NNablaProtoBuf`` instead: opening the file walks its fields and
+notes where each parameter's name, shape, ``need_grad`` and values are (the
+values' bytes are skipped, not read); a parameter's ``read_into`` then reads
+its values straight into an array. It follows protobuf's own rules: fields in
+any order, unknown fields skipped, the last of a repeated scalar field kept,
+repeated values (``shape.dim``, ``data``) packed or not and concatenated
+across occurrences, a field of another wire type than its own is unknown.
+A field that runs past its message or the file is an error.
+"""
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from ._h5 import ParameterFileError, short
+from ._stored import StoredParameter
+
+# Field numbers of nnabla.proto: NNablaProtoBuf.parameter, Parameter's fields, Shape.dim.
+PARAMETER = 200
+NAME, SHAPE, DATA, NEED_GRAD = 1, 20, 100, 101
+DIM = 1
+VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
+_FIXED = {FIXED64: 8, FIXED32: 4}
+_FLOAT = np.dtype("<f4")
+
+
+class Truncated(ParameterFileError):
+    """A field that runs past its message or the file."""
+
+
+class _Stream:
+    """Varints and byte ranges of a seekable binary file, within ``[position, end)``."""
+
+    def __init__(self, handle, label):
+        self.handle, self.label = handle, label
+        handle.seek(0, 2)
+        self.size = handle.tell()
+        handle.seek(0)
+
+    def varint(self, end):
+        value, shift = 0, 0
+        while True:
+            if self.handle.tell() >= end or shift > 63:
+                raise Truncated(f"{self.label}: not an NNabla protobuf file (a broken varint)")
+            byte = self.handle.read(1)[0]
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def length(self, end):
+        """The length of a length-delimited field, checked against ``end``; returns its end."""
+        size = self.varint(end)
+        stop = self.handle.tell() + size
+        if stop > end:
+            raise Truncated(
+                f"{self.label}: not an NNabla protobuf file (a field of {size:,} bytes "
+                f"runs past the end)"
+            )
+        return stop
+
+    def skip(self, wire, end):
+        """Skips one field's value of wire type ``wire``."""
+        if wire == VARINT:
+            self.varint(end)
+        elif wire == LENGTH:
+            self.handle.seek(self.length(end))
+        elif wire in _FIXED:
+            if self.handle.tell() + _FIXED[wire] > end:
+                raise Truncated(f"{self.label}: not an NNabla protobuf file (truncated)")
+            self.handle.seek(_FIXED[wire], 1)
+        else:
+            raise ParameterFileError(
+                f"{self.label}: not an NNabla protobuf file (wire type {wire})"
+            )
+
+    def fields(self, end):
+        """Yields ``(field number, wire type, key length)``, positioned at each field's value."""
+        while self.handle.tell() < end:
+            start = self.handle.tell()
+            key = self.varint(end)
+            if key >> 3 == 0:
+                raise ParameterFileError(f"{self.label}: not an NNabla protobuf file (field 0)")
+            yield key >> 3, key & 7, self.handle.tell() - start
+
+
+class Parameter:
+    """Where one parameter's fields are; ``segments``: ``(offset, count, stride)`` of its values."""
+
+    def __init__(self):
+        self.name, self.dims, self.need_grad, self.segments = b"", [], False, []
+
+    @property
+    def count(self):
+        return sum(count for _, count, _ in self.segments)
+
+    def add_value(self, offset, stride):
+        """One unpacked float at ``offset``, ``stride`` bytes after the previous one of its run."""
+        if self.segments:
+            start, count, last_stride = self.segments[-1]
+            if last_stride == stride and start + count * stride == offset and count > 0:
+                self.segments[-1] = (start, count + 1, stride)
+                return
+        self.segments.append((offset, 1, stride))
+
+
+def scan(handle, label):
+    """``[Parameter, ...]`` of an ``NNablaProtoBuf`` file, in the file's order."""
+    stream = _Stream(handle, label)
+    parameters = []
+    for field, wire, _ in stream.fields(stream.size):
+        if field == PARAMETER and wire == LENGTH:
+            end = stream.length(stream.size)
+            parameters.append(_parameter(stream, end))
+            handle.seek(end)
+        else:
+            stream.skip(wire, stream.size)
+    return parameters
+
+
+def _parameter(stream, end):
+    handle, parameter = stream.handle, Parameter()
+    for field, wire, key_length in stream.fields(end):
+        if field == NAME and wire == LENGTH:
+            stop = stream.length(end)
+            parameter.name = handle.read(stop - handle.tell())
+        elif field == SHAPE and wire == LENGTH:
+            _dims(stream, stream.length(end), parameter.dims)
+        elif field == DATA and wire == LENGTH:
+            stop = stream.length(end)
+            start = handle.tell()
+            if (stop - start) % 4:
+                raise ParameterFileError(
+                    f"{stream.label}: not an NNabla protobuf file (packed floats of "
+                    f"{stop - start} bytes)"
+                )
+            parameter.segments.append((start, (stop - start) // 4, 4))
+            handle.seek(stop)
+        elif field == DATA and wire == FIXED32:
+            offset = handle.tell()
+            stream.skip(wire, end)
+            parameter.add_value(offset, key_length + 4)
+        elif field == NEED_GRAD and wire == VARINT:
+            parameter.need_grad = stream.varint(end) != 0
+        else:
+            stream.skip(wire, end)
+    return parameter
+
+
+def _dims(stream, end, dims):
+    for field, wire, _ in stream.fields(end):
+        if field == DIM and wire == LENGTH:
+            stop = stream.length(end)
+            while stream.handle.tell() < stop:
+                dims.append(_int64(stream.varint(stop)))
+        elif field == DIM and wire == VARINT:
+            dims.append(_int64(stream.varint(end)))
+        else:
+            stream.skip(wire, end)
+
+
+def _int64(value):
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def reader(handle, segments, count, label):
+    """``read_into(out)``: the parameter's values, read from ``handle`` into ``out``."""
+    changed = f"{label}: the file changed while it was read"
+
+    def read_into(out):
+        direct = out.dtype == _FLOAT and out.flags.c_contiguous and out.size == count
+        values = out.reshape(-1) if direct else np.empty(count, _FLOAT)  # no second copy
+        at = 0
+        for offset, n, stride in segments:
+            handle.seek(offset)
+            if stride == 4:  # packed: straight into the array
+                view = memoryview(values[at : at + n]).cast("B")
+                if handle.readinto(view) != view.nbytes:
+                    raise ParameterFileError(changed)
+            else:  # unpacked: each float after its key
+                raw = handle.read((n - 1) * stride + 4)
+                if len(raw) != (n - 1) * stride + 4:
+                    raise ParameterFileError(changed)
+                values[at : at + n] = np.ndarray((n,), _FLOAT, raw, 0, (stride,))
+            at += n
+        if not direct:
+            np.copyto(out, values.reshape(out.shape), casting="same_kind")
+
+    return read_into
+
+
+#: The most dimensions an array has (numpy's limit).
+MAX_RANK = 32
+
+
+def message_parameters(proto, label):
+    """The parameters of a parsed protobuf message (``.protobuf`` from a stream, ``.nnp``)."""
+    stored = OrderedDict()
+    for parameter in proto.parameter:
+        add_parameter(
+            stored, label, parameter.variable_name, parameter.shape.dim, len(parameter.data),
+            parameter.need_grad, message_reader(parameter),
+        )  # fmt: skip
+    return stored
+
+
+def add_parameter(stored, label, name, dims, count, need_grad, read_into):
+    """Checks one parameter of a protobuf message; a later one of a name replaces it."""
+    shape = tuple(dims)
+    if len(shape) > MAX_RANK:  # before the product, whose size grows with the rank
+        raise ParameterFileError(
+            f"{label}: parameter {short(repr(name))} has {len(shape):,} dimensions; "
+            f"an array has at most {MAX_RANK}"
+        )
+    if not name or any(d < 0 for d in shape) or count != math.prod(shape):
+        # math.prod is exact: a product that overflows int64 is no match
+        raise ParameterFileError(
+            f"{label}: parameter {short(repr(name))} of shape {short(shape)} "
+            f"holds {count} values"
+        )
+    stored[name] = StoredParameter(name, shape, np.float32, need_grad, read_into)
+
+
+def message_reader(parameter):
+    """``read_into(out)`` of a parameter of a parsed message."""
+    def read_into(out):
+        values = np.fromiter(parameter.data, np.float32, count=len(parameter.data))
+        np.copyto(out, values.reshape(out.shape), casting="same_kind")
+
+    return read_into
