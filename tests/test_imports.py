@@ -130,20 +130,26 @@ TRACED = """
         for phase in (static, dynamic, solvers, files):
             with FailedImports() as failed:
                 phase()
-            phases[f"{style} {phase.__name__}"] = failed.names
+            phases[f"{style} {phase.__name__}"] = [failed.names, failed.searched]
     print(json.dumps(phases))
 """
 
 
-def test_no_failed_import_on_the_paths_of_build_run_update_save_and_load(tmp_path):
+def test_no_import_searched_in_vain_on_the_paths_of_build_run_update_save_and_load(tmp_path):
     phases = _run(TRACED, tmp_path=tmp_path)
-    assert phases == {phase: {} for phase in phases} and len(phases) == 8
+    assert len(phases) == 8
+    for phase, (failed, searched) in phases.items():
+        assert searched == {}, phase  # every import that fails is of a name marked missing
+        assert set(failed) <= set(RELATIVE_TRIES), phase
+    assert phases["pf static"][0]["nnabla.nnabla"] > 0  # the tries are still made
 
 
 def test_the_opt_out_leaves_nnabla_as_it_was(tmp_path):
     phases = _run(TRACED, keep_imports=True, tmp_path=tmp_path)
-    assert phases["pf static"]["nnabla.nnabla"] > 0
-    assert phases["module files"]["nnabla.nnabla_ext"] > 0
+    for phase in ("pf static", "module dynamic"):
+        assert phases[phase][1]["nnabla.nnabla"] > 0
+        assert phases[phase][1]["nnabla.nnabla.variable"] > 0
+    assert phases["module files"][1]["nnabla.nnabla_ext"] > 0
 
 
 @pytest.mark.parametrize("name", ["h5py", "nnabla_ext"])
@@ -155,6 +161,8 @@ def test_a_module_of_a_marked_name_that_exists_is_not_hidden(tmp_path, name):
         nnabla.__path__.append({str(tmp_path)!r})  # nnabla.{name} now exists
         import nnabla_modules
         import nnabla.{name}
-        print(json.dumps([nnabla.{name}.FOUND, sys.modules["nnabla.nnabla"] is None]))
+        inside = [n for n in sys.modules if n.startswith("nnabla.{name}.")]
+        print(json.dumps([nnabla.{name}.FOUND, sys.modules["nnabla.nnabla"] is None, inside]))
     """)
-    assert found == ["the module in the extra folder", True]
+    # found, while the other names are marked; nothing inside it is marked either
+    assert found == ["the module in the extra folder", True, []]
