@@ -19,6 +19,11 @@ that do not exist are marked: a name in NNabla's package if
 name, a name inside another only if that one is marked. An import that
 succeeded before succeeds still. ``NNABLA_MODULES_KEEP_IMPORTS=1`` in the
 environment leaves ``sys.modules`` alone.
+
+Python still takes the import system's lock of a marked name at each try, and
+makes that lock anew each time (two thread locks and a weak reference, a fifth
+of a small function call's instructions) unless someone holds it: this module
+holds the lock of each name it marks.
 """
 
 import importlib._bootstrap
@@ -27,6 +32,8 @@ import os
 import sys
 
 OPT_OUT = "NNABLA_MODULES_KEEP_IMPORTS"
+#: The import system's locks of the names marked here, held so that they are not remade.
+_LOCKS = []
 
 #: Every module NNabla's compiled modules import inside a function, as they try it
 #: first: in NNabla's own package (``import os`` in ``nnabla.solver`` tries
@@ -66,6 +73,9 @@ def mark_missing(names=RELATIVE_TRIES):
         if name not in sys.modules and _missing(name):
             sys.modules[name] = None
             marked.append(name)
+    get_module_lock = getattr(importlib._bootstrap, "_get_module_lock", None)
+    if get_module_lock is not None:  # CPython's; a lock is made on demand, by name
+        _LOCKS.extend(get_module_lock(name) for name in marked)
     return tuple(marked)
 
 

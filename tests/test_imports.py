@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import pytest
 
@@ -166,3 +167,15 @@ def test_a_module_of_a_marked_name_that_exists_is_not_hidden(tmp_path, name):
     """)
     # found, while the other names are marked; nothing inside it is marked either
     assert found == ["the module in the extra folder", True, []]
+
+
+@pytest.mark.parametrize("name", RELATIVE_TRIES)
+def test_the_import_lock_of_each_marked_name_is_made_once(name):
+    # Python takes a name's lock at each import of it, and makes the lock anew
+    # unless someone holds it: a lock nobody holds dies with its last use.
+    import importlib._bootstrap
+
+    lock = weakref.ref(importlib._bootstrap._get_module_lock(name))
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(name)
+    assert lock() is not None and importlib._bootstrap._get_module_lock(name) is lock()
