@@ -1,11 +1,12 @@
 """NNabla's own tests, run without this library and with it imported: the same results.
 
-    python scripts/nnabla_suite.py NNABLA_TEST_DIR [TEST_PATH ...]
+    python scripts/nnabla_suite.py NNABLA_TEST_DIR [TEST_PATH ...] [-- PYTEST_ARGS]
 
 ``NNABLA_TEST_DIR``: the ``python/test`` folder of sony/nnabla at the tag of the
 installed release (not part of this repository). ``TEST_PATH``: files or
-folders under it (default: ``DEFAULT_TESTS``). Runs pytest twice, one process
-at a time: once plain, once with this module loaded as a plugin (``-p
+folders under it (default: ``DEFAULT_TESTS``, with ``DEFAULT_ARGS``);
+``PYTEST_ARGS``: more arguments to pytest. Runs pytest twice, one process at a
+time: once plain, once with this module loaded as a plugin (``-p
 nnabla_suite``) that imports ``nnabla_modules`` before any test. Both runs
 count the imports that failed while the tests ran (not while they were
 collected), and those of them that went to the finders: with the library,
@@ -41,6 +42,10 @@ DEFAULT_TESTS = (
     )),
 )
 
+#: 11,520 parametrizations of the two min-max quantized layers: three quarters of the
+#: parametric-function tests, and the same code paths as the layers they quantize.
+DEFAULT_ARGS = ("-k", "not min_max_quantized")
+
 _REPORT = "NNABLA_SUITE_REPORT"  # set by the driver in the plugin's process
 _WITH_LIBRARY = "NNABLA_SUITE_WITH_LIBRARY"
 
@@ -70,14 +75,15 @@ if _REPORT in os.environ:
 # --- the driver --------------------------------------------------------------------------
 
 
-def _run(test_dir, tests, with_library):
+def _run(test_dir, tests, pytest_args, with_library):
     with tempfile.NamedTemporaryFile(suffix=".json") as report:
         env = dict(os.environ, **{_REPORT: report.name, _WITH_LIBRARY: str(int(with_library))},
                    PYTHONPATH=os.pathsep.join([_HERE, os.environ.get("PYTHONPATH", "")]))
         env.pop("NNABLA_MODULES_KEEP_IMPORTS", None)
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-             "nnabla_suite", *tests], cwd=test_dir, env=env, capture_output=True, text=True)
+             "nnabla_suite", *pytest_args, *tests],
+            cwd=test_dir, env=env, capture_output=True, text=True)
         summary = done.stdout.strip().splitlines()[-1:] or [done.stderr.strip()]
         with open(report.name) as file:
             return summary[0], json.load(file)
@@ -86,12 +92,17 @@ def _run(test_dir, tests, with_library):
 def main(argv):
     if not argv:
         sys.exit(__doc__)
-    test_dir, tests = argv[0], argv[1:] or list(DEFAULT_TESTS)
+    test_dir, rest = argv[0], argv[1:]
+    tests, pytest_args = rest, []
+    if "--" in rest:
+        tests, pytest_args = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+    if not tests:
+        tests, pytest_args = list(DEFAULT_TESTS), pytest_args or list(DEFAULT_ARGS)
     results = {}
     for with_library in (False, True):
         label = "with nnabla_modules" if with_library else "without nnabla_modules"
         print(f"{label}: running {len(tests)} test paths ...", file=sys.stderr, flush=True)
-        summary, results[label] = _run(test_dir, tests, with_library)
+        summary, results[label] = _run(test_dir, tests, pytest_args, with_library)
         print(f"{label}: {summary}")
         for key, what in (("failed", "imports failed"), ("searched", "of them searched for")):
             counts = sorted(results[label][key].items(), key=lambda item: -item[1])
