@@ -33,7 +33,7 @@ import sys
 
 OPT_OUT = "NNABLA_MODULES_KEEP_IMPORTS"
 #: The import system's locks of the names marked here, held so that they are not remade.
-_LOCKS = []
+_LOCKS: list = []
 
 #: Every module NNabla's compiled modules import inside a function, as they try it
 #: first: in NNabla's own package (``import os`` in ``nnabla.solver`` tries
