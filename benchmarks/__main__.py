@@ -11,7 +11,7 @@ import time
 
 from .common import summary
 
-SECTIONS = ("graph", "enumeration", "rebuild", "checkpoint", "cli", "imports")
+SECTIONS = ("graph", "fresh", "enumeration", "rebuild", "checkpoint", "cli", "imports")
 
 
 def main():

@@ -15,6 +15,12 @@ from nnabla.experimental.parametric_function_class import module as _exp_module
 
 import nnabla_modules as nm
 
+from . import pf_models
+from .pf_models import N_CLASSES, STAGES
+from .pf_models import blocks as _blocks
+from .pf_models import conv_bn as _conv_bn_pf
+from .pf_models import pool_and_classify as _pool_and_classify
+
 
 class EXP:  # the experimental package's __init__ exports nothing
     Module = _exp_module.Module
@@ -23,51 +29,9 @@ class EXP:  # the experimental package's __init__ exports nothing
     BatchNorm2d = _exp_bn.BatchNorm2d
 
 
-STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))  # CIFAR ResNet-18: (outmaps, first stride)
-N_CLASSES = 10
 
 
-def _blocks():
-    """(stage, block, inmaps, outmaps, stride) of ResNet-18's eight basic blocks."""
-    inmaps = 64
-    for stage, (outmaps, stride) in enumerate(STAGES, 1):
-        for block in range(2):
-            yield stage, block, inmaps, outmaps, stride if block == 0 else 1
-            inmaps = outmaps
-
-
-def _pool_and_classify(h, classify):
-    return classify(F.mean(h, axis=(2, 3)))
-
-
-# --- plain PF code (the baseline) ---------------------------------------------------
-
-
-def _conv_bn_pf(h, outmaps, kernel, stride, name, test):
-    pad = (kernel // 2,) * 2
-    h = PF.convolution(h, outmaps, (kernel,) * 2, pad=pad, stride=(stride,) * 2,
-                       with_bias=False, name=name + "conv")
-    return PF.batch_normalization(h, batch_stat=not test, name=name + "bn")
-
-
-def resnet18_pf(x, test=False):
-    h = F.relu(_conv_bn_pf(x, 64, 3, 1, "stem_", test))
-    for stage, block, inmaps, outmaps, stride in _blocks():
-        with nn.parameter_scope(f"layer{stage}/{block}"):
-            s = h
-            h = F.relu(_conv_bn_pf(h, outmaps, 3, stride, "1_", test))
-            h = _conv_bn_pf(h, outmaps, 3, 1, "2_", test)
-            if stride != 1 or inmaps != outmaps:
-                s = _conv_bn_pf(s, outmaps, 1, stride, "down_", test)
-            h = F.relu(h + s)
-    return _pool_and_classify(h, lambda v: PF.affine(v, N_CLASSES, name="fc"))
-
-
-def mlp_pf(x, depth, width, test=False):
-    h = x
-    for i in range(depth):
-        h = F.relu(PF.affine(h, width, name=f"fc{i}"))
-    return h
+# --- plain PF code (the baseline): benchmarks.pf_models -------------------------------
 
 
 # --- nnabla_modules ---------------------------------------------------------------------
@@ -127,6 +91,16 @@ class MLP(nm.Module):
         return x
 
 
+class ConvBnStack(nm.Module):
+    def __init__(self, depth, maps):
+        self.layers = [ConvBn(maps, maps, 3, 1, f"l{i}_", name="") for i in range(depth)]
+
+    def __call__(self, x, test=False):
+        for layer in self.layers:
+            x = F.relu(layer(x, test))
+        return x
+
+
 # --- NNabla's nn.Module ----------------------------------------------------------------
 
 
@@ -171,7 +145,7 @@ class NnMLP(nn.Module):
         self.depth, self.width = depth, width
 
     def call(self, x, test=False):
-        return mlp_pf(x, self.depth, self.width)
+        return pf_models.mlp(x, self.depth, self.width)
 
 
 # --- NNabla's experimental parametric-function classes -------------------------------
@@ -234,14 +208,14 @@ class ExpMLP(EXP.Module):
 def resnet18(style):
     """A callable ``net(x, test=False)`` of the given style, parameters not yet created."""
     if style == "pf":
-        return resnet18_pf
+        return pf_models.resnet18
     return {"ours": lambda: ResNet18(name=""), "nn.Module": NnResNet18,
             "experimental": ExpResNet18}[style]()
 
 
 def mlp(style, n_in, depth, width):
     if style == "pf":
-        return lambda x, test=False: mlp_pf(x, depth, width, test)
+        return lambda x, test=False: pf_models.mlp(x, depth, width, test)
     return {"ours": lambda: MLP(n_in, depth, width, name=""),
             "nn.Module": lambda: NnMLP(depth, width),
             "experimental": lambda: ExpMLP(n_in, depth, width)}[style]()

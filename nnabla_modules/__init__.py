@@ -23,6 +23,10 @@ with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO lin
     )
     from .wrap import FunctionModule, wrap
 
+from ._imports import mark_missing
+
+mark_missing()  # docs/nnabla_process.md
+
 __all__ = [
     "Module",
     "orphans",
