@@ -253,7 +253,10 @@ def _apply(module, plan, source, strict):
     Phase 1 reads every source before any target is written: a state dict may
     hold the module's own arrays under other keys (two layers swapped). Values
     from a file the load holds open are read into one reused buffer there, and
-    read again into place in phase 2: memory for one tensor, not a model.
+    read again into place in phase 2, each parameter's old values kept until
+    the last is written: if the second read fails (the file changed in place,
+    the disk failed), every value is put back. Memory: one copy of what is
+    loaded at most, never a half-loaded module.
     """
     # A load whose keys the first call checks may still be undone then: it keeps old values.
     deferred = bool(plan.placements or plan.claims)
@@ -261,9 +264,9 @@ def _apply(module, plan, source, strict):
         created = [_created(module, placement) for placement in plan.placements]
         values = _read_ahead(plan.writes)
     except BaseException as error:
-        _note_failure(error, module, source, [])
+        _note_failure(error, module, source)
         raise
-    undo, written = [], []
+    undo = []
     # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
     # calling sys.exit) wait until the writes are complete or undone.
     with interrupts_held_back():
@@ -271,14 +274,13 @@ def _apply(module, plan, source, strict):
             for placement, param in zip(plan.placements, created):
                 _place(placement, param, undo)
             for (param, stored), value in zip(plan.writes, values):
-                if deferred:
+                if deferred or value is None:  # undone if the file fails its second read
                     undo.append(_restorer(param))
                 _write(param, stored, value)
-                written.append(stored.name)
         except BaseException as error:
             for action in reversed(undo):
                 action()
-            _note_failure(error, module, source, [] if deferred else written)
+            _note_failure(error, module, source)
             raise
     if deferred:
         # Keys the module could not know yet: its first call shows whether they fit.
@@ -353,20 +355,13 @@ def _read_exactly(stored, out):
         )
 
 
-def _note_failure(error, module, source, written):
-    """Notes on ``error`` what the failed load left; its type is kept (SystemExit stays one).
+def _note_failure(error, module, source):
+    """Notes on ``error`` that the failed load changed nothing; its type is kept
+    (SystemExit stays one).
 
     Python 3.11+ prints the note under the traceback; on 3.10 it is in ``error.__notes__``.
     """
-    if written:
-        note = (
-            f"{describe(module)}: loading {source} failed while reading its values a second "
-            f"time, after they had all been read and checked (the file was changed in place, "
-            f"or the disk failed, during the load): {len(written)} parameter(s) hold the "
-            "file's values, the others their old ones. Load it again."
-        )
-    else:
-        note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
+    note = f"{describe(module)}: loading {source} was interrupted; nothing was changed."
     if hasattr(error, "add_note"):
         error.add_note(note)
     else:
