@@ -148,16 +148,20 @@ def _check_shared_use(active, depth, key):
     )
 
 
-def entering_scope(call):
+def entering_scope(call, method=False):
+    """``call`` run in the module's scope: a call, or (``method``) one of its other methods."""
+
     @functools.wraps(call)
     def entering_scope(self, *args, **kwargs):
-        return run_in_scope(self, call, args, kwargs)
+        if method and self in _registry.running.constructing:  # a helper of __init__
+            return call(self, *args, **kwargs)
+        return run_in_scope(self, call, args, kwargs, method)
 
     entering_scope._enters_scope = True
     return entering_scope
 
 
-def run_in_scope(module, fn, args, kwargs):
+def run_in_scope(module, fn, args, kwargs, method=False):
     """Calls ``fn(module, ...)`` with NNabla's current scope set to the module's prefix.
 
     This runs on every module call, so it is written for speed: the common case
@@ -188,7 +192,10 @@ def run_in_scope(module, fn, args, kwargs):
             _registry.place(scope)
         if state.unregistered:
             put_in_registry(module, scope)
-        hooks = state.hooks if state.hooks is not None else global_hooks[0]
+        # A method other than the call runs in the scope too, without the call's
+        # forward hooks and without checking a load its first call would check.
+        hooks = None if method else state.hooks if state.hooks is not None else global_hooks[0]
+        pending = None if method else state.pending
         if hooks is not None and hooks.pre:
             args, kwargs = run_pre_hooks(hooks, module, args, kwargs)
         previous = _parameter.current_scope
@@ -223,7 +230,7 @@ def run_in_scope(module, fn, args, kwargs):
                 if refused is not None:
                     refused.__cause__ = error
                     error = refused
-            if state.pending is None:
+            if pending is None:
                 raise error
             failed = error  # undone below, once the scope is restored
         finally:
@@ -237,9 +244,9 @@ def run_in_scope(module, fn, args, kwargs):
             if caller is None:
                 running.thread = None
         if failed is not None:
-            state.pending.fail(module, failed)  # undoes the load and raises
-        if state.pending is not None:
-            state.pending.verify(module)  # a load's keys, checked at the first call
+            pending.fail(module, failed)  # undoes the load and raises
+        if pending is not None:
+            pending.verify(module)  # a load's keys, checked at the first call
         if hooks is not None and hooks.post:
             result = run_post_hooks(hooks, module, args, kwargs, result)
         return result

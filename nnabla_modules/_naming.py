@@ -14,6 +14,7 @@ root's prefix is the NNabla parameter scope active when it was constructed,
 joined with its local name.
 """
 
+import inspect
 import re
 import weakref
 
@@ -267,3 +268,40 @@ def name_root(module, given_name, local):
         state.finalizer.atexit = False
     root_names.hold(state.construction_path + state.local, module)
     naming_epoch[0] += 1
+
+
+# --- name= at construction -------------------------------------------------------------
+
+
+def with_name_parameter(signature):
+    """``signature`` with a keyword-only ``name=None``, which every module accepts."""
+    params = list(signature.parameters.values())
+    if "name" in signature.parameters:
+        return signature
+    name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = len(params) - bool(params and params[-1].kind is inspect.Parameter.VAR_KEYWORD)
+    return signature.replace(parameters=params[:at] + [name] + params[at:])
+
+
+# Weak: classes made in a loop can still go.
+_takes_name: "weakref.WeakKeyDictionary[type, bool]" = weakref.WeakKeyDictionary()
+
+
+def init_takes_name(cls):
+    """Whether ``cls.__init__`` declares ``name`` (it then receives the name given)."""
+    takes = _takes_name.get(cls)
+    if takes is None:
+        try:
+            takes = "name" in inspect.signature(cls.__init__).parameters
+        except (TypeError, ValueError):
+            takes = False
+        _takes_name[cls] = takes
+    return takes
+
+
+def positional_name(cls, args):
+    """The name an ``__init__(self, ..., name=None)`` receives positionally, or None."""
+    try:
+        return inspect.signature(cls.__init__).bind_partial(None, *args).arguments.get("name")
+    except TypeError:
+        return None

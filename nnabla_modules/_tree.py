@@ -7,7 +7,6 @@ the new one fresh weights (:func:`adopt`); a child outliving its root keeps its
 prefix (``_keep_orphan``). :func:`walk` and :func:`children_of` list the tree.
 """
 
-import sys
 import weakref
 from collections import OrderedDict
 
@@ -25,6 +24,7 @@ from ._naming import (
     stop_forgetting,
 )
 from ._state import ModuleBase
+from ._variables import check_held_value
 
 CONTAINERS = (list, tuple, dict)
 
@@ -51,20 +51,7 @@ def adopt_within(parent, value, path, seen):
         elif isinstance(item, CONTAINERS):
             adopt_within(parent, item, path + (key,), seen)
         else:
-            refuse_nnabla_module(parent, item, path + (key,))
-
-
-def refuse_nnabla_module(parent, value, path):
-    """NNabla's own ``nn.Module`` keeps its weights in the object, out of this module's reach."""
-    nnabla_module = sys.modules.get("nnabla.core.module")
-    if nnabla_module is not None and isinstance(value, nnabla_module.Module):
-        raise TypeError(
-            f"{describe(parent)}: cannot hold {join(map(str, path))!r}, an NNabla nn.Module "
-            f"({type(value).__name__}, nnabla.core.module). It keeps its parameters in the "
-            "object, not in NNabla's registry, so this module could not enumerate, save, "
-            "load or freeze them. Use nnabla_modules layers for it, or wrap its PF code "
-            "with nnabla_modules.wrap."
-        )
+            check_held_value(parent, item, path + (key,))
 
 
 def adopt(parent, child, path):
@@ -223,7 +210,7 @@ def _find_children(module):
     found, seen, places = OrderedDict(), set(), {}
     # An explicit stack, not a recursive closure: a closure that refers to itself
     # is a reference cycle, which would keep the module alive until the collector runs.
-    stack = [((attr,), value) for attr, value in reversed(vars(module).items())
+    stack = [((attr,), value) for attr, value in reversed(module._held_in_order())
              if attr != "_module_state"]
     while stack:
         path, value = stack.pop()

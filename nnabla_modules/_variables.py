@@ -9,10 +9,13 @@ load), as a layer's weights are. From then on it is an entry the module owns
 like any other: listed, saved, loaded in place, frozen and copied with it.
 """
 
+import sys
+import warnings
+
 import nnabla as nn
 
 from . import _registry
-from ._naming import describe, prefix_of
+from ._naming import describe, join, prefix_of
 from ._state import frozen_entries, ownership_epoch
 
 
@@ -57,3 +60,30 @@ def put_in_registry(module, scope=None):
         if state.frozen:
             variable.need_grad = False
             frozen_entries[id(variable)] = variable
+
+
+def refuse_nnabla_module(parent, value, path):
+    """NNabla's own ``nn.Module`` keeps its weights in the object, out of this module's reach."""
+    nnabla_module = sys.modules.get("nnabla.core.module")
+    if nnabla_module is not None and isinstance(value, nnabla_module.Module):
+        raise TypeError(
+            f"{describe(parent)}: cannot hold {join(map(str, path))!r}, an NNabla nn.Module "
+            f"({type(value).__name__}, nnabla.core.module). It keeps its parameters in the "
+            "object, not in NNabla's registry, so this module could not enumerate, save, "
+            "load or freeze them. Use nnabla_modules layers for it, or wrap its PF code "
+            "with nnabla_modules.wrap."
+        )
+
+
+def check_held_value(parent, value, path):
+    """A value in a list or dict a module holds: never NNabla's ``nn.Module``, and a
+    parameter-like Variable there is not a parameter (only attributes are): said once."""
+    refuse_nnabla_module(parent, value, path)
+    if is_parameter(value) and not str(path[0]).startswith("_"):  # not a private cache
+        warnings.warn(
+            f"{describe(parent)}: {join(map(str, path))!r} holds an nn.Variable with "
+            "need_grad=True in a list or dict: it is not one of the module's parameters "
+            "(not listed, saved, loaded or frozen). Hold each as an attribute of its own "
+            "(self.w0 = ...) to make it one.",
+            stacklevel=2,
+        )

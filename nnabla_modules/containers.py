@@ -44,6 +44,11 @@ class _Container(Module):
             raise KeyError(f"{describe(self)}: no item {key!r}; the keys are {self._keys}")
         return getattr(self, key)
 
+    def _held_in_order(self):
+        held = vars(self)
+        return [(key, held[key]) for key in self._keys] + [
+            (attr, value) for attr, value in held.items() if attr not in self._keys]
+
     def _next_key(self):
         """The first free number from the length on: keys of items stay theirs."""
         number = len(self._keys)

@@ -16,7 +16,6 @@ public class; the machinery lives in small files, one job each
 """
 
 import inspect
-import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple, TypeVar
 
@@ -34,7 +33,15 @@ from ._hooks import (  # noqa: F401
     register_module_forward_hook,
     register_module_forward_pre_hook,
 )
-from ._naming import describe, init_state, join, prefix_of  # noqa: F401
+from ._naming import (  # noqa: F401
+    describe,
+    init_state,
+    init_takes_name,
+    join,
+    positional_name,
+    prefix_of,
+    with_name_parameter,
+)
 from ._state import NOT_GIVEN, ModuleBase, ModuleState
 from ._tree import (
     CONTAINERS,
@@ -43,13 +50,14 @@ from ._tree import (
     adopt_within,
     check_holding,
     children_of,
-    refuse_nnabla_module,
     rename,
     walk,
 )
 from ._variables import hold as hold_variable
+from ._variables import refuse_nnabla_module
 
 M = TypeVar("M", bound="Module")
+_MODULE_NAMES: set = set()  # filled once Module exists: its own names are never wrapped
 
 class ModuleMeta(type):
     """Lets subclasses skip ``super().__init__()``, take ``name=``, override ``__call__``."""
@@ -58,6 +66,9 @@ class ModuleMeta(type):
         call = namespace.get("__call__")
         if call is not None and not getattr(call, "_enters_scope", False):
             namespace["__call__"] = entering_scope(call)
+        for attr, value in list(namespace.items()):
+            if _is_users_method(attr, value, namespace):
+                namespace[attr] = entering_scope(value, method=True)
         return super().__new__(mcls, cls_name, bases, namespace, **kwargs)
 
     @property
@@ -74,9 +85,9 @@ class ModuleMeta(type):
             module = object.__new__(cls)
         else:
             module = cls.__new__(cls, *args, **kwargs)
-        takes_name = _init_takes_name(cls)
+        takes_name = init_takes_name(cls)
         if takes_name and name is NOT_GIVEN:  # maybe given positionally
-            name = _positional_name(cls, args)
+            name = positional_name(cls, args)
         elif takes_name:
             kwargs["name"] = name
         # One thread at a time: another thread's module call changes NNabla's
@@ -92,37 +103,16 @@ class ModuleMeta(type):
         return module
 
 
-def with_name_parameter(signature):
-    """``signature`` with a keyword-only ``name=None``, which every module accepts."""
-    params = list(signature.parameters.values())
-    if "name" in signature.parameters:
-        return signature
-    name = inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)
-    at = len(params) - bool(params and params[-1].kind is inspect.Parameter.VAR_KEYWORD)
-    return signature.replace(parameters=params[:at] + [name] + params[at:])
-
-
-# Weak: classes made in a loop can still go.
-_takes_name: "weakref.WeakKeyDictionary[type, bool]" = weakref.WeakKeyDictionary()
-
-
-def _init_takes_name(cls):
-    takes = _takes_name.get(cls)
-    if takes is None:
-        try:
-            takes = "name" in inspect.signature(cls.__init__).parameters
-        except (TypeError, ValueError):
-            takes = False
-        _takes_name[cls] = takes
-    return takes
-
-
-def _positional_name(cls, args):
-    """The name an ``__init__(self, ..., name=None)`` receives positionally, or None."""
-    try:
-        return inspect.signature(cls.__init__).bind_partial(None, *args).arguments.get("name")
-    except TypeError:
-        return None
+def _is_users_method(attr, value, namespace):
+    """A method of a user's class, run in the module's scope as its call is
+    (docs/concepts.md, rule 2): ``forward`` and the public methods it defines
+    beyond ``Module``'s own, so PF code in ``encode(x)`` lands under the prefix."""
+    return (
+        inspect.isfunction(value)
+        and not getattr(value, "_enters_scope", False)
+        and (attr == "forward" or not attr.startswith("_") and attr not in _MODULE_NAMES)
+        and not namespace.get("__module__", "").startswith("nnabla_modules.")
+    )
 
 
 class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
@@ -431,6 +421,11 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         """Text inside the parentheses of ``repr``; layers show their arguments."""
         return ""
 
+    def _held_in_order(self):
+        """``(attribute, value)`` pairs in the order the module holds them: its children's
+        order, which listing follows; a container puts its items in its own order."""
+        return list(vars(self).items())
+
     def _display_steps(self) -> Optional[List[Tuple[str, Any]]]:
         """``(label, item)`` pairs ``repr`` lists instead of the child modules, or None."""
         return None
@@ -441,6 +436,9 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
 
 if not TYPE_CHECKING:  # type checkers would take them for methods that exist
     add_per_process_methods(Module)
+
+#: Names of ``Module`` a user's class may override without its scope (``extra_repr``, ``train``).
+_MODULE_NAMES.update(dir(Module))
 
 #: Module methods an instance attribute may not hide (``self.modules = [...]``).
 MODULE_METHODS = frozenset(

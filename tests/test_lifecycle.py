@@ -493,3 +493,85 @@ def test_batch_norm_folding_weights_are_listed_saved_frozen_and_reloaded(tmp_pat
     again.load_parameters(tmp_path / "folded.h5")
     refolded.forward()
     assert np.array_equal(refolded.d, tuned)
+
+
+# --- methods run in the module's scope --------------------------------------------------------
+
+
+class VAE(nm.Module):
+    def __init__(self):
+        self.enc = nm.Linear(4, 4)
+
+    def encode(self, x):  # PF code in a method other than __call__
+        return PF.affine(F.relu(self.enc(x)), 2, name="mu")
+
+    def __call__(self, x):
+        return self.encode(x)
+
+
+def test_pf_code_in_a_method_lands_under_the_prefix_as_in_a_call():
+    vae = VAE(name="vae")
+    x = nn.Variable.from_numpy_array(np.ones((1, 4), np.float32))
+    through_method, through_call = vae.encode(x), vae(x)
+    F.sink(through_method, through_call).forward()
+    assert np.array_equal(through_method.d, through_call.d)
+    assert sorted(nn.get_parameters()) == [
+        "vae/enc/affine/W", "vae/enc/affine/b", "vae/mu/affine/W", "vae/mu/affine/b"]
+    assert sorted(vae.get_parameters()) == ["enc/affine/W", "enc/affine/b", "mu/affine/W",
+                                            "mu/affine/b"]
+    other = VAE(name="other")
+    other.encode(x)  # its own weights, not vae's
+    assert other.get_parameters()["mu/affine/W"] is not vae.get_parameters()["mu/affine/W"]
+
+
+def test_forward_called_directly_runs_in_the_scope():
+    class Forward(nm.Module):
+        def forward(self, x):
+            return PF.affine(x, 2, name="fc")
+
+    model = Forward(name="fwd")
+    model.forward(nn.Variable((1, 3)))
+    assert list(nn.get_parameters()) == ["fwd/fc/affine/W", "fwd/fc/affine/b"]
+    assert list(model.get_parameters()) == ["fc/affine/W", "fc/affine/b"]
+
+
+def test_a_method_runs_no_forward_hook_and_a_helper_of_init_no_scope():
+    class Helper(nm.Module):
+        def __init__(self):
+            self.layers = self.make(2)  # a method called while the module is built
+
+        def make(self, n):
+            return [nm.Linear(3, 3) for _ in range(n)]
+
+        def __call__(self, x):
+            return self.layers[1](self.layers[0](x))
+
+    model = Helper(name="helper")
+    seen = []
+    with model.register_forward_hook(lambda m, a, k, y: seen.append(m.prefix)):
+        model.make(1)
+        model(nn.Variable((1, 3)))
+    assert seen == ["helper"]
+    assert list(model.get_parameters()) == [
+        "layers/0/affine/W", "layers/0/affine/b", "layers/1/affine/W", "layers/1/affine/b"]
+
+
+def test_a_sequential_lists_its_items_in_the_order_it_calls_them_after_insert():
+    seq = nm.Sequential(nm.Linear(4, 4), nm.Linear(4, 4), name="s")
+    seq.get_parameters()
+    seq.insert(0, nm.Linear(4, 8))
+    shapes = [p.shape for k, p in seq.get_parameters().items() if k.endswith("/W")]
+    assert shapes == [(4, 8), (4, 4), (4, 4)]
+    assert [name for name, _ in seq.named_modules()] == ["", "2", "0", "1"]
+
+
+def test_a_parameter_like_variable_in_a_list_is_said_not_to_be_a_parameter():
+    class Gains(nm.Module):
+        def __init__(self):
+            self.gains = [nn.Variable.from_numpy_array(np.ones((1, 3)), need_grad=True)]
+
+        def __call__(self, x):
+            return x * self.gains[0]
+
+    with pytest.warns(UserWarning, match=r"'gains/0' holds an nn.Variable with need_grad=True"):
+        Gains(name="gains").get_parameters()
