@@ -112,6 +112,8 @@ def _is_users_method(attr, value, namespace):
         and not getattr(value, "_enters_scope", False)
         and (attr == "forward" or not attr.startswith("_") and attr not in _MODULE_NAMES)
         and not namespace.get("__module__", "").startswith("nnabla_modules.")
+        # defined in the class body, not a function kept as a class attribute
+        and value.__qualname__ == f"{namespace.get('__qualname__')}.{attr}"
     )
 
 
