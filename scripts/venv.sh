@@ -71,7 +71,7 @@ MSG
     "$python" -m venv "$VENV"
 fi
 
-package=$({ cat setup.cfg pyproject.toml; find nnabla_modules -name '*.py*' | LC_ALL=C sort; } | cksum)
+package=$({ cat setup.cfg pyproject.toml; find nnabla_modules \( -name '*.py' -o -name '*.pyi' -o -name py.typed \) -not -path '*/__pycache__/*' | LC_ALL=C sort; } | cksum)
 if [ "$(cat "$PACKAGE_STAMP" 2>/dev/null)" != "$package" ]; then
     echo "installing nnabla_modules and NNabla into $VENV" >&2
     pip_install --upgrade pip
