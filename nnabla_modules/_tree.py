@@ -222,19 +222,20 @@ def _find_children(module):
             seen.add(id(value))
             items = value.items() if isinstance(value, dict) else enumerate(value)
             stack.extend(reversed([(path + (key,), item) for key, item in items]))
+    slots = {id(state): levels for levels, (_, state) in module._module_state.slots.items()}
     moved = [(child, slot, places[id(child)][0]) for child in found.values()
-             if (slot := _slot_left(module, child, places[id(child)])) is not None]
+             if (slot := _slot_left(child, slots, places[id(child)])) is not None]
     if moved:
         _follow_places(module, moved)
     return list(found.values())
 
 
-def _slot_left(parent, child, paths):
-    """The place a child was held at, if it is no longer held there (moved inside a
-    plain list or dict: a swap, a shift); a child named by name= has no place."""
+def _slot_left(child, slots, paths):
+    """The place a child was held at (``slots``: id of its state -> place), if it is no
+    longer held there (moved inside a plain list or dict: a swap, a shift); a child
+    named by name= has no place."""
     state = child._module_state
-    slot = next((levels for levels, (_, s) in parent._module_state.slots.items()
-                 if s is state), None)
+    slot = slots.get(id(state))
     return slot if state.given_name is None and slot not in (None, *paths) else None
 
 

@@ -45,9 +45,9 @@ class _Container(Module):
         return getattr(self, key)
 
     def _held_in_order(self):
-        held = vars(self)
+        held, keys = vars(self), set(self._keys)
         return [(key, held[key]) for key in self._keys] + [
-            (attr, value) for attr, value in held.items() if attr not in self._keys]
+            (attr, value) for attr, value in held.items() if attr not in keys]
 
     def _next_key(self):
         """The first free number from the length on: keys of items stay theirs."""
