@@ -72,6 +72,18 @@ _SPECIAL_FILES = {
 }
 
 
+def special_file(path):
+    """What ``path`` is when it is neither a regular file nor a folder ("a named pipe"),
+    following links; None otherwise, or when it does not exist."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return _SPECIAL_FILES.get(stat.S_IFMT(mode), "a special file")
+
+
 def _existing(path, target):
     """The status of the file being replaced (None: a new one); refuses what it must not replace."""
     try:

@@ -52,7 +52,7 @@ from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
 from . import _h5, _protobuf, _unzip
-from ._atomic import write_atomically
+from ._atomic import special_file, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
 from ._stored import (
@@ -111,6 +111,9 @@ def open_parameters(source, extension=None):
     """
     ext = file_format(source, extension)
     label = source_name(source)
+    kind = None if is_file_object(source) else special_file(os.fspath(source))
+    if kind is not None:  # a pipe would block the load for good, a device never end
+        raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
     with contextlib.ExitStack() as stack:
         try:
             stored = _OPENERS[ext](source, label, stack)

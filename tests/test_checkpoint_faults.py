@@ -621,6 +621,21 @@ def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+@pytest.mark.parametrize("ext", [".h5", ".protobuf", ".nnp", ".nntxt"])
+def test_loading_a_pipe_or_a_device_is_refused_before_it_is_opened(tmp_path, ext):
+    """A named pipe without a writer would block the load for good (Ctrl-C is held back
+    during a load), and a device such as /dev/zero would be read without end."""
+    pipe = tmp_path / f"pipe{ext}"
+    os.mkfifo(pipe)
+    device = tmp_path / f"zero{ext}"
+    device.symlink_to("/dev/zero")
+    for path, kind in ((pipe, "a named pipe"), (device, "a character device")):
+        with pytest.raises(files.ParameterFileError, match=f"not a regular file but {kind}"):
+            Net().load_parameters(path)
+        with pytest.raises(files.ParameterFileError, match=kind):
+            files.read_parameters(path)
+
+
 def test_a_named_pipe_is_refused_not_replaced(tmp_path):
     path = tmp_path / "model.h5"
     os.mkfifo(path)
