@@ -173,6 +173,8 @@ def _replace(temporary, target, path):
 def _naming_path(error, temporary, path):
     """``error`` about the temporary, told about ``path`` (the file the user named)."""
     if temporary not in str(error):
+        if error.errno and not error.filename:  # a write that names no file (a full disk)
+            return type(error)(error.errno, error.strerror or str(error), path)
         return error
     message = (error.strerror or str(error)).replace(temporary, path)
     return type(error)(error.errno, message, path) if error.errno else OSError(message)

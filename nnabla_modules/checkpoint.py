@@ -100,8 +100,13 @@ def load_parameters(module, path, strict=True, extension=None):
             stored = stack.enter_context(files.open_parameters(path, extension))
         except (ValueError, OSError) as error:
             raise _naming_module(module, error) from error
-        deliver_pending()  # the file is checked; nothing is changed yet
-        return _load(module, stored, f"checkpoint {files.source_name(path)}", strict)
+        source = f"checkpoint {files.source_name(path)}"
+        try:
+            deliver_pending()  # the file is checked; nothing is changed yet
+        except BaseException as error:
+            _note_failure(error, module, source)
+            raise
+        return _load(module, stored, source, strict)
 
 
 def state_dict(module, grad_only=False):

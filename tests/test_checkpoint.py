@@ -691,6 +691,22 @@ def _saved(tmp_path, state):
     return tmp_path / "state.h5"
 
 
+def test_ctrl_c_right_after_the_file_is_checked_says_nothing_was_changed(tmp_path, monkeypatch):
+    unit = ResUnit(8, 8)
+    randomize(unit, seed=1)
+    unit.save_parameters(tmp_path / "unit.h5")
+    before = randomize(unit, seed=2)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "deliver_pending", interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        unit.load_parameters(tmp_path / "unit.h5")
+    assert_state(unit, before)
+    assert any("nothing was changed" in note for note in caught.value.__notes__)
+
+
 def test_ctrl_c_while_the_values_are_checked_stops_the_load_at_once(tmp_path):
     unit = ResUnit(8, 8)
     randomize(unit, seed=1)

@@ -621,6 +621,20 @@ def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_a_write_error_that_names_no_file_names_the_users_path(tmp_path):
+    """A full disk while a .protobuf is written: Python's write error names no file."""
+    from nnabla_modules import _atomic
+
+    def full_disk(temporary):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        _atomic.write_atomically(tmp_path / "model.protobuf", full_disk)
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == str(tmp_path / "model.protobuf")
+    assert temporaries(tmp_path) == []
+
+
 @pytest.mark.parametrize("ext", [".h5", ".protobuf", ".nnp", ".nntxt"])
 def test_loading_a_pipe_or_a_device_is_refused_before_it_is_opened(tmp_path, ext):
     """A named pipe without a writer would block the load for good (Ctrl-C is held back
