@@ -1,5 +1,7 @@
 """Contexts (docs/gpu.md), bad input, and the scope after failures (docs/concepts.md)."""
 
+import re
+
 import nnabla as nn
 import nnabla.parameter as parameter
 import numpy as np
@@ -166,3 +168,15 @@ def test_a_propertys_own_attribute_error_is_not_replaced():
 
     with pytest.raises(AttributeError, match="'Net' object has no attribute 'fc'"):
         Net(name="net").width  # noqa: B018
+
+
+@pytest.mark.parametrize("build, hint", [
+    (lambda: nm.Conv2d(3, 16, 3, padding=1), "padding= is pad="),
+    (lambda: nm.Linear(4, 2, bias=False), "bias= is with_bias="),
+    (lambda: nm.Conv2d(in_channels=3, out_channels=8, kernel_size=3),
+     "in_channels= is inmaps=; out_channels= is outmaps=; kernel_size= is kernel="),
+    (lambda: nm.BatchNorm2d(4, momentum=0.1), "momentum= is decay_rate= (1 - momentum)"),
+])
+def test_pytorchs_argument_names_get_the_names_the_layer_takes(build, hint):
+    with pytest.raises(TypeError, match=re.escape(f"(PyTorch's names: {hint})")):
+        build()

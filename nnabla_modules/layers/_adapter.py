@@ -22,7 +22,7 @@ import numpy as np
 from .. import _registry
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
-from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, raise_named
+from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, constructor_error, raise_named
 from ._signatures import REQUIRED, Shapes, spec
 
 
@@ -164,7 +164,7 @@ class Layer(Module, metaclass=LayerMeta):
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as error:
-            raise TypeError(f"{cls.__name__}{signature}: {error}") from None
+            raise TypeError(constructor_error(cls, signature, error, kwargs)) from None
         given = set(bound.arguments)
         bound.apply_defaults()
         self.config = OrderedDict(bound.arguments)

@@ -118,3 +118,33 @@ def _failed_assertion(error):
     last = frames[-1]
     return (f"the check `{last.line}` failed in {os.path.basename(last.filename)}, "
             f"line {last.lineno}: the arguments of this call do not go together")
+
+
+#: PyTorch's argument names -> NNabla's, where they mean the same (``momentum`` does not:
+#: NNabla's ``decay_rate`` is ``1 - momentum``).
+PYTORCH_NAMES = {
+    "in_channels": ("inmaps",),
+    "out_channels": ("outmaps",),
+    "in_features": ("n_inmaps",),
+    "out_features": ("n_outmaps",),
+    "kernel_size": ("kernel",),
+    "padding": ("pad",),
+    "groups": ("group",),
+    "bias": ("with_bias",),
+    "num_features": ("n_features",),
+    "num_embeddings": ("n_inputs",),
+    "embedding_dim": ("n_features",),
+    "momentum": ("decay_rate", "1 - momentum"),
+}
+
+
+def constructor_error(cls, signature, error, kwargs):
+    """A constructor's bad arguments: the signature, the error, and for PyTorch's
+    argument names the names this layer takes instead."""
+    hints = []
+    for given in kwargs:
+        name, *meaning = PYTORCH_NAMES.get(given, (None,))
+        if name in signature.parameters:
+            hints.append(f"{given}= is {name}={f' ({meaning[0]})' if meaning else ''}")
+    hint = f" (PyTorch's names: {'; '.join(hints)})" if hints else ""
+    return f"{cls.__name__}{signature}: {error}{hint}"
