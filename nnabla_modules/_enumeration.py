@@ -4,8 +4,11 @@ A module's parameters are the registry entries its state owns
 (``ModuleState.owned``), looked up under its prefix, in the tree's order.
 """
 
+import functools
 from collections import OrderedDict
 
+import nnabla as nn
+import nnabla.parameter as _parameter
 import numpy as np
 
 from . import _registry
@@ -74,6 +77,32 @@ def hold_frozen():
     for param in frozen_entries.values():
         if param.need_grad:
             param.need_grad = False
+
+
+def _own_flags_after(load):
+    """NNabla's ``load_parameters`` sets each entry's ``need_grad`` from the file: every
+    live module's entries get their own flag back after it, a freeze's included."""
+
+    @functools.wraps(load)
+    def load_parameters(*args, **kwargs):
+        result = load(*args, **kwargs)
+        for root in root_names.live():
+            try:
+                modules = [module for _, module in walk(root)]
+            except ValueError:  # a tree that cannot be listed says so at its next use
+                continue
+            for module in modules:
+                frozen = module._module_state.frozen
+                for _, param, requested in owned_entries(module):
+                    param.need_grad = requested and not (frozen or id(param) in frozen_entries)
+        return result
+
+    load_parameters._own_flags = True
+    return load_parameters
+
+
+if not getattr(_parameter.load_parameters, "_own_flags", False):
+    _parameter.load_parameters = nn.load_parameters = _own_flags_after(_parameter.load_parameters)
 
 
 def unfrozen_need_grad(module):

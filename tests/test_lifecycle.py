@@ -135,6 +135,17 @@ def test_freeze_holds_when_nnabla_sets_need_grad_back(tmp_path, how):
     assert list(fc.unfreeze().get_parameters()) == ["affine/W", "affine/b"]
 
 
+def test_unfreeze_holds_when_nnabla_loads_a_file_saved_while_frozen(tmp_path):
+    fc = _frozen_linear(tmp_path)
+    nn.save_parameters(str(tmp_path / "frozen.h5"))  # NNabla's file: need_grad=False
+    fc.unfreeze()
+    nn.load_parameters(str(tmp_path / "frozen.h5"))
+    assert list(fc.get_parameters()) == ["affine/W", "affine/b"]  # trained again
+    fc.freeze()
+    nn.load_parameters(str(tmp_path / "all.h5"))  # saved unfrozen: need_grad=True
+    assert list(fc.get_parameters()) == []
+
+
 class PFCode(nm.Module):
     """PF code in ``__call__``: its keys are known at its first call."""
 
