@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 import time
-import tracemalloc
 import zipfile
 
 import h5py
@@ -31,6 +30,7 @@ from crafted_h5 import (
     version_2_superblock,
 )
 from nnabla.utils import nnabla_pb2
+from test_hostile_files import peak_bytes
 
 from nnabla_modules import _h5, _h5_check, files
 
@@ -171,20 +171,6 @@ def test_the_checking_child_dies_with_the_process_that_started_it(tmp_path):
 # --- .nnp: one budget from the archive's real size ----------------------------------------------
 
 
-def _peak(function):
-    """Peak bytes Python and numpy allocated while ``function`` ran, and what it raised."""
-    tracemalloc.start()
-    try:
-        function()
-        error = None
-    except Exception as caught:  # noqa: BLE001
-        error = caught
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak, error
-
-
 def _load(path):
     return files.read_parameters(path)
 
@@ -199,7 +185,7 @@ def test_an_nnp_member_overstating_its_compressed_size_is_refused_before_unpacki
     struct.pack_into("<I", data, central + 20, declared // 1000)  # "compressed" into 64 KiB
     path.write_bytes(data)
     assert len(data) < 1000
-    peak, error = _peak(lambda: _load(path))
+    peak, error = peak_bytes(lambda: _load(path))
     assert isinstance(error, files.ParameterFileError), error
     assert "declares 67,108,864 bytes" in str(error) and "overstated.nnp" in str(error)
     assert peak < 4 * MB, peak
@@ -214,7 +200,7 @@ def test_an_nnp_member_is_unpacked_in_bounded_pieces_whatever_it_declares(tmp_pa
     struct.pack_into("<I", data, local + 22, 1000)  # "unpacks to 1,000 bytes"
     struct.pack_into("<I", data, central + 24, 1000)
     path.write_bytes(data)
-    peak, error = _peak(lambda: _load(path))
+    peak, error = peak_bytes(lambda: _load(path))
     assert peak < 8 * MB, peak  # zipfile unpacks the whole bzip2 stream at once: 64 MiB
     assert isinstance(error, files.ParameterFileError), error
     assert "understated.nnp" in str(error) and "1,000 bytes" in str(error), error
@@ -236,7 +222,7 @@ def test_nnp_members_are_read_one_at_a_time(tmp_path):
             archive.writestr(f"parameter{index}.h5", _h5_bytes(values))
     assert path.stat().st_size < 200_000
     found = []
-    peak, error = _peak(lambda: found.append(_load(path)))
+    peak, error = peak_bytes(lambda: found.append(_load(path)))
     assert error is None, error
     assert (found[0]["affine/W"][0] == 39).all()
     assert peak < 8 * MB, peak  # one member and its values, not 40
@@ -253,7 +239,7 @@ def test_chunked_datasets_in_an_nnp_member_draw_on_the_archive_budget(tmp_path):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("parameter.h5", buffer.getvalue())
     assert path.stat().st_size * _h5.MAX_RATIO < 100 * MB  # the archive may unpack less
-    peak, error = _peak(lambda: _load(path))
+    peak, error = peak_bytes(lambda: _load(path))
     assert isinstance(error, files.ParameterFileError), error
     assert "chunked.nnp" in str(error) and "in all" in str(error), error
     assert peak < 16 * MB, peak
