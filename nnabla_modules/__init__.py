@@ -8,7 +8,7 @@ and loaded per object.
 
 __version__ = "0.1.0"
 
-from ._quiet import nnabla_import_quiet
+from .core._quiet import nnabla_import_quiet
 
 with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO line
     from .containers import ModuleDict, ModuleList, Sequential
@@ -23,7 +23,7 @@ with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO lin
     )
     from .wrap import FunctionModule, wrap
 
-from ._imports import mark_missing
+from .core._imports import mark_missing
 
 mark_missing()  # docs/nnabla_process.md
 

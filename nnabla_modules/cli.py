@@ -500,7 +500,7 @@ def _diff_lines(report, count_a, count_b):
 
 def _renaming_hint(report):
     """A ``convert`` option when the keys only in A and only in B differ by a known renaming."""
-    from ._naming import without_module_marks
+    from .core._naming import without_module_marks
 
     only_a = [e["key"] for e in report["only_in_a"]]
     only_b = [e["key"] for e in report["only_in_b"]]
@@ -618,7 +618,7 @@ def _refuse_overwriting_input(source, target):
 
 
 def _warn_unused(mapping, stored, args):
-    from ._naming import without_module_marks
+    from .core._naming import without_module_marks
 
     for hits, text in zip(mapping.map_hits, args.map):
         if not hits:

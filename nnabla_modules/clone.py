@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import nnabla as nn
 import nnabla.random as _nn_random
 
-from . import _registry
-from ._naming import (
+from .core import _registry
+from .core._naming import (
     check_name,
     describe,
     drop_stale_entries,
@@ -44,8 +44,8 @@ from ._naming import (
     root_names,
     snake_case,
 )
-from ._state import ModuleBase, copy_ownership, give_state, new_state_like, state_of
-from ._tree import attach_copy, detach_copy, is_ancestor
+from .core._state import ModuleBase, copy_ownership, give_state, new_state_like, state_of
+from .core._tree import attach_copy, detach_copy, is_ancestor
 
 if TYPE_CHECKING:  # for annotations only: this file may not import module.py
     from .module import Module

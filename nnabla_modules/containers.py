@@ -16,7 +16,7 @@ a new item takes the first free number from the length on.
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from ._naming import check_name
+from .core._naming import check_name
 from .module import Module, describe
 
 

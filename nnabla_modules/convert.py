@@ -25,7 +25,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import files
-from ._naming import without_module_marks
+from .core._naming import without_module_marks
 
 __all__ = [
     "ConversionError",

@@ -29,8 +29,8 @@ from typing import Any, Optional, Sequence, Union
 import nnabla as nn
 from nnabla.utils.save import save
 
-from . import _registry
 from ._util import as_tuple, input_variables
+from .core import _registry
 from .files import write_atomically
 from .module import Module, describe
 

@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple
 
 import nnabla as nn
 
-from . import _enumeration, _registry
-from ._calls import SharedParameterWarning, entering_scope, run_in_scope  # noqa: F401
 from ._delegates import CheckpointMethods, ToolMethods
-from ._display import module_repr
-from ._enumeration import ParameterIterator, orphans  # noqa: F401
-from ._habits import add_per_process_methods
-from ._hooks import (  # noqa: F401
+from .core import _enumeration, _registry
+from .core._calls import SharedParameterWarning, entering_scope, run_in_scope  # noqa: F401
+from .core._display import module_repr
+from .core._enumeration import ParameterIterator, orphans  # noqa: F401
+from .core._habits import add_per_process_methods
+from .core._hooks import (  # noqa: F401
     HookHandle,
     add_hook,
     register_module_forward_hook,
     register_module_forward_pre_hook,
 )
-from ._naming import (  # noqa: F401
+from .core._naming import (  # noqa: F401
     describe,
     init_state,
     init_takes_name,
@@ -42,8 +42,8 @@ from ._naming import (  # noqa: F401
     prefix_of,
     with_name_parameter,
 )
-from ._state import NOT_GIVEN, ModuleBase, ModuleState
-from ._tree import (
+from .core._state import NOT_GIVEN, ModuleBase, ModuleState
+from .core._tree import (
     CONTAINERS,
     adopt,
     adopt_attributes,
@@ -53,8 +53,8 @@ from ._tree import (
     rename,
     walk,
 )
-from ._variables import hold as hold_variable
-from ._variables import refuse_nnabla_module
+from .core._variables import hold as hold_variable
+from .core._variables import refuse_nnabla_module
 
 M = TypeVar("M", bound="Module")
 _MODULE_NAMES: set = set()  # filled once Module exists: its own names are never wrapped

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Sequence,
 import nnabla as nn
 import numpy as np
 
-from ._enumeration import owned_entries
-from ._hooks import register_module_forward_hook
-from ._naming import describe
-from ._state import ModuleBase
 from ._util import input_variables, nested_leaves, table_lines
+from .core._enumeration import owned_entries
+from .core._hooks import register_module_forward_hook
+from .core._naming import describe
+from .core._state import ModuleBase
 
 if TYPE_CHECKING:  # for annotations only: this file may not import module.py
     from .module import Module

@@ -39,8 +39,8 @@ import nnabla as nn
 import nnabla.random as _nn_random
 import numpy as np
 
-from ._tree import has_parameters
 from ._util import input_variables, nested_leaves
+from .core._tree import has_parameters
 from .module import Module
 
 __all__ = ["assert_same_network", "compare_networks", "NetworkComparison"]

@@ -13,7 +13,8 @@ import struct
 import nnabla as nn
 import nnabla.parametric_functions as PF
 
-from nnabla_modules import _h5, files
+from nnabla_modules import files
+from nnabla_modules.files import _h5
 
 UNDEFINED = 0xFFFFFFFFFFFFFFFF
 
@@ -81,7 +82,7 @@ def shared_tree_nodes(data, levels):
 def version_2_superblock(data):
     """The file with HDF5 1.8's superblock (checksummed) in place of its version 0 one;
     its groups, heaps and object headers stay as they were, without checksums."""
-    from nnabla_modules._h5_check import lookup3  # HDF5's checksum
+    from nnabla_modules.files._h5_check import lookup3  # HDF5's checksum
 
     data = bytearray(data)
     end, root = struct.unpack_from("<Q", data, 40)[0], struct.unpack_from("<Q", data, 64)[0]
@@ -129,7 +130,7 @@ def _handed_over(stream, label):
 def forged_object_header(data, old, new):
     """``old`` replaced by ``new`` (as long) in the first HDF5 1.8 object header holding it,
     whose checksum is then made right again: damage HDF5 cannot see."""
-    from nnabla_modules._h5_check import lookup3  # HDF5's checksum
+    from nnabla_modules.files._h5_check import lookup3  # HDF5's checksum
 
     data = bytearray(data)
     at = data.index(old)

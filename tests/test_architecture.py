@@ -91,6 +91,25 @@ def test_the_package_has_no_import_cycle():
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
 
+#: What each folder of the package may import from the rest of it (docs/architecture.md).
+LAYERS = {
+    "nnabla_modules.core": set(),
+    "nnabla_modules.files": set(),
+    "nnabla_modules.checkpoint": {"nnabla_modules.core", "nnabla_modules.files"},
+}
+
+
+def test_each_folder_imports_only_the_layers_below_it():
+    crossings = []
+    for module, imported in _graph().items():
+        for layer, allowed in LAYERS.items():
+            if module == layer or module.startswith(layer + "."):
+                crossings += [f"{module} -> {target}" for target in sorted(imported)
+                              if not any(target == ok or target.startswith(ok + ".")
+                                         for ok in allowed | {layer})]
+    assert crossings == []
+
+
 def test_the_cycle_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 

@@ -32,7 +32,8 @@ from crafted_h5 import (
 from nnabla.utils import nnabla_pb2
 from test_hostile_files import peak_bytes
 
-from nnabla_modules import _h5, _h5_check, files
+from nnabla_modules import files
+from nnabla_modules.files import _h5, _h5_check
 
 MB = 1 << 20
 

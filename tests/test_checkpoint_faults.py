@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 
 import nnabla_modules as nm
-from nnabla_modules import _h5, checkpoint, files
+from nnabla_modules import checkpoint, files
+from nnabla_modules.files import _h5
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -623,7 +624,7 @@ def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
 
 def test_a_write_error_that_names_no_file_names_the_users_path(tmp_path):
     """A full disk while a .protobuf is written: Python's write error names no file."""
-    from nnabla_modules import _atomic
+    from nnabla_modules.files import _atomic
 
     def full_disk(temporary):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -158,7 +158,7 @@ def test_what_the_python_check_admits_hdf5_reads_in_bounded_time_and_memory(tmp_
     address space, without a crash (what it does not admit goes to the child process)."""
     import io as stdio
 
-    from nnabla_modules import _h5_check
+    from nnabla_modules.files import _h5_check
 
     _, good = _model_and_file(tmp_path, ".h5", writer=writer)
     assert _h5_check.vouch(stdio.BytesIO(good))

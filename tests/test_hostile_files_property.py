@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from nnabla.utils import nnabla_pb2
 
 import nnabla_modules as nm
-from nnabla_modules import _h5, files
+from nnabla_modules import files
 from nnabla_modules.checkpoint import CheckpointError
+from nnabla_modules.files import _h5
 
 pytestmark = pytest.mark.slow  # hypothesis, 60 files: make test-fast skips it
 

@@ -14,7 +14,7 @@ import weakref
 
 import pytest
 
-from nnabla_modules._imports import OPT_OUT, RELATIVE_TRIES
+from nnabla_modules.core._imports import OPT_OUT, RELATIVE_TRIES
 
 
 def _run(code, keep_imports=False, tmp_path=None):
@@ -80,7 +80,7 @@ TRACED = """
     import nnabla as nn, nnabla.functions as F, nnabla.parametric_functions as PF
     import nnabla.solvers as S, numpy as np
     import nnabla_modules as nm
-    from nnabla_modules._imports import FailedImports
+    from nnabla_modules.core._imports import FailedImports
 
     class Net(nm.Module):
         def __init__(self):

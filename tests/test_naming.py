@@ -10,7 +10,7 @@ from conftest import registry_keys
 from models import ResUnit, Stack
 
 import nnabla_modules as nm
-from nnabla_modules._naming import snake_case
+from nnabla_modules.core._naming import snake_case
 
 
 class Holder(nm.Module):

@@ -11,7 +11,7 @@ from models import ResUnit, res_unit_pf
 from nnabla.ext_utils import get_extension_context
 
 import nnabla_modules as nm
-from nnabla_modules import _registry
+from nnabla_modules.core import _registry
 
 
 class Boom(Exception):

@@ -19,7 +19,7 @@ import nnabla.parameter as _parameter
 import nnabla.random as _random
 import numpy as np
 
-from .. import _registry
+from ..core import _registry
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
 from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, constructor_error, raise_named

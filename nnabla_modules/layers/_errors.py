@@ -8,8 +8,8 @@ module; inputs NNabla cannot compute on are refused before the call.
 import os
 import traceback
 
-from .._habits import array_input_error
-from .._naming import describe
+from ..core._habits import array_input_error
+from ..core._naming import describe
 
 
 def check_no_empty_axes(layer, inputs):

@@ -27,8 +27,8 @@ import nnabla.parameter as _parameter
 import nnabla.parametric_functions as PF
 import numpy as np
 
-from .. import _registry
-from .._state import frozen_entries, state_of
+from ..core import _registry
+from ..core._state import frozen_entries, state_of
 
 #: False: every call goes through PF (for comparisons and for the tests).
 ENABLED = True

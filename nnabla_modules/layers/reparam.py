@@ -21,7 +21,7 @@ import weakref
 
 import nnabla.parametric_functions as PF
 
-from .._state import state_of
+from ..core._state import state_of
 from ..module import Module
 from ._adapter import Layer
 from ._signatures import Shapes

@@ -1,6 +1,6 @@
 """Reading an HDF5 file's structures in Python: bytes at addresses, message checks.
 
-The pieces :mod:`nnabla_modules._h5_check` builds its walks from: a reader that
+The pieces :mod:`nnabla_modules.files._h5_check` builds its walks from: a reader that
 raises :class:`Unsure` on any doubt and :class:`Damaged` for what HDF5 would
 follow for ever, the checks of a dataset's messages against what h5py writes,
 and HDF5's checksum.

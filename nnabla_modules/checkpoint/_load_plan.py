@@ -10,11 +10,11 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from . import _registry
-from ._naming import join, prefix_of, without_module_marks
+from ..core import _registry
+from ..core._naming import join, prefix_of, without_module_marks
+from ..core._state import state_of
+from ..core._tree import walk
 from ._results import LoadResult
-from ._state import state_of
-from ._tree import walk
 
 
 class Plan:

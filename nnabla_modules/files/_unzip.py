@@ -25,7 +25,7 @@ def member_bytes(archive, info, label, budget):
 
     Args:
         label (str): How errors name the member.
-        budget (nnabla_modules._h5.Budget): What the archive may unpack in all;
+        budget (nnabla_modules.files._h5.Budget): What the archive may unpack in all;
             the declared size is taken first (refused before anything is
             unpacked), then no more bytes than declared are accepted.
 

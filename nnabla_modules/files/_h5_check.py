@@ -3,7 +3,7 @@
 HDF5 trusts a file's metadata: damage can crash the library, loop forever or
 allocate without end. :func:`vouch` reads here, in Python, what HDF5 will
 read, and says what it vouches for; what it cannot vouch for goes to the
-child process of ``_h5.py`` (:func:`~nnabla_modules._h5.probe`).
+child process of ``_h5.py`` (:func:`~nnabla_modules.files._h5.probe`).
 """
 
 import struct

@@ -26,14 +26,15 @@ from collections.abc import Mapping
 import nnabla as nn
 import numpy as np
 
-from . import _enumeration, _registry, files
+from .. import files
+from ..core import _enumeration, _registry
+from ..core._naming import describe, drop_stale_entries
+from ..core._state import state_of
+from ..core._tree import modules_in, walk
 from ._load_check import PendingLoad, defer_check
 from ._load_plan import make_plan, unresolved, value_dtype
-from ._naming import describe, drop_stale_entries
 from ._results import CheckpointError, LoadResult
 from ._signals import deliver_pending, interrupts_held_back
-from ._state import state_of
-from ._tree import modules_in, walk
 
 __all__ = [
     "CheckpointError",

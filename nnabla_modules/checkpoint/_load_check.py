@@ -9,11 +9,11 @@ what the call used with what was loaded, and undoes the load if they differ
 import warnings
 from collections import OrderedDict
 
-from . import _registry
-from ._naming import describe, prefix_of
+from ..core import _registry
+from ..core._naming import describe, prefix_of
+from ..core._state import state_of
+from ..core._tree import walk
 from ._results import CheckpointError, LoadResult
-from ._state import state_of
-from ._tree import walk
 
 
 def defer_check(module, pending):

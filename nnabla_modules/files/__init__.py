@@ -253,7 +253,7 @@ def _open_nnp(source, label, stack):
     each closed before the next, a later value of a key replacing an earlier one.
 
     The archive's real size bounds what it may unpack: its members' sizes and the
-    chunked datasets inside them draw on one :class:`~nnabla_modules._h5.Budget`,
+    chunked datasets inside them draw on one :class:`~nnabla_modules.files._h5.Budget`,
     and each member is unpacked in bounded pieces (``_unzip.py``).
     """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
