@@ -20,6 +20,7 @@ import nnabla.parameter as _parameter
 from . import _registry
 from ._habits import array_input_error
 from ._hooks import global_hooks, run_post_hooks, run_pre_hooks
+from ._load_check import check_loads
 from ._naming import describe, drop_stale_entries, prefix_of
 from ._state import frozen_entries, ownership_epoch
 from ._tree import adopt_attributes, children_of
@@ -192,10 +193,9 @@ def run_in_scope(module, fn, args, kwargs, method=False):
             _registry.place(scope)
         if state.unregistered:
             put_in_registry(module, scope)
-        # A method other than the call runs in the scope too, without the call's
-        # forward hooks and without checking a load its first call would check.
+        # A method other than the call runs in the scope too, without the call's forward hooks.
         hooks = None if method else state.hooks if state.hooks is not None else global_hooks[0]
-        pending = None if method else state.pending
+        pending = state.pending  # loads this call checks (_load_check.py)
         if hooks is not None and hooks.pre:
             args, kwargs = run_pre_hooks(hooks, module, args, kwargs)
         previous = _parameter.current_scope
@@ -243,10 +243,8 @@ def run_in_scope(module, fn, args, kwargs, method=False):
                 running.temporaries -= 1
             if caller is None:
                 running.thread = None
-        if failed is not None:
-            pending.fail(module, failed)  # undoes the load and raises
         if pending is not None:
-            pending.verify(module)  # a load's keys, checked at the first call
+            check_loads(pending, module, method, failed)  # raises if the load or the call failed
         if hooks is not None and hooks.post:
             result = run_post_hooks(hooks, module, args, kwargs, result)
         return result

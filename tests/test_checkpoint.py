@@ -505,6 +505,86 @@ def test_a_layer_rejects_keys_it_does_not_have_even_before_a_call():
         unit.load_state_dict(state)
 
 
+class TwoStage(nm.Module):
+    """Built through its methods or its children: its own call may never run."""
+
+    def __init__(self):
+        self.encoder = PFBody()  # PF code: its keys appear at its first call
+        self.decoder = nm.Affine(None, 2)  # sizes from its input: the same
+
+    def __call__(self, x):
+        return self.decode(self.encode(x))
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, h):
+        return self.decoder(h)
+
+
+def _two_stage_state():
+    source = TwoStage()
+    source.decode(source.encode(nn.Variable((1, 3))))
+    randomize(source, seed=5)
+    return source.state_dict()
+
+
+def _build(model, how):
+    x = nn.Variable((1, 3))
+    if how == "methods":
+        return model.decode(model.encode(x))
+    return model.decoder(model.encoder(x))  # the children called directly
+
+
+@pytest.mark.parametrize("how", ["methods", "children"])
+def test_a_strict_load_before_the_first_call_is_checked_whatever_builds_the_graph(how):
+    state = _two_stage_state()
+    without_decoder = {k: v for k, v in state.items() if not k.startswith("decoder/")}
+    model = TwoStage()
+    assert model.load_state_dict(without_decoder) == ([], [], [])  # cannot know yet
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"missing from the file \(2\):\n    two_stage/decoder/affine/W",
+    ):
+        _build(model, how)
+    assert nn.get_parameters(grad_only=False) == {}  # the whole load was undone
+
+    unused = dict(state, **{"encoder/extra/W": np.ones(2)})
+    model = TwoStage()
+    model.load_state_dict(unused)
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"not used by the call \(1\):\n    two_stage_1/encoder/extra/W",
+    ):
+        _build(model, how)
+
+
+def test_listing_before_the_first_call_does_not_end_the_check():
+    state = _two_stage_state()
+    model = TwoStage()
+    model.load_state_dict({k: v for k, v in state.items() if k != "decoder/affine/b"})
+    assert list(model.get_parameters()) == [
+        "encoder/affine/W",
+        "encoder/affine/b",
+        "decoder/affine/W",
+    ]
+    model.state_dict()
+    with pytest.raises(checkpoint.CheckpointError, match="two_stage/decoder/affine/b"):
+        _build(model, "methods")
+
+
+def test_a_method_building_part_of_the_model_reports_no_unused_keys():
+    state = _two_stage_state()
+    model = TwoStage()
+    model.load_state_dict(state)
+    h = model.encode(nn.Variable((1, 3)))  # the decoder's keys are not used yet: no error
+    assert list(model.get_parameters()) == list(state)
+    model.decode(h)  # built later: the rest of the check passes
+    model(nn.Variable((1, 3)))
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+
+
 # --- all or nothing ---------------------------------------------------------------------------
 
 
