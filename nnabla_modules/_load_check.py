@@ -87,7 +87,10 @@ class PendingLoad:
         if settled:
             for _, current in walk(module):
                 state_of(current).forget_loaded_credit()  # the call has shown who owns what
-        owned = [f"{base}/{key}" if base else key for key in module.get_parameters(grad_only=False)]
+            own = module.get_parameters(grad_only=False)
+        else:  # watched descendants check what they create: only the module's own keys
+            own = state_of(module).claims
+        owned = [f"{base}/{key}" if base else key for key in own]
         created = [key for key in owned if key not in self.keys and key not in self.known]
         unused = []
         if settled:
