@@ -42,8 +42,7 @@ def defer_check(module, pending):
     for path, current in walk(module):
         if current is module or unresolved(current) or may_run_pf_code(current):
             pending.watched[id(current)] = (weakref.ref(current), join(path))
-            state = state_of(current)
-            state.pending = (state.pending or ()) + (pending,)
+            state_of(current).watch(pending)
 
 
 def check_loads(pendings, module, method, failed):
@@ -141,8 +140,7 @@ class PendingLoad:
             reference, _ = self.watched.pop(watched, (None, None))
             current = reference() if reference is not None else None
             if current is not None:
-                state = state_of(current)
-                state.pending = tuple(p for p in state.pending or () if p is not self) or None
+                state_of(current).unwatch(self)
 
     def _undo(self, module, created):
         self.finish()
