@@ -94,14 +94,20 @@ def test_other_extensions_are_an_error_naming_module_and_file(tmp_path, name):
 
 def test_a_directory_is_named_as_one_with_the_files_it_holds(tmp_path):
     unit = ResUnit(8, 8)
-    with pytest.raises(IsADirectoryError, match=r"ResUnit 'res_unit': '.*' is a directory, not a "
-                                         r"parameter file; .*e\.g\. '.*model\.h5'$"):  # fmt: skip
+    message = (
+        r"ResUnit 'res_unit': '.*' is a directory, not a parameter file; .*e\.g\. '.*model\.h5'$"
+    )
+    with pytest.raises(IsADirectoryError, match=message) as saving:
         unit.save_parameters(tmp_path)
+    assert isinstance(saving.value, files.ParameterFileError)
     assert not os.listdir(tmp_path)
     unit.save_parameters(tmp_path / "best.h5")
     before = snapshot()
-    with pytest.raises(ValueError, match=r"is a directory, .*best\.h5' \(it holds best\.h5\)$"):
+    with pytest.raises(
+        files.ParameterFileError, match=r"is a directory, .*best\.h5' \(it holds best\.h5\)$"
+    ) as loading:
         unit.load_parameters(tmp_path)
+    assert isinstance(loading.value, IsADirectoryError)
     assert_same(before, snapshot())
     (tmp_path / "old.h5").mkdir()  # a directory named like a file
     with pytest.raises(ValueError, match=r"old\.h5' is a directory"):
