@@ -2,7 +2,9 @@
 
 import io as stdio
 import os
+import pickle
 import signal
+import traceback
 
 import h5py
 import nnabla as nn
@@ -112,6 +114,23 @@ def test_a_directory_is_named_as_one_with_the_files_it_holds(tmp_path):
     (tmp_path / "old.h5").mkdir()  # a directory named like a file
     with pytest.raises(ValueError, match=r"old\.h5' is a directory"):
         unit.load_parameters(tmp_path / "old.h5")
+
+
+def test_a_traceback_names_the_errors_as_they_are_imported(tmp_path):
+    unit = ResUnit(8, 8)
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        unit.load_state_dict({})
+    assert traceback.format_exception_only(caught.type, caught.value)[0].startswith(
+        "nnabla_modules.checkpoint.CheckpointError: ResUnit 'res_unit': the state dict"
+    )
+    result = caught.value.result
+    assert type(pickle.loads(pickle.dumps(result))) is checkpoint.LoadResult
+    (tmp_path / "bad.h5").write_bytes(b"not HDF5")
+    with pytest.raises(files.ParameterFileError) as caught:
+        unit.load_parameters(tmp_path / "bad.h5")
+    assert traceback.format_exception_only(caught.type, caught.value)[0].startswith(
+        "nnabla_modules.files.ParameterFileError: "
+    )
 
 
 def test_state_dict_holds_copies_and_loads_back():
