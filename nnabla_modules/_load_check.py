@@ -80,6 +80,8 @@ class PendingLoad:
         if target is None:
             return self.finish()
         if failed is not None:
+            if any(id(caller) in self.watched for caller in _registry.running.active):
+                return  # a watched call around this one undoes the load, if it fails too
             self.fail(target, module, failed)
         base = self.watched[id(module)][1]
         settled = not method

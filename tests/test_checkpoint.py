@@ -610,6 +610,26 @@ def test_a_method_building_part_of_the_model_reports_no_unused_keys():
         np.testing.assert_array_equal(value, state[key])
 
 
+def test_an_error_the_model_catches_inside_its_call_leaves_the_load_in_place():
+    class Tolerant(nm.Module):
+        def __init__(self):
+            self.body = PFBody()
+
+        def __call__(self, x):
+            try:
+                self.body(nn.Variable((1, 5)))  # a wrong shape, caught by the model's own code
+            except ValueError:
+                pass
+            return self.body(x)
+
+    state = {"body/affine/W": np.full((3, 4), 2.0), "body/affine/b": np.full(4, 3.0)}
+    model = Tolerant()
+    model.load_state_dict(state)
+    model(nn.Variable((1, 3)))
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+
+
 # --- all or nothing ---------------------------------------------------------------------------
 
 
