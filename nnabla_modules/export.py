@@ -35,7 +35,6 @@ from collections import OrderedDict
 from typing import Any, Optional, Sequence, Union
 
 import nnabla as nn
-import nnabla.utils.cli.utility as _nnabla_cli_utility
 import nnabla.utils.save as _nnabla_save
 from nnabla.utils.save import save
 
@@ -259,24 +258,32 @@ def solvers_keyed_by_the_registry(solvers):
             solver.set_states(states)
 
 
-def _reading_solvers(function, solvers_of):
-    @functools.wraps(function)
-    def reading_solvers(*args, **kwargs):
-        with solvers_keyed_by_the_registry(solvers_of(*args)):
-            return function(*args, **kwargs)
+def _optimizer_of_a_save(ctx, optimizer, *args, **kwargs):
+    """NNabla's save writing an optimizer (multipliers, states in a protobuf): its solver
+    keyed by the registry. An ``.nnp`` with solver states then calls NNabla's
+    ``save_optimizer_states``, wrapped here first: its module (NNabla's command-line
+    tools') is imported by a save, not by the library."""
+    import nnabla.utils.cli.utility as cli
 
-    reading_solvers._keys_solvers = True
-    return reading_solvers
+    if not getattr(cli.save_optimizer_states, "_keys_solvers", False):
+        cli.save_optimizer_states = _state_files_of_a_save(cli.save_optimizer_states)
+    with solvers_keyed_by_the_registry([optimizer["solver"]]):
+        return _nnabla_create_optimizer(ctx, optimizer, *args, **kwargs)
 
 
-# The optimizer of the configuration (multipliers, states in the protobuf) and the
-# .nnp's solver state files: both looked up when a save runs, however it was imported.
+def _state_files_of_a_save(save_optimizer_states):
+    @functools.wraps(save_optimizer_states)
+    def state_files(base, extension, config, *args, **kwargs):
+        solvers = [o.optimizer.solver for o in config.optimizers.values()]
+        with solvers_keyed_by_the_registry(solvers):
+            return save_optimizer_states(base, extension, config, *args, **kwargs)
+
+    state_files._keys_solvers = True
+    return state_files
+
+
+# Looked up by NNabla's save when it runs, however ``save`` was imported.
 if not getattr(_nnabla_save._create_optimizer, "_keys_solvers", False):
-    _nnabla_save._create_optimizer = _reading_solvers(
-        _nnabla_save._create_optimizer, lambda ctx, optimizer, *_: [optimizer["solver"]]
-    )
-if not getattr(_nnabla_cli_utility.save_optimizer_states, "_keys_solvers", False):
-    _nnabla_cli_utility.save_optimizer_states = _reading_solvers(
-        _nnabla_cli_utility.save_optimizer_states,
-        lambda base, ext, config, *_: [o.optimizer.solver for o in config.optimizers.values()],
-    )
+    _nnabla_create_optimizer = _nnabla_save._create_optimizer
+    _optimizer_of_a_save._keys_solvers = True  # type: ignore[attr-defined]
+    _nnabla_save._create_optimizer = _optimizer_of_a_save
