@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from .core._quiet import nnabla_import_quiet
 
 with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO line
+    from . import export  # noqa: F401  (NNabla's save of solvers, docs/nnabla_process.md)
     from .containers import ModuleDict, ModuleList, Sequential
     from .layers import *  # noqa: F401,F403
     from .layers import __all__ as _layer_names

@@ -2,7 +2,9 @@
 
 import io as stdio
 import os
+import pickle
 import signal
+import traceback
 
 import h5py
 import nnabla as nn
@@ -94,18 +96,41 @@ def test_other_extensions_are_an_error_naming_module_and_file(tmp_path, name):
 
 def test_a_directory_is_named_as_one_with_the_files_it_holds(tmp_path):
     unit = ResUnit(8, 8)
-    with pytest.raises(IsADirectoryError, match=r"ResUnit 'res_unit': '.*' is a directory, not a "
-                                         r"parameter file; .*e\.g\. '.*model\.h5'$"):  # fmt: skip
+    message = (
+        r"ResUnit 'res_unit': '.*' is a directory, not a parameter file; .*e\.g\. '.*model\.h5'$"
+    )
+    with pytest.raises(IsADirectoryError, match=message) as saving:
         unit.save_parameters(tmp_path)
+    assert isinstance(saving.value, files.ParameterFileError)
     assert not os.listdir(tmp_path)
     unit.save_parameters(tmp_path / "best.h5")
     before = snapshot()
-    with pytest.raises(ValueError, match=r"is a directory, .*best\.h5' \(it holds best\.h5\)$"):
+    with pytest.raises(
+        files.ParameterFileError, match=r"is a directory, .*best\.h5' \(it holds best\.h5\)$"
+    ) as loading:
         unit.load_parameters(tmp_path)
+    assert isinstance(loading.value, IsADirectoryError)
     assert_same(before, snapshot())
     (tmp_path / "old.h5").mkdir()  # a directory named like a file
     with pytest.raises(ValueError, match=r"old\.h5' is a directory"):
         unit.load_parameters(tmp_path / "old.h5")
+
+
+def test_a_traceback_names_the_errors_as_they_are_imported(tmp_path):
+    unit = ResUnit(8, 8)
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        unit.load_state_dict({})
+    assert traceback.format_exception_only(caught.type, caught.value)[0].startswith(
+        "nnabla_modules.checkpoint.CheckpointError: ResUnit 'res_unit': the state dict"
+    )
+    result = caught.value.result
+    assert type(pickle.loads(pickle.dumps(result))) is checkpoint.LoadResult
+    (tmp_path / "bad.h5").write_bytes(b"not HDF5")
+    with pytest.raises(files.ParameterFileError) as caught:
+        unit.load_parameters(tmp_path / "bad.h5")
+    assert traceback.format_exception_only(caught.type, caught.value)[0].startswith(
+        "nnabla_modules.files.ParameterFileError: "
+    )
 
 
 def test_state_dict_holds_copies_and_loads_back():
@@ -503,6 +528,106 @@ def test_a_layer_rejects_keys_it_does_not_have_even_before_a_call():
     state["conv0/conv/extra"] = np.zeros(2)
     with pytest.raises(checkpoint.CheckpointError, match="res_unit/conv0/conv/extra"):
         unit.load_state_dict(state)
+
+
+class TwoStage(nm.Module):
+    """Built through its methods or its children: its own call may never run."""
+
+    def __init__(self):
+        self.encoder = PFBody()  # PF code: its keys appear at its first call
+        self.decoder = nm.Affine(None, 2)  # sizes from its input: the same
+
+    def __call__(self, x):
+        return self.decode(self.encode(x))
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, h):
+        return self.decoder(h)
+
+
+def _two_stage_state():
+    source = TwoStage()
+    source.decode(source.encode(nn.Variable((1, 3))))
+    randomize(source, seed=5)
+    return source.state_dict()
+
+
+def _build(model, how):
+    x = nn.Variable((1, 3))
+    if how == "methods":
+        return model.decode(model.encode(x))
+    return model.decoder(model.encoder(x))  # the children called directly
+
+
+@pytest.mark.parametrize("how", ["methods", "children"])
+def test_a_strict_load_before_the_first_call_is_checked_whatever_builds_the_graph(how):
+    state = _two_stage_state()
+    without_decoder = {k: v for k, v in state.items() if not k.startswith("decoder/")}
+    model = TwoStage()
+    assert model.load_state_dict(without_decoder) == ([], [], [])  # cannot know yet
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"missing from the file \(2\):\n    two_stage/decoder/affine/W",
+    ):
+        _build(model, how)
+    assert nn.get_parameters(grad_only=False) == {}  # the whole load was undone
+
+    unused = dict(state, **{"encoder/extra/W": np.ones(2)})
+    model = TwoStage()
+    model.load_state_dict(unused)
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"not used by the call \(1\):\n    two_stage_1/encoder/extra/W",
+    ):
+        _build(model, how)
+
+
+def test_listing_before_the_first_call_does_not_end_the_check():
+    state = _two_stage_state()
+    model = TwoStage()
+    model.load_state_dict({k: v for k, v in state.items() if k != "decoder/affine/b"})
+    assert list(model.get_parameters()) == [
+        "encoder/affine/W",
+        "encoder/affine/b",
+        "decoder/affine/W",
+    ]
+    model.state_dict()
+    with pytest.raises(checkpoint.CheckpointError, match="two_stage/decoder/affine/b"):
+        _build(model, "methods")
+
+
+def test_a_method_building_part_of_the_model_reports_no_unused_keys():
+    state = _two_stage_state()
+    model = TwoStage()
+    model.load_state_dict(state)
+    h = model.encode(nn.Variable((1, 3)))  # the decoder's keys are not used yet: no error
+    assert list(model.get_parameters()) == list(state)
+    model.decode(h)  # built later: the rest of the check passes
+    model(nn.Variable((1, 3)))
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+
+
+def test_an_error_the_model_catches_inside_its_call_leaves_the_load_in_place():
+    class Tolerant(nm.Module):
+        def __init__(self):
+            self.body = PFBody()
+
+        def __call__(self, x):
+            try:
+                self.body(nn.Variable((1, 5)))  # a wrong shape, caught by the model's own code
+            except ValueError:
+                pass
+            return self.body(x)
+
+    state = {"body/affine/W": np.full((3, 4), 2.0), "body/affine/b": np.full(4, 3.0)}
+    model = Tolerant()
+    model.load_state_dict(state)
+    model(nn.Variable((1, 3)))
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
 
 
 # --- all or nothing ---------------------------------------------------------------------------

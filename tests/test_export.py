@@ -6,6 +6,7 @@ import zipfile
 import nnabla as nn
 import nnabla.functions as F
 import nnabla.parametric_functions as PF
+import nnabla.solvers as S
 import numpy as np
 import pytest
 from models import ResUnit, Stack
@@ -226,3 +227,119 @@ def test_a_graph_that_fixes_the_batch_size_names_the_module(tmp_path):
     export_nnp(module, path, (2, 3), variable_batch_size=False)
     net = NnpLoader(path).get_network("network", batch_size=2)
     assert net.outputs["y"].shape == (1, 8)
+
+
+# --- NNabla's save of a training configuration ----------------------------------------
+
+
+def _training_contents(loss, x, t, solver):
+    return {
+        "networks": [
+            {"name": "net", "batch_size": 2, "outputs": {"loss": loss}, "names": {"x": x, "t": t}}
+        ],
+        "executors": [
+            {"name": "runtime", "network": "net", "data": ["x", "t"], "output": ["loss"]}
+        ],
+        "optimizers": [
+            {
+                "name": "optimizer",
+                "solver": solver,
+                "network": "net",
+                "dataset": "train",
+                "weight_decay": 0,
+                "lr_decay": 1,
+                "lr_decay_interval": 1,
+                "update_interval": 1,
+            }
+        ],
+        "datasets": [
+            {
+                "name": "train",
+                "uri": "unused",
+                "cache_dir": None,
+                "variables": ["x", "t"],
+                "shuffle": False,
+                "batch_size": 2,
+                "no_image_normalization": True,
+            }
+        ],
+        "training_config": {"max_epoch": 1, "iter_per_epoch": 1, "save_best": True},
+    }
+
+
+def _states(solver):
+    return {
+        key: {name: np.array(value.d) for name, value in state.pstate.items()}
+        for key, state in solver.get_states().items()
+    }
+
+
+@pytest.mark.parametrize("with_states", [False, True], ids=["config", "config and states"])
+def test_nnablas_save_of_the_docs_solver_loads_a_configuration_that_trains(tmp_path, with_states):
+    from nnabla.utils.load import load
+    from nnabla.utils.save import save
+
+    model = nm.Sequential(nm.Affine(4, 8), nm.Affine(8, 4), name="regressor")
+    x, t = nn.Variable((2, 4)), nn.Variable((2, 4))
+    loss = F.mean(F.squared_error(model(x), t))
+    solver = S.Momentum(0.1)
+    solver.set_parameters(model.get_parameters())
+    x.d, t.d = np.ones((2, 4)), np.full((2, 4), 3.0)
+    loss.forward()
+    solver.zero_grad()
+    loss.backward()
+    solver.update()  # a momentum of its own in every state (the docs' recipe above)
+    keys, states = list(solver.get_parameters()), _states(solver)
+
+    path = str(tmp_path / "train.nnp")
+    save(path, _training_contents(loss, x, t, solver), include_solver_state=with_states)
+    assert list(solver.get_parameters()) == keys  # the solver is as it was
+    for key in keys:
+        np.testing.assert_array_equal(_states(solver)[key]["m"], states[key]["m"])
+
+    full = {f"{model.prefix}/{key}": key for key in keys}
+    nn.clear_parameters()
+    optimizer = load([path], prepare_data_iterator=False).optimizers["optimizer"]
+    multipliers = {
+        p.variable_name: p.learning_rate_multiplier for p in optimizer.proto.parameter_variable
+    }
+    assert multipliers == dict.fromkeys(full, 1.0)
+    loaded = optimizer.solver
+    assert sorted(loaded.get_parameters()) == sorted(full)
+    if with_states:
+        for key, relative in full.items():
+            np.testing.assert_array_equal(_states(loaded)[key]["m"], states[relative]["m"])
+    before = {key: param.d.copy() for key, param in loaded.get_parameters().items()}
+    variables = optimizer.network.variables
+    variables["x"].variable_instance.d = np.ones((2, 4))
+    variables["t"].variable_instance.d = np.full((2, 4), 3.0)
+    loaded_loss = optimizer.loss_variables[0].variable_instance
+    loaded_loss.forward()
+    loaded.zero_grad()
+    loaded_loss.backward()
+    loaded.update()
+    for key, param in loaded.get_parameters().items():
+        assert not np.array_equal(param.d, before[key]), key  # every weight trains
+
+
+def test_the_docs_solver_states_resume_into_a_model_under_another_name(tmp_path):
+    def trained(name):
+        model = nm.Sequential(nm.Affine(4, 8), nm.Affine(8, 4), name=name)
+        loss = F.mean(model(nn.Variable.from_numpy_array(np.ones((2, 4)))) ** 2)
+        solver = S.Adam(0.1)
+        solver.set_parameters(model.get_parameters())
+        return loss, solver
+
+    loss, solver = trained("first_run")
+    loss.forward()
+    solver.zero_grad()
+    loss.backward()
+    solver.update()
+    solver.save_states(str(tmp_path / "states.h5"))
+    _, resumed = trained("second_run")
+    resumed.load_states(str(tmp_path / "states.h5"))
+    assert list(_states(resumed)) == list(_states(solver))
+    for key, state in _states(solver).items():
+        for name, value in state.items():
+            assert value.any()  # trained: a state to resume
+            np.testing.assert_array_equal(_states(resumed)[key][name], value)

@@ -137,6 +137,19 @@ def test_a_numpy_input_is_named_with_the_fix():
     _assert_clean(parameter.root_scope)
 
 
+@pytest.mark.parametrize("value", [[[1.0, 2.0, 3.0, 4.0]], 3.0, 2], ids=["list", "float", "int"])
+def test_a_python_value_as_a_layers_input_is_a_type_error_naming_the_layer(value):
+    fix = r"pass nn\.Variable\.from_numpy_array\(numpy\.asarray\(value\)\)"
+    kind = type(value).__name__
+    with pytest.raises(TypeError, match=rf"Linear 'fc': got a {kind} as inp; .*{fix}"):
+        nm.Linear(4, 3, name="fc")(value)
+    with pytest.raises(TypeError, match=rf"Conv2d 'conv': got a {kind} as inp;"):
+        nm.Conv2d(1, 2, 3, name="conv")(value)
+    cell = nm.LSTMCell(4, 3, name="cell")
+    with pytest.raises(TypeError, match=rf"LSTMCell 'cell': got a {kind} as h;"):
+        cell(nn.Variable((2, 4)), value, nn.Variable((2, 3)))
+
+
 @pytest.mark.parametrize("method", ["cuda", "to", "half", "cpu", "float", "double"])
 def test_pytorch_device_and_precision_methods_point_to_the_context(method):
     fc = nm.Linear(4, 3, name="fc")

@@ -44,6 +44,9 @@ __all__ = [
     "state_dict",
     "load_state_dict",
 ]
+# Defined apart so that the files that raise them need not import this one; a
+# traceback names them where users import them from.
+CheckpointError.__module__ = LoadResult.__module__ = __name__
 
 
 # --- public functions ---------------------------------------------------------------

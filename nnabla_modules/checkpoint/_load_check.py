@@ -1,92 +1,141 @@
-"""The check of a load when the module's first call ends (docs/concepts.md).
+"""The check of a load that modules could not check when it ran (docs/checkpoints.md).
 
 A module that cannot know its keys before its first call takes a load's
-values into the registry; when that call ends, :class:`PendingLoad` compares
-what the call used with what was loaded, and undoes the load if they differ
-(or if the call failed).
+values into the registry; :class:`PendingLoad` then checks them as calls show
+them, whatever runs first (the loaded module's call, one of its methods, a
+child called directly):
+
+* when any call of a watched module ends, a key it created that the file
+  lacked is an error at once: nothing can make it fit later;
+* when the ``__call__`` of a watched module ends, its subtree has built what
+  it builds, so a key the file gave that subtree and it did not use is an
+  error too (a method may build only part of the module: it checks no unused
+  keys).
+
+The watched modules are the loaded module and those of its tree that could not
+know their keys. The load is checked once every one of them has ended a
+``__call__`` (or a ``__call__`` above it has). An error undoes the whole load.
 """
 
 import warnings
+import weakref
 from collections import OrderedDict
 
 from ..core import _registry
-from ..core._naming import describe, prefix_of
+from ..core._naming import describe, join, prefix_of
 from ..core._state import state_of
 from ..core._tree import walk
+from ._load_plan import may_run_pf_code, unresolved
 from ._results import CheckpointError, LoadResult
 
 
 def defer_check(module, pending):
-    """Checks ``pending`` when the module's next call ends (two loads: one check)."""
-    state = state_of(module)
-    if state.pending is not None:  # two loads before the call: one check, both undone
-        earlier = state.pending
-        pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
-        pending.undo = earlier.undo + pending.undo
-        pending.strict = earlier.strict or pending.strict
-        pending.known = earlier.known
-    state.defer_check(pending)
+    """Watches the module's tree for the calls that check ``pending`` (two loads: one check)."""
+    for earlier in state_of(module).pending or ():
+        if earlier.target() is module:  # two loads before the call: one check, both undone
+            earlier.finish()
+            pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
+            pending.undo = earlier.undo + pending.undo
+            pending.strict = earlier.strict or pending.strict
+            pending.known = earlier.known
+    pending.target = weakref.ref(module)
+    for path, current in walk(module):
+        if current is module or unresolved(current) or may_run_pf_code(current):
+            pending.watched[id(current)] = (weakref.ref(current), join(path))
+            state_of(current).watch(pending)
 
 
 class PendingLoad:
-    """A load into a module that could not know its keys: checked when its call ends.
+    """A load into a module that could not know its keys: checked as calls show them.
 
-    Until then the loaded keys belong to the module (saved, frozen, listed).
-    The call must use every one of them and create nothing the file lacked;
-    otherwise a strict load is undone, and a lenient one warns.
+    Until then the loaded keys belong to the modules that will create them
+    (saved, frozen, listed).
     """
 
     def __init__(self, keys, known, strict, source, undo):
-        self.keys = keys  # relative key -> need_grad from the file
+        self.keys = keys  # key relative to the loaded module -> need_grad from the file
         self.known = known  # keys the module had before the load
         self.strict = strict
         self.source = source
         self.undo = undo
+        self.target = None  # weakref to the loaded module
+        self.watched = {}  # id -> (weakref, path relative to the loaded module)
+        self.finished = False
 
-    def verify(self, module):
-        state_of(module).end_check()
-        for _, current in walk(module):
-            state_of(current).forget_loaded_credit()  # the call has shown who owns what
-        owned = module.get_parameters(grad_only=False)
-        unused = [key for key in self.keys if key not in owned]
+    def after_call(self, module, method, failed):
+        """Checks what the call of ``module`` (a watched module) has shown."""
+        target = self.target()
+        if target is None:
+            return self.finish()
+        if failed is not None:
+            if any(id(caller) in self.watched for caller in _registry.running.active):
+                return  # a watched call around this one undoes the load, if it fails too
+            self.fail(target, module, failed)
+        base = self.watched[id(module)][1]
+        settled = not method
+        if settled:
+            for _, current in walk(module):
+                state_of(current).forget_loaded_credit()  # the call has shown who owns what
+            own = module.get_parameters(grad_only=False)
+        else:  # watched descendants check what they create: only the module's own keys
+            own = state_of(module).claims
+        owned = [f"{base}/{key}" if base else key for key in own]
         created = [key for key in owned if key not in self.keys and key not in self.known]
-        if not (unused or created):
-            return
-        if not self.strict:
-            if unused:
-                warnings.warn(
-                    f"{describe(module)}: {len(unused)} key(s) loaded from {self.source} "
-                    f"before the first call were not used by it: {', '.join(unused[:5])}"
-                    f"{' ...' if len(unused) > 5 else ''}",
-                    stacklevel=4,
-                )
-            return
-        self._undo(module, created)
-        result = LoadResult(created, unused, [])
-        raise CheckpointError(self._report(module, unused, created), result)
+        unused = []
+        if settled:
+            used = set(owned)
+            unused = [key for key in self.keys if _under(key, base) and key not in used]
+            self._unwatch([id(current) for _, current in walk(module)])
+        if self.strict and (unused or created):
+            self._undo(target, created)
+            raise CheckpointError(
+                self._report(target, module, unused, created), LoadResult(created, unused, [])
+            )
+        if unused:
+            warnings.warn(
+                f"{describe(module)}: {len(unused)} key(s) loaded from {self.source} "
+                f"before its first call were not used by it: {', '.join(unused[:5])}"
+                f"{' ...' if len(unused) > 5 else ''}",
+                stacklevel=5,
+            )
+        if not self.watched:
+            self.finish()
 
-    def fail(self, module, error):
-        """The first call after the load raised (a shape the file got wrong): undo the load.
+    def fail(self, target, module, error):
+        """A watched call raised (a shape the file got wrong): undo the load.
 
         An ``Exception`` becomes a :class:`CheckpointError`; anything else
         (``KeyboardInterrupt``, ``SystemExit``) is raised again as it is.
         """
-        state_of(module).end_check()
-        for _, current in walk(module):
-            state_of(current).forget_loaded_credit()
-        owned = module.get_parameters(grad_only=False)
-        self._undo(module, [k for k in owned if k not in self.keys and k not in self.known])
+        owned = target.get_parameters(grad_only=False)
+        self._undo(target, [k for k in owned if k not in self.keys and k not in self.known])
         if not isinstance(error, Exception):  # Ctrl-C, SystemExit: a stop request stays one
-            note = f"{describe(module)}: the load of {self.source} before this call was undone."
+            note = f"{describe(target)}: the load of {self.source} before this call was undone."
             error.__notes__ = [*getattr(error, "__notes__", []), note]
             raise error
         raise CheckpointError(
-            f"{describe(module)}: its first call after loading {self.source} failed, so the "
-            f"load was undone (the values are as they were before it): {error}",
+            f"{describe(module)}: its first call after loading {self.source} into "
+            f"{describe(target)} failed, so the load was undone (the values are as they "
+            f"were before it): {error}",
             LoadResult([], [], list(self.keys)),
         ) from error
 
+    def finish(self):
+        """The check is over: no call checks it any more."""
+        self.finished = True
+        self._unwatch(list(self.watched))
+
+    def _unwatch(self, ids):
+        for watched in ids:
+            reference, _ = self.watched.pop(watched, (None, None))
+            current = reference() if reference is not None else None
+            if current is not None:
+                state_of(current).unwatch(self)
+
     def _undo(self, module, created):
+        self.finish()
+        for _, current in walk(module):
+            state_of(current).forget_loaded_credit()
         scope = _registry.resolve(prefix_of(module), create=False)
         for action in reversed(self.undo):
             action()
@@ -97,15 +146,16 @@ class PendingLoad:
             here = _registry.resolve(prefix_of(current), create=False)
             state_of(current).forget_claims_without_entry(here)
 
-    def _report(self, module, unused, created):
-        prefix = module.prefix
+    def _report(self, target, module, unused, created):
+        prefix = target.prefix
 
         def full(key):
             return f"{prefix}/{key}" if prefix else key
 
+        by = "call" if module is target else f"call of {describe(module)}"
         lines = [
-            f"{describe(module)}: {self.source}, loaded before the module's first call, "
-            "does not fit what that call built; the load was undone (the values are as "
+            f"{describe(target)}: {self.source}, loaded before the module's first call, "
+            f"does not fit what the {by} built; the load was undone (the values are as "
             "they were before it)."
         ]
         if unused:
@@ -116,3 +166,7 @@ class PendingLoad:
             lines.extend(f"    {full(key)}" for key in created)
         lines.append("Load a checkpoint of this model, or pass strict=False to load what fits.")
         return "\n".join(lines)
+
+
+def _under(key, base):
+    return not base or key.startswith(base + "/")

@@ -183,7 +183,7 @@ def unresolved(module):
     return not _has_children(module)
 
 
-def _may_run_pf_code(module):
+def may_run_pf_code(module):
     """A module with children and no parameters of its own: PF code in __call__ not yet run?"""
     return not state_of(module).claims and not _is_layer(module) and _has_children(module)
 
@@ -201,7 +201,7 @@ def _plan_placement(plan, module, territory, key, file_key, stored):
     if found is None:
         plan.unexpected.append((file_key, key))
         for host in territory.deepest(key)[1]:
-            if _may_run_pf_code(host) and host not in plan.uncalled:
+            if may_run_pf_code(host) and host not in plan.uncalled:
                 plan.uncalled.append(host)
         return
     owner_path, owner = found

@@ -192,10 +192,9 @@ def run_in_scope(module, fn, args, kwargs, method=False):
             _registry.place(scope)
         if state.unregistered:
             put_in_registry(module, scope)
-        # A method other than the call runs in the scope too, without the call's
-        # forward hooks and without checking a load its first call would check.
+        # A method other than the call runs in the scope too, without the call's forward hooks.
         hooks = None if method else state.hooks if state.hooks is not None else global_hooks[0]
-        pending = None if method else state.pending
+        pending = state.pending  # loads this call checks (_load_check.py)
         if hooks is not None and hooks.pre:
             args, kwargs = run_pre_hooks(hooks, module, args, kwargs)
         previous = _parameter.current_scope
@@ -243,15 +242,27 @@ def run_in_scope(module, fn, args, kwargs, method=False):
                 running.temporaries -= 1
             if caller is None:
                 running.thread = None
-        if failed is not None:
-            pending.fail(module, failed)  # undoes the load and raises
         if pending is not None:
-            pending.verify(module)  # a load's keys, checked at the first call
+            _check_loads(pending, module, method, failed)  # raises if the load or the call failed
         if hooks is not None and hooks.post:
             result = run_post_hooks(hooks, module, args, kwargs, result)
         return result
     finally:
         lock.release()
+
+
+def _check_loads(pendings, module, method, failed):
+    """After a call of a watched module: each load's check, then ``failed`` raised again.
+
+    The checks are the loads' own (``checkpoint/_load_check.py``): the module
+    system calls them without importing the layer above it. A layer's
+    parameters created before its first call (``get_parameters()``) are no call.
+    """
+    for pending in pendings if not _registry.running.creating_early else ():
+        if not pending.finished:
+            pending.after_call(module, method, failed)
+    if failed is not None:
+        raise failed
 
 
 SAME_LEVEL = ()  # the local name of a module given name=""

@@ -4,8 +4,8 @@ Every module holds one :class:`ModuleState` as ``module._module_state``. The
 files of the module system read and change it through its methods and through
 the functions of the file that owns each part: naming (``_naming.py``), the
 tree (``_tree.py``), calls and ownership (``_calls.py``), enumeration and
-freezing (``_enumeration.py``); checkpoints use ``credit_loaded`` and
-``defer_check``.
+freezing (``_enumeration.py``); checkpoints use ``credit_loaded``,
+``watch`` and ``unwatch``.
 """
 
 from collections import OrderedDict
@@ -50,7 +50,7 @@ class ModuleState:
         "finalizer",  # marks an auto-named root's registry entries stale when it dies
         "children",  # cached children of a module whose children cannot grow unseen
         "slots",  # attribute path -> (weakref, ModuleState) of the child adopted there
-        "pending",  # a load whose keys are checked when the next call ends (checkpoint.py)
+        "pending",  # loads whose keys this module's calls check (_load_check.py), or None
         "provisional",  # key -> need_grad: loaded entries credited until that check
         "retired",  # why this module may not run: it was replaced in its parent
         "kept",  # a replaced module's weights and claims, restored when it is held again
@@ -136,13 +136,13 @@ class ModuleState:
         self.provisional[key] = need_grad
         ownership_epoch[0] += 1
 
-    def defer_check(self, pending):
-        """Runs ``pending.verify(module)`` when this module's next call ends."""
-        self.pending = pending
+    def watch(self, pending):
+        """This module's calls check the load ``pending`` (``_load_check.py``)."""
+        self.pending = (self.pending or ()) + (pending,)
 
-    def end_check(self):
-        """The check has run: the call has shown which entries are whose."""
-        self.pending = None
+    def unwatch(self, pending):
+        """This module's calls no longer check ``pending``."""
+        self.pending = tuple(p for p in self.pending or () if p is not pending) or None
 
     def forget_loaded_credit(self):
         self.provisional.clear()

@@ -13,7 +13,7 @@ from collections import OrderedDict
 import nnabla as nn
 import numpy as np
 
-from ._h5 import short
+from ._h5 import ParameterFileError, short
 
 #: Extensions :func:`~nnabla_modules.files.open_parameters` reads.
 READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
@@ -57,8 +57,8 @@ def file_format(source, extension=None, writing=False):
     return ext
 
 
-class DirectoryGiven(IsADirectoryError, ValueError):
-    """A directory given for a parameter file: what the OS says, and a wrong format."""
+class DirectoryGiven(IsADirectoryError, ParameterFileError):
+    """A directory given for a parameter file: what the OS says, and no parameter file."""
 
 
 def _directory_message(path, supported):

@@ -22,7 +22,7 @@ import numpy as np
 from ..core import _registry
 from ..module import Module, ModuleMeta, describe
 from . import _checks, _fast
-from ._errors import PF_ERRORS, ErrorsNamed, check_no_empty_axes, constructor_error, raise_named
+from ._errors import PF_ERRORS, ErrorsNamed, check_inputs, constructor_error, raise_named
 from ._signatures import REQUIRED, Shapes, spec
 
 
@@ -200,7 +200,7 @@ class Layer(Module, metaclass=LayerMeta):
                 f"{describe(self)}: takes the inputs ({', '.join(self.inputs)}), "
                 f"got {len(inputs)} positional arguments"
             )
-        check_no_empty_axes(self, inputs)
+        check_inputs(self, inputs)
         self._check_inputs(*inputs)
         if overrides or test or not self.training:
             kwargs = self._call_kwargs(test, overrides)

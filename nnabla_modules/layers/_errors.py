@@ -12,9 +12,15 @@ from ..core._habits import array_input_error
 from ..core._naming import describe
 
 
-def check_no_empty_axes(layer, inputs):
-    """NNabla's functions die (SIGFPE) on many inputs with an axis of size 0: refused here."""
+def check_inputs(layer, inputs):
+    """Python values (a list, a number) are no inputs, and NNabla's functions die
+    (SIGFPE) on many inputs with an axis of size 0: both refused here."""
     for name, x in zip(layer.inputs, inputs):
+        if isinstance(x, (list, tuple, int, float, complex)):
+            raise TypeError(
+                f"{describe(layer)}: got a {type(x).__name__} as {name}; NNabla computes on "
+                "nn.Variable: pass nn.Variable.from_numpy_array(numpy.asarray(value))"
+            )
         if 0 in getattr(x, "shape", ()):
             raise ValueError(
                 f"{describe(layer)}: the input {name} {x.shape} has an axis of size 0, "
