@@ -11,7 +11,6 @@ __version__ = "0.1.0"
 from .core._quiet import nnabla_import_quiet
 
 with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO line
-    from . import export  # noqa: F401  (NNabla's save of solvers, docs/nnabla_process.md)
     from .containers import ModuleDict, ModuleList, Sequential
     from .layers import *  # noqa: F401,F403
     from .layers import __all__ as _layer_names
@@ -25,8 +24,10 @@ with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO lin
     from .wrap import FunctionModule, wrap
 
 from .core._imports import mark_missing
+from .core._solver_save import read_solvers_by_registry
 
 mark_missing()  # docs/nnabla_process.md
+read_solvers_by_registry()  # docs/nnabla_process.md
 
 __all__ = [
     "Module",

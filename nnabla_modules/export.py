@@ -20,22 +20,13 @@ Example:
     >>> net = NnpLoader(path).get_network("network", batch_size=4)
     >>> list(net.inputs), list(net.outputs)
     (['x'], ['y'])
-
-NNabla's own :func:`nnabla.utils.save.save` of a *training* configuration
-reads the solvers: importing the library makes it match a solver's
-parameters to the network's by the Variables, not by the keys, so a solver
-given ``model.get_parameters()`` (keys relative to the model) is saved as one
-given the registry's keys (docs/nnabla_process.md).
 """
 
-import contextlib
-import functools
 import os
 from collections import OrderedDict
 from typing import Any, Optional, Sequence, Union
 
 import nnabla as nn
-import nnabla.utils.save as _nnabla_save
 from nnabla.utils.save import save
 
 from ._util import as_tuple, input_variables
@@ -221,69 +212,3 @@ def _save(where, temporary, contents, params, variable_batch_size):
             f"batch size {batch}. Keep the batch dimension first in those shapes, or pass "
             "variable_batch_size=False to export a fixed batch size."
         ) from error
-
-
-# --- NNabla's save of a training configuration ----------------------------------------
-
-
-@contextlib.contextmanager
-def solvers_keyed_by_the_registry(solvers):
-    """While NNabla's save reads them, the solvers keyed by the registry's keys.
-
-    NNabla's save gives a network parameter the learning-rate multiplier 1 if its
-    registry key is a key of the solver, and writes the solver's states under the
-    solver's keys, which NNabla's load matches with the network's. A solver given
-    ``model.get_parameters()`` is keyed relative to the model: for the save, each
-    Variable of the registry takes its registry key (the current scope's, as the
-    save's), with its state; afterwards the solver has its own keys and states back.
-    """
-    registry = {param: key for key, param in nn.get_parameters(grad_only=False).items()}
-    rekeyed = []
-    try:
-        for solver in solvers:
-            params = solver.get_parameters()
-            keys = OrderedDict((registry.get(param, key), key) for key, param in params.items())
-            if len(keys) != len(params) or all(new == old for new, old in keys.items()):
-                continue  # keyed by the registry already, or two keys for one Variable
-            states = solver.get_states()
-            rekeyed.append((solver, params, states))
-            solver.set_parameters(OrderedDict((new, params[old]) for new, old in keys.items()))
-            solver.set_states(OrderedDict((new, states[old]) for new, old in keys.items()))
-        yield
-    finally:
-        for solver, params, states in reversed(rekeyed):
-            # NNabla lists a solver's parameters from a hash map: inserted in the reverse
-            # of the order it listed, they list in that order again.
-            solver.set_parameters(OrderedDict(reversed(list(params.items()))))
-            solver.set_states(states)
-
-
-def _optimizer_of_a_save(ctx, optimizer, *args, **kwargs):
-    """NNabla's save writing an optimizer (multipliers, states in a protobuf): its solver
-    keyed by the registry. An ``.nnp`` with solver states then calls NNabla's
-    ``save_optimizer_states``, wrapped here first: its module (NNabla's command-line
-    tools') is imported by a save, not by the library."""
-    import nnabla.utils.cli.utility as cli
-
-    if not getattr(cli.save_optimizer_states, "_keys_solvers", False):
-        cli.save_optimizer_states = _state_files_of_a_save(cli.save_optimizer_states)
-    with solvers_keyed_by_the_registry([optimizer["solver"]]):
-        return _nnabla_create_optimizer(ctx, optimizer, *args, **kwargs)
-
-
-def _state_files_of_a_save(save_optimizer_states):
-    @functools.wraps(save_optimizer_states)
-    def state_files(base, extension, config, *args, **kwargs):
-        solvers = [o.optimizer.solver for o in config.optimizers.values()]
-        with solvers_keyed_by_the_registry(solvers):
-            return save_optimizer_states(base, extension, config, *args, **kwargs)
-
-    state_files._keys_solvers = True
-    return state_files
-
-
-# Looked up by NNabla's save when it runs, however ``save`` was imported.
-if not getattr(_nnabla_save._create_optimizer, "_keys_solvers", False):
-    _nnabla_create_optimizer = _nnabla_save._create_optimizer
-    _optimizer_of_a_save._keys_solvers = True  # type: ignore[attr-defined]
-    _nnabla_save._create_optimizer = _optimizer_of_a_save
