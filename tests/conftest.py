@@ -30,3 +30,23 @@ def assert_same_arrays(a, b):
     assert list(a) == list(b)
     for key in a:
         assert np.array_equal(a[key], b[key]), key
+
+
+def at_write(monkeypatch, number, action):
+    """Runs ``action()`` as a load starts writing its ``number``-th parameter (from 1).
+
+    A load reads every value before it writes any (docs/checkpoints.md): the
+    parameters before that one are overwritten already, the others not yet.
+    """
+    from nnabla_modules import checkpoint
+
+    write, writes = checkpoint._write, []
+
+    def counted(*args, **kwargs):
+        writes.append(1)
+        if len(writes) == number:
+            action()
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "_write", counted)
+    return writes

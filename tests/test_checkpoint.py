@@ -12,7 +12,7 @@ import nnabla.parametric_functions as PF
 import nnabla.solvers as S
 import numpy as np
 import pytest
-from conftest import snapshot
+from conftest import at_write, snapshot
 from models import ResUnit, res_unit_pf
 from nnabla.core.module import Module as NNablaModule
 from nnabla.utils.save import save as save_nnp
@@ -767,33 +767,37 @@ def test_a_failure_reading_a_placed_value_undoes_everything(tmp_path):
     assert claims_of(net) == {"": {}}
 
 
-def _interrupt_at_read(param, read_number):
-    """Makes the ``read_number``-th read of ``param`` (1: the check, 2: into place) send Ctrl-C."""
-    read, reads = param._read_into, []
+def _interrupt_at_read(param):
+    """Makes the read of ``param``'s values send Ctrl-C first."""
+    read = param._read_into
 
     def interrupted(out):
-        reads.append(1)
-        if len(reads) == read_number:
-            os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
         read(out)
 
     param._read_into = interrupted
 
 
-def test_ctrl_c_during_the_in_place_writes_is_delivered_after_the_last_one(tmp_path):
+def _ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_during_the_in_place_writes_is_delivered_after_the_last_one(
+    tmp_path, monkeypatch
+):
     unit = ResUnit(8, 8)
     saved = randomize(unit, seed=1)
     unit.save_parameters(tmp_path / "unit.h5")
     randomize(unit, seed=2)
-    with files.open_parameters(tmp_path / "unit.h5") as stored:
-        _interrupt_at_read(stored["conv1/conv/W"], 2)
-        with pytest.raises(KeyboardInterrupt) as caught:
-            checkpoint._load(unit, stored, "unit.h5", strict=True)
+    writes = at_write(monkeypatch, 2, _ctrl_c)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        unit.load_parameters(tmp_path / "unit.h5")
+    assert len(writes) == len(saved)
     assert_state(unit, saved)  # all of it, then the interrupt
     assert not getattr(caught.value, "__notes__", [])  # the load itself went well
 
 
-def test_ctrl_c_during_the_writes_of_a_load_then_build_load_keeps_it(tmp_path):
+def test_ctrl_c_during_the_writes_of_a_load_then_build_load_keeps_it(tmp_path, monkeypatch):
     model = Mixed()
     model.get_parameters()  # the layers' own, created at first use
     state = {
@@ -802,10 +806,9 @@ def test_ctrl_c_during_the_writes_of_a_load_then_build_load_keeps_it(tmp_path):
         "head/affine/W": np.full((4, 2), 2.0),
         "head/affine/b": np.full(2, 2.0),
     }
-    with files.open_parameters(_saved(tmp_path, state)) as stored:
-        _interrupt_at_read(stored["head/affine/b"], 2)  # while writing in place
-        with pytest.raises(KeyboardInterrupt):
-            checkpoint._load(model, stored, "state.h5", strict=True)
+    at_write(monkeypatch, 2, _ctrl_c)  # while writing head/affine/b in place
+    with pytest.raises(KeyboardInterrupt):
+        model.load_parameters(_saved(tmp_path, state))
     assert all((param.d == 2.0).all() for param in model.get_parameters().values())
     model(nn.Variable((1, 3)))  # the first call finds the load whole, and keeps it
     assert all((param.d == 2.0).all() for param in model.get_parameters().values())
@@ -838,7 +841,7 @@ def test_ctrl_c_while_the_values_are_checked_stops_the_load_at_once(tmp_path):
     unit.save_parameters(tmp_path / "unit.h5")
     before = randomize(unit, seed=2)
     with files.open_parameters(tmp_path / "unit.h5") as stored:
-        _interrupt_at_read(stored["conv1/conv/W"], 1)
+        _interrupt_at_read(stored["conv1/conv/W"])
         with pytest.raises(KeyboardInterrupt) as caught:
             checkpoint._load(unit, stored, "unit.h5", strict=True)
     assert_state(unit, before)

@@ -25,6 +25,7 @@ import h5py
 import nnabla as nn
 import numpy as np
 import pytest
+from conftest import at_write
 
 import nnabla_modules as nm
 from nnabla_modules import checkpoint, files
@@ -207,42 +208,53 @@ def test_a_failing_fsync_keeps_the_previous_file(tmp_path, monkeypatch):
 # --- signals during a load --------------------------------------------------------------------
 
 
-def _interrupting(stored, after, action, read_number=1):
-    """Makes the ``read_number``-th read of the ``after``-th parameter of ``stored`` run ``action``.
-
-    A load reads a file's values twice: checked first (read 1), then into place (read 2).
-    """
+def _interrupting(stored, after, action):
+    """Makes the read of the ``after``-th parameter of ``stored`` run ``action`` first."""
     param = list(stored.values())[after]
     read, reads = param._read_into, []
 
     def interrupted(out):
         reads.append(1)
-        if len(reads) == read_number:
-            action()
+        action()
         read(out)
 
     param._read_into = interrupted
+    return reads
 
 
-def test_a_sigterm_handler_raising_systemexit_mid_load_waits_for_the_whole_load(tmp_path):
+def test_a_sigterm_handler_raising_systemexit_mid_load_waits_for_the_whole_load(
+    tmp_path, monkeypatch
+):
     model = Net()
     saved = randomize(model, 1)
     model.save_parameters(tmp_path / "net.h5")
     randomize(model, 2)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
     try:
-        with files.open_parameters(tmp_path / "net.h5") as stored:
-            _interrupting(stored, 5, lambda: os.kill(os.getpid(), signal.SIGTERM), 2)
-            with pytest.raises(SystemExit) as caught:
-                checkpoint._load(model, stored, "net.h5", strict=True)
+        at_write(monkeypatch, 6, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        with pytest.raises(SystemExit) as caught:
+            model.load_parameters(tmp_path / "net.h5")
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert caught.value.code == 3
     assert_values(model, saved)  # all 32 arrays, then the exit
 
 
+def test_a_load_reads_each_value_of_the_file_once(tmp_path):
+    """One read per value, before any is written: nothing read twice, no second pass to fail."""
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+    with files.open_parameters(tmp_path / "net.h5") as stored:
+        reads = [_interrupting(stored, index, lambda: None) for index in range(len(stored))]
+        checkpoint._load(model, stored, "net.h5", strict=True)
+    assert [len(r) for r in reads] == [1] * 32
+    assert_values(model, saved)
+
+
 @pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit, OSError, MemoryError])
-def test_any_exception_mid_write_puts_every_old_value_back(tmp_path, error):
+def test_any_exception_while_the_values_are_read_changes_nothing(tmp_path, error):
     model = Net()
     randomize(model, 1)
     model.save_parameters(tmp_path / "net.h5")
@@ -259,7 +271,9 @@ def test_any_exception_mid_write_puts_every_old_value_back(tmp_path, error):
     assert any("nothing was changed" in note for note in caught.value.__notes__)
 
 
-def test_every_signal_held_back_is_delivered_in_order_even_after_one_raises(tmp_path):
+def test_every_signal_held_back_is_delivered_in_order_even_after_one_raises(
+    tmp_path, monkeypatch
+):
     model = Net()
     saved = randomize(model, 1)
     model.save_parameters(tmp_path / "net.h5")
@@ -283,10 +297,9 @@ def test_every_signal_held_back_is_delivered_in_order_even_after_one_raises(tmp_
             os.kill(os.getpid(), number)
 
     try:
-        with files.open_parameters(tmp_path / "net.h5") as stored:
-            _interrupting(stored, 5, send_all, read_number=2)  # while writing in place
-            with pytest.raises(SystemExit) as caught:
-                checkpoint._load(model, stored, "net.h5", strict=True)
+        at_write(monkeypatch, 6, send_all)  # while writing in place
+        with pytest.raises(SystemExit) as caught:
+            model.load_parameters(tmp_path / "net.h5")
         assert log == ["usr2", "usr1", "term"]  # as they arrived, SIGTERM after Ctrl-C raised
         assert caught.value.code == 3
         assert isinstance(caught.value.__context__, KeyboardInterrupt)
@@ -384,7 +397,7 @@ def test_ctrl_c_and_a_stop_request_at_any_time_of_a_load_are_both_delivered(tmp_
         assert marker.exists() and child.returncode == 3, (trial, child.returncode, err[-2000:])
 
 
-def test_a_handler_set_by_a_delivered_handler_stays(tmp_path):
+def test_a_handler_set_by_a_delivered_handler_stays(tmp_path, monkeypatch):
     model = Net()
     model.save_parameters(tmp_path / "net.h5")
 
@@ -393,9 +406,8 @@ def test_a_handler_set_by_a_delivered_handler_stays(tmp_path):
 
     previous = signal.signal(signal.SIGUSR1, stop_listening)
     try:
-        with files.open_parameters(tmp_path / "net.h5") as stored:
-            _interrupting(stored, 3, lambda: os.kill(os.getpid(), signal.SIGUSR1), 2)
-            checkpoint._load(model, stored, "net.h5", strict=True)
+        at_write(monkeypatch, 4, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+        model.load_parameters(tmp_path / "net.h5")
         assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGUSR1, previous)
@@ -432,7 +444,7 @@ def test_signals_arriving_while_the_handlers_are_put_back_all_raise_in_order(
         set_handler(signal.SIGTERM, previous)
 
 
-def test_a_file_failing_when_read_again_changes_nothing(tmp_path):
+def test_a_file_failing_at_its_last_value_changes_nothing(tmp_path):
     model = Net()
     randomize(model, 1)
     model.save_parameters(tmp_path / "net.h5")
@@ -442,7 +454,7 @@ def test_a_file_failing_when_read_again_changes_nothing(tmp_path):
         raise OSError(errno.EIO, "Input/output error")
 
     with files.open_parameters(tmp_path / "net.h5") as stored:
-        _interrupting(stored, 10, fail, read_number=2)  # checked fine, then the disk fails
+        _interrupting(stored, 31, fail)  # 31 values read fine, then the disk fails
         with pytest.raises(OSError, match="Input/output") as caught:
             checkpoint._load(model, stored, "net.h5", strict=True)
     assert any("nothing was changed" in n for n in caught.value.__notes__)
@@ -868,20 +880,26 @@ def test_unusual_files_are_probed_however_they_are_given(tmp_path, monkeypatch):
     sources[1][0].close()
 
 
-def test_the_undo_keeps_values_last_written_in_another_dtype(tmp_path):
-    """The old values are read with read access: a half-precision copy written last counts."""
-    model = Net()
-    randomize(model, 1)
-    model.save_parameters(tmp_path / "net.h5")
+def test_the_undo_keeps_values_last_written_in_another_dtype():
+    """A load-then-build load keeps the old values it overwrites, read with read access:
+    a half-precision copy written last counts."""
+
+    class Half(nm.Module):  # a layer that knows its parameters, one that learns them when called
+        def __init__(self):
+            self.known = nm.Linear(4, 3)
+            self.lazy = nm.Linear(None, 2)
+
+        def __call__(self, x):
+            return self.lazy(self.known(x))
+
+    model = Half()
     for param in model.get_parameters(grad_only=False).values():
         param.data.cast(np.float16)[...] = 2.0  # the float16 copy is now the current one
-
-    def fail():
-        raise KeyboardInterrupt("injected")
-
-    with files.open_parameters(tmp_path / "net.h5") as stored:
-        _interrupting(stored, 20, fail)
-        with pytest.raises(KeyboardInterrupt):
-            checkpoint._load(model, stored, "net.h5", strict=True)
+    model.load_state_dict({
+        "known/affine/W": np.ones((4, 3)), "known/affine/b": np.ones(3),
+        "lazy/affine/W": np.ones((5, 2)), "lazy/affine/b": np.ones(2),  # 5 inputs, not 3
+    })  # fmt: skip
+    with pytest.raises(checkpoint.CheckpointError, match="undone"):
+        model(nn.Variable((1, 4)))
     for key, value in values_of(model).items():
         assert (value == 2.0).all(), key

@@ -168,7 +168,6 @@ def _open_h5(source, label, stack, budget=None):
             entry.dtype,
             entry.need_grad,
             _h5.dataset_reader(entry, label),
-            file_backed=True,
         )
     return stored
 

@@ -142,19 +142,15 @@ class StoredParameter:
         need_grad (bool): The stored ``need_grad`` flag.
         read_into (callable): ``read_into(out)`` writes the values into the
             array ``out`` of this shape.
-        file_backed (bool): The values are read from a file held open, never
-            from a module's own arrays: a load reads them twice (checked first,
-            then into place) rather than hold a copy of them all.
     """
 
-    __slots__ = ("name", "shape", "dtype", "need_grad", "file_backed", "_read_into")
+    __slots__ = ("name", "shape", "dtype", "need_grad", "_read_into")
 
-    def __init__(self, name, shape, dtype, need_grad, read_into, file_backed=False):
+    def __init__(self, name, shape, dtype, need_grad, read_into):
         self.name = name
         self.shape = tuple(int(d) for d in shape)
         self.dtype = np.dtype(dtype)
         self.need_grad = bool(need_grad)
-        self.file_backed = bool(file_backed)
         self._read_into = read_into
 
     @property
