@@ -10,6 +10,8 @@ import os
 import secrets
 import stat
 
+from ._signals import deliver_pending, interrupts_held_back
+
 try:
     import grp
 except ImportError:  # Windows
@@ -38,6 +40,11 @@ def write_atomically(path, write):
     * A folder the user cannot write, and a file that is a mount point (a
       single-file bind mount), are errors that say so: the rename needs both.
     * Errors name ``path``, never the temporary.
+    * A signal whose Python handler raises (Ctrl-C) is held back while the file
+      is written (raised inside h5py's cleanup code, it would be lost), and its
+      handler run before the rename, undoing the save, or at a
+      :func:`~nnabla_modules._signals.deliver_pending` inside ``write``; one
+      arriving during the rename runs after it, the save complete.
 
     Args:
         path (str or os.PathLike): The file to write.
@@ -48,20 +55,22 @@ def write_atomically(path, write):
     existing = _existing(path, target)
     folder, base = os.path.split(target)
     temporary = _temporary_name(folder, base)
-    try:
-        _create_temporary(temporary, existing, folder, path)
-        write(temporary)
-        _fsync(temporary)
-        if existing is not None:
-            _keep_owner_and_mode(temporary, existing, path)
-        _replace(temporary, target, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _naming_path(error, temporary, path) from error
-        raise
-    _fsync_directory(folder)  # makes the rename itself durable
+    with interrupts_held_back():
+        try:
+            _create_temporary(temporary, existing, folder, path)
+            write(temporary)
+            _fsync(temporary)
+            if existing is not None:
+                _keep_owner_and_mode(temporary, existing, path)
+            deliver_pending()  # the last point where a Ctrl-C undoes the save
+            _replace(temporary, target, path)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            if isinstance(error, OSError):
+                raise _naming_path(error, temporary, path) from error
+            raise
+        _fsync_directory(folder)  # makes the rename itself durable
 
 
 _SPECIAL_FILES = {

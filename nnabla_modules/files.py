@@ -55,6 +55,7 @@ from . import _h5, _protobuf, _unzip
 from ._atomic import special_file, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
+from ._signals import deliver_pending, interrupts_held_back
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
@@ -321,7 +322,8 @@ def write_parameters(target, params, extension=None):
         check_h5_keys([name for name, _ in items], source_name(target))
     writer = _WRITERS[ext]
     if is_file_object(target):
-        writer(target, items)
+        with interrupts_held_back():  # as write_atomically does: see _write_h5
+            writer(target, items)
         if hasattr(target, "seek"):
             target.seek(0)
         return
@@ -350,7 +352,12 @@ def _values(value):
 
 
 def _write_h5(target, items):
-    """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`."""
+    """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`.
+
+    Called with signals held back: a Ctrl-C raised inside h5py's cleanup code
+    (a dataset or a file closed) would only be printed. Their handlers run
+    between datasets instead.
+    """
     written = []
     with _new_h5(target) as handle:
         for index, (name, value) in enumerate(items):
@@ -360,6 +367,7 @@ def _write_h5(target, items):
             dataset.attrs["index"] = index  # NNabla reads the order back from it
             written.append((name, array.shape))
             del array, dataset  # one parameter in memory at a time
+            deliver_pending()
         handle.flush()  # raises where the last writes fail; a failing close only warns
     return written
 

@@ -431,6 +431,49 @@ def test_signals_arriving_while_the_handlers_are_put_back_all_raise_in_order(
         set_handler(signal.SIGTERM, previous)
 
 
+def _ctrl_c_when_dataset_closes(monkeypatch, which):
+    """Sends SIGINT from the Python code h5py runs when the ``which``-th dataset is closed."""
+    import weakref
+
+    create, created = h5py.Group.create_dataset, []
+
+    def create_then_signal(self, *args, **kwargs):
+        dataset = create(self, *args, **kwargs)
+        created.append(args[0])  # the name: the dataset must die where the save lets it
+        if len(created) == which:
+            weakref.finalize(dataset.id, os.kill, os.getpid(), signal.SIGINT)
+        return dataset
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", create_then_signal)
+    return created
+
+
+@pytest.mark.parametrize("target", ["path", "file object"])
+def test_ctrl_c_inside_h5pys_cleanup_during_a_save_reaches_the_caller(
+    tmp_path, monkeypatch, target
+):
+    """Raised where h5py closes a dataset, a Ctrl-C is only printed: the save must not go on."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+    created = _ctrl_c_when_dataset_closes(monkeypatch, 3)
+    buffer = stdio.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        if target == "path":
+            model.save_parameters(tmp_path / "net.h5")
+        else:
+            model.save_parameters(buffer, extension=".h5")
+    assert len(created) < 32  # stopped between datasets, not after the whole file
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    model.load_parameters(tmp_path / "net.h5")
+    assert_values(model, saved)  # the previous file, intact
+    assert sorted(os.listdir(tmp_path)) == ["net.h5"]  # no temporary left
+
+
 def test_a_file_failing_when_read_again_changes_nothing(tmp_path):
     model = Net()
     randomize(model, 1)
