@@ -93,6 +93,27 @@ def special_file(path):
     return _SPECIAL_FILES.get(stat.S_IFMT(mode), "a special file")
 
 
+def unbounded_stream(stream):
+    """What a file object is when reading it could go on without end: a named pipe, a
+    device or a socket behind its descriptor, or "a stream that cannot seek" (its size
+    is unknown); None for a regular file or a seekable stream (bytes in memory)."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # no descriptor (io.BytesIO), or closed
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISFIFO(mode):
+            return "a pipe"  # named or not
+        return _SPECIAL_FILES.get(stat.S_IFMT(mode), "a special file")
+    seekable = getattr(stream, "seekable", None)
+    try:
+        if seekable is not None and seekable():
+            return None
+    except (OSError, ValueError):
+        pass
+    return "a stream that cannot seek"
+
+
 def _existing(path, target):
     """The status of the file being replaced (None: a new one); refuses what it must not replace."""
     try:

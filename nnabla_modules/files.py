@@ -52,7 +52,7 @@ from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
 from . import _h5, _protobuf, _unzip
-from ._atomic import special_file, write_atomically
+from ._atomic import special_file, unbounded_stream, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
 from ._signals import deliver_pending, interrupts_held_back
@@ -112,9 +112,18 @@ def open_parameters(source, extension=None):
     """
     ext = file_format(source, extension)
     label = source_name(source)
-    kind = None if is_file_object(source) else special_file(os.fspath(source))
-    if kind is not None:  # a pipe would block the load for good, a device never end
-        raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
+    # A pipe would block the load for good or fill the memory, a device never end.
+    if is_file_object(source):
+        kind = unbounded_stream(source)
+        if kind is not None:
+            raise ParameterFileError(
+                f"{label} is {kind}, whose size is unknown: give a file, or its bytes in an "
+                "io.BytesIO"
+            )
+    else:
+        kind = special_file(os.fspath(source))
+        if kind is not None:
+            raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
     with contextlib.ExitStack() as stack:
         try:
             stored = _OPENERS[ext](source, label, stack)
@@ -217,8 +226,6 @@ def _probe(stream, label):
 def _open_protobuf(source, label, stack):
     """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``)."""
     handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
-    if not getattr(handle, "seekable", lambda: False)():  # a pipe: values are read by position
-        handle = _io.BytesIO(handle.read())
     stored = OrderedDict()
     for parameter in _protobuf.scan(handle, label):
         try:

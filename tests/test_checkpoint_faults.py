@@ -693,6 +693,100 @@ def test_loading_a_pipe_or_a_device_is_refused_before_it_is_opened(tmp_path, ext
             files.read_parameters(path)
 
 
+def _outcome_in_a_child(function, seconds=10, memory=512 << 20):
+    """How ``function()`` ends in a forked child given ``seconds`` and ``memory`` more bytes
+    of address space: "returned", the exception's type and message, "hang" or "crash"."""
+    from nnabla_modules import _h5
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            os.close(read)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(seconds)  # kills it
+            _h5._limit_memory(memory)
+            try:
+                function()
+                outcome = "returned"
+            except BaseException as error:  # noqa: BLE001
+                outcome = f"{type(error).__name__}: {error}"
+            os.write(write, outcome.encode()[:4000])
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as reader:
+        said = reader.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return "hang" if os.WTERMSIG(status) == signal.SIGALRM else "crash"
+    return said
+
+
+def _good_file_bytes(tmp_path, ext):
+    """The bytes of a file of ``Net``'s parameters in the format ``ext``."""
+    from google.protobuf import text_format
+    from nnabla.utils import nnabla_pb2
+
+    Net().save_parameters(tmp_path / "good.h5")
+    Net().save_parameters(tmp_path / "good.protobuf")
+    if ext == ".nnp":
+        with zipfile.ZipFile(tmp_path / "good.nnp", "w") as archive:
+            archive.write(tmp_path / "good.h5", "parameter.h5")
+    elif ext == ".nntxt":
+        message = nnabla_pb2.NNablaProtoBuf()
+        message.ParseFromString((tmp_path / "good.protobuf").read_bytes())
+        (tmp_path / "good.nntxt").write_text(text_format.MessageToString(message))
+    return (tmp_path / f"good{ext}").read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/dev/zero"), reason="POSIX")
+@pytest.mark.parametrize("ext", [".h5", ".protobuf", ".nnp", ".nntxt"])
+def test_a_pipe_or_a_device_given_as_a_file_object_is_refused_like_a_path(tmp_path, ext):
+    """Read to its end, a pipe whose writer never stops fills the memory, and /dev/zero as a
+    .protobuf never ends: a file object's size must be known before a load reads it."""
+    data = _good_file_bytes(tmp_path, ext)
+    read, write = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(write, data), os.close(write)))
+    writer.start()
+    with os.fdopen(read, "rb") as pipe:
+        with pytest.raises(files.ParameterFileError, match="a pipe, whose size is unknown"):
+            Net().load_parameters(pipe, extension=ext)
+    writer.join()
+
+    def load_dev_zero():
+        with open("/dev/zero", "rb") as device:
+            Net().load_parameters(device, extension=ext)
+
+    outcome = _outcome_in_a_child(load_dev_zero)
+    assert outcome.startswith("ParameterFileError") and "a character device" in outcome, outcome
+
+
+def test_a_stream_that_cannot_seek_is_refused_and_its_bytes_load(tmp_path):
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.protobuf")
+
+    class Stream(stdio.RawIOBase):  # a socket's or a decompressor's: read, no seek
+        def __init__(self, data):
+            self.rest = data
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            size = min(len(buffer), len(self.rest))
+            buffer[:size], self.rest = self.rest[:size], self.rest[size:]
+            return size
+
+    data = (tmp_path / "net.protobuf").read_bytes()
+    randomize(model, 2)
+    with pytest.raises(files.ParameterFileError, match="a stream that cannot seek"):
+        model.load_parameters(Stream(data), extension=".protobuf")
+    model.load_parameters(stdio.BytesIO(Stream(data).read()), extension=".protobuf")
+    assert_values(model, saved)
+
+
 def test_a_named_pipe_is_refused_not_replaced(tmp_path):
     path = tmp_path / "model.h5"
     os.mkfifo(path)

@@ -399,22 +399,3 @@ def test_large_files_get_a_progress_bar_on_stderr_only(tmp_path, monkeypatch, ca
     assert "convert: 100%" in capsys.readouterr().err
     assert main(["convert", argv[1], str(tmp_path / "c.h5"), "--quiet"]) == 0
     assert capsys.readouterr() == ("", "")  # --quiet: nothing at all, no bar either
-
-
-def test_a_protobuf_read_from_a_stream_that_cannot_seek(tmp_path):
-    """The .protobuf reader seeks to each tensor; a pipe is read into memory first."""
-    values = {"a/W": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(2, np.float32)}
-    files.write_parameters(tmp_path / "p.protobuf", values)
-
-    class Pipe:
-        def __init__(self, data):
-            self.data = data
-
-        def read(self, size=-1):
-            data, self.data = self.data, b""
-            return data
-
-    pipe = Pipe((tmp_path / "p.protobuf").read_bytes())
-    read = files.read_parameters(pipe, ".protobuf")
-    assert list(read) == ["a/W", "b"]
-    np.testing.assert_array_equal(read["a/W"][0], values["a/W"])
