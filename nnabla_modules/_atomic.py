@@ -31,9 +31,10 @@ def write_atomically(path, write):
     * A write-protected file is refused as ``open(path, "w")`` refuses it
       (``PermissionError``), even though the folder would allow the rename; on
       a read-only file system the error says so (``EROFS``).
-    * A file being replaced keeps its mode, and its owner and group where the
-      user may set them (root: always; others: a group they belong to). A
-      group that cannot be kept is refused when the mode lets the group read.
+    * A file being replaced keeps its mode and its access control list (Linux's
+      POSIX ACLs), and its owner and group where the user may set them (root:
+      always; others: a group they belong to). A group that cannot be kept is
+      refused when the mode lets the group read.
       The temporary is private to its owner until then; a new file gets what
       ``open()`` gives (the umask's mode, the folder's group).
     * A named pipe, a device or a socket is refused, not replaced by a file.
@@ -167,6 +168,32 @@ def _keep_owner_and_mode(temporary, old, path):
             "(save it as a member of its group, or change its group or mode first)", path
         )
     os.chmod(temporary, stat.S_IMODE(old.st_mode))
+    _keep_access_list(temporary, path)
+
+
+_ACCESS_LIST = "system.posix_acl_access"  # Linux's POSIX ACLs (setfacl)
+
+
+def _keep_access_list(temporary, path):
+    """Gives the temporary the replaced file's access control list, or refuses.
+
+    With a list, the mode's group bits are its mask: the mode alone would let the
+    file's group read what the list forbids it (``setfacl -m g::-``).
+    """
+    if not hasattr(os, "getxattr"):  # not Linux
+        return
+    try:
+        access_list = os.getxattr(path, _ACCESS_LIST)
+    except OSError:  # none (ENODATA), or a file system without them
+        return
+    try:
+        os.setxattr(temporary, _ACCESS_LIST, access_list)
+    except OSError as error:
+        raise PermissionError(
+            errno.EPERM, f"Operation not permitted: the file's access control list cannot be "
+            f"kept ({error.strerror}), and the new file would grant what it denies (save it "
+            "as its owner, or remove the list first: setfacl -b)", path,
+        ) from None
 
 
 def _group(gid):

@@ -649,6 +649,45 @@ def test_saving_over_a_file_keeps_its_owner_group_and_mode(open_tmp):
     assert files.read_parameters(path)["w"][0][0] == 1.0
 
 
+ACCESS_LIST = "system.posix_acl_access"  # Linux's POSIX ACLs, as setfacl writes them
+
+
+def _access_list(*entries):
+    """A POSIX access control list as the kernel stores it: ``(tag, permissions, id)``s."""
+    data = (2).to_bytes(4, "little")  # its version
+    for tag, permissions, owner in entries:
+        data += tag.to_bytes(2, "little") + permissions.to_bytes(2, "little")
+        data += (owner & 0xFFFFFFFF).to_bytes(4, "little")
+    return data
+
+
+@needs_root
+def test_saving_over_a_file_keeps_its_access_control_list(open_tmp):
+    """setfacl -m u:daemon:r,g::- on a 0640 file: its group reads nothing, though the mode's
+    group bits (the list's mask) say r. Kept as the mode alone, the group could read it."""
+    if not hasattr(os, "setxattr"):
+        pytest.skip("POSIX ACLs are Linux's")
+    path = open_tmp / "model.h5"
+    assert _save(path) == "saved"
+    nobody = pwd.getpwnam("nobody")
+    os.chown(path, 0, nobody.pw_gid)
+    user_obj, user, group_obj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
+    acl = _access_list(
+        (user_obj, 6, -1), (user, 4, DAEMON), (group_obj, 0, -1), (mask, 4, -1), (other, 0, -1)
+    )
+    try:
+        os.setxattr(path, ACCESS_LIST, acl)
+    except OSError as error:
+        pytest.skip(f"no POSIX ACLs on {open_tmp}: {error}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert "PermissionError" in as_nobody(lambda: path.read_bytes())
+    assert _save(path, 1.0) == "saved"
+    assert os.getxattr(path, ACCESS_LIST) == acl
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert "PermissionError" in as_nobody(lambda: path.read_bytes())  # the group still cannot
+    assert files.read_parameters(path)["w"][0][0] == 1.0
+
+
 @needs_root
 def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
     path = _setgid_folder(open_tmp, 0o777) / "model.h5"
