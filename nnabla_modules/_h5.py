@@ -50,10 +50,16 @@ def short(text, limit=QUOTE_LIMIT):
 Entry = namedtuple("Entry", "name dataset shape dtype need_grad index")
 
 
+#: The most ``.h5`` members of one ``.nnp`` archive checked in a child process
+#: (:func:`probe`, a fresh interpreter each); NNabla writes one parameter file.
+MAX_PROBES = 4
+
+
 class Budget:
     """The bytes a file may make a reader allocate beyond its own: :data:`MAX_RATIO` per
     stored byte, at least :data:`SMALL`, for the whole file (an ``.nnp`` archive's
-    members and the chunked datasets inside them draw on one budget).
+    members and the chunked datasets inside them draw on one budget); and the
+    child processes its members may need (:data:`MAX_PROBES`).
 
     Args:
         label (str): The file, as errors name it.
@@ -63,6 +69,16 @@ class Budget:
     def __init__(self, label, stored):
         self.label, self.stored = label, stored
         self.left = self.limit = max(MAX_RATIO * stored, SMALL)
+        self.probes = MAX_PROBES
+
+    def spend_probe(self, what):
+        """Takes one child process for ``what``; raises ParameterFileError past the limit."""
+        if not self.probes:
+            raise ParameterFileError(
+                f"{what}: more than {MAX_PROBES} members of the archive need checking in a "
+                "child process (a fresh interpreter each); NNabla writes one parameter file"
+            )
+        self.probes -= 1
 
     def spend(self, nbytes, what):
         """Takes ``nbytes`` for ``what``; raises ParameterFileError past the limit."""

@@ -13,7 +13,7 @@ import struct
 import zipfile
 import zlib
 
-from ._h5 import ParameterFileError
+from ._h5 import ParameterFileError, short
 
 #: The most bytes one step of decompression produces.
 PIECE = 1 << 20
@@ -54,6 +54,25 @@ def member_bytes(archive, info, label, budget):
             "(damaged?)"
         )
     return bytes(out)
+
+
+def check_members(archive, label):
+    """Refuses an archive whose members share bytes (a zip bomb's trick: thousands of
+    members, one body), before any is read.
+
+    Raises:
+        ParameterFileError: Two members overlap, or one runs into the central directory.
+    """
+    members = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    ends = [info.header_offset + _LOCAL_HEADER.size + info.compress_size for info in members]
+    for info, end, following in zip(members, ends, [*members[1:], None]):
+        limit = archive.start_dir if following is None else following.header_offset
+        if end > limit:
+            raise ParameterFileError(
+                f"{label}: its member {short(repr(info.filename))} overlaps "
+                f"{'the central directory' if following is None else 'the next one'} "
+                "(damaged, or a zip bomb)"
+            )
 
 
 def _compressed(stream, info, label):

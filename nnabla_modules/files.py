@@ -153,7 +153,7 @@ def _open_h5(source, label, stack, budget=None):
         stream = source
     else:  # FileNotFoundError / PermissionError as they are
         stream = stack.enter_context(open(os.fspath(source), "rb"))
-    admits = _check_before_hdf5(stream, label)
+    admits = _check_before_hdf5(stream, label, budget)
     # HDF5 reads through the stream: the file checked above, even if its path is
     # replaced meanwhile (an atomic save by another process), and its own size.
     handle = stack.enter_context(h5py.File(stream, "r"))
@@ -161,7 +161,7 @@ def _open_h5(source, label, stack, budget=None):
         found = _h5.entries(handle, label, budget, admits)
     except _h5.Unvouched:  # an object deeper in the file that Python cannot vouch for
         handle.close()
-        _probe(stream, label)
+        _probe(stream, label, budget)
         handle = stack.enter_context(h5py.File(stream, "r"))
         found = _h5.entries(handle, label, budget)
     except Damaged as error:
@@ -189,7 +189,7 @@ def _open_h5(source, label, stack, budget=None):
 PROBE_UNCHECKSUMMED_H5 = True
 
 
-def _check_before_hdf5(stream, label):
+def _check_before_hdf5(stream, label, budget):
     """Raises ParameterFileError for a file whose metadata would crash or hang HDF5.
 
     Returns:
@@ -203,7 +203,7 @@ def _check_before_hdf5(stream, label):
     except Damaged as error:
         raise _corrupted(label, error) from None
     if admits is None:
-        _probe(stream, label)
+        _probe(stream, label, budget)
     return admits
 
 
@@ -211,7 +211,9 @@ def _corrupted(label, error):
     return ParameterFileError(f"{label} is not a readable NNabla .h5 parameter file: {error}")
 
 
-def _probe(stream, label):
+def _probe(stream, label, budget):
+    if budget is not None:  # an .nnp member: one archive may start only so many
+        budget.spend_probe(label)
     try:
         _h5.probe(stream, label)
     except OSError as error:  # no child process: read it here, as NNabla would
@@ -265,6 +267,7 @@ def _open_nnp(source, label, stack):
     and each member is unpacked in bounded pieces (``_unzip.py``).
     """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
+    _unzip.check_members(archive, label)
     budget = _h5.Budget(label, _stored_size(archive.fp))
     stored = OrderedDict()
     for info in archive.infolist():
