@@ -431,6 +431,9 @@ def _verify(path, ext, written, label):
                 ]
         else:
             intact = os.path.getsize(path) == written
+    except _h5.NestedTooDeep as error:  # what this library refuses to read back
+        message = str(error).replace(source_name(path), label)
+        raise ValueError(f"{message}; nest the keys less deep (the save is undone)") from None
     except ParameterFileError:
         intact = False
     if not intact:

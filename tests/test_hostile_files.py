@@ -250,6 +250,61 @@ def test_deep_nesting_opens_in_linear_time(tmp_path):
     assert deep < 2.0
 
 
+DEEP_CHAIN_CHILD = """
+import sys
+import h5py, numpy as np
+from nnabla_modules import files
+
+def peak_kib():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
+
+path, depth, leaves = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(path, "w", libver=("v108", "v108")) as handle:  # as write_parameters writes
+    group = handle
+    for _ in range(depth):
+        group = group.create_group("g")
+    for index in range(leaves):
+        group.create_dataset(f"w{index}", data=np.ones(1, np.float32)).attrs["need_grad"] = True
+    del group
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")  # the peak starts again from here
+before = peak_kib()
+try:
+    with files.open_parameters(path) as stored:
+        print("opened", len(stored))
+except files.ParameterFileError as error:
+    print("refused", error)
+print("PEAK", peak_kib() - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux")
+def test_a_deep_chain_of_groups_is_refused_within_memory_proportional_to_the_file(tmp_path):
+    """HDF5 holds every open object's full name: 20,000 nested groups (2.6 MB) took 900 MB,
+    with 10,000 datasets below them (5.6 MB) 2.8 GB, to open."""
+    path = tmp_path / "chain.h5"
+    done = subprocess.run(
+        [sys.executable, "-c", DEEP_CHAIN_CHILD, str(path), "12000", "2000"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    size = path.stat().st_size
+    assert "refused" in done.stdout and "groups nest too deep" in done.stdout, done.stdout
+    peak = int(done.stdout.split("PEAK")[1]) * 1024
+    assert peak < 64 * size, (peak, size)  # the names' budget: 32 characters per byte
+
+
+def test_a_key_too_deep_to_read_back_is_refused_by_the_save(tmp_path):
+    path = tmp_path / "deep.h5"
+    files.write_parameters(path, {"w": np.ones(2, np.float32)})
+    with pytest.raises(ValueError, match="nest the keys less deep") as caught:
+        files.write_parameters(path, {"g/" * 8000 + "W": np.ones(3, np.float32)})
+    assert str(path) in str(caught.value) and ".tmp" not in str(caught.value)
+    assert list(files.read_parameters(path)) == ["w"]
+    assert sorted(os.listdir(tmp_path)) == ["deep.h5"]
+
+
 def test_inspect_shows_a_key_nested_deeper_than_pythons_recursion_limit(tmp_path, capsys):
     key = "/".join(["s"] * 1500) + "/W"  # what write_parameters itself writes
     files.write_parameters(tmp_path / "deep.h5", {key: np.ones(3, np.float32)})
