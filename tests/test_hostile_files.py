@@ -317,6 +317,21 @@ def test_inspect_shows_a_key_nested_deeper_than_pythons_recursion_limit(tmp_path
     assert lines[-1].strip().startswith("W")
 
 
+def test_inspect_refuses_output_quadratic_in_a_keys_depth(tmp_path, capsys):
+    """A .protobuf holds a key whole: 10,000 levels in 20 KB make a table of 10,000 rows
+    20,000 characters wide and 10,000 scope paths; 100,000 levels (200 KB) ran out of memory."""
+    path = tmp_path / "deep.protobuf"
+    files.write_parameters(path, {"s/" * 10_000 + "W": np.ones(3, np.float32)})
+    for json_output in ([], ["--json"]):
+        assert main(["inspect", *json_output, str(path)]) == 2
+        captured = capsys.readouterr()
+        assert "its keys nest too deep to print" in captured.err and "--depth" in captured.err
+        assert len(captured.out) < 1000
+        assert main(["inspect", *json_output, "--depth", "3", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["scopes"] == {"s": 3, "s/s": 3, "s/s/s": 3}
+
+
 def test_a_name_that_is_not_utf8_is_a_clean_error(tmp_path, capsys):
     path = tmp_path / "latin1.h5"
     with h5py.File(path, "w") as handle:
