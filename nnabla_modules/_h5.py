@@ -50,6 +50,13 @@ def short(text, limit=QUOTE_LIMIT):
 Entry = namedtuple("Entry", "name dataset shape dtype need_grad index")
 
 
+def too_large(shape, itemsize):
+    """True when no array can have ``shape``, however few values it holds: numpy
+    refuses a shape (``(2**62, 0)`` included) whose bytes, its zero dimensions left
+    out, overflow an index."""
+    return math.prod(d for d in shape if d) * itemsize > np.iinfo(np.intp).max
+
+
 #: The most ``.h5`` members of one ``.nnp`` archive checked in a child process
 #: (:func:`probe`, a fresh interpreter each); NNabla writes one parameter file.
 MAX_PROBES = 4
@@ -253,6 +260,8 @@ def _entry(name, dataset, label, file_size, budget):
     if dtype.kind not in NUMBER_KINDS:
         raise ParameterFileError(f"{what} holds {short(dtype)}, not numbers")
     shape = dataset.shape
+    if too_large(shape, dtype.itemsize):
+        raise ParameterFileError(f"{what} has shape {short(shape)}, larger than any array")
     _check_storage(dataset, what, math.prod(shape) * dtype.itemsize, file_size, budget)
     need_grad = _attribute(dataset, b"need_grad", (h5py.h5t.ENUM, h5py.h5t.INTEGER), what)
     if need_grad is None:

@@ -221,6 +221,28 @@ def test_a_protobuf_shape_whose_product_overflows_is_refused(tmp_path, capsys):
     assert "holds 12 values" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("ext", [".h5", ".protobuf"])
+def test_an_empty_shape_too_large_for_any_array_is_a_clean_error(tmp_path, capsys, ext):
+    """(2**62, 0) holds no values, but numpy makes no such array: read_parameters and
+    convert raised its bare ValueError, naming no file."""
+    path = tmp_path / f"empty{ext}"
+    if ext == ".h5":
+        with h5py.File(path, "w") as handle:
+            parameter(handle, "w", shape=(2**62, 0), dtype=np.float32)
+    else:
+        proto = nnabla_pb2.NNablaProtoBuf()
+        proto.parameter.add(variable_name="w").shape.dim.extend([2**62, 0])
+        path.write_bytes(proto.SerializeToString())
+    with pytest.raises(files.ParameterFileError, match=r"empty.*'w' has shape .* larger than any"):
+        files.read_parameters(path)
+    assert main(["convert", str(path), str(tmp_path / "out.h5")]) == 2
+    assert str(path) in capsys.readouterr().err
+    proto = nnabla_pb2.NNablaProtoBuf()  # a shape numpy can make, empty, still loads
+    proto.parameter.add(variable_name="w").shape.dim.extend([2**60, 0])
+    (tmp_path / "fine.protobuf").write_bytes(proto.SerializeToString())
+    assert files.read_parameters(tmp_path / "fine.protobuf")["w"][0].shape == (2**60, 0)
+
+
 # --- structure: nesting, names, junk -------------------------------------------------------------
 
 
