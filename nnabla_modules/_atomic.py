@@ -27,7 +27,9 @@ def write_atomically(path, write):
     of any kind, a full disk, a killed process) the previous file is intact;
     only a killed process leaves its temporary (``.<name>.<random>.tmp``).
 
-    * A symbolic link is written through: its target is replaced, the link stays.
+    * A symbolic link is written through: its target is replaced, the link stays;
+      but not one another user left in a sticky, world-writable folder (as
+      ``open()`` refuses it under the kernel's ``protected_symlinks``).
     * A write-protected file is refused as ``open(path, "w")`` refuses it
       (``PermissionError``), even though the folder would allow the rename; on
       a read-only file system the error says so (``EROFS``).
@@ -52,6 +54,7 @@ def write_atomically(path, write):
         write (callable): ``write(temporary_path)``; whatever it returns is ignored.
     """
     path = os.fspath(path)
+    _refuse_planted_link(path)
     target = os.path.realpath(path)
     existing = _existing(path, target)
     folder, base = os.path.split(target)
@@ -113,6 +116,30 @@ def unbounded_stream(stream):
     except (OSError, ValueError):
         pass
     return "a stream that cannot seek"
+
+
+def _refuse_planted_link(path):
+    """Refuses a symbolic link that another user left in a sticky, world-writable folder
+    (as /tmp is): the kernel's ``protected_symlinks`` makes ``open()`` refuse to follow
+    it, but a rename over its target would not ask. The same rule as the kernel's."""
+    try:
+        link = os.lstat(path)
+        folder = os.stat(os.path.dirname(os.path.abspath(path)))
+        user = os.geteuid()
+    except (AttributeError, OSError):  # nothing there yet; no user IDs (Windows)
+        return
+    if (
+        not stat.S_ISLNK(link.st_mode)
+        or not folder.st_mode & stat.S_ISVTX
+        or not folder.st_mode & stat.S_IWOTH
+        or link.st_uid in (user, folder.st_uid)
+    ):
+        return
+    raise PermissionError(
+        errno.EACCES, "Permission denied: the file is a symbolic link that another user left in "
+        "a shared folder (sticky and writable by all, as /tmp is), which open() does not "
+        "follow either; save to the file it points to, or elsewhere", path,
+    )
 
 
 def _existing(path, target):

@@ -534,6 +534,30 @@ def test_a_symlinked_checkpoint_is_written_through(tmp_path):
     assert_values(model, saved)
 
 
+@needs_root
+def test_a_link_another_user_planted_in_a_shared_folder_is_not_followed(open_tmp):
+    """/tmp/model.h5 -> /etc/important, planted by another user: root's save would replace
+    the file it points to. The kernel's protected_symlinks makes open() refuse such a link;
+    the save's rename would not ask the kernel."""
+    shared = open_tmp / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # as /tmp is
+    (open_tmp / "private").mkdir()
+    important = open_tmp / "private" / "important"
+    important.write_bytes(b"not weights")
+    link = shared / "model.h5"
+    os.symlink(important, link)
+    nobody = pwd.getpwnam("nobody")
+    os.lchown(link, nobody.pw_uid, nobody.pw_gid)  # planted by nobody
+    outcome = _save(link)
+    assert "PermissionError" in outcome and "another user" in outcome and "model.h5" in outcome
+    assert important.read_bytes() == b"not weights" and os.path.islink(link)
+    assert temporaries(shared) == [] and temporaries(important.parent) == []
+    os.lchown(link, 0, 0)  # root's own link is followed
+    assert _save(link) == "saved"
+    assert list(files.read_parameters(important, ".h5")) == ["w"] and os.path.islink(link)
+
+
 def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(open_tmp, monkeypatch):
     path = open_tmp / "model.h5"
     files.write_parameters(path, {"w": np.ones(2, np.float32)})
