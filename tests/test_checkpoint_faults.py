@@ -25,6 +25,7 @@ import h5py
 import nnabla as nn
 import numpy as np
 import pytest
+from crafted_h5 import outcome_in_a_child
 
 import nnabla_modules as nm
 from nnabla_modules import _h5, checkpoint, files
@@ -756,36 +757,6 @@ def test_loading_a_pipe_or_a_device_is_refused_before_it_is_opened(tmp_path, ext
             files.read_parameters(path)
 
 
-def _outcome_in_a_child(function, seconds=10, memory=512 << 20):
-    """How ``function()`` ends in a forked child given ``seconds`` and ``memory`` more bytes
-    of address space: "returned", the exception's type and message, "hang" or "crash"."""
-    from nnabla_modules import _h5
-
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (the child)
-        try:
-            os.close(read)
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(seconds)  # kills it
-            _h5._limit_memory(memory)
-            try:
-                function()
-                outcome = "returned"
-            except BaseException as error:  # noqa: BLE001
-                outcome = f"{type(error).__name__}: {error}"
-            os.write(write, outcome.encode()[:4000])
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as reader:
-        said = reader.read().decode()
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return "hang" if os.WTERMSIG(status) == signal.SIGALRM else "crash"
-    return said
-
-
 def _good_file_bytes(tmp_path, ext):
     """The bytes of a file of ``Net``'s parameters in the format ``ext``."""
     from google.protobuf import text_format
@@ -821,7 +792,7 @@ def test_a_pipe_or_a_device_given_as_a_file_object_is_refused_like_a_path(tmp_pa
         with open("/dev/zero", "rb") as device:
             Net().load_parameters(device, extension=ext)
 
-    outcome = _outcome_in_a_child(load_dev_zero)
+    outcome = outcome_in_a_child(load_dev_zero)
     assert outcome.startswith("ParameterFileError") and "a character device" in outcome, outcome
 
 
