@@ -101,9 +101,11 @@ def unbounded_stream(stream):
     """What a file object is when reading it could go on without end: a named pipe, a
     device or a socket behind its descriptor, or "a stream that cannot seek" (its size
     is unknown); None for a regular file or a seekable stream (bytes in memory)."""
+    if getattr(stream, "closed", False):
+        return None  # reading it says so
     try:
         mode = os.fstat(stream.fileno()).st_mode
-    except (AttributeError, OSError, ValueError):  # no descriptor (io.BytesIO), or closed
+    except (AttributeError, OSError, ValueError):  # no descriptor (io.BytesIO)
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         if stat.S_ISFIFO(mode):
