@@ -22,6 +22,7 @@ from nnabla.utils import nnabla_pb2
 
 import nnabla_modules as nm
 from nnabla_modules import files
+from nnabla_modules.checkpoint import CheckpointError
 from nnabla_modules.cli import main
 
 MB = 1 << 20
@@ -276,6 +277,7 @@ DEEP_CHAIN_CHILD = """
 import sys
 import h5py, numpy as np
 from nnabla_modules import files
+from nnabla_modules.checkpoint import CheckpointError
 
 def peak_kib():
     with open("/proc/self/status") as status:
@@ -376,6 +378,26 @@ def test_the_nn_module_layout_marks_a_deep_key_in_linear_time():
     deep = min(seconds(16_000) for _ in range(3))
     # 8x the depth: linear is about 8x the time; a path joined per level is 64x.
     assert deep < 20 * shallow + 0.01, (shallow, deep)
+
+
+def test_a_key_nested_thousands_deep_is_matched_in_linear_time(tmp_path):
+    """Matching a file's key to the module tree looked for a module at each of its levels:
+    a 200 KB .protobuf key of 100,000 levels took 30 s to load (and fail)."""
+    layer = small_layer()
+
+    def seconds(depth):
+        path = tmp_path / f"deep{depth}.protobuf"
+        files.write_parameters(path, {"s/" * depth + "W": np.ones(1, np.float32)})
+        start = time.perf_counter()
+        with pytest.raises(CheckpointError, match="unexpected"):
+            layer.load_parameters(path)
+        return time.perf_counter() - start
+
+    seconds(2_000)  # warm
+    shallow = min(seconds(2_000) for _ in range(3))
+    deep = min(seconds(16_000) for _ in range(3))
+    # 8x the depth: linear is about 8x the time; a lookup per level is 64x.
+    assert deep < 20 * shallow + 0.05, (shallow, deep)
 
 
 def test_a_name_that_is_not_utf8_is_a_clean_error(tmp_path, capsys):
