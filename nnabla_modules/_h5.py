@@ -57,16 +57,10 @@ def too_large(shape, itemsize):
     return math.prod(d for d in shape if d) * itemsize > np.iinfo(np.intp).max
 
 
-#: The most ``.h5`` members of one ``.nnp`` archive checked in a child process
-#: (:func:`probe`, a fresh interpreter each); NNabla writes one parameter file.
-MAX_PROBES = 4
-
-
 class Budget:
     """The bytes a file may make a reader allocate beyond its own: :data:`MAX_RATIO` per
     stored byte, at least :data:`SMALL`, for the whole file (an ``.nnp`` archive's
-    members and the chunked datasets inside them draw on one budget); and the
-    child processes its members may need (:data:`MAX_PROBES`).
+    members and the chunked datasets inside them draw on one budget).
 
     Args:
         label (str): The file, as errors name it.
@@ -76,16 +70,6 @@ class Budget:
     def __init__(self, label, stored):
         self.label, self.stored = label, stored
         self.left = self.limit = max(MAX_RATIO * stored, SMALL)
-        self.probes = MAX_PROBES
-
-    def spend_probe(self, what):
-        """Takes one child process for ``what``; raises ParameterFileError past the limit."""
-        if not self.probes:
-            raise ParameterFileError(
-                f"{what}: more than {MAX_PROBES} members of the archive need checking in a "
-                "child process (a fresh interpreter each); NNabla writes one parameter file"
-            )
-        self.probes -= 1
 
     def spend(self, nbytes, what):
         """Takes ``nbytes`` for ``what``; raises ParameterFileError past the limit."""
@@ -127,15 +111,11 @@ def entries(handle, label, budget=None, admits=None):
 def _datasets(handle, label, admits):
     """``[(name, DatasetID)]``: a depth-first walk in name order, as ``visititems`` goes.
 
-    Each object HDF5 opens holds its full name, so a chain of groups thousands
-    deep costs memory quadratic in its depth: the names of the objects opened
-    are bounded in all (:data:`KEY_CHARACTERS_PER_BYTE`), and built in Python
-    only for the datasets found and for errors.
+    Full names are built for the datasets found and for errors only, and those of
+    the objects opened are bounded (:data:`KEY_CHARACTERS_PER_BYTE`).
     """
     found, seen = [], set()
-    file_size = handle.id.get_filesize()
-    links = _Links(label, file_size)
-    names = _NameBudget(label, file_size)
+    links = _Links(label, handle.id.get_filesize())
     root = h5py.h5g.open(handle.id, b"/")
     parts, lengths = [], [0]  # the open groups' names below the root, and their lengths
     stack = [(root, links.names(root))]
@@ -164,7 +144,7 @@ def _datasets(handle, label, admits):
         if admits is not None and not admits(link.u):
             raise Unvouched("/".join([*parts, part]))
         length = lengths[-1] + bool(parts) + len(part)
-        names.spend(length)
+        links.spend_name(length)
         obj = h5py.h5o.open(group, raw)
         kind = h5py.h5i.get_type(obj)
         if kind == h5py.h5i.GROUP:
@@ -181,29 +161,13 @@ def _datasets(handle, label, admits):
 
 
 #: The most characters the full names of a file's groups and datasets may hold in all,
-#: per byte of the file (at least :data:`SMALL`). HDF5 stores each name once, but
-#: every object it opens holds its full name: a chain of 20,000 groups (2.6 MB) took
-#: 900 MB to walk.
+#: per byte of the file (at least :data:`SMALL`): every object HDF5 opens holds its
+#: full name, and a chain of 20,000 groups (2.6 MB) took 900 MB to walk.
 KEY_CHARACTERS_PER_BYTE = 32
 
 
 class NestedTooDeep(ParameterFileError):
     """Groups nested too deep for the file's size (:data:`KEY_CHARACTERS_PER_BYTE`)."""
-
-
-class _NameBudget:
-    def __init__(self, label, file_size):
-        self.label, self.file_size = label, file_size
-        self.left = max(KEY_CHARACTERS_PER_BYTE * file_size, SMALL)
-
-    def spend(self, characters):
-        self.left -= characters
-        if self.left < 0:
-            raise NestedTooDeep(
-                f"{self.label}: its groups nest too deep for its {self.file_size:,} bytes: "
-                f"their full names hold more than {KEY_CHARACTERS_PER_BYTE} characters per "
-                "byte of the file in all"
-            )
 
 
 def _quoted(parts, part):
@@ -216,11 +180,21 @@ _LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an ex
 class _Links:
     """Lists groups' links, no more in all than the file can hold: each takes 8 bytes of
     it at least, in any format, so HDF5 walking a group's index that loops or shares
-    nodes is stopped in time linear in the file."""
+    nodes is stopped in time linear in the file; and bounds their full names."""
 
     def __init__(self, label, file_size):
         self.label, self.file_size = label, file_size
         self.room = file_size // 8
+        self.characters = max(KEY_CHARACTERS_PER_BYTE * file_size, SMALL)
+
+    def spend_name(self, characters):
+        """Takes the full name of an object about to be opened."""
+        self.characters -= characters
+        if self.characters < 0:
+            raise NestedTooDeep(
+                f"{self.label}: its groups nest too deep for its {self.file_size:,} bytes: "
+                f"their full names hold more than {KEY_CHARACTERS_PER_BYTE} characters per byte"
+            )
 
     def names(self, group):
         names = []

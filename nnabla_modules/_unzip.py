@@ -13,11 +13,33 @@ import struct
 import zipfile
 import zlib
 
+from . import _h5
 from ._h5 import ParameterFileError, short
 
 #: The most bytes one step of decompression produces.
 PIECE = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
+
+
+#: The most ``.h5`` members of one archive checked in a child process (a fresh
+#: interpreter each: ``_h5.probe``); NNabla writes one parameter file.
+MAX_PROBES = 4
+
+
+class Budget(_h5.Budget):
+    """An archive's :class:`~nnabla_modules._h5.Budget`, and the child processes its
+    members may start."""
+
+    probes = 0
+
+    def spend_probe(self, what):
+        """Takes one child process for ``what``; raises ParameterFileError past the limit."""
+        self.probes += 1
+        if self.probes > MAX_PROBES:
+            raise ParameterFileError(
+                f"{what}: more than {MAX_PROBES} members of the archive need checking in a "
+                "child process (a fresh interpreter each); NNabla writes one parameter file"
+            )
 
 
 def member_bytes(archive, info, label, budget):

@@ -268,7 +268,7 @@ def _open_nnp(source, label, stack):
     """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
     _unzip.check_members(archive, label)
-    budget = _h5.Budget(label, _stored_size(archive.fp))
+    budget = _unzip.Budget(label, _stored_size(archive.fp))
     stored = OrderedDict()
     for info in archive.infolist():
         ext = os.path.splitext(info.filename)[1].lower()
