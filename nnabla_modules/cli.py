@@ -309,9 +309,10 @@ def run_inspect(args):
     with files.open_parameters(args.file) as stored:
         info = _file_info(args.file, stored)
         tree = _scope_tree(stored)
+        _check_printable(args.file, tree, args)
         if args.json:
             info["parameters"] = [_parameter_json(p) for p in stored.values()]
-            info["scopes"] = OrderedDict(_scope_counts(tree))
+            info["scopes"] = OrderedDict(_scope_counts(tree, args.depth))
             _print_json(info)
         else:
             print(_file_line(info))
@@ -380,29 +381,33 @@ def _scope_tree(stored):
 
 
 def _walk_tree(tree, max_depth=None):
-    """Yields ``(depth, path, name, value)`` depth first, in order.
+    """Yields ``(depth, scopes, name, value)`` depth first, in order: ``scopes`` holds the
+    names of the enclosing scopes (one list, changed as the walk goes on).
 
-    No recursion: a key may nest thousands of scopes (HDF5 stores them).
+    No recursion, and no path built per level: a key may nest thousands of scopes
+    (HDF5 stores them), and their paths would hold characters quadratic in its depth.
     """
-    stack = [("", iter(tree.items()))]
+    stack, scopes = [iter(tree.items())], []
     while stack:
-        path, items = stack[-1]
-        item = next(items, None)
+        item = next(stack[-1], None)
         if item is None:
             stack.pop()
+            if scopes:
+                scopes.pop()
             continue
         name, value = item
-        depth = len(stack) - 1
-        yield depth, path, name, value
+        depth = len(scopes)
+        yield depth, scopes, name, value
         if isinstance(value, _Scope) and (max_depth is None or depth + 1 < max_depth):
-            stack.append((path + name, iter(value.items())))
+            stack.append(iter(value.items()))
+            scopes.append(name)
 
 
-def _scope_counts(tree):
+def _scope_counts(tree, max_depth):
     """Yields ``(scope path, parameter count)`` for every scope, depth first."""
-    for _, path, name, value in _walk_tree(tree):
-        if isinstance(value, _Scope):
-            yield path + name[:-1], value.size
+    for depth, scopes, name, value in _walk_tree(tree, max_depth):
+        if isinstance(value, _Scope) and (max_depth is None or depth < max_depth):
+            yield "".join(scopes) + name[:-1], value.size
 
 
 def _tree_rows(tree, max_depth):
@@ -418,6 +423,31 @@ def _tree_rows(tree, max_depth):
                 str(value.need_grad),
                 f"{value.size:,}",
             ]
+
+
+def _check_printable(path, tree, args):
+    """Refuses a tree whose output would be out of proportion to the file: the table's
+    rows are as wide as its deepest key's indentation, the JSON names every scope by its
+    path, and a key nested N levels deep makes either quadratic in N."""
+    from .files import _h5
+
+    rows = widest = paths = length = 0
+    lengths = []  # the path length of each enclosing scope
+    for depth, _, name, value in _walk_tree(tree, args.depth):
+        del lengths[depth:]
+        length = (lengths[-1] if lengths else 0) + len(name)
+        lengths.append(length)
+        rows += 1
+        widest = max(widest, 2 * depth + len(name))
+        paths += length if isinstance(value, _Scope) else 0
+    size = os.path.getsize(path)
+    limit = max(_h5.KEY_CHARACTERS_PER_BYTE * size, _h5.SMALL)
+    printed = paths if args.json else rows * widest
+    if printed > limit:
+        raise CliError(
+            f"{shown(str(path))}: its keys nest too deep to print: about {printed:,} "
+            f"characters for its {size:,} bytes; show fewer levels with --depth N"
+        )
 
 
 # --- diff ---------------------------------------------------------------------------

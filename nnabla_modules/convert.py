@@ -143,13 +143,12 @@ def with_module_marks(key, module_scopes=()):
         '@a/c1/conv/W'
     """
     levels = without_module_marks(key).split("/")
+    if not module_scopes:  # no path per level: a key may nest thousands deep
+        return "/".join(["@" + level for level in levels[:-2]] + levels[-2:])
     marked = []
     for depth, level in enumerate(levels[:-1], 1):
         path = "/".join(levels[:depth])
-        if module_scopes:
-            module = any(pattern.fullmatch(path) for pattern in module_scopes)
-        else:
-            module = depth < len(levels) - 1
+        module = any(pattern.fullmatch(path) for pattern in module_scopes)
         marked.append("@" + level if module else level)
     return "/".join(marked + levels[-1:])
 

@@ -91,32 +91,52 @@ def version_2_superblock(data):
     return bytes(data)
 
 
+def outcome_in_a_child(function, seconds=10, memory=512 << 20):
+    """How ``function()`` ends in a forked child given ``seconds`` and ``memory`` more bytes
+    of address space: "returned", the exception's type and message, "hang" or "crash"."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            os.close(read)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(seconds)  # kills it
+            _h5._limit_memory(memory)
+            try:
+                function()
+                outcome = "returned"
+            except BaseException as error:  # noqa: BLE001
+                outcome = f"{type(error).__name__}: {error}"
+            os.write(write, outcome.encode()[:4000])
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as reader:
+        said = reader.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return "hang" if os.WTERMSIG(status) == signal.SIGALRM else "crash"
+    return said
+
+
 def load_outcome(data, seconds=2, memory=256 << 20):
     """How loading the ``.h5`` bytes ``data`` in this process's way ends, in a forked child
     given ``seconds`` and ``memory`` more bytes of address space: "ok" (a load, a clean
     error, or the file handed to the checking child, which is bounded), "crash",
     "hang" or "memory" (the load ran out)."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (the child)
-        code = 0
-        try:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(seconds)  # kills it
-            _h5._limit_memory(memory)
-            _h5.probe = _handed_over
-            files.read_parameters(io.BytesIO(data), extension=".h5")
-        except _HandedOver:
-            code = 0
-        except MemoryError:
-            code = 3
-        except Exception as error:  # noqa: BLE001
-            code = 3 if "memory" in str(error).lower() else 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return "hang" if os.WTERMSIG(status) == signal.SIGALRM else "crash"
-    return {0: "ok", 3: "memory"}[os.WEXITSTATUS(status)]
+
+    def load():
+        _h5.probe = _handed_over
+        files.read_parameters(io.BytesIO(data), extension=".h5")
+
+    said = outcome_in_a_child(load, seconds, memory)
+    if said in ("hang", "crash"):
+        return said
+    if said.startswith("MemoryError") or (
+        not said.startswith("_HandedOver") and "memory" in said.lower()
+    ):
+        return "memory"
+    return "ok"
 
 
 class _HandedOver(Exception):

@@ -26,6 +26,7 @@ import nnabla as nn
 import numpy as np
 import pytest
 from conftest import at_write
+from crafted_h5 import outcome_in_a_child
 
 import nnabla_modules as nm
 from nnabla_modules import checkpoint, files
@@ -348,7 +349,7 @@ def test_ctrl_c_while_the_handlers_are_put_back_leaves_every_handler_as_it_was(
 
 
 LOADING_CHILD = """
-import signal, sys
+import signal, sys, time
 import nnabla_modules as nm
 
 path, marker = sys.argv[1], sys.argv[2]
@@ -366,8 +367,12 @@ if sys.argv[3] == "save":
     model.save_parameters(path)
     sys.exit(0)
 print("loading", flush=True)
-while True:
-    model.load_parameters(path)
+try:
+    while True:
+        model.load_parameters(path)
+except KeyboardInterrupt:  # between two loads Python raises it at once, as it should
+    time.sleep(60)  # the stop request sent just after it ends this (exit status 3)
+    sys.exit(4)
 """
 
 
@@ -444,6 +449,49 @@ def test_signals_arriving_while_the_handlers_are_put_back_all_raise_in_order(
         set_handler(signal.SIGTERM, previous)
 
 
+def _ctrl_c_when_dataset_closes(monkeypatch, which):
+    """Sends SIGINT from the Python code h5py runs when the ``which``-th dataset is closed."""
+    import weakref
+
+    create, created = h5py.Group.create_dataset, []
+
+    def create_then_signal(self, *args, **kwargs):
+        dataset = create(self, *args, **kwargs)
+        created.append(args[0])  # the name: the dataset must die where the save lets it
+        if len(created) == which:
+            weakref.finalize(dataset.id, os.kill, os.getpid(), signal.SIGINT)
+        return dataset
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", create_then_signal)
+    return created
+
+
+@pytest.mark.parametrize("target", ["path", "file object"])
+def test_ctrl_c_inside_h5pys_cleanup_during_a_save_reaches_the_caller(
+    tmp_path, monkeypatch, target
+):
+    """Raised where h5py closes a dataset, a Ctrl-C is only printed: the save must not go on."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.h5")
+    randomize(model, 2)
+    created = _ctrl_c_when_dataset_closes(monkeypatch, 3)
+    buffer = stdio.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        if target == "path":
+            model.save_parameters(tmp_path / "net.h5")
+        else:
+            model.save_parameters(buffer, extension=".h5")
+    assert len(created) < 32  # stopped between datasets, not after the whole file
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    model.load_parameters(tmp_path / "net.h5")
+    assert_values(model, saved)  # the previous file, intact
+    assert sorted(os.listdir(tmp_path)) == ["net.h5"]  # no temporary left
+
+
 def test_a_file_failing_at_its_last_value_changes_nothing(tmp_path):
     model = Net()
     randomize(model, 1)
@@ -502,6 +550,30 @@ def test_a_symlinked_checkpoint_is_written_through(tmp_path):
     randomize(model, 6)
     model.load_parameters(real)
     assert_values(model, saved)
+
+
+@needs_root
+def test_a_link_another_user_planted_in_a_shared_folder_is_not_followed(open_tmp):
+    """/tmp/model.h5 -> /etc/important, planted by another user: root's save would replace
+    the file it points to. The kernel's protected_symlinks makes open() refuse such a link;
+    the save's rename would not ask the kernel."""
+    shared = open_tmp / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # as /tmp is
+    (open_tmp / "private").mkdir()
+    important = open_tmp / "private" / "important"
+    important.write_bytes(b"not weights")
+    link = shared / "model.h5"
+    os.symlink(important, link)
+    nobody = pwd.getpwnam("nobody")
+    os.lchown(link, nobody.pw_uid, nobody.pw_gid)  # planted by nobody
+    outcome = _save(link)
+    assert "PermissionError" in outcome and "another user" in outcome and "model.h5" in outcome
+    assert important.read_bytes() == b"not weights" and os.path.islink(link)
+    assert temporaries(shared) == [] and temporaries(important.parent) == []
+    os.lchown(link, 0, 0)  # root's own link is followed
+    assert _save(link) == "saved"
+    assert list(files.read_parameters(important, ".h5")) == ["w"] and os.path.islink(link)
 
 
 def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(open_tmp, monkeypatch):
@@ -619,6 +691,45 @@ def test_saving_over_a_file_keeps_its_owner_group_and_mode(open_tmp):
     assert files.read_parameters(path)["w"][0][0] == 1.0
 
 
+ACCESS_LIST = "system.posix_acl_access"  # Linux's POSIX ACLs, as setfacl writes them
+
+
+def _access_list(*entries):
+    """A POSIX access control list as the kernel stores it: ``(tag, permissions, id)``s."""
+    data = (2).to_bytes(4, "little")  # its version
+    for tag, permissions, owner in entries:
+        data += tag.to_bytes(2, "little") + permissions.to_bytes(2, "little")
+        data += (owner & 0xFFFFFFFF).to_bytes(4, "little")
+    return data
+
+
+@needs_root
+def test_saving_over_a_file_keeps_its_access_control_list(open_tmp):
+    """setfacl -m u:daemon:r,g::- on a 0640 file: its group reads nothing, though the mode's
+    group bits (the list's mask) say r. Kept as the mode alone, the group could read it."""
+    if not hasattr(os, "setxattr"):
+        pytest.skip("POSIX ACLs are Linux's")
+    path = open_tmp / "model.h5"
+    assert _save(path) == "saved"
+    nobody = pwd.getpwnam("nobody")
+    os.chown(path, 0, nobody.pw_gid)
+    user_obj, user, group_obj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
+    acl = _access_list(
+        (user_obj, 6, -1), (user, 4, DAEMON), (group_obj, 0, -1), (mask, 4, -1), (other, 0, -1)
+    )
+    try:
+        os.setxattr(path, ACCESS_LIST, acl)
+    except OSError as error:
+        pytest.skip(f"no POSIX ACLs on {open_tmp}: {error}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert "PermissionError" in as_nobody(lambda: path.read_bytes())
+    assert _save(path, 1.0) == "saved"
+    assert os.getxattr(path, ACCESS_LIST) == acl
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert "PermissionError" in as_nobody(lambda: path.read_bytes())  # the group still cannot
+    assert files.read_parameters(path)["w"][0][0] == 1.0
+
+
 @needs_root
 def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
     path = _setgid_folder(open_tmp, 0o777) / "model.h5"
@@ -661,6 +772,76 @@ def test_loading_a_pipe_or_a_device_is_refused_before_it_is_opened(tmp_path, ext
             Net().load_parameters(path)
         with pytest.raises(files.ParameterFileError, match=kind):
             files.read_parameters(path)
+
+
+def _good_file_bytes(tmp_path, ext):
+    """The bytes of a file of ``Net``'s parameters in the format ``ext``."""
+    from google.protobuf import text_format
+    from nnabla.utils import nnabla_pb2
+
+    Net().save_parameters(tmp_path / "good.h5")
+    Net().save_parameters(tmp_path / "good.protobuf")
+    if ext == ".nnp":
+        with zipfile.ZipFile(tmp_path / "good.nnp", "w") as archive:
+            archive.write(tmp_path / "good.h5", "parameter.h5")
+    elif ext == ".nntxt":
+        message = nnabla_pb2.NNablaProtoBuf()
+        message.ParseFromString((tmp_path / "good.protobuf").read_bytes())
+        (tmp_path / "good.nntxt").write_text(text_format.MessageToString(message))
+    return (tmp_path / f"good{ext}").read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/dev/zero"), reason="POSIX")
+@pytest.mark.parametrize("ext", [".h5", ".protobuf", ".nnp", ".nntxt"])
+def test_a_pipe_or_a_device_given_as_a_file_object_is_refused_like_a_path(tmp_path, ext):
+    """Read to its end, a pipe whose writer never stops fills the memory, and /dev/zero as a
+    .protobuf never ends: a file object's size must be known before a load reads it."""
+    data = _good_file_bytes(tmp_path, ext)
+    read, write = os.pipe()
+
+    def feed():  # the whole file, unless the load closes the pipe first
+        with contextlib.suppress(BrokenPipeError):
+            os.write(write, data)
+        os.close(write)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    with os.fdopen(read, "rb") as pipe:
+        with pytest.raises(files.ParameterFileError, match="a pipe, whose size is unknown"):
+            Net().load_parameters(pipe, extension=ext)
+    writer.join()
+
+    def load_dev_zero():
+        with open("/dev/zero", "rb") as device:
+            Net().load_parameters(device, extension=ext)
+
+    outcome = outcome_in_a_child(load_dev_zero)
+    assert outcome.startswith("ParameterFileError") and "a character device" in outcome, outcome
+
+
+def test_a_stream_that_cannot_seek_is_refused_and_its_bytes_load(tmp_path):
+    model = Net()
+    saved = randomize(model, 1)
+    model.save_parameters(tmp_path / "net.protobuf")
+
+    class Stream(stdio.RawIOBase):  # a socket's or a decompressor's: read, no seek
+        def __init__(self, data):
+            self.rest = data
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            size = min(len(buffer), len(self.rest))
+            buffer[:size], self.rest = self.rest[:size], self.rest[size:]
+            return size
+
+    data = (tmp_path / "net.protobuf").read_bytes()
+    randomize(model, 2)
+    with pytest.raises(files.ParameterFileError, match="a stream that cannot seek"):
+        model.load_parameters(Stream(data), extension=".protobuf")
+    model.load_parameters(stdio.BytesIO(Stream(data).read()), extension=".protobuf")
+    assert_values(model, saved)
 
 
 def test_a_named_pipe_is_refused_not_replaced(tmp_path):

@@ -5,13 +5,14 @@ valid file) or fails with a clean error that names the file, and then nothing
 in the registry has changed. ``FUZZED`` counts the files tried.
 """
 
+import functools
 import random
 
 import h5py
 import nnabla as nn
 import numpy as np
 import pytest
-from crafted_h5 import load_outcome
+from crafted_h5 import load_outcome, outcome_in_a_child
 from models import ResUnit
 
 pytestmark = pytest.mark.slow  # fuzzing: make test-fast skips it
@@ -175,3 +176,55 @@ def test_what_the_python_check_admits_hdf5_reads_in_bounded_time_and_memory(tmp_
             failures.append(outcome)
     assert not failures, failures
     assert admitted > 50
+
+
+def _good_archive(tmp_path, model):
+    """An .nnp holding NNabla's .h5 of ``model``'s parameters and this library's .protobuf."""
+    import zipfile
+
+    nn.save_parameters(str(tmp_path / "nn.h5"))
+    model.save_parameters(str(tmp_path / "ours.protobuf"))
+    with zipfile.ZipFile(tmp_path / "good.nnp", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("nnp_version.txt", "0.1\n")
+        archive.write(tmp_path / "nn.h5", "parameter.h5")
+        archive.write(tmp_path / "ours.protobuf", "parameter.protobuf")
+    return (tmp_path / "good.nnp").read_bytes()
+
+
+def _every_use_of(model, path, good_path):
+    """Loads ``path`` and runs inspect, diff and convert on it: clean errors only."""
+    import contextlib
+    import io as stdio
+
+    from nnabla_modules.cli import main
+
+    _load_or_fail_cleanly(model, path, "mutant")
+    out = str(path) + ".out.h5"
+    for argv in (["inspect", path], ["inspect", "--json", path], ["diff", path, good_path],
+                 ["convert", path, out, "--quiet"]):  # fmt: skip
+        errors = stdio.StringIO()
+        with contextlib.redirect_stdout(stdio.StringIO()), contextlib.redirect_stderr(errors):
+            status = main([str(arg) for arg in argv])
+        assert status in (0, 1, 2) and "Traceback" not in errors.getvalue(), errors.getvalue()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+@pytest.mark.parametrize("ext", [".protobuf", ".nnp"])
+def test_damaged_files_load_and_show_in_bounded_time_and_memory(tmp_path, ext):
+    """Mutants of module-written and NNabla-written files, each loaded, inspected, diffed
+    and converted in a forked child with 10 s and 512 MiB more address space: a load or a
+    clean error naming the file, nothing half-loaded, no traceback."""
+    model, good = _model_and_file(tmp_path, ".protobuf", writer="ours")
+    if ext == ".nnp":
+        good = _good_archive(tmp_path, model)
+    good_path = tmp_path / f"good{ext}"
+    good_path.write_bytes(good)
+    failures = []
+    for index, data in enumerate(_mutants(good, random.Random(ext), 60)):
+        path = tmp_path / f"mutant{index}{ext}"
+        path.write_bytes(data)
+        outcome = outcome_in_a_child(functools.partial(_every_use_of, model, path, good_path))
+        if outcome != "returned":
+            failures.append((index, outcome[:500]))
+        path.unlink()
+    assert not failures, failures

@@ -22,6 +22,7 @@ from nnabla.utils import nnabla_pb2
 
 import nnabla_modules as nm
 from nnabla_modules import files
+from nnabla_modules.checkpoint import CheckpointError
 from nnabla_modules.cli import main
 
 MB = 1 << 20
@@ -148,6 +149,66 @@ def test_a_compressed_nnp_member_declaring_gigabytes_is_refused_before_reading(t
     assert peak < 4 * MB, peak
 
 
+def _unvouched_h5(layer):
+    """A file of ``layer``'s parameters in h5py's defaults (chunked): checked in a child process."""
+    import io
+
+    data = io.BytesIO()
+    with h5py.File(data, "w") as handle:
+        for key, param in layer.get_parameters().items():
+            parameter(handle, key, np.ones(param.shape, np.float32), chunks=True)
+    return data.getvalue()
+
+
+def test_nnp_members_sharing_their_bytes_are_refused(tmp_path):
+    """Central directory entries all pointing at one member: 200 of them (17 KB) took 80 s,
+    a child process each; 20,000 in 1 MB would take hours."""
+    import struct
+
+    path = tmp_path / "overlapping.nnp"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("parameter.h5", _unvouched_h5(small_layer()))
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    start = struct.unpack("<I", data[end + 16 : end + 20])[0]
+    directory = data[start:end] * 3  # three entries, one body
+    path.write_bytes(
+        data[:start] + directory
+        + b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, 3, 3, len(directory), start, 0)
+    )  # fmt: skip
+    assert len(zipfile.ZipFile(path).infolist()) == 3
+    refused(path, "its member 'parameter.h5' overlaps the next one")
+    assert main(["inspect", str(path)]) == 2
+
+
+def test_an_nnp_of_many_members_checked_in_a_child_process_is_refused(tmp_path, monkeypatch):
+    """Each such member costs a fresh interpreter (0.4 s): 50 of them in 24 KB took 21 s."""
+    from nnabla_modules.files import _h5, _unzip
+
+    path = tmp_path / "many.nnp"
+    member = _unvouched_h5(small_layer())
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(6):
+            archive.writestr(f"parameter{index}.h5", member)
+    probed, probe = [], _h5.probe
+
+    def counted(stream, label):
+        probed.append(label)
+        return probe(stream, label)
+
+    monkeypatch.setattr(_h5, "probe", counted)
+    message = refused(path, "more than 4 members of the archive need checking")
+    assert "parameter4.h5" in message
+    assert len(probed) == _unzip.MAX_PROBES == 4
+    path.write_bytes(b"")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:  # up to the limit: read
+        for index in range(4):
+            archive.writestr(f"parameter{index}.h5", member)
+    layer = small_layer()
+    layer.load_parameters(path)
+    assert all((param.d == 1).all() for param in layer.get_parameters().values())
+
+
 def test_a_protobuf_shape_whose_product_overflows_is_refused(tmp_path, capsys):
     proto = nnabla_pb2.NNablaProtoBuf()
     stored = proto.parameter.add()
@@ -159,6 +220,28 @@ def test_a_protobuf_shape_whose_product_overflows_is_refused(tmp_path, capsys):
     refused(path, r"overflow\.protobuf.*'affine/W'.*holds 12 values")
     assert main(["inspect", str(path)]) == 2
     assert "holds 12 values" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ext", [".h5", ".protobuf"])
+def test_an_empty_shape_too_large_for_any_array_is_a_clean_error(tmp_path, capsys, ext):
+    """(2**62, 0) holds no values, but numpy makes no such array: read_parameters and
+    convert raised its bare ValueError, naming no file."""
+    path = tmp_path / f"empty{ext}"
+    if ext == ".h5":
+        with h5py.File(path, "w") as handle:
+            parameter(handle, "w", shape=(2**62, 0), dtype=np.float32)
+    else:
+        proto = nnabla_pb2.NNablaProtoBuf()
+        proto.parameter.add(variable_name="w").shape.dim.extend([2**62, 0])
+        path.write_bytes(proto.SerializeToString())
+    with pytest.raises(files.ParameterFileError, match=r"empty.*'w' has shape .* larger than any"):
+        files.read_parameters(path)
+    assert main(["convert", str(path), str(tmp_path / "out.h5")]) == 2
+    assert str(path) in capsys.readouterr().err
+    proto = nnabla_pb2.NNablaProtoBuf()  # a shape numpy can make, empty, still loads
+    proto.parameter.add(variable_name="w").shape.dim.extend([2**60, 0])
+    (tmp_path / "fine.protobuf").write_bytes(proto.SerializeToString())
+    assert files.read_parameters(tmp_path / "fine.protobuf")["w"][0].shape == (2**60, 0)
 
 
 # --- structure: nesting, names, junk -------------------------------------------------------------
@@ -190,6 +273,68 @@ def test_deep_nesting_opens_in_linear_time(tmp_path):
     assert deep < 2.0
 
 
+DEEP_CHAIN_CHILD = """
+import sys
+import h5py, numpy as np
+from nnabla_modules import files
+from nnabla_modules.checkpoint import CheckpointError
+
+def peak_kib():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
+
+path, depth, leaves = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(path, "w", libver=("v108", "v108")) as handle:  # as write_parameters writes
+    group = handle
+    for _ in range(depth):
+        group = group.create_group("g")
+    for index in range(leaves):
+        group.create_dataset(f"w{index}", data=np.ones(1, np.float32)).attrs["need_grad"] = True
+    del group
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")  # the peak starts again from here
+before = peak_kib()
+try:
+    with files.open_parameters(path) as stored:
+        print("opened", len(stored))
+except files.ParameterFileError as error:
+    print("refused", error)
+print("PEAK", peak_kib() - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux")
+def test_a_deep_chain_of_groups_is_refused_within_memory_proportional_to_the_file(tmp_path):
+    """HDF5 holds every open object's full name: 20,000 nested groups (2.6 MB) took 900 MB,
+    with 10,000 datasets below them (5.6 MB) 2.8 GB, to open."""
+    path = tmp_path / "chain.h5"
+    done = subprocess.run(
+        [sys.executable, "-c", DEEP_CHAIN_CHILD, str(path), "12000", "2000"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    size = path.stat().st_size
+    assert "refused" in done.stdout and "groups nest too deep" in done.stdout, done.stdout
+    peak = int(done.stdout.split("PEAK")[1]) * 1024
+    assert peak < 64 * size, (peak, size)  # the names' budget: 32 characters per byte
+
+
+def test_a_key_too_deep_to_read_back_is_refused_by_the_save(tmp_path, capsys):
+    """Before anything is written: a 200 KB .protobuf key of 100,000 levels converted to
+    .h5 took 1 GB and 5 s, then failed to read back as 'a full disk?'."""
+    path = tmp_path / "deep.h5"
+    files.write_parameters(path, {"w": np.ones(2, np.float32)})
+    with pytest.raises(ValueError, match="nest the keys less deep") as caught:
+        files.write_parameters(path, {"g/" * 8000 + "W": np.ones(3, np.float32)})
+    assert str(path) in str(caught.value) and ".tmp" not in str(caught.value)
+    assert list(files.read_parameters(path)) == ["w"]
+    assert sorted(os.listdir(tmp_path)) == ["deep.h5"]
+    files.write_parameters(tmp_path / "deep.protobuf", {"g/" * 100_000 + "W": np.ones(3)})
+    assert main(["convert", str(tmp_path / "deep.protobuf"), str(path), "--quiet"]) == 2
+    assert "nests too deep for an .h5 file" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["deep.h5", "deep.protobuf"]
+
+
 def test_inspect_shows_a_key_nested_deeper_than_pythons_recursion_limit(tmp_path, capsys):
     key = "/".join(["s"] * 1500) + "/W"  # what write_parameters itself writes
     files.write_parameters(tmp_path / "deep.h5", {key: np.ones(3, np.float32)})
@@ -200,6 +345,59 @@ def test_inspect_shows_a_key_nested_deeper_than_pythons_recursion_limit(tmp_path
     assert main(["inspect", str(tmp_path / "deep.h5")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].strip().startswith("W")
+
+
+def test_inspect_refuses_output_quadratic_in_a_keys_depth(tmp_path, capsys):
+    """A .protobuf holds a key whole: 10,000 levels in 20 KB make a table of 10,000 rows
+    20,000 characters wide and 10,000 scope paths; 100,000 levels (200 KB) ran out of memory."""
+    path = tmp_path / "deep.protobuf"
+    files.write_parameters(path, {"s/" * 10_000 + "W": np.ones(3, np.float32)})
+    for json_output in ([], ["--json"]):
+        assert main(["inspect", *json_output, str(path)]) == 2
+        captured = capsys.readouterr()
+        assert "its keys nest too deep to print" in captured.err and "--depth" in captured.err
+        assert len(captured.out) < 1000
+        assert main(["inspect", *json_output, "--depth", "3", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["scopes"] == {"s": 3, "s/s": 3, "s/s/s": 3}
+
+
+def test_the_nn_module_layout_marks_a_deep_key_in_linear_time():
+    """A 200 KB .protobuf key of 100,000 levels took 54 s to convert --to-layout nn-module."""
+    from nnabla_modules.convert import with_module_marks
+
+    def seconds(depth):
+        key = "s/" * depth + "W"
+        start = time.perf_counter()
+        marked = with_module_marks(key)
+        assert marked == "@s/" * (depth - 1) + "s/W"
+        return time.perf_counter() - start
+
+    seconds(2_000)  # warm
+    shallow = min(seconds(2_000) for _ in range(3))
+    deep = min(seconds(16_000) for _ in range(3))
+    # 8x the depth: linear is about 8x the time; a path joined per level is 64x.
+    assert deep < 20 * shallow + 0.01, (shallow, deep)
+
+
+def test_a_key_nested_thousands_deep_is_matched_in_linear_time(tmp_path):
+    """Matching a file's key to the module tree looked for a module at each of its levels:
+    a 200 KB .protobuf key of 100,000 levels took 30 s to load (and fail)."""
+    layer = small_layer()
+
+    def seconds(depth):
+        path = tmp_path / f"deep{depth}.protobuf"
+        files.write_parameters(path, {"s/" * depth + "W": np.ones(1, np.float32)})
+        start = time.perf_counter()
+        with pytest.raises(CheckpointError, match="unexpected"):
+            layer.load_parameters(path)
+        return time.perf_counter() - start
+
+    seconds(2_000)  # warm
+    shallow = min(seconds(2_000) for _ in range(3))
+    deep = min(seconds(16_000) for _ in range(3))
+    # 8x the depth: linear is about 8x the time; a lookup per level is 64x.
+    assert deep < 20 * shallow + 0.05, (shallow, deep)
 
 
 def test_a_name_that_is_not_utf8_is_a_clean_error(tmp_path, capsys):
@@ -399,22 +597,3 @@ def test_large_files_get_a_progress_bar_on_stderr_only(tmp_path, monkeypatch, ca
     assert "convert: 100%" in capsys.readouterr().err
     assert main(["convert", argv[1], str(tmp_path / "c.h5"), "--quiet"]) == 0
     assert capsys.readouterr() == ("", "")  # --quiet: nothing at all, no bar either
-
-
-def test_a_protobuf_read_from_a_stream_that_cannot_seek(tmp_path):
-    """The .protobuf reader seeks to each tensor; a pipe is read into memory first."""
-    values = {"a/W": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(2, np.float32)}
-    files.write_parameters(tmp_path / "p.protobuf", values)
-
-    class Pipe:
-        def __init__(self, data):
-            self.data = data
-
-        def read(self, size=-1):
-            data, self.data = self.data, b""
-            return data
-
-    pipe = Pipe((tmp_path / "p.protobuf").read_bytes())
-    read = files.read_parameters(pipe, ".protobuf")
-    assert list(read) == ["a/W", "b"]
-    np.testing.assert_array_equal(read["a/W"][0], values["a/W"])

@@ -30,10 +30,10 @@ from ..core import _enumeration, _registry
 from ..core._naming import describe, drop_stale_entries
 from ..core._state import state_of
 from ..core._tree import modules_in, walk
+from ..files._signals import deliver_pending, interrupts_held_back
 from ._load_check import PendingLoad, defer_check
 from ._load_plan import make_plan, unresolved, value_dtype
 from ._results import CheckpointError, LoadResult
-from ._signals import deliver_pending, interrupts_held_back
 
 __all__ = [
     "CheckpointError",

@@ -151,11 +151,15 @@ class _Territory:
         self.modules_at = {}
         for path, current in walk(module):
             self.modules_at.setdefault(tuple(path), []).append(current)
+        self.depth = max(map(len, self.modules_at), default=0)
 
     def deepest(self, key):
-        """``(path, modules)``: the deepest modules of the tree on the key's path."""
+        """``(path, modules)``: the deepest modules of the tree on the key's path.
+
+        From the tree's depth up: a file's key may nest thousands of levels.
+        """
         levels = tuple(key.split("/"))
-        for depth in range(len(levels) - 1, -1, -1):
+        for depth in range(min(len(levels) - 1, self.depth), -1, -1):
             modules = self.modules_at.get(levels[:depth])
             if modules:
                 return levels[:depth], modules

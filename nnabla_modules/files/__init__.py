@@ -52,9 +52,10 @@ from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
 from . import _h5, _protobuf, _unzip
-from ._atomic import special_file, write_atomically
+from ._atomic import special_file, unbounded_stream, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
+from ._signals import deliver_pending, interrupts_held_back
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
@@ -111,9 +112,18 @@ def open_parameters(source, extension=None):
     """
     ext = file_format(source, extension)
     label = source_name(source)
-    kind = None if is_file_object(source) else special_file(os.fspath(source))
-    if kind is not None:  # a pipe would block the load for good, a device never end
-        raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
+    # A pipe would block the load for good or fill the memory, a device never end.
+    if is_file_object(source):
+        kind = unbounded_stream(source)
+        if kind is not None:
+            raise ParameterFileError(
+                f"{label} is {kind}, whose size is unknown: give a file, or its bytes in an "
+                "io.BytesIO"
+            )
+    else:
+        kind = special_file(os.fspath(source))
+        if kind is not None:
+            raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
     with contextlib.ExitStack() as stack:
         try:
             stored = _OPENERS[ext](source, label, stack)
@@ -143,7 +153,7 @@ def _open_h5(source, label, stack, budget=None):
         stream = source
     else:  # FileNotFoundError / PermissionError as they are
         stream = stack.enter_context(open(os.fspath(source), "rb"))
-    admits = _check_before_hdf5(stream, label)
+    admits = _check_before_hdf5(stream, label, budget)
     # HDF5 reads through the stream: the file checked above, even if its path is
     # replaced meanwhile (an atomic save by another process), and its own size.
     handle = stack.enter_context(h5py.File(stream, "r"))
@@ -151,7 +161,7 @@ def _open_h5(source, label, stack, budget=None):
         found = _h5.entries(handle, label, budget, admits)
     except _h5.Unvouched:  # an object deeper in the file that Python cannot vouch for
         handle.close()
-        _probe(stream, label)
+        _probe(stream, label, budget)
         handle = stack.enter_context(h5py.File(stream, "r"))
         found = _h5.entries(handle, label, budget)
     except Damaged as error:
@@ -178,7 +188,7 @@ def _open_h5(source, label, stack, budget=None):
 PROBE_UNCHECKSUMMED_H5 = True
 
 
-def _check_before_hdf5(stream, label):
+def _check_before_hdf5(stream, label, budget):
     """Raises ParameterFileError for a file whose metadata would crash or hang HDF5.
 
     Returns:
@@ -192,7 +202,7 @@ def _check_before_hdf5(stream, label):
     except Damaged as error:
         raise _corrupted(label, error) from None
     if admits is None:
-        _probe(stream, label)
+        _probe(stream, label, budget)
     return admits
 
 
@@ -200,7 +210,9 @@ def _corrupted(label, error):
     return ParameterFileError(f"{label} is not a readable NNabla .h5 parameter file: {error}")
 
 
-def _probe(stream, label):
+def _probe(stream, label, budget):
+    if budget is not None:  # an .nnp member: one archive may start only so many
+        budget.spend_probe(label)
     try:
         _h5.probe(stream, label)
     except OSError as error:  # no child process: read it here, as NNabla would
@@ -215,8 +227,6 @@ def _probe(stream, label):
 def _open_protobuf(source, label, stack):
     """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``)."""
     handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
-    if not getattr(handle, "seekable", lambda: False)():  # a pipe: values are read by position
-        handle = _io.BytesIO(handle.read())
     stored = OrderedDict()
     for parameter in _protobuf.scan(handle, label):
         try:
@@ -256,7 +266,8 @@ def _open_nnp(source, label, stack):
     and each member is unpacked in bounded pieces (``_unzip.py``).
     """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
-    budget = _h5.Budget(label, _stored_size(archive.fp))
+    _unzip.check_members(archive, label)
+    budget = _unzip.Budget(label, _stored_size(archive.fp))
     stored = OrderedDict()
     for info in archive.infolist():
         ext = os.path.splitext(info.filename)[1].lower()
@@ -320,7 +331,8 @@ def write_parameters(target, params, extension=None):
         check_h5_keys([name for name, _ in items], source_name(target))
     writer = _WRITERS[ext]
     if is_file_object(target):
-        writer(target, items)
+        with interrupts_held_back():  # as write_atomically does: see _write_h5
+            writer(target, items)
         if hasattr(target, "seek"):
             target.seek(0)
         return
@@ -349,7 +361,12 @@ def _values(value):
 
 
 def _write_h5(target, items):
-    """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`."""
+    """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`.
+
+    Called with signals held back: a Ctrl-C raised inside h5py's cleanup code
+    (a dataset or a file closed) would only be printed. Their handlers run
+    between datasets instead.
+    """
     written = []
     with _new_h5(target) as handle:
         for index, (name, value) in enumerate(items):
@@ -359,6 +376,7 @@ def _write_h5(target, items):
             dataset.attrs["index"] = index  # NNabla reads the order back from it
             written.append((name, array.shape))
             del array, dataset  # one parameter in memory at a time
+            deliver_pending()
         handle.flush()  # raises where the last writes fail; a failing close only warns
     return written
 
@@ -412,6 +430,9 @@ def _verify(path, ext, written, label):
                 ]
         else:
             intact = os.path.getsize(path) == written
+    except _h5.NestedTooDeep as error:  # what this library refuses to read back
+        message = str(error).replace(source_name(path), label)
+        raise ValueError(f"{message}; nest the keys less deep (the save is undone)") from None
     except ParameterFileError:
         intact = False
     if not intact:

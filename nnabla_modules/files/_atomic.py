@@ -10,6 +10,8 @@ import os
 import secrets
 import stat
 
+from ._signals import deliver_pending, interrupts_held_back
+
 try:
     import grp
 except ImportError:  # Windows
@@ -25,43 +27,54 @@ def write_atomically(path, write):
     of any kind, a full disk, a killed process) the previous file is intact;
     only a killed process leaves its temporary (``.<name>.<random>.tmp``).
 
-    * A symbolic link is written through: its target is replaced, the link stays.
+    * A symbolic link is written through: its target is replaced, the link stays;
+      but not one another user left in a sticky, world-writable folder (as
+      ``open()`` refuses it under the kernel's ``protected_symlinks``).
     * A write-protected file is refused as ``open(path, "w")`` refuses it
       (``PermissionError``), even though the folder would allow the rename; on
       a read-only file system the error says so (``EROFS``).
-    * A file being replaced keeps its mode, and its owner and group where the
-      user may set them (root: always; others: a group they belong to). A
-      group that cannot be kept is refused when the mode lets the group read.
+    * A file being replaced keeps its mode and its access control list (Linux's
+      POSIX ACLs), and its owner and group where the user may set them (root:
+      always; others: a group they belong to). A group that cannot be kept is
+      refused when the mode lets the group read.
       The temporary is private to its owner until then; a new file gets what
       ``open()`` gives (the umask's mode, the folder's group).
     * A named pipe, a device or a socket is refused, not replaced by a file.
     * A folder the user cannot write, and a file that is a mount point (a
       single-file bind mount), are errors that say so: the rename needs both.
     * Errors name ``path``, never the temporary.
+    * A signal whose Python handler raises (Ctrl-C) is held back while the file
+      is written (raised inside h5py's cleanup code, it would be lost), and its
+      handler run before the rename, undoing the save, or at a
+      :func:`~nnabla_modules.files._signals.deliver_pending` inside ``write``; one
+      arriving during the rename runs after it, the save complete.
 
     Args:
         path (str or os.PathLike): The file to write.
         write (callable): ``write(temporary_path)``; whatever it returns is ignored.
     """
     path = os.fspath(path)
+    _refuse_planted_link(path)
     target = os.path.realpath(path)
     existing = _existing(path, target)
     folder, base = os.path.split(target)
     temporary = _temporary_name(folder, base)
-    try:
-        _create_temporary(temporary, existing, folder, path)
-        write(temporary)
-        _fsync(temporary)
-        if existing is not None:
-            _keep_owner_and_mode(temporary, existing, path)
-        _replace(temporary, target, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _naming_path(error, temporary, path) from error
-        raise
-    _fsync_directory(folder)  # makes the rename itself durable
+    with interrupts_held_back():
+        try:
+            _create_temporary(temporary, existing, folder, path)
+            write(temporary)
+            _fsync(temporary)
+            if existing is not None:
+                _keep_owner_and_mode(temporary, existing, path)
+            deliver_pending()  # the last point where a Ctrl-C undoes the save
+            _replace(temporary, target, path)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            if isinstance(error, OSError):
+                raise _naming_path(error, temporary, path) from error
+            raise
+        _fsync_directory(folder)  # makes the rename itself durable
 
 
 _SPECIAL_FILES = {
@@ -82,6 +95,53 @@ def special_file(path):
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
     return _SPECIAL_FILES.get(stat.S_IFMT(mode), "a special file")
+
+
+def unbounded_stream(stream):
+    """What a file object is when reading it could go on without end: a named pipe, a
+    device or a socket behind its descriptor, or "a stream that cannot seek" (its size
+    is unknown); None for a regular file or a seekable stream (bytes in memory)."""
+    if getattr(stream, "closed", False):
+        return None  # reading it says so
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # no descriptor (io.BytesIO)
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISFIFO(mode):
+            return "a pipe"  # named or not
+        return _SPECIAL_FILES.get(stat.S_IFMT(mode), "a special file")
+    seekable = getattr(stream, "seekable", None)
+    try:
+        if seekable is not None and seekable():
+            return None
+    except (OSError, ValueError):
+        pass
+    return "a stream that cannot seek"
+
+
+def _refuse_planted_link(path):
+    """Refuses a symbolic link that another user left in a sticky, world-writable folder
+    (as /tmp is): the kernel's ``protected_symlinks`` makes ``open()`` refuse to follow
+    it, but a rename over its target would not ask. The same rule as the kernel's."""
+    try:
+        link = os.lstat(path)
+        folder = os.stat(os.path.dirname(os.path.abspath(path)))
+        user = os.geteuid()
+    except (AttributeError, OSError):  # nothing there yet; no user IDs (Windows)
+        return
+    if (
+        not stat.S_ISLNK(link.st_mode)
+        or not folder.st_mode & stat.S_ISVTX
+        or not folder.st_mode & stat.S_IWOTH
+        or link.st_uid in (user, folder.st_uid)
+    ):
+        return
+    raise PermissionError(
+        errno.EACCES, "Permission denied: the file is a symbolic link that another user left in "
+        "a shared folder (sticky and writable by all, as /tmp is), which open() does not "
+        "follow either; save to the file it points to, or elsewhere", path,
+    )
 
 
 def _existing(path, target):
@@ -137,6 +197,32 @@ def _keep_owner_and_mode(temporary, old, path):
             "(save it as a member of its group, or change its group or mode first)", path
         )
     os.chmod(temporary, stat.S_IMODE(old.st_mode))
+    _keep_access_list(temporary, path)
+
+
+_ACCESS_LIST = "system.posix_acl_access"  # Linux's POSIX ACLs (setfacl)
+
+
+def _keep_access_list(temporary, path):
+    """Gives the temporary the replaced file's access control list, or refuses.
+
+    With a list, the mode's group bits are its mask: the mode alone would let the
+    file's group read what the list forbids it (``setfacl -m g::-``).
+    """
+    if not hasattr(os, "getxattr"):  # not Linux
+        return
+    try:
+        access_list = os.getxattr(path, _ACCESS_LIST)
+    except OSError:  # none (ENODATA), or a file system without them
+        return
+    try:
+        os.setxattr(temporary, _ACCESS_LIST, access_list)
+    except OSError as error:
+        raise PermissionError(
+            errno.EPERM, f"Operation not permitted: the file's access control list cannot be "
+            f"kept ({error.strerror}), and the new file would grant what it denies (save it "
+            "as its owner, or remove the list first: setfacl -b)", path,
+        ) from None
 
 
 def _group(gid):

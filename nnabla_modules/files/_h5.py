@@ -50,6 +50,13 @@ def short(text, limit=QUOTE_LIMIT):
 Entry = namedtuple("Entry", "name dataset shape dtype need_grad index")
 
 
+def too_large(shape, itemsize):
+    """True when no array can have ``shape``, however few values it holds: numpy
+    refuses a shape (``(2**62, 0)`` included) whose bytes, its zero dimensions left
+    out, overflow an index."""
+    return math.prod(d for d in shape if d) * itemsize > np.iinfo(np.intp).max
+
+
 class Budget:
     """The bytes a file may make a reader allocate beyond its own: :data:`MAX_RATIO` per
     stored byte, at least :data:`SMALL`, for the whole file (an ``.nnp`` archive's
@@ -102,42 +109,69 @@ def entries(handle, label, budget=None, admits=None):
 
 
 def _datasets(handle, label, admits):
-    """``[(name, DatasetID)]``: a depth-first walk in name order, as ``visititems`` goes."""
+    """``[(name, DatasetID)]``: a depth-first walk in name order, as ``visititems`` goes.
+
+    Full names are built for the datasets found and for errors only, and those of
+    the objects opened are bounded (:data:`KEY_CHARACTERS_PER_BYTE`).
+    """
     found, seen = [], set()
     links = _Links(label, handle.id.get_filesize())
     root = h5py.h5g.open(handle.id, b"/")
-    stack = [("", root, links.names(root))]
+    parts, lengths = [], [0]  # the open groups' names below the root, and their lengths
+    stack = [(root, links.names(root))]
     while stack:
-        prefix, group, names = stack[-1]
-        raw = next(names, None)
+        group, listed = stack[-1]
+        raw = next(listed, None)
         if raw is None:
             stack.pop()
+            if parts:
+                parts.pop()
+                lengths.pop()
             continue
-        name = prefix + _text(raw, prefix, label)
+        part = _text(raw, parts, label)
         link = group.links.get_info(raw)
         if link.type != h5py.h5l.TYPE_HARD:
             kind = _LINK_KINDS.get(link.type, "a user-defined link")
             raise ParameterFileError(
-                f"{label}: {short(repr(name))} is {kind}; a parameter file holds its values itself"
+                f"{label}: {_quoted(parts, part)} is {kind}; a parameter file holds its values "
+                "itself"
             )
         if link.u in seen:  # the object's address in this file
             raise ParameterFileError(
-                f"{label}: {short(repr(name))} is an object reached a second time (a hard link)"
+                f"{label}: {_quoted(parts, part)} is an object reached a second time (a hard link)"
             )
         seen.add(link.u)
         if admits is not None and not admits(link.u):
-            raise Unvouched(name)
+            raise Unvouched("/".join([*parts, part]))
+        length = lengths[-1] + bool(parts) + len(part)
+        links.spend_name(length)
         obj = h5py.h5o.open(group, raw)
         kind = h5py.h5i.get_type(obj)
         if kind == h5py.h5i.GROUP:
-            stack.append((name + "/", obj, links.names(obj)))
+            parts.append(part)
+            lengths.append(length)
+            stack.append((obj, links.names(obj)))
         elif kind == h5py.h5i.DATASET:
-            found.append((name, obj))
+            found.append(("/".join([*parts, part]), obj))
         else:
             raise ParameterFileError(
-                f"{label}: {short(repr(name))} is a named datatype, not a parameter"
+                f"{label}: {_quoted(parts, part)} is a named datatype, not a parameter"
             )
     return found
+
+
+#: The most characters the full names of a file's groups and datasets may hold in all,
+#: per byte of the file (at least :data:`SMALL`): every object HDF5 opens holds its
+#: full name, and a chain of 20,000 groups (2.6 MB) took 900 MB to walk.
+KEY_CHARACTERS_PER_BYTE = 32
+
+
+class NestedTooDeep(ParameterFileError):
+    """Groups nested too deep for the file's size (:data:`KEY_CHARACTERS_PER_BYTE`)."""
+
+
+def _quoted(parts, part):
+    return short(repr("/".join([*parts, part])))
 
 
 _LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an external link"}
@@ -146,11 +180,21 @@ _LINK_KINDS = {h5py.h5l.TYPE_SOFT: "a soft link", h5py.h5l.TYPE_EXTERNAL: "an ex
 class _Links:
     """Lists groups' links, no more in all than the file can hold: each takes 8 bytes of
     it at least, in any format, so HDF5 walking a group's index that loops or shares
-    nodes is stopped in time linear in the file."""
+    nodes is stopped in time linear in the file; and bounds their full names."""
 
     def __init__(self, label, file_size):
         self.label, self.file_size = label, file_size
         self.room = file_size // 8
+        self.characters = max(KEY_CHARACTERS_PER_BYTE * file_size, SMALL)
+
+    def spend_name(self, characters):
+        """Takes the full name of an object about to be opened."""
+        self.characters -= characters
+        if self.characters < 0:
+            raise NestedTooDeep(
+                f"{self.label}: its groups nest too deep for its {self.file_size:,} bytes: "
+                f"their full names hold more than {KEY_CHARACTERS_PER_BYTE} characters per byte"
+            )
 
     def names(self, group):
         names = []
@@ -169,12 +213,13 @@ class _Links:
         return iter(names)
 
 
-def _text(raw, prefix, label):
+def _text(raw, parts, label):
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
+        group = short(repr("/".join(parts) + "/" if parts else "/"))
         raise ParameterFileError(
-            f"{label}: the name {short(repr(raw))} in {prefix or '/'!r} is not UTF-8 text"
+            f"{label}: the name {short(repr(raw))} in {group} is not UTF-8 text"
         ) from None
 
 
@@ -189,6 +234,8 @@ def _entry(name, dataset, label, file_size, budget):
     if dtype.kind not in NUMBER_KINDS:
         raise ParameterFileError(f"{what} holds {short(dtype)}, not numbers")
     shape = dataset.shape
+    if too_large(shape, dtype.itemsize):
+        raise ParameterFileError(f"{what} has shape {short(shape)}, larger than any array")
     _check_storage(dataset, what, math.prod(shape) * dtype.itemsize, file_size, budget)
     need_grad = _attribute(dataset, b"need_grad", (h5py.h5t.ENUM, h5py.h5t.INTEGER), what)
     if need_grad is None:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._h5 import ParameterFileError, short
+from ._h5 import ParameterFileError, short, too_large
 from ._stored import StoredParameter
 
 # Field numbers of nnabla.proto: NNablaProtoBuf.parameter, Parameter's fields, Shape.dim.
@@ -223,6 +223,11 @@ def add_parameter(stored, label, name, dims, count, need_grad, read_into):
         raise ParameterFileError(
             f"{label}: parameter {short(repr(name))} of shape {short(shape)} "
             f"holds {count} values"
+        )
+    if too_large(shape, 4):  # float32; no values, but a zero dimension beside huge ones
+        raise ParameterFileError(
+            f"{label}: parameter {short(repr(name))} has shape {short(shape)}, larger than "
+            "any array"
         )
     stored[name] = StoredParameter(name, shape, np.float32, need_grad, read_into)
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 import nnabla as nn
 import numpy as np
 
-from ._h5 import ParameterFileError, short
+from ._h5 import KEY_CHARACTERS_PER_BYTE, SMALL, ParameterFileError, short
 
 #: Extensions :func:`~nnabla_modules.files.open_parameters` reads.
 READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
@@ -105,6 +105,46 @@ def check_h5_keys(keys, label):
                 f"{label}: the key {short(repr(key))} is both a parameter and the scope "
                 f"of {short(repr(ordered[after]))}; an .h5 file cannot hold both"
             )
+    _check_h5_depth(ordered, label)
+
+
+#: Bytes an .h5 file takes per group or dataset at least, for :func:`_check_h5_depth`.
+_OBJECT_BYTES = 100
+
+
+def _check_h5_depth(ordered, label):
+    """Refuses keys whose groups nest deeper than a reader of the file would accept.
+
+    Reading an .h5 file, each group and dataset HDF5 opens holds its full name,
+    so their names are bounded by the file's size (``_h5.KEY_CHARACTERS_PER_BYTE``
+    per byte); writing them costs as much. Checked here against the least the
+    file will take (:data:`_OBJECT_BYTES` per object), in time linear in the
+    keys: a key's new groups are those past what it shares with the one before.
+    """
+    characters = objects = 0
+    previous = ""
+    for key in ordered:
+        shared = len(os.path.commonprefix([previous, key + "/"]))
+        shared = key.rfind("/", 0, shared) + 1  # at a '/': whole groups only
+        for position in _slashes(key, shared):
+            characters += position  # the group key[:position]
+            objects += 1
+        characters += len(key)
+        objects += 1
+        previous = key + "/"
+        if characters > KEY_CHARACTERS_PER_BYTE * _OBJECT_BYTES * objects + SMALL:
+            raise ValueError(
+                f"{label}: the key {short(repr(key))} nests too deep for an .h5 file: the "
+                "full names of its groups would hold more characters than a reader of the "
+                "file accepts (nest the keys less deep, or save to .protobuf)"
+            )
+
+
+def _slashes(key, start):
+    position = key.find("/", start)
+    while position != -1:
+        yield position
+        position = key.find("/", position + 1)
 
 
 def is_file_object(source):

@@ -13,11 +13,33 @@ import struct
 import zipfile
 import zlib
 
-from ._h5 import ParameterFileError
+from . import _h5
+from ._h5 import ParameterFileError, short
 
 #: The most bytes one step of decompression produces.
 PIECE = 1 << 20
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
+
+
+#: The most ``.h5`` members of one archive checked in a child process (a fresh
+#: interpreter each: ``_h5.probe``); NNabla writes one parameter file.
+MAX_PROBES = 4
+
+
+class Budget(_h5.Budget):
+    """An archive's :class:`~nnabla_modules.files._h5.Budget`, and the child processes its
+    members may start."""
+
+    probes = 0
+
+    def spend_probe(self, what):
+        """Takes one child process for ``what``; raises ParameterFileError past the limit."""
+        self.probes += 1
+        if self.probes > MAX_PROBES:
+            raise ParameterFileError(
+                f"{what}: more than {MAX_PROBES} members of the archive need checking in a "
+                "child process (a fresh interpreter each); NNabla writes one parameter file"
+            )
 
 
 def member_bytes(archive, info, label, budget):
@@ -54,6 +76,25 @@ def member_bytes(archive, info, label, budget):
             "(damaged?)"
         )
     return bytes(out)
+
+
+def check_members(archive, label):
+    """Refuses an archive whose members share bytes (a zip bomb's trick: thousands of
+    members, one body), before any is read.
+
+    Raises:
+        ParameterFileError: Two members overlap, or one runs into the central directory.
+    """
+    members = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    ends = [info.header_offset + _LOCAL_HEADER.size + info.compress_size for info in members]
+    for info, end, following in zip(members, ends, [*members[1:], None]):
+        limit = archive.start_dir if following is None else following.header_offset
+        if end > limit:
+            raise ParameterFileError(
+                f"{label}: its member {short(repr(info.filename))} overlaps "
+                f"{'the central directory' if following is None else 'the next one'} "
+                "(damaged, or a zip bomb)"
+            )
 
 
 def _compressed(stream, info, label):
