@@ -264,31 +264,50 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         return _enumeration.parameters_of(self, grad_only, recursive, absolute)
 
     def named_parameters(
-        self, grad_only: bool = True, recursive: bool = True
+        self, grad_only: Optional[bool] = None, recursive: bool = True
     ) -> Iterator[Tuple[str, nn.Variable]]:
-        """Yields ``(key, Variable)`` pairs of :meth:`get_parameters`.
+        """Yields ``(key, Variable)`` pairs: PyTorch's parameters, frozen ones too.
 
         Args:
-            grad_only (bool): Only parameters with ``need_grad=True``; see
-                :meth:`get_parameters`.
+            grad_only (bool or None): ``None`` (the default): as PyTorch lists
+                them, every weight its code made trainable, frozen or not
+                (:meth:`freeze`), never the batch-norm running statistics, so
+                ``zip(target.parameters(), model.parameters())`` pairs layer
+                with layer whatever either has frozen. ``True``: what a solver
+                takes (:meth:`get_parameters`); ``False``: all of them.
             recursive (bool): Include the descendants' parameters; see
                 :meth:`get_parameters`.
 
         Yields:
-            tuple: ``(key relative to the module, nn.Variable)``.
+            tuple: ``(key relative to the module, nn.Variable)``, in
+            :meth:`get_parameters`' order.
         """
-        yield from self.get_parameters(grad_only, recursive).items()
+        if grad_only is not None:
+            yield from self.get_parameters(grad_only, recursive).items()
+            return
+        trainable_when_unfrozen = self._unfrozen_need_grad()
+        for key, param in self.get_parameters(False, recursive).items():
+            if param.need_grad or trainable_when_unfrozen.get(id(param), False):
+                yield key, param
 
-    def parameters(self, grad_only: bool = True, recursive: bool = True) -> Iterator[nn.Variable]:
-        """An iterator over the Variables of :meth:`get_parameters`, without their keys.
+    def _unfrozen_need_grad(self):
+        """``id(Variable) -> need_grad`` its code asked for, of the frozen weights."""
+        return _enumeration.unfrozen_need_grad(self)
+
+    def parameters(
+        self, grad_only: Optional[bool] = None, recursive: bool = True
+    ) -> Iterator[nn.Variable]:
+        """An iterator over the Variables of :meth:`named_parameters`, without their keys.
 
         PyTorch's spelling, for loops over the weights (counting, norms,
-        initialization). NNabla's solvers take a dict, not this iterator: give
-        them ``get_parameters()``; passing this one is a ``TypeError`` that
-        says so.
+        initialization, a target network's Polyak update); frozen weights are
+        listed, as in PyTorch. NNabla's solvers take a dict, not this
+        iterator: give them ``get_parameters()``; passing this one is a
+        ``TypeError`` that says so.
 
         Args:
-            grad_only (bool): Only parameters with ``need_grad=True``; see
+            grad_only (bool or None): ``None`` (the default): PyTorch's
+                parameters, frozen ones too; ``True`` or ``False``: as
                 :meth:`get_parameters`.
             recursive (bool): Include the descendants' parameters; see
                 :meth:`get_parameters`.
@@ -299,10 +318,11 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         Example:
             >>> import nnabla_modules as nm
             >>> fc = nm.Linear(4, 3, name="fc")
-            >>> sum(p.size for p in fc.parameters())
+            >>> sum(p.size for p in fc.freeze().parameters())
             15
         """
-        return ParameterIterator(self, self.get_parameters(grad_only, recursive).values())
+        pairs = self.named_parameters(grad_only, recursive)
+        return ParameterIterator(self, (param for _, param in pairs))
 
     def named_modules(self) -> Iterator[Tuple[str, "Module"]]:
         """Yields ``(relative prefix, module)`` for this module and its descendants.

@@ -186,6 +186,39 @@ def test_an_ema_copy_pairs_with_its_source_layer_by_layer_before_and_after_calls
         "b/affine/W", "b/affine/b", "a/affine/W", "a/affine/b"]  # the tree's order
 
 
+class Normed(nm.Module):
+    def __init__(self):
+        self.a = nm.Linear(4, 4)
+        self.bn = nm.BatchNormalization(4, 2)
+        self.b = nm.Linear(4, 4)
+
+    def __call__(self, x):
+        return self.b(self.bn(self.a(x)))
+
+
+@pytest.mark.parametrize("frozen", ["the target", "a layer of the source"])
+def test_polyak_over_parameters_pairs_layer_with_layer_whatever_is_frozen(frozen):
+    """PyTorch's target-network idiom: ``parameters()`` lists frozen weights too, as
+    PyTorch's does, so freezing the target or part of the source pairs nothing wrong."""
+    source = Normed(name="source")
+    target = source.clone(name="target")
+    (target if frozen == "the target" else source.a).freeze()
+    keys = ["a/affine/W", "a/affine/b", "bn/bn/beta", "bn/bn/gamma", "b/affine/W", "b/affine/b"]
+    assert [key for key, _ in target.named_parameters()] == keys  # never the running statistics
+    assert [key for key, _ in source.named_parameters()] == keys
+    for param in source.parameters():
+        param.d += 1.0
+    expected = {key: 0.5 * param.d + 0.5 * target.get_parameters(grad_only=False)[key].d
+                for key, param in source.named_parameters()}
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.d = 0.5 * s.d + 0.5 * t.d
+    for key, param in target.named_parameters():
+        np.testing.assert_array_equal(param.d, expected[key])
+    frozen_one = target if frozen == "the target" else source
+    assert list(frozen_one.parameters(grad_only=True)) == list(
+        frozen_one.get_parameters().values())  # NNabla's filter, asked for
+
+
 # --- nn.Variable attributes are parameters ---------------------------------------------
 
 
@@ -459,6 +492,7 @@ def test_a_slice_lists_and_freezes_its_items_under_the_originals_keys():
     assert sum(p.size for p in features.parameters()) == 40
     features.freeze()
     assert list(seq.get_parameters()) == ["3/affine/W", "3/affine/b"]
+    assert sum(p.size for p in features.parameters()) == 40  # PyTorch's: frozen ones too
     features.unfreeze()
     assert seq.get_parameters().keys() == before.keys()
 
