@@ -200,7 +200,7 @@ class Sequential(_Container):
         """A ``Sequential`` of these items, under their keys, that owns none of them."""
         view = SequentialSlice()
         object.__setattr__(view, "_shares_without_owning", True)  # not a module attribute
-        object.__setattr__(view, "_source", self)
+        object.__setattr__(view, "_source_ref", _Unheld(self))
         for key in keys:
             view._add(key, self._item(key))
         return view
@@ -380,6 +380,16 @@ class ModuleDict(_Container):
         return [(k, getattr(self, k)) for k in self._keys]
 
 
+class _Unheld:
+    """A reference to a module that the tree does not see, so no model holding it adopts
+    the module (a slice's original); copies follow it as they follow attributes."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module):
+        self.module = module
+
+
 class SequentialSlice(Sequential):
     """``seq[2:5]``: runs the same items and owns none of their weights.
 
@@ -388,7 +398,11 @@ class SequentialSlice(Sequential):
     original or to the items, which own the weights.
     """
 
-    _source: Sequential
+    _source_ref: "_Unheld"
+
+    @property
+    def _source(self) -> Sequential:
+        return self._source_ref.module
 
     def get_parameters(self, grad_only=True, recursive=True, absolute=False):
         start = len(self._source.prefix) + 1 if self._source.prefix else 0

@@ -497,6 +497,30 @@ def test_a_slice_lists_and_freezes_its_items_under_the_originals_keys():
     assert seq.get_parameters().keys() == before.keys()
 
 
+@pytest.mark.parametrize("trained", [False, True])
+@pytest.mark.parametrize("name", [None, "old"])
+def test_a_slice_of_a_root_sequential_held_by_a_model_is_refused_as_any_slice(trained, name):
+    """The slice's model gets none of the original's weights, neither those it runs nor
+    those it left out: holding a view is refused, as for a slice of a model's child."""
+    old = nm.Sequential(nm.Linear(4, 4), F.relu, nm.Linear(4, 2), name=name)
+    if trained:
+        old(nn.Variable((1, 4)))
+    prefix, keys = old.prefix, list(old.get_parameters())
+
+    class New(nm.Module):
+        def __init__(self):
+            self.features = old[:2]
+            self.head = nm.Linear(4, 3)
+
+        def __call__(self, x):
+            return self.head(self.features(x))
+
+    new = New(name="new")
+    with pytest.raises(ValueError, match="is a slice of a Sequential"):
+        new.get_parameters()
+    assert old.prefix == prefix and list(old.get_parameters()) == keys
+
+
 # --- what NNabla's tools create beside a module's weights is the module's ------------------------
 
 
