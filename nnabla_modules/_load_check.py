@@ -22,7 +22,10 @@ def defer_check(module, pending):
     if state.pending is not None:  # two loads before the call: one check, both undone
         earlier = state.pending
         pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
-        pending.undo = earlier.undo + pending.undo
+        # The earlier load's copies of old values undo both: one copy, however many loads.
+        kept = {id(action.param) for action in earlier.undo if hasattr(action, "param")}
+        pending.undo = earlier.undo + [
+            action for action in pending.undo if id(getattr(action, "param", None)) not in kept]
         pending.strict = earlier.strict or pending.strict
         pending.known = earlier.known
     state.defer_check(pending)

@@ -227,11 +227,6 @@ def _report(module, source, plan):
     if plan.unexpected:
         lines.append(f"  unexpected in the file ({len(plan.unexpected)}):")
         lines.extend(_unexpected_line(file_key, full(key)) for file_key, key in plan.unexpected)
-        for host in plan.uncalled:
-            lines.append(
-                f"  (if {describe(host)} creates some of these with PF code in its __call__, "
-                "call it once before loading)"
-            )
     if plan.mismatched:
         lines.append(f"  mismatched ({len(plan.mismatched)}):")
         lines.extend(f"    {full(key)}: {reason}" for key, reason in plan.mismatched)
@@ -264,7 +259,8 @@ def _apply(module, plan, source, strict):
     loaded at most, never a half-loaded module.
     """
     # A load whose keys the first call checks may still be undone then: it keeps old values.
-    deferred = bool(plan.placements or plan.claims)
+    # So is one into a tree whose first call may create keys the file lacks.
+    deferred = bool(plan.placements or plan.claims or plan.may_grow)
     try:
         created = [_created(module, placement) for placement in plan.placements]
         values = _read_ahead(plan.writes)
@@ -280,7 +276,7 @@ def _apply(module, plan, source, strict):
                 _place(placement, param, undo)
             for (param, stored), value in zip(plan.writes, values):
                 if deferred or value is None:  # undone if the file fails its second read
-                    undo.append(_restorer(param))
+                    undo.append(_Restorer(param))
                 _write(param, stored, value)
         except BaseException as error:
             for action in reversed(undo):
@@ -335,12 +331,19 @@ def _write(param, stored, value):
         np.copyto(out, value)
 
 
-def _restorer(param):
+class _Restorer:
     """An undo action putting the parameter's current values back."""
-    dtype = value_dtype(param)
-    # Read access ("r"): the values may live in another array (a device, a dtype).
-    old = param.data.get_data("r", dtype).copy()
-    return lambda: np.copyto(param.data.get_data("w", dtype), old)
+
+    __slots__ = ("param", "dtype", "old")
+
+    def __init__(self, param):
+        self.param = param
+        self.dtype = value_dtype(param)
+        # Read access ("r"): the values may live in another array (a device, a dtype).
+        self.old = param.data.get_data("r", self.dtype).copy()
+
+    def __call__(self):
+        np.copyto(self.param.data.get_data("w", self.dtype), self.old)
 
 
 def _read_exactly(stored, out):

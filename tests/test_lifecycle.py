@@ -445,6 +445,83 @@ def test_modules_moved_in_a_plain_list_before_they_have_weights_are_named_by_the
     assert stack.get_parameters()["layers/0/affine/W"] is second.get_parameters()["affine/W"]
 
 
+class Mixed(nm.Module):
+    """A layer given its sizes, and PF code of its own in ``__call__``."""
+
+    def __init__(self):
+        self.fc = nm.Linear(3, 4)
+
+    def __call__(self, x):
+        return PF.affine(F.relu(self.fc(x)), 2, name="out")
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_model_with_layers_and_pf_code_of_its_own_takes_a_load_before_its_first_call(
+        tmp_path, strict):
+    x = nn.Variable.from_numpy_array(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    source = Mixed(name="source")
+    expected = source(x)
+    expected.forward()
+    path = str(tmp_path / "mixed.h5")
+    source.save_parameters(path)
+    fresh = Mixed(name="fresh")
+    assert fresh.load_parameters(path, strict=strict) == ([], [], [])
+    y = fresh(x)
+    y.forward()
+    np.testing.assert_array_equal(y.d, expected.d)
+    assert list(fresh.state_dict()) == list(source.state_dict())
+
+
+def test_a_strict_load_of_a_file_without_what_the_first_call_creates_fails_there(tmp_path):
+    source = Mixed(name="source")  # never called: its file lacks what its own PF code makes
+    path = str(tmp_path / "early.h5")
+    source.save_parameters(path)
+    fresh = Mixed(name="fresh")
+    fc_before = fresh.state_dict()["fc/affine/W"]
+    fresh.load_parameters(path)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="out/affine/W"):
+        fresh(nn.Variable((2, 3)))
+    np.testing.assert_array_equal(fresh.state_dict()["fc/affine/W"], fc_before)  # undone
+    lenient = Mixed(name="lenient")
+    lenient.load_parameters(path, strict=False)
+    lenient(nn.Variable((2, 3)))
+    np.testing.assert_array_equal(lenient.state_dict()["fc/affine/W"],
+                                  source.state_dict()["fc/affine/W"])
+
+
+def test_two_loads_before_the_first_call_are_undone_together(tmp_path):
+    source = Mixed(name="source")  # never called: its files lack what its PF code makes
+    paths = [str(tmp_path / f"early{i}.h5") for i in range(2)]
+    for value, path in zip((1.0, 2.0), paths):
+        for param in source.get_parameters(grad_only=False).values():
+            param.d = value
+        source.save_parameters(path)
+    fresh = Mixed(name="fresh")
+    before = fresh.state_dict()
+    for path in paths:
+        fresh.load_parameters(path)
+    assert np.all(fresh.state_dict()["fc/affine/W"] == 2.0)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="out/affine/W"):
+        fresh(nn.Variable((2, 3)))
+    after = fresh.state_dict()
+    assert all(np.array_equal(after[key], before[key]) for key in before)
+
+
+def test_a_load_before_the_first_call_that_the_call_does_not_use_is_undone_there(tmp_path):
+    x = nn.Variable((2, 3))
+    source = Mixed(name="source")
+    source(x)
+    state = source.state_dict()
+    state["extra/affine/W"] = np.ones((3, 4), np.float32)  # no code of Mixed creates it
+    fresh = Mixed(name="fresh")
+    fc_before = fresh.state_dict()["fc/affine/W"]
+    fresh.load_state_dict(state)  # checked when the first call shows what the model uses
+    with pytest.raises(nm.checkpoint.CheckpointError, match="extra/affine/W"):
+        fresh(x)
+    np.testing.assert_array_equal(fresh.state_dict()["fc/affine/W"], fc_before)
+    assert "fresh/extra/affine/W" not in nn.get_parameters(grad_only=False)
+
+
 # --- surgery on containers --------------------------------------------------------------------
 
 
