@@ -7,10 +7,11 @@ what the call used with what was loaded, and undoes the load if they differ
 """
 
 import warnings
+import weakref
 from collections import OrderedDict
 
 from . import _registry
-from ._naming import describe, prefix_of
+from ._naming import describe, join, prefix_of
 from ._results import CheckpointError, LoadResult
 from ._state import state_of
 from ._tree import walk
@@ -28,6 +29,7 @@ def defer_check(module, pending):
             action for action in pending.undo if id(getattr(action, "param", None)) not in kept]
         pending.strict = earlier.strict or pending.strict
         pending.known = earlier.known
+        pending.hosts = earlier.hosts + pending.hosts
     state.defer_check(pending)
 
 
@@ -39,12 +41,15 @@ class PendingLoad:
     otherwise a strict load is undone, and a lenient one warns.
     """
 
-    def __init__(self, keys, known, strict, source, undo):
+    def __init__(self, keys, known, strict, source, undo, hosts):
         self.keys = keys  # relative key -> need_grad from the file
         self.known = known  # keys the module had before the load
         self.strict = strict
         self.source = source
         self.undo = undo
+        # The modules whose first call could create keys then: only theirs count as
+        # created by the call, not those of modules held after the load.
+        self.hosts = [weakref.ref(host) for host in hosts]
 
     def verify(self, module):
         state_of(module).end_check()
@@ -52,7 +57,8 @@ class PendingLoad:
             state_of(current).forget_loaded_credit()  # the call has shown who owns what
         owned = module.get_parameters(grad_only=False)
         unused = [key for key in self.keys if key not in owned]
-        created = [key for key in owned if key not in self.keys and key not in self.known]
+        created = [key for key in self._hosts_keys(module)
+                   if key in owned and key not in self.keys and key not in self.known]
         if not (unused or created):
             return
         if not self.strict:
@@ -67,6 +73,16 @@ class PendingLoad:
         self._undo(module, created)
         result = LoadResult(created, unused, [])
         raise CheckpointError(self._report(module, unused, created), result)
+
+    def _hosts_keys(self, module):
+        """The keys, relative to ``module``, that the hosts' own code made."""
+        hosts = {id(host) for host in (ref() for ref in self.hosts) if host is not None}
+        keys = []
+        for path, current in walk(module):
+            if id(current) in hosts:
+                base = join(path) + "/" if path else ""
+                keys.extend(base + key for key in current.get_parameters(False, False))
+        return keys
 
     def fail(self, module, error):
         """The first call after the load raised (a shape the file got wrong): undo the load.

@@ -29,7 +29,7 @@ class Plan:
         self.mismatched = []  # (relative key, reason)
         self.conflicts = []  # (relative key, [file keys])
         self.file_is_empty = False
-        self.may_grow = False  # a module of the tree may still create keys at its first call
+        self.hosts = []  # modules of the tree that may still create keys at their first call
         self.known = set()  # the keys the module had before the load
 
     def result(self):
@@ -54,7 +54,7 @@ def make_plan(module, stored):
     targets = OrderedDict()  # relative key -> [file keys]
     plan = Plan()
     plan.known = set(known)
-    plan.may_grow = territory.may_grow
+    plan.hosts = territory.hosts
     plan.file_is_empty = not stored
     for file_key in stored:
         key = _match(file_key, known, prefix)
@@ -150,10 +150,11 @@ class _Territory:
 
     def __init__(self, module):
         self.modules_at = {}
-        self.may_grow = False
+        self.hosts = []
         for path, current in walk(module):
             self.modules_at.setdefault(tuple(path), []).append(current)
-            self.may_grow = self.may_grow or unresolved(current) or _may_run_pf_code(current)
+            if unresolved(current) or _may_run_pf_code(current):
+                self.hosts.append(current)
 
     def deepest(self, key):
         """``(path, modules)``: the deepest modules of the tree on the key's path."""
@@ -190,7 +191,8 @@ def _may_run_pf_code(module):
     """A module with children whose code has not run: PF code of its own may create keys
     under it at its first call, as the children's are known (a load places them)."""
     state = state_of(module)
-    return not state.ran and not state.claims and not _is_layer(module) and _has_children(module)
+    return (module._may_run_pf_code and not state.ran and not state.claims
+            and not _is_layer(module) and _has_children(module))
 
 
 def _is_layer(module):

@@ -260,7 +260,7 @@ def _apply(module, plan, source, strict):
     """
     # A load whose keys the first call checks may still be undone then: it keeps old values.
     # So is one into a tree whose first call may create keys the file lacks.
-    deferred = bool(plan.placements or plan.claims or plan.may_grow)
+    deferred = bool(plan.placements or plan.claims or plan.hosts)
     try:
         created = [_created(module, placement) for placement in plan.placements]
         values = _read_ahead(plan.writes)
@@ -291,7 +291,7 @@ def _apply(module, plan, source, strict):
         for owner, owner_key, key, need_grad in _provisional(plan):
             state_of(owner).credit_loaded(owner_key, need_grad)
             keys[key] = need_grad
-        defer_check(module, PendingLoad(keys, plan.known, strict, source, undo))
+        defer_check(module, PendingLoad(keys, plan.known, strict, source, undo, plan.hosts))
 
 
 def _read_ahead(writes):

@@ -23,6 +23,8 @@ from .module import Module, describe
 class _Container(Module):
     """Keeps items as attributes named by their keys, in insertion order."""
 
+    _may_run_pf_code = False  # no code of its own: its items make its keys
+
     _keys: List[str]  # set by _init_items, past Module's __setattr__
 
     def _init_items(self):
@@ -128,6 +130,8 @@ class Sequential(_Container):
         >>> list(head.get_parameters())
         ['fc/affine/W', 'fc/affine/b']
     """
+
+    _may_run_pf_code = True  # a plain callable among its items may be PF code
 
     def __init__(
         self,

@@ -153,6 +153,9 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     #: True: lists filled after assignment may hold new children, so they are looked
     #: up on every walk; layers set False and cache theirs.
     _children_may_grow = True
+    #: False where the class's own code runs no PF code (ModuleList, ModuleDict): a load
+    #: before the first call then knows every key the module's tree can make.
+    _may_run_pf_code = True
 
     def __init__(self, name: Optional[str] = None) -> None:
         """Lets ``__init__`` call ``super().__init__()`` or ``super().__init__(name=name)``."""
