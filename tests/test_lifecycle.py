@@ -534,6 +534,36 @@ def test_a_load_before_the_first_call_that_the_call_does_not_use_is_undone_there
     assert "fresh/extra/affine/W" not in nn.get_parameters(grad_only=False)
 
 
+class PFOnly(nm.Module):
+    def __call__(self, x):
+        return PF.affine(F.relu(PF.affine(x, 4, name="fc1")), 2, name="fc2")
+
+
+@pytest.mark.parametrize("cls", [PFOnly, Mixed])
+def test_a_model_loaded_before_its_first_call_brings_the_values_into_the_model_holding_it(
+        tmp_path, cls):
+    x = nn.Variable.from_numpy_array(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    source = cls(name="source")
+    expected = source(x)
+    expected.forward()
+    path = str(tmp_path / "pretrained.h5")
+    source.save_parameters(path)
+
+    class Holder(nm.Module):
+        def __init__(self, backbone):
+            self.backbone = backbone
+
+        def __call__(self, x):
+            return self.backbone(x)
+
+    pretrained = cls()
+    pretrained.load_parameters(path)
+    holder = Holder(pretrained, name="holder")
+    y = holder(x)
+    y.forward()
+    np.testing.assert_array_equal(y.d, expected.d)
+
+
 # --- surgery on containers --------------------------------------------------------------------
 
 
