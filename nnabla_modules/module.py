@@ -153,9 +153,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     #: True: lists filled after assignment may hold new children, so they are looked
     #: up on every walk; layers set False and cache theirs.
     _children_may_grow = True
-    #: False where the class's own code runs no PF code (ModuleList, ModuleDict): a load
-    #: before the first call then knows every key the module's tree can make.
-    _may_run_pf_code = True
+    _may_run_pf_code = True  #: False: no PF code of its own (ModuleList): see _load_plan.py
 
     def __init__(self, name: Optional[str] = None) -> None:
         """Lets ``__init__`` call ``super().__init__()`` or ``super().__init__(name=name)``."""
@@ -272,18 +270,12 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         """Yields ``(key, Variable)`` pairs: PyTorch's parameters, frozen ones too.
 
         Args:
-            grad_only (bool or None): ``None`` (the default): as PyTorch lists
-                them, every weight its code made trainable, frozen or not
-                (:meth:`freeze`), never the batch-norm running statistics, so
-                ``zip(target.parameters(), model.parameters())`` pairs layer
-                with layer whatever either has frozen. ``True``: what a solver
-                takes (:meth:`get_parameters`); ``False``: all of them.
-            recursive (bool): Include the descendants' parameters; see
-                :meth:`get_parameters`.
-
-        Yields:
-            tuple: ``(key relative to the module, nn.Variable)``, in
-            :meth:`get_parameters`' order.
+            grad_only (bool or None): ``None``: as PyTorch lists them, every weight
+                its code made trainable, frozen (:meth:`freeze`) or not, never the
+                batch-norm running statistics, so ``zip(target.parameters(),
+                model.parameters())`` pairs layer with layer whatever is frozen.
+                ``True`` or ``False``: as :meth:`get_parameters`.
+            recursive (bool): Include the descendants'; see :meth:`get_parameters`.
         """
         if grad_only is not None:
             yield from self.get_parameters(grad_only, recursive).items()
@@ -294,29 +286,15 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
                 yield key, param
 
     def _unfrozen_need_grad(self):
-        """``id(Variable) -> need_grad`` its code asked for, of the frozen weights."""
         return _enumeration.unfrozen_need_grad(self)
 
     def parameters(
         self, grad_only: Optional[bool] = None, recursive: bool = True
     ) -> Iterator[nn.Variable]:
-        """An iterator over the Variables of :meth:`named_parameters`, without their keys.
+        """The Variables of :meth:`named_parameters`, without their keys: PyTorch's spelling.
 
-        PyTorch's spelling, for loops over the weights (counting, norms,
-        initialization, a target network's Polyak update); frozen weights are
-        listed, as in PyTorch. NNabla's solvers take a dict, not this
-        iterator: give them ``get_parameters()``; passing this one is a
-        ``TypeError`` that says so.
-
-        Args:
-            grad_only (bool or None): ``None`` (the default): PyTorch's
-                parameters, frozen ones too; ``True`` or ``False``: as
-                :meth:`get_parameters`.
-            recursive (bool): Include the descendants' parameters; see
-                :meth:`get_parameters`.
-
-        Returns:
-            iterator: The registry's own Variables, in :meth:`get_parameters`' order.
+        For loops over the weights (counting, norms, a Polyak update). Solvers take
+        ``get_parameters()``; passing this iterator is a ``TypeError`` that says so.
 
         Example:
             >>> import nnabla_modules as nm
