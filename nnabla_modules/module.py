@@ -293,8 +293,8 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     ) -> Iterator[nn.Variable]:
         """The Variables of :meth:`named_parameters`, without their keys: PyTorch's spelling.
 
-        For loops over the weights (counting, norms, a Polyak update). Solvers take
-        ``get_parameters()``; passing this iterator is a ``TypeError`` that says so.
+        Takes ``grad_only`` and ``recursive`` as it does. For loops over the weights (a
+        Polyak update); solvers take ``get_parameters()``: this is a ``TypeError`` there.
 
         Example:
             >>> import nnabla_modules as nm
