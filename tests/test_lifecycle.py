@@ -524,6 +524,26 @@ def test_repeated_loads_before_the_first_call_keep_one_copy_of_the_old_values():
     assert_same_arrays(fresh.state_dict(), state)
 
 
+def test_a_load_into_a_model_whose_code_has_not_run_is_undone_exactly_for_large_weights():
+    class Wide(nm.Module):  # a weight of 90000 values: swapped with the load's buffer in parts
+        def __init__(self):
+            self.fc = nm.Linear(300, 300)
+
+        def __call__(self, x):
+            return PF.affine(self.fc(x), 2, name="out")
+
+    source = Wide(name="source")
+    state = source.state_dict()  # saved before its first call: no out/affine/*
+    state["fc/affine/W"] = np.arange(90000, dtype=np.float32).reshape(300, 300)
+    fresh = Wide(name="fresh")
+    before = fresh.state_dict()
+    fresh.load_state_dict(state)
+    assert_same_arrays(fresh.state_dict(), state)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="out/affine/W"):
+        fresh(nn.Variable((1, 300)))
+    assert_same_arrays(fresh.state_dict(), before)
+
+
 def test_layers_added_after_a_load_before_the_first_call_are_not_the_files_to_check():
     source = Mixed(name="source")
     source(nn.Variable((2, 3)))

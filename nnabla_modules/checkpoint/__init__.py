@@ -334,11 +334,21 @@ def _write(param, value, undo=None):
     if undo is None:
         np.copyto(param.data.get_data("w", dtype), value)
         return
-    # Read access ("r"): the values may live in another array (a device, a dtype).
-    old = param.data.get_data("r", dtype).copy()
-    np.copyto(param.data.get_data("w", dtype), value)
-    np.copyto(value, old)
+    # Read access ("r") first: the values may live in another array (a device, a dtype).
+    param.data.get_data("r", dtype)
+    target, kept = param.data.get_data("w", dtype).reshape(-1), value.reshape(-1)
+    swap = np.empty(min(target.size, _SWAP_CHUNK), dtype)  # small: the cache holds it
+    for start in range(0, target.size, _SWAP_CHUNK):
+        chunk = slice(start, start + _SWAP_CHUNK)
+        old = swap[: target[chunk].size]
+        np.copyto(old, target[chunk])
+        np.copyto(target[chunk], kept[chunk])
+        np.copyto(kept[chunk], old)
     undo.append(_Restorer(param, dtype, value))
+
+
+#: Elements of a parameter swapped with the buffer of :func:`_read_ahead` at a time.
+_SWAP_CHUNK = 1 << 16
 
 
 class _Restorer:
