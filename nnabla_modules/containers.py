@@ -23,6 +23,8 @@ from .module import Module, describe
 class _Container(Module):
     """Keeps items as attributes named by their keys, in insertion order."""
 
+    _may_run_pf_code = False  # no code of its own: its items make its keys
+
     _keys: List[str]  # set by _init_items, past Module's __setattr__
 
     def _init_items(self):
@@ -129,6 +131,8 @@ class Sequential(_Container):
         ['fc/affine/W', 'fc/affine/b']
     """
 
+    _may_run_pf_code = True  # a plain callable among its items may be PF code
+
     def __init__(
         self,
         *items: Union[Callable[..., Any], Mapping[str, Callable[..., Any]]],
@@ -200,7 +204,7 @@ class Sequential(_Container):
         """A ``Sequential`` of these items, under their keys, that owns none of them."""
         view = SequentialSlice()
         object.__setattr__(view, "_shares_without_owning", True)  # not a module attribute
-        object.__setattr__(view, "_source", self)
+        object.__setattr__(view, "_source_ref", _Unheld(self))
         for key in keys:
             view._add(key, self._item(key))
         return view
@@ -380,6 +384,16 @@ class ModuleDict(_Container):
         return [(k, getattr(self, k)) for k in self._keys]
 
 
+class _Unheld:
+    """A reference to a module that the tree does not see, so no model holding it adopts
+    the module (a slice's original); copies follow it as they follow attributes."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module):
+        self.module = module
+
+
 class SequentialSlice(Sequential):
     """``seq[2:5]``: runs the same items and owns none of their weights.
 
@@ -388,7 +402,11 @@ class SequentialSlice(Sequential):
     original or to the items, which own the weights.
     """
 
-    _source: Sequential
+    _source_ref: "_Unheld"
+
+    @property
+    def _source(self) -> Sequential:
+        return self._source_ref.module
 
     def get_parameters(self, grad_only=True, recursive=True, absolute=False):
         start = len(self._source.prefix) + 1 if self._source.prefix else 0
@@ -398,6 +416,10 @@ class SequentialSlice(Sequential):
                 for key, param in item.get_parameters(grad_only, recursive, True).items():
                     found[key if absolute else key[start:]] = param
         return found
+
+    def _unfrozen_need_grad(self):
+        return {key: flag for item in self if isinstance(item, Module)
+                for key, flag in item._unfrozen_need_grad().items()}
 
     def freeze(self):
         for item in self:

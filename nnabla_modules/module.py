@@ -153,6 +153,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     #: True: lists filled after assignment may hold new children, so they are looked
     #: up on every walk; layers set False and cache theirs.
     _children_may_grow = True
+    _may_run_pf_code = True  #: False: no PF code of its own (ModuleList): see _load_plan.py
 
     def __init__(self, name: Optional[str] = None) -> None:
         """Lets ``__init__`` call ``super().__init__()`` or ``super().__init__(name=name)``."""
@@ -264,45 +265,45 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
         return _enumeration.parameters_of(self, grad_only, recursive, absolute)
 
     def named_parameters(
-        self, grad_only: bool = True, recursive: bool = True
+        self, grad_only: Optional[bool] = None, recursive: bool = True
     ) -> Iterator[Tuple[str, nn.Variable]]:
-        """Yields ``(key, Variable)`` pairs of :meth:`get_parameters`.
+        """Yields ``(key, Variable)`` pairs: PyTorch's parameters, frozen ones too.
 
         Args:
-            grad_only (bool): Only parameters with ``need_grad=True``; see
-                :meth:`get_parameters`.
-            recursive (bool): Include the descendants' parameters; see
-                :meth:`get_parameters`.
-
-        Yields:
-            tuple: ``(key relative to the module, nn.Variable)``.
+            grad_only (bool or None): ``None``: as PyTorch lists them, every weight
+                its code made trainable, frozen (:meth:`freeze`) or not, never the
+                batch-norm running statistics, so ``zip(target.parameters(),
+                model.parameters())`` pairs layer with layer whatever is frozen.
+                ``True`` or ``False``: as :meth:`get_parameters`.
+            recursive (bool): Include the descendants'; see :meth:`get_parameters`.
         """
-        yield from self.get_parameters(grad_only, recursive).items()
+        if grad_only is not None:
+            yield from self.get_parameters(grad_only, recursive).items()
+            return
+        trainable_when_unfrozen = self._unfrozen_need_grad()
+        for key, param in self.get_parameters(False, recursive).items():
+            if param.need_grad or trainable_when_unfrozen.get(id(param), False):
+                yield key, param
 
-    def parameters(self, grad_only: bool = True, recursive: bool = True) -> Iterator[nn.Variable]:
-        """An iterator over the Variables of :meth:`get_parameters`, without their keys.
+    def _unfrozen_need_grad(self):
+        return _enumeration.unfrozen_need_grad(self)
 
-        PyTorch's spelling, for loops over the weights (counting, norms,
-        initialization). NNabla's solvers take a dict, not this iterator: give
-        them ``get_parameters()``; passing this one is a ``TypeError`` that
-        says so.
+    def parameters(
+        self, grad_only: Optional[bool] = None, recursive: bool = True
+    ) -> Iterator[nn.Variable]:
+        """The Variables of :meth:`named_parameters`, without their keys: PyTorch's spelling.
 
-        Args:
-            grad_only (bool): Only parameters with ``need_grad=True``; see
-                :meth:`get_parameters`.
-            recursive (bool): Include the descendants' parameters; see
-                :meth:`get_parameters`.
-
-        Returns:
-            iterator: The registry's own Variables, in :meth:`get_parameters`' order.
+        Takes ``grad_only`` and ``recursive`` as it does. For loops over the weights (a
+        Polyak update); solvers take ``get_parameters()``: this is a ``TypeError`` there.
 
         Example:
             >>> import nnabla_modules as nm
             >>> fc = nm.Linear(4, 3, name="fc")
-            >>> sum(p.size for p in fc.parameters())
+            >>> sum(p.size for p in fc.freeze().parameters())
             15
         """
-        return ParameterIterator(self, self.get_parameters(grad_only, recursive).values())
+        pairs = self.named_parameters(grad_only, recursive)
+        return ParameterIterator(self, (param for _, param in pairs))
 
     def named_modules(self) -> Iterator[Tuple[str, "Module"]]:
         """Yields ``(relative prefix, module)`` for this module and its descendants.

@@ -9,6 +9,7 @@ import nnabla.functions as F
 import nnabla.parametric_functions as PF
 import numpy as np
 import pytest
+from conftest import assert_same_arrays
 
 import nnabla_modules as nm
 
@@ -184,6 +185,39 @@ def test_an_ema_copy_pairs_with_its_source_layer_by_layer_before_and_after_calls
     ema(x)
     assert list(ema.get_parameters()) == list(model.get_parameters()) == [
         "b/affine/W", "b/affine/b", "a/affine/W", "a/affine/b"]  # the tree's order
+
+
+class Normed(nm.Module):
+    def __init__(self):
+        self.a = nm.Linear(4, 4)
+        self.bn = nm.BatchNormalization(4, 2)
+        self.b = nm.Linear(4, 4)
+
+    def __call__(self, x):
+        return self.b(self.bn(self.a(x)))
+
+
+@pytest.mark.parametrize("frozen", ["the target", "a layer of the source"])
+def test_polyak_over_parameters_pairs_layer_with_layer_whatever_is_frozen(frozen):
+    """PyTorch's target-network idiom: ``parameters()`` lists frozen weights too, as
+    PyTorch's does, so freezing the target or part of the source pairs nothing wrong."""
+    source = Normed(name="source")
+    target = source.clone(name="target")
+    (target if frozen == "the target" else source.a).freeze()
+    keys = ["a/affine/W", "a/affine/b", "bn/bn/beta", "bn/bn/gamma", "b/affine/W", "b/affine/b"]
+    assert [key for key, _ in target.named_parameters()] == keys  # never the running statistics
+    assert [key for key, _ in source.named_parameters()] == keys
+    for param in source.parameters():
+        param.d += 1.0
+    expected = {key: 0.5 * param.d + 0.5 * target.get_parameters(grad_only=False)[key].d
+                for key, param in source.named_parameters()}
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.d = 0.5 * s.d + 0.5 * t.d
+    for key, param in target.named_parameters():
+        np.testing.assert_array_equal(param.d, expected[key])
+    frozen_one = target if frozen == "the target" else source
+    assert list(frozen_one.parameters(grad_only=True)) == list(
+        frozen_one.get_parameters().values())  # NNabla's filter, asked for
 
 
 # --- nn.Variable attributes are parameters ---------------------------------------------
@@ -412,6 +446,161 @@ def test_modules_moved_in_a_plain_list_before_they_have_weights_are_named_by_the
     assert stack.get_parameters()["layers/0/affine/W"] is second.get_parameters()["affine/W"]
 
 
+class Mixed(nm.Module):
+    """A layer given its sizes, and PF code of its own in ``__call__``."""
+
+    def __init__(self):
+        self.fc = nm.Linear(3, 4)
+
+    def __call__(self, x):
+        return PF.affine(F.relu(self.fc(x)), 2, name="out")
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_model_with_layers_and_pf_code_of_its_own_takes_a_load_before_its_first_call(
+        tmp_path, strict):
+    x = nn.Variable.from_numpy_array(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    source = Mixed(name="source")
+    expected = source(x)
+    expected.forward()
+    path = str(tmp_path / "mixed.h5")
+    source.save_parameters(path)
+    fresh = Mixed(name="fresh")
+    assert fresh.load_parameters(path, strict=strict) == ([], [], [])
+    y = fresh(x)
+    y.forward()
+    np.testing.assert_array_equal(y.d, expected.d)
+    assert list(fresh.state_dict()) == list(source.state_dict())
+
+
+def test_a_strict_load_of_a_file_without_what_the_first_call_creates_fails_there(tmp_path):
+    source = Mixed(name="source")  # never called: its file lacks what its own PF code makes
+    path = str(tmp_path / "early.h5")
+    source.save_parameters(path)
+    fresh = Mixed(name="fresh")
+    fc_before = fresh.state_dict()["fc/affine/W"]
+    fresh.load_parameters(path)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="out/affine/W"):
+        fresh(nn.Variable((2, 3)))
+    np.testing.assert_array_equal(fresh.state_dict()["fc/affine/W"], fc_before)  # undone
+    lenient = Mixed(name="lenient")
+    lenient.load_parameters(path, strict=False)
+    lenient(nn.Variable((2, 3)))
+    np.testing.assert_array_equal(lenient.state_dict()["fc/affine/W"],
+                                  source.state_dict()["fc/affine/W"])
+
+
+def test_two_loads_before_the_first_call_are_undone_together(tmp_path):
+    source = Mixed(name="source")  # never called: its files lack what its PF code makes
+    paths = [str(tmp_path / f"early{i}.h5") for i in range(2)]
+    for value, path in zip((1.0, 2.0), paths):
+        for param in source.get_parameters(grad_only=False).values():
+            param.d = value
+        source.save_parameters(path)
+    fresh = Mixed(name="fresh")
+    before = fresh.state_dict()
+    for path in paths:
+        fresh.load_parameters(path)
+    assert np.all(fresh.state_dict()["fc/affine/W"] == 2.0)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="out/affine/W"):
+        fresh(nn.Variable((2, 3)))
+    after = fresh.state_dict()
+    assert all(np.array_equal(after[key], before[key]) for key in before)
+
+
+def test_repeated_loads_before_the_first_call_keep_one_copy_of_the_old_values():
+    source = Mixed(name="source")
+    source(nn.Variable((2, 3)))
+    state = source.state_dict()
+    fresh = Mixed(name="fresh")
+    for _ in range(3):
+        fresh.load_state_dict(state)
+    (pending,) = fresh._module_state.pending  # one check for the three loads
+    copies = [action.param for action in pending.undo if hasattr(action, "param")]
+    params = fresh.get_parameters(grad_only=False).values()  # fc's, and out's placed at first
+    assert sorted(map(id, copies)) == sorted(map(id, params))  # one old copy each, not three
+    fresh(nn.Variable((2, 3)))
+    assert fresh._module_state.pending is None
+    assert_same_arrays(fresh.state_dict(), state)
+
+
+def test_a_load_into_a_model_whose_code_has_not_run_is_undone_exactly_for_large_weights():
+    class Wide(nm.Module):  # a weight of 90000 values: swapped with the load's buffer in parts
+        def __init__(self):
+            self.fc = nm.Linear(300, 300)
+
+        def __call__(self, x):
+            return PF.affine(self.fc(x), 2, name="out")
+
+    source = Wide(name="source")
+    state = source.state_dict()  # saved before its first call: no out/affine/*
+    state["fc/affine/W"] = np.arange(90000, dtype=np.float32).reshape(300, 300)
+    fresh = Wide(name="fresh")
+    before = fresh.state_dict()
+    fresh.load_state_dict(state)
+    assert_same_arrays(fresh.state_dict(), state)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="out/affine/W"):
+        fresh(nn.Variable((1, 300)))
+    assert_same_arrays(fresh.state_dict(), before)
+
+
+def test_layers_added_after_a_load_before_the_first_call_are_not_the_files_to_check():
+    source = Mixed(name="source")
+    source(nn.Variable((2, 3)))
+    model = Mixed(name="model")
+    model.load_state_dict(source.state_dict())
+    model.extra = nm.ModuleList([nm.Linear(3, 3)])  # surgery between the load and the call
+    model(nn.Variable((2, 3)))  # checked: the file fits what the model's own code made
+    assert list(model.get_parameters()) == [
+        "out/affine/W", "out/affine/b", "fc/affine/W", "fc/affine/b",
+        "extra/0/affine/W", "extra/0/affine/b"]
+
+
+def test_a_load_before_the_first_call_that_the_call_does_not_use_is_undone_there(tmp_path):
+    x = nn.Variable((2, 3))
+    source = Mixed(name="source")
+    source(x)
+    state = source.state_dict()
+    state["extra/affine/W"] = np.ones((3, 4), np.float32)  # no code of Mixed creates it
+    fresh = Mixed(name="fresh")
+    fc_before = fresh.state_dict()["fc/affine/W"]
+    fresh.load_state_dict(state)  # checked when the first call shows what the model uses
+    with pytest.raises(nm.checkpoint.CheckpointError, match="extra/affine/W"):
+        fresh(x)
+    np.testing.assert_array_equal(fresh.state_dict()["fc/affine/W"], fc_before)
+    assert "fresh/extra/affine/W" not in nn.get_parameters(grad_only=False)
+
+
+class PFOnly(nm.Module):
+    def __call__(self, x):
+        return PF.affine(F.relu(PF.affine(x, 4, name="fc1")), 2, name="fc2")
+
+
+@pytest.mark.parametrize("cls", [PFOnly, Mixed])
+def test_a_model_loaded_before_its_first_call_brings_the_values_into_the_model_holding_it(
+        tmp_path, cls):
+    x = nn.Variable.from_numpy_array(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    source = cls(name="source")
+    expected = source(x)
+    expected.forward()
+    path = str(tmp_path / "pretrained.h5")
+    source.save_parameters(path)
+
+    class Holder(nm.Module):
+        def __init__(self, backbone):
+            self.backbone = backbone
+
+        def __call__(self, x):
+            return self.backbone(x)
+
+    pretrained = cls()
+    pretrained.load_parameters(path)
+    holder = Holder(pretrained, name="holder")
+    y = holder(x)
+    y.forward()
+    np.testing.assert_array_equal(y.d, expected.d)
+
+
 # --- surgery on containers --------------------------------------------------------------------
 
 
@@ -459,8 +648,33 @@ def test_a_slice_lists_and_freezes_its_items_under_the_originals_keys():
     assert sum(p.size for p in features.parameters()) == 40
     features.freeze()
     assert list(seq.get_parameters()) == ["3/affine/W", "3/affine/b"]
+    assert sum(p.size for p in features.parameters()) == 40  # PyTorch's: frozen ones too
     features.unfreeze()
     assert seq.get_parameters().keys() == before.keys()
+
+
+@pytest.mark.parametrize("trained", [False, True])
+@pytest.mark.parametrize("name", [None, "old"])
+def test_a_slice_of_a_root_sequential_held_by_a_model_is_refused_as_any_slice(trained, name):
+    """The slice's model gets none of the original's weights, neither those it runs nor
+    those it left out: holding a view is refused, as for a slice of a model's child."""
+    old = nm.Sequential(nm.Linear(4, 4), F.relu, nm.Linear(4, 2), name=name)
+    if trained:
+        old(nn.Variable((1, 4)))
+    prefix, keys = old.prefix, list(old.get_parameters())
+
+    class New(nm.Module):
+        def __init__(self):
+            self.features = old[:2]
+            self.head = nm.Linear(4, 3)
+
+        def __call__(self, x):
+            return self.head(self.features(x))
+
+    new = New(name="new")
+    with pytest.raises(ValueError, match="is a slice of a Sequential"):
+        new.get_parameters()
+    assert old.prefix == prefix and list(old.get_parameters()) == keys
 
 
 # --- what NNabla's tools create beside a module's weights is the module's ------------------------

@@ -230,11 +230,6 @@ def _report(module, source, plan):
     if plan.unexpected:
         lines.append(f"  unexpected in the file ({len(plan.unexpected)}):")
         lines.extend(_unexpected_line(file_key, full(key)) for file_key, key in plan.unexpected)
-        for host in plan.uncalled:
-            lines.append(
-                f"  (if {describe(host)} creates some of these with PF code in its __call__, "
-                "call it once before loading)"
-            )
     if plan.mismatched:
         lines.append(f"  mismatched ({len(plan.mismatched)}):")
         lines.extend(f"    {full(key)}: {reason}" for key, reason in plan.mismatched)
@@ -265,7 +260,8 @@ def _apply(module, plan, source, strict):
     longer fail on the file. Memory: one copy of what is loaded.
     """
     # A load whose keys the first call checks may still be undone then: it keeps old values.
-    deferred = bool(plan.placements or plan.claims)
+    # So is one into a tree whose first call may create keys the file lacks.
+    deferred = bool(plan.placements or plan.claims or plan.hosts)
     try:
         created = [_created(module, placement) for placement in plan.placements]
         values = _read_ahead(plan.writes)
@@ -294,7 +290,7 @@ def _apply(module, plan, source, strict):
         for owner, owner_key, key, need_grad in _provisional(plan):
             state_of(owner).credit_loaded(owner_key, need_grad)
             keys[key] = need_grad
-        defer_check(module, PendingLoad(keys, plan.known, strict, source, undo))
+        defer_check(module, PendingLoad(keys, plan.known, strict, source, undo), plan.hosts)
 
 
 #: Each value's place in the buffer of :func:`_read_ahead` starts at a multiple of this.
@@ -330,19 +326,44 @@ def _read_ahead(writes):
 def _write(param, value, undo=None):
     """Phase 2: one parameter overwritten in place with ``value``.
 
-    With ``undo``, ``value`` gets the parameter's old values in exchange, and an
-    action putting them back is added to ``undo``: the buffer of phase 1 is the
-    undo copy.
+    With ``undo``, ``value`` gets the parameter's old values in exchange, and a
+    :class:`_Restorer` putting them back is added to ``undo``: the buffer of
+    phase 1 is the undo copy.
     """
     dtype = value_dtype(param)
     if undo is None:
         np.copyto(param.data.get_data("w", dtype), value)
         return
-    # Read access ("r"): the values may live in another array (a device, a dtype).
-    old = param.data.get_data("r", dtype).copy()
-    np.copyto(param.data.get_data("w", dtype), value)
-    np.copyto(value, old)
-    undo.append(lambda: np.copyto(param.data.get_data("w", dtype), value))
+    # Read access ("r") first: the values may live in another array (a device, a dtype).
+    param.data.get_data("r", dtype)
+    target, kept = param.data.get_data("w", dtype).reshape(-1), value.reshape(-1)
+    swap = np.empty(min(target.size, _SWAP_CHUNK), dtype)  # small: the cache holds it
+    for start in range(0, target.size, _SWAP_CHUNK):
+        chunk = slice(start, start + _SWAP_CHUNK)
+        old = swap[: target[chunk].size]
+        np.copyto(old, target[chunk])
+        np.copyto(target[chunk], kept[chunk])
+        np.copyto(kept[chunk], old)
+    undo.append(_Restorer(param, dtype, value))
+
+
+#: Elements of a parameter swapped with the buffer of :func:`_read_ahead` at a time.
+_SWAP_CHUNK = 1 << 16
+
+
+class _Restorer:
+    """An undo action putting a parameter's old values back (``param``: whose, for
+    two loads before a first call to keep the earlier one's copy only)."""
+
+    __slots__ = ("param", "dtype", "old")
+
+    def __init__(self, param, dtype, old):
+        self.param = param
+        self.dtype = dtype
+        self.old = old
+
+    def __call__(self):
+        np.copyto(self.param.data.get_data("w", self.dtype), self.old)
 
 
 def _read_exactly(stored, out):

@@ -12,8 +12,11 @@ child called directly):
   error too (a method may build only part of the module: it checks no unused
   keys).
 
-The watched modules are the loaded module and those of its tree that could not
-know their keys. The load is checked once every one of them has ended a
+The watched modules are the loaded module and those of its tree that could
+still create keys when it ran (the load's hosts): layers without their sizes,
+PF code, modules with children whose own code has not run. Only keys the
+hosts' own code creates count as created: a layer held after the load is no
+part of it. The load is checked once every one of them has ended a
 ``__call__`` (or a ``__call__`` above it has). An error undoes the whole load.
 """
 
@@ -25,22 +28,29 @@ from ..core import _registry
 from ..core._naming import describe, join, prefix_of
 from ..core._state import state_of
 from ..core._tree import walk
-from ._load_plan import may_run_pf_code, unresolved
 from ._results import CheckpointError, LoadResult
 
 
-def defer_check(module, pending):
-    """Watches the module's tree for the calls that check ``pending`` (two loads: one check)."""
+def defer_check(module, pending, hosts):
+    """Watches the module and ``hosts`` for the calls that check ``pending`` (two loads: one check).
+
+    ``hosts``: the modules of its tree that could still create keys at the load.
+    """
     for earlier in state_of(module).pending or ():
         if earlier.target() is module:  # two loads before the call: one check, both undone
             earlier.finish()
             pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
-            pending.undo = earlier.undo + pending.undo
+            # The earlier load's copies of old values undo both: one copy, however many loads.
+            kept = {id(action.param) for action in earlier.undo if hasattr(action, "param")}
+            pending.undo = earlier.undo + [
+                action for action in pending.undo if id(getattr(action, "param", None)) not in kept
+            ]
             pending.strict = earlier.strict or pending.strict
             pending.known = earlier.known
     pending.target = weakref.ref(module)
+    hosts = {id(host) for host in hosts}
     for path, current in walk(module):
-        if current is module or unresolved(current) or may_run_pf_code(current):
+        if current is module or id(current) in hosts:
             pending.watched[id(current)] = (weakref.ref(current), join(path))
             state_of(current).watch(pending)
 
@@ -73,18 +83,19 @@ class PendingLoad:
             self.fail(target, module, failed)
         base = self.watched[id(module)][1]
         settled = not method
+        unused = []
         if settled:
             for _, current in walk(module):
                 state_of(current).forget_loaded_credit()  # the call has shown who owns what
-            own = module.get_parameters(grad_only=False)
-        else:  # watched descendants check what they create: only the module's own keys
-            own = state_of(module).claims
-        owned = [f"{base}/{key}" if base else key for key in own]
-        created = [key for key in owned if key not in self.keys and key not in self.known]
-        unused = []
-        if settled:
-            used = set(owned)
+            used = {_full(base, key) for key in module.get_parameters(grad_only=False)}
             unused = [key for key in self.keys if _under(key, base) and key not in used]
+        # A method checks the module's own keys (its watched descendants check theirs);
+        # a ``__call__``, those of every watched module of its subtree.
+        created = [
+            key for key in self._made(module, base, settled)
+            if key not in self.keys and key not in self.known
+        ]
+        if settled:
             self._unwatch([id(current) for _, current in walk(module)])
         if self.strict and (unused or created):
             self._undo(target, created)
@@ -119,6 +130,15 @@ class PendingLoad:
             f"were before it): {error}",
             LoadResult([], [], list(self.keys)),
         ) from error
+
+    def _made(self, module, base, subtree):
+        """The keys, relative to the loaded module, that watched modules' own code made."""
+        relative = tuple(base.split("/")) if base else ()
+        found = walk(module, relative) if subtree else [(relative, module)]
+        for path, current in found:
+            reference, _ = self.watched.get(id(current), (None, None))
+            if reference is not None and reference() is current:
+                yield from (join(path + (key,)) for key in state_of(current).claims)
 
     def finish(self):
         """The check is over: no call checks it any more."""
@@ -166,6 +186,10 @@ class PendingLoad:
             lines.extend(f"    {full(key)}" for key in created)
         lines.append("Load a checkpoint of this model, or pass strict=False to load what fits.")
         return "\n".join(lines)
+
+
+def _full(base, key):
+    return f"{base}/{key}" if base else key
 
 
 def _under(key, base):

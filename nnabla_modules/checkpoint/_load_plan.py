@@ -28,8 +28,8 @@ class Plan:
         self.unexpected = []  # (file key, relative key)
         self.mismatched = []  # (relative key, reason)
         self.conflicts = []  # (relative key, [file keys])
-        self.uncalled = []  # modules under which unexpected keys might be their own PF code
         self.file_is_empty = False
+        self.hosts = []  # modules of the tree that may still create keys at their first call
         self.known = set()  # the keys the module had before the load
 
     def result(self):
@@ -54,6 +54,7 @@ def make_plan(module, stored):
     targets = OrderedDict()  # relative key -> [file keys]
     plan = Plan()
     plan.known = set(known)
+    plan.hosts = territory.hosts
     plan.file_is_empty = not stored
     for file_key in stored:
         key = _match(file_key, known, prefix)
@@ -149,8 +150,11 @@ class _Territory:
 
     def __init__(self, module):
         self.modules_at = {}
+        self.hosts = []
         for path, current in walk(module):
             self.modules_at.setdefault(tuple(path), []).append(current)
+            if may_create_keys(current):
+                self.hosts.append(current)
         self.depth = max(map(len, self.modules_at), default=0)
 
     def deepest(self, key):
@@ -172,7 +176,7 @@ class _Territory:
         parameters yet takes the entry; one that knows them rejects it.
         """
         path, modules = self.deepest(key)
-        return next(((path, m) for m in modules if unresolved(m)), None)
+        return next(((path, m) for m in modules if may_create_keys(m)), None)
 
 
 def unresolved(module):
@@ -182,14 +186,22 @@ def unresolved(module):
     if _is_layer(module):
         return True  # a layer whose input sizes were not given
     # PF code in __call__ and no child modules: the smallest refactor of PF code, whose
-    # parameters appear at the first call. A module with children is taken to get its
-    # parameters from them; if it also runs PF code itself, it knows those keys after a call.
+    # parameters appear at the first call. A module with children gets its parameters
+    # from them, and from its own PF code if it has any: see may_run_pf_code.
     return not _has_children(module)
 
 
+def may_create_keys(module):
+    """True while a module's first call may still create keys of its own code."""
+    return unresolved(module) or may_run_pf_code(module)
+
+
 def may_run_pf_code(module):
-    """A module with children and no parameters of its own: PF code in __call__ not yet run?"""
-    return not state_of(module).claims and not _is_layer(module) and _has_children(module)
+    """A module with children whose code has not run: PF code of its own may create keys
+    under it at its first call, as the children's are known (a load places them)."""
+    state = state_of(module)
+    return (module._may_run_pf_code and not state.ran and not state.claims
+            and not _is_layer(module) and _has_children(module))
 
 
 def _is_layer(module):
@@ -204,9 +216,6 @@ def _plan_placement(plan, module, territory, key, file_key, stored):
     found = territory.owner(key)
     if found is None:
         plan.unexpected.append((file_key, key))
-        for host in territory.deepest(key)[1]:
-            if may_run_pf_code(host) and host not in plan.uncalled:
-                plan.uncalled.append(host)
         return
     owner_path, owner = found
     owner_key = join(key.split("/")[len(owner_path) :])

@@ -212,6 +212,7 @@ def run_in_scope(module, fn, args, kwargs, method=False):
         users_no_grad = previous_no_grad and not outer_frozen
         _parameter.current_no_grad = users_no_grad or state.frozen
         running.frozen_no_grad = state.frozen and not users_no_grad
+        state.ran = True
         active.append(module)
         if temporary:
             running.temporaries += 1

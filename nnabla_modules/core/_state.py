@@ -57,6 +57,7 @@ class ModuleState:
         "foreign",  # id -> (weakref, path) of other models' modules it holds (_tree.py)
         "early",  # (its tree's calls then, dicts) of a layer created before its first call
         "outer_calls",  # calls of this module made while no module call was running
+        "ran",  # its code has run in a call: its own PF code's keys are known
         "parent_state",  # the parent's ModuleState: a kept child's prefix outlives the parent
         "hooks",  # the forward hooks of its calls, the global ones included (_calls.py)
         "key_cache",  # (epochs, trie, key count) of get_parameters (_enumeration.py)
@@ -89,6 +90,7 @@ class ModuleState:
         self.foreign = {}
         self.early = None
         self.outer_calls = 0
+        self.ran = False
         self.parent_state = None
         self.hooks = None
         self.key_cache = None
