@@ -417,10 +417,6 @@ class SequentialSlice(Sequential):
                     found[key if absolute else key[start:]] = param
         return found
 
-    def _unfrozen_need_grad(self):
-        return {key: flag for item in self if isinstance(item, Module)
-                for key, flag in item._unfrozen_need_grad().items()}
-
     def freeze(self):
         for item in self:
             if isinstance(item, Module):

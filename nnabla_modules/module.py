@@ -277,16 +277,9 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
                 ``True`` or ``False``: as :meth:`get_parameters`.
             recursive (bool): Include the descendants'; see :meth:`get_parameters`.
         """
-        if grad_only is not None:
-            yield from self.get_parameters(grad_only, recursive).items()
-            return
-        trainable_when_unfrozen = self._unfrozen_need_grad()
-        for key, param in self.get_parameters(False, recursive).items():
-            if param.need_grad or trainable_when_unfrozen.get(id(param), False):
-                yield key, param
-
-    def _unfrozen_need_grad(self):
-        return _enumeration.unfrozen_need_grad(self)
+        if grad_only is None:
+            return _enumeration.pytorch_parameters(self, recursive)
+        return iter(self.get_parameters(grad_only, recursive).items())
 
     def parameters(
         self, grad_only: Optional[bool] = None, recursive: bool = True
@@ -295,6 +288,10 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
 
         Takes ``grad_only`` and ``recursive`` as it does. For loops over the weights (a
         Polyak update); solvers take ``get_parameters()``: this is a ``TypeError`` there.
+
+        Args:
+            grad_only (bool or None): See :meth:`named_parameters`.
+            recursive (bool): Include the descendants'; see :meth:`get_parameters`.
 
         Example:
             >>> import nnabla_modules as nm

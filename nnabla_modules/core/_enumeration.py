@@ -14,7 +14,7 @@ import numpy as np
 from . import _registry
 from ._calls import run_in_scope
 from ._naming import describe, join, naming_epoch, prefix_of, root_names
-from ._state import frozen_entries, ownership_epoch
+from ._state import ModuleBase, frozen_entries, ownership_epoch
 from ._tree import check_foreign, walk, walk_modules
 from ._variables import put_in_registry
 
@@ -65,6 +65,18 @@ def _claimed_entries(module, recursive, members, start, grad_only, complete=True
         return found if cache[2] == 0 or not complete else None
     count = _registry.collect_claimed(scope, cache[1], found, grad_only, start)
     return found if count == cache[2] or not complete else None
+
+
+def pytorch_parameters(module, recursive):
+    """``module.named_parameters()``: every weight its code made trainable, frozen or not."""
+    if getattr(module, "_shares_without_owning", False):  # a slice: its items own them
+        owners = [item for item in module if isinstance(item, ModuleBase)]
+    else:
+        owners = [module]
+    flags = {key: flag for owner in owners for key, flag in unfrozen_need_grad(owner).items()}
+    for key, param in module.get_parameters(False, recursive).items():
+        if param.need_grad or flags.get(id(param), False):
+            yield key, param
 
 
 def hold_frozen():
