@@ -23,8 +23,6 @@ from .module import Module, describe
 class _Container(Module):
     """Keeps items as attributes named by their keys, in insertion order."""
 
-    _may_run_pf_code = False  # no code of its own: its items make its keys
-
     _keys: List[str]  # set by _init_items, past Module's __setattr__
 
     def _init_items(self):
@@ -131,7 +129,9 @@ class Sequential(_Container):
         ['fc/affine/W', 'fc/affine/b']
     """
 
-    _may_run_pf_code = True  # a plain callable among its items may be PF code
+    @property
+    def _may_run_pf_code(self) -> bool:  # type: ignore[override]
+        return any(not isinstance(item, Module) for item in self)  # a plain callable may be PF
 
     def __init__(
         self,

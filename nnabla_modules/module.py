@@ -153,7 +153,7 @@ class Module(ModuleBase, CheckpointMethods, ToolMethods, metaclass=ModuleMeta):
     #: True: lists filled after assignment may hold new children, so they are looked
     #: up on every walk; layers set False and cache theirs.
     _children_may_grow = True
-    _may_run_pf_code = True  #: False: no PF code of its own (ModuleList): see _load_plan.py
+    _may_run_pf_code = False  #: True: PF code beside its children's; see checkpoint/_load_plan.py
 
     def __init__(self, name: Optional[str] = None) -> None:
         """Lets ``__init__`` call ``super().__init__()`` or ``super().__init__(name=name)``."""

@@ -800,3 +800,30 @@ def test_a_parameter_like_variable_in_a_list_is_said_not_to_be_a_parameter():
 
     with pytest.warns(UserWarning, match=r"'gains/0' holds an nn.Variable with need_grad=True"):
         Gains(name="gains").get_parameters()
+
+
+def test_a_load_into_a_model_that_runs_no_code_of_its_own_keeps_no_old_values():
+    """Only a class with a ``__call__`` or ``forward`` of its own may create keys at its
+    first call: a load into one that has none, or into a container, is checked at once
+    and keeps no copy of the values it replaced (docs/checkpoints.md)."""
+
+    class Holder(nm.Module):  # children only: used by calling them
+        def __init__(self):
+            self.fc = nm.Linear(3, 4)
+            self.items = nm.ModuleList([nm.Linear(4, 2)])
+
+    class Caller(Holder):  # the same tree, with code that may run PF functions
+        def forward(self, x):
+            return self.items[0](self.fc(x))
+
+    for cls, kept in [(Holder, False), (Caller, True)]:
+        source, fresh = cls(name=f"source_{cls.__name__}"), cls(name=f"fresh_{cls.__name__}")
+        for value in source.get_parameters().values():
+            value.d = np.full(value.shape, 7.0)
+        fresh.load_state_dict(source.state_dict())
+        assert bool(fresh._module_state.pending) is kept, cls.__name__
+        assert_same_arrays(fresh.state_dict(), source.state_dict())
+    for items, kept in [((), False), ((lambda x: PF.affine(x, 2, name="head"),), True)]:
+        stack = nm.Sequential(nm.Linear(3, 4), *items)
+        stack.load_state_dict(nm.Sequential(nm.Linear(3, 4)).state_dict())
+        assert bool(stack._module_state.pending) is kept  # a plain callable may run PF code

@@ -200,8 +200,18 @@ def may_run_pf_code(module):
     """A module with children whose code has not run: PF code of its own may create keys
     under it at its first call, as the children's are known (a load places them)."""
     state = state_of(module)
-    return (module._may_run_pf_code and not state.ran and not state.claims
+    return (_has_code(module) and not state.ran and not state.claims
             and not _is_layer(module) and _has_children(module))
+
+
+def _has_code(module):
+    """A ``__call__`` or ``forward`` of a user's class, or a library module whose calls run
+    code beside its children's (a ``Sequential`` holding a plain callable)."""
+    return module._may_run_pf_code or any(
+        "__call__" in vars(base) or "forward" in vars(base)
+        for base in type(module).__mro__
+        if not base.__module__.startswith("nnabla_modules.")
+    )
 
 
 def _is_layer(module):
