@@ -827,3 +827,55 @@ def test_a_load_into_a_model_that_runs_no_code_of_its_own_keeps_no_old_values():
         stack = nm.Sequential(nm.Linear(3, 4), *items)
         stack.load_state_dict(nm.Sequential(nm.Linear(3, 4)).state_dict())
         assert bool(stack._module_state.pending) is kept  # a plain callable may run PF code
+
+
+class _Backbone(nm.Module):
+    def __init__(self):
+        self.fc = nm.Linear(3, 2)
+
+    def __call__(self, x):
+        return PF.affine(self.fc(x), 2, name="head")
+
+
+class _Holder(nm.Module):
+    def __init__(self, backbone):
+        self.backbone = backbone
+
+    def __call__(self, x):
+        return self.backbone(x)
+
+
+def test_values_nn_load_parameters_left_under_a_module_it_leaves_are_named_in_a_warning(
+    tmp_path,
+):
+    """PF's habit, ``nn.load_parameters`` then build, before a model holds the module:
+    the entries are not the module's (rule 3), so they stay; a warning says so and how
+    to load instead, and its own ``load_parameters`` brings the values along."""
+    source = _Backbone()
+    x = nn.Variable.from_numpy_array(np.ones((1, 3), np.float32))
+    source(x)
+    for value in source.get_parameters().values():
+        value.d = np.random.default_rng(0).normal(size=value.shape)
+    saved = source.state_dict()
+    source.save_parameters(tmp_path / "backbone.h5")
+    nn.save_parameters(str(tmp_path / "registry.h5"), source.get_parameters(absolute=True))
+    del source
+    nn.clear_parameters()
+    backbone = _Backbone()  # the same automatic name as the source's
+    nn.load_parameters(str(tmp_path / "registry.h5"))
+    with pytest.warns(UserWarning, match=r"leaves values nn.load_parameters put under "
+                      r"'_backbone' \(.*fc/affine/W.*load_parameters\(\) before a model holds it"):
+        _Holder(backbone)
+    backbone = _Backbone()
+    backbone.load_parameters(tmp_path / "backbone.h5")
+    model = _Holder(backbone)
+    model(x)
+    assert_same_arrays(backbone.state_dict(), saved)
+
+
+def test_layers_built_in_a_models_construction_leave_nothing_to_warn_about(recwarn):
+    """Entries PF code made under a module's first name are no load's: nothing is named."""
+    PF.affine(nn.Variable((1, 3)), 2, name="linear")  # PF code's entries: 'linear/affine/*'
+    model = _Holder(nm.Linear(3, 2))  # built for the model: first named 'linear' alone
+    model.head = nm.Linear(2, 2)  # built after the model: the same
+    assert not [w for w in recwarn if "leaves values" in str(w.message)]

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _registry
 from ._calls import run_in_scope
+from ._kept import note_loaded_alone
 from ._naming import describe, join, naming_epoch, prefix_of, root_names
 from ._state import ModuleBase, frozen_entries, ownership_epoch
 from ._tree import check_foreign, walk, walk_modules
@@ -91,13 +92,19 @@ def hold_frozen():
             param.need_grad = False
 
 
+def _entry_ids():
+    return {key: id(param) for key, param in nn.get_parameters(grad_only=False).items()}
+
+
 def _own_flags_after(load):
     """NNabla's ``load_parameters`` sets each entry's ``need_grad`` from the file: every
     live module's entries get their own flag back after it, a freeze's included."""
 
     @functools.wraps(load)
     def load_parameters(*args, **kwargs):
+        before = _entry_ids()
         result = load(*args, **kwargs)
+        note_loaded_alone(before, _entry_ids())
         for root in root_names.live():
             try:
                 modules = [module for _, module in walk(root)]

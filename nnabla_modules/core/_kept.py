@@ -6,10 +6,11 @@ and, when a module holds it again, they go back under its new prefix. A
 trained model held by another goes the same way, at once: out, then back in.
 """
 
+import warnings
 from collections import OrderedDict
 
 from . import _registry
-from ._naming import describe, join, prefix_of
+from ._naming import describe, join, prefix_of, prefix_of_state, root_names
 from ._state import frozen_entries, ownership_epoch
 
 
@@ -98,3 +99,66 @@ def take_out(state, prefix):
     claims = claims_of(state)
     forget_claims(state)
     return removed, frozen, claims
+
+
+
+#: ``absolute key -> id(Variable)`` of the entries ``nn.load_parameters`` created or
+#: replaced: values meant for whatever builds under those names (PF's habit).
+loaded_alone = {}
+
+
+def note_loaded_alone(before, after):
+    """Records what an ``nn.load_parameters`` put in the registry (``{key: id}`` around it),
+    and forgets the entries that are gone from it since."""
+    kept = {key: ident for key, ident in loaded_alone.items() if after.get(key) == ident}
+    kept.update((key, ident) for key, ident in after.items() if before.get(key) != ident)
+    loaded_alone.clear()
+    loaded_alone.update(kept)
+
+
+def warn_left_behind(parent, child, old_prefix):
+    """Values ``nn.load_parameters`` put under the prefix a module leaves stay there.
+
+    No module's code used them, so they are not the module's (docs/concepts.md,
+    rule 3) and do not follow it to its new prefix, where it creates new weights:
+    a warning says so rather than leave the values silently behind. A module built
+    for its parent, in the parent's construction, had no prefix of its own to leave.
+    """
+    built_for_parent = (child._module_state.serial > parent._module_state.serial
+                        and parent in _registry.running.constructing)
+    scope = None if built_for_parent or not loaded_alone else _registry.resolve(
+        old_prefix, create=False)
+    if not scope:
+        return
+    base = join(old_prefix) + "/"
+    keys = [key for key, param in _leaves(scope)
+            if loaded_alone.get(base + key) == id(param) and not _owned(base + key, child)]
+    if keys:
+        warnings.warn(
+            f"{describe(child)} leaves values nn.load_parameters put under "
+            f"{join(old_prefix)!r} ({', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}): "
+            "they are not its own until its code uses them, so under its new prefix it "
+            "creates new weights. Load them with its own load_parameters() before a model "
+            "holds it, or call it once first (docs/concepts.md).",
+            stacklevel=4,
+        )
+
+
+def _leaves(scope, prefix=""):
+    for name, value in scope.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, prefix + name + "/")
+        else:
+            yield prefix + name, value
+
+
+def _owned(key, child):
+    """Another live module's code used the entry (one given the same name, say)."""
+    states = [root._module_state for root in root_names.live() if root is not child]
+    while states:
+        state = states.pop()
+        prefix = join(prefix_of_state(state))
+        if key.startswith(prefix + "/") and key[len(prefix) + 1:] in state.owned():
+            return True
+        states.extend(child_state for _, child_state in state.slots.values())
+    return False

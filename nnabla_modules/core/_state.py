@@ -8,10 +8,13 @@ freezing (``_enumeration.py``); checkpoints use ``credit_loaded``,
 ``watch`` and ``unwatch``.
 """
 
+import itertools
 from collections import OrderedDict
 from typing import Any, Dict
 
 from . import _registry
+
+_serials = itertools.count()
 
 #: A default that no caller can pass.
 NOT_GIVEN = object()
@@ -38,6 +41,7 @@ class ModuleState:
         "parent",  # weakref to the module that first held this one; None: a root
         "local",  # tuple: local name as scope levels (() for name="")
         "construction_path",  # tuple: NNabla scope active at construction
+        "serial",  # the order of construction: a module older than its new parent existed alone
         "claims",  # OrderedDict relative key -> need_grad its code asked for
         "scope",  # the registry dict entered by the last call
         "relpaths",  # id(dict) -> (dict, "relative/path/") below ``scope``
@@ -71,6 +75,7 @@ class ModuleState:
         self.parent = None
         self.local = ()
         self.construction_path = construction_path
+        self.serial = next(_serials)
         self.claims = OrderedDict()
         self.scope = None
         self.relpaths = {}

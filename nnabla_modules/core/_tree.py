@@ -11,7 +11,7 @@ import weakref
 from collections import OrderedDict
 
 from . import _registry
-from ._kept import check_restorable, restore_kept, take_out
+from ._kept import check_restorable, restore_kept, take_out, warn_left_behind
 from ._naming import (
     check_name,
     describe,
@@ -89,6 +89,7 @@ def adopt(parent, child, path):
             raise
     check_restorable(parent, levels, child)
     _retire_previous(parent, levels, child)
+    warn_left_behind(parent, child, old_prefix)
     root_names.release(old_prefix, child)
     stop_forgetting(state)
     # A weak reference: no parent<->child cycle, so auto-named roots are freed
