@@ -42,10 +42,21 @@ def solvers_keyed_by_the_registry(solvers):
         yield
     finally:
         for solver, params, states in reversed(rekeyed):
-            # NNabla lists a solver's parameters from a hash map: inserted in the reverse
-            # of the order it listed, they list in that order again.
-            solver.set_parameters(OrderedDict(reversed(list(params.items()))))
-            solver.set_states(states)
+            _give_back(solver, params, states)
+
+
+def _give_back(solver, params, states):
+    """The solver's own keys, in its own order, and its states.
+
+    NNabla lists a solver's parameters from a hash map: inserted in the reverse of
+    the order it listed, they list in that order again; the order is checked.
+    """
+    items = list(params.items())
+    for order in (items[::-1], items):
+        solver.set_parameters(OrderedDict(order))
+        if list(solver.get_parameters()) == list(params):
+            break
+    solver.set_states(states)
 
 
 def _optimizer_of_a_save(ctx, optimizer, *args, **kwargs):
