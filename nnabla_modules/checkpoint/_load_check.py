@@ -46,6 +46,7 @@ def defer_check(module, pending, hosts):
                 action for action in pending.undo if id(getattr(action, "param", None)) not in kept
             ]
             pending.strict = earlier.strict or pending.strict
+            pending.placed = earlier.placed + pending.placed
             pending.known = earlier.known
     pending.target = weakref.ref(module)
     hosts = {id(host) for host in hosts}
@@ -62,12 +63,15 @@ class PendingLoad:
     (saved, frozen, listed).
     """
 
-    def __init__(self, keys, known, strict, source, undo):
+    def __init__(self, keys, known, strict, source, undo, placed=()):
         self.keys = keys  # key relative to the loaded module -> need_grad from the file
         self.known = known  # keys the module had before the load
         self.strict = strict
         self.source = source
         self.undo = undo
+        # The new registry entries the load made: ``undo`` removes them where they were put,
+        # and so does :meth:`_undo` where they are now (the module held meanwhile).
+        self.placed = list(placed)
         self.target = None  # weakref to the loaded module
         self.watched = {}  # id -> (weakref, path relative to the loaded module)
         self.finished = False
@@ -159,7 +163,10 @@ class PendingLoad:
         scope = _registry.resolve(prefix_of(module), create=False)
         for action in reversed(self.undo):
             action()
-        for key in created:
+        placed = {id(param) for param in self.placed}
+        moved = [key for key in self.keys if scope is not None
+                 and id(_registry.lookup(scope, key)) in placed]
+        for key in created + moved:
             if scope is not None:
                 _registry.remove(scope, key)
         for _, current in walk(module):

@@ -14,8 +14,12 @@ from ._state import frozen_entries, ownership_epoch
 
 
 def claims_of(state):
-    """``[(state, claims, provisional)]`` of a module's state tree, copied."""
-    found = [(state, OrderedDict(state.claims), OrderedDict(state.provisional))]
+    """``[(state, claims, provisional, pending)]`` of a module's state tree, copied.
+
+    ``pending``: the loads made before its first call that its calls check
+    (``checkpoint/_load_check.py``); they go along with the weights.
+    """
+    found = [(state, OrderedDict(state.claims), OrderedDict(state.provisional), state.pending)]
     for _, child_state in state.slots.values():
         found.extend(claims_of(child_state))
     return found
@@ -60,9 +64,10 @@ def restore_kept(child):
         _registry.resolve(base + tuple(levels))[leaf] = param
         if key in frozen:
             frozen_entries[id(param)] = param
-    for owner, owned, provisional in claims:
+    for owner, owned, provisional, pending in claims:
         owner.claims.update(owned)
         owner.provisional.update(provisional)
+        owner.pending = tuple(load for load in pending or () if not load.finished) or None
     ownership_epoch[0] += 1
 
 
