@@ -168,6 +168,7 @@ def _carry_load_checks(source, duplicate, copies):
             f"{load.source} (loaded into {describe(target)} before it was copied)",
             [],
         )
+        carried.lenient = set(_below(dict.fromkeys(load.lenient), base))
         defer_check(copied_target, carried, hosts)
         checked.update(id(host) for host in hosts)
         checked.add(id(copied_target))

@@ -508,6 +508,20 @@ def test_two_loads_before_the_first_call_are_undone_together(tmp_path):
     assert all(np.array_equal(after[key], before[key]) for key in before)
 
 
+def test_a_lenient_load_after_a_strict_one_before_the_first_call_only_warns_of_its_extra_keys():
+    # docs/checkpoints.md, strict=False: what does not fit is reported, not an error, as it
+    # is when the two loads come after the first call.
+    source = Mixed(name="source")
+    source(nn.Variable((2, 3)))
+    state = source.state_dict()
+    fresh = Mixed(name="fresh")
+    fresh.load_state_dict(state)
+    fresh.load_state_dict({**state, "out/affine/extra": np.zeros(2)}, strict=False)
+    with pytest.warns(UserWarning, match="out/affine/extra"):
+        fresh(nn.Variable((2, 3)))
+    assert_same_arrays(fresh.state_dict(), state)
+
+
 def test_repeated_loads_before_the_first_call_keep_one_copy_of_the_old_values():
     source = Mixed(name="source")
     source(nn.Variable((2, 3)))

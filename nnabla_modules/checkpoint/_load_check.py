@@ -39,6 +39,9 @@ def defer_check(module, pending, hosts):
     for earlier in state_of(module).pending or ():
         if earlier.target() is module:  # two loads before the call: one check, both undone
             earlier.finish()
+            # A key a strict load gave is checked strictly; one only lenient loads gave warns.
+            strictly = (set(earlier.keys) - earlier.lenient) | (set(pending.keys) - pending.lenient)
+            pending.lenient = (earlier.lenient | pending.lenient) - strictly
             pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
             # The earlier load's copies of old values undo both: one copy, however many loads.
             kept = {id(action.param) for action in earlier.undo if hasattr(action, "param")}
@@ -72,6 +75,7 @@ class PendingLoad:
         # The new registry entries the load made: ``undo`` removes them where they were put,
         # and so does :meth:`_undo` where they are now (the module held meanwhile).
         self.placed = list(placed)
+        self.lenient = set() if strict else set(keys)  # keys only strict=False loads gave
         self.target = None  # weakref to the loaded module
         self.watched = {}  # id -> (weakref, path relative to the loaded module)
         self.finished = False
@@ -101,10 +105,11 @@ class PendingLoad:
         ]
         if settled:
             self._unwatch([id(current) for _, current in walk(module)])
-        if self.strict and (unused or created):
+        unfit = [key for key in unused if key not in self.lenient] if self.strict else []
+        if unfit or (self.strict and created):
             self._undo(target, created)
             raise CheckpointError(
-                self._report(target, module, unused, created), LoadResult(created, unused, [])
+                self._report(target, module, unfit, created), LoadResult(created, unfit, [])
             )
         if unused:
             warnings.warn(
