@@ -387,6 +387,24 @@ def test_holding_a_trained_model_moves_its_weights_the_same_variables():
     assert model.backbone.get_parameters()["fc/affine/W"] is weights["fc/affine/W"]
 
 
+def test_a_trained_model_is_held_by_a_new_root_under_the_name_of_a_dead_one():
+    # docs/concepts.md: an automatic name is free again once its root is gone, and a
+    # trained model takes its weights along into the model that holds it.
+    def build():
+        pretrained = Backbone()
+        pretrained(nn.Variable((2, 4)))
+        model = WithHead(pretrained)
+        model(nn.Variable((2, 4)))
+        return model
+
+    first = build()
+    del first  # its entries stay in the registry, stale, until the name is used again
+    second = build()
+    assert second.prefix == "with_head"
+    assert sorted(nn.get_parameters(grad_only=False)) == sorted(
+        "with_head/" + key for key in second.get_parameters(grad_only=False))
+
+
 def test_a_layer_first_run_alone_then_put_in_a_list_is_held_with_its_weights():
     class Grow(nm.Module):
         def __init__(self):

@@ -9,7 +9,7 @@ trained model held by another goes the same way, at once: out, then back in.
 from collections import OrderedDict
 
 from . import _registry
-from ._naming import describe, join, prefix_of
+from ._naming import describe, drop_stale_entries, join, prefix_of
 from ._state import frozen_entries, ownership_epoch
 
 
@@ -35,6 +35,7 @@ def check_restorable(parent, levels, child):
     state = child._module_state
     if state.kept is None:
         return
+    drop_stale_entries(parent)  # a dead auto-named root's leftovers are no one's weights
     base = prefix_of(parent) + _local_at(state, levels)
     target = _registry.resolve(base, create=False)
     freed = set()  # the entries of the module it replaces, removed on the way
