@@ -46,7 +46,14 @@ from .core._naming import (
     root_names,
     snake_case,
 )
-from .core._state import ModuleBase, copy_ownership, give_state, new_state_like, state_of
+from .core._state import (
+    ModuleBase,
+    copy_ownership,
+    frozen_entries,
+    give_state,
+    new_state_like,
+    state_of,
+)
 from .core._tree import attach_copy, detach_copy, is_ancestor
 
 if TYPE_CHECKING:  # for annotations only: this file may not import module.py
@@ -134,7 +141,20 @@ def _copy_tree(source, duplicate, memo):
     checked = _carry_load_checks(source, duplicate, copies)
     for module_source, module_copy in copies:
         copy_ownership(state_of(module_source), state_of(module_copy), id(module_copy) in checked)
+    _copy_freeze(source, duplicate)
     return duplicate
+
+
+def _copy_freeze(source, duplicate):
+    """The copy's entries are frozen where the source's are, as :meth:`freeze` makes them.
+
+    So the freeze holds over PF code and NNabla's loaders, and ``parameters()``
+    lists the copy's frozen weights as the source's (docs/concepts.md, *Order*).
+    """
+    theirs = duplicate.get_parameters(grad_only=False)
+    for key, param in source.get_parameters(grad_only=False).items():
+        if id(param) in frozen_entries and key in theirs:
+            frozen_entries[id(theirs[key])] = theirs[key]
 
 
 def _carry_load_checks(source, duplicate, copies):

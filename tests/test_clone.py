@@ -97,6 +97,29 @@ def test_a_frozen_module_gives_a_frozen_copy():
     assert "conv0/conv/W" not in unit.get_parameters()
 
 
+@pytest.mark.parametrize("frozen", ["whole", "part"])
+def test_a_frozen_modules_copy_lists_its_frozen_weights_as_the_source_does(frozen):
+    # docs/concepts.md, Order: parameters() lists frozen weights, so a Polyak update over
+    # zip(target.parameters(), model.parameters()) pairs layer with layer in a copy too.
+    class Net(nm.Module):
+        def __init__(self):
+            self.fc = nm.Linear(4, 3)
+
+        def __call__(self, x):
+            return PF.affine(self.fc(x), 2, name="out")
+
+    net = Net()
+    net(nn.Variable((2, 4)))
+    (net if frozen == "whole" else net.fc).freeze()
+    for twin in (net.clone(name="target"), copy.deepcopy(net)):
+        assert [k for k, _ in twin.named_parameters()] == [k for k, _ in net.named_parameters()]
+        assert list(twin.get_parameters()) == list(net.get_parameters())
+        twin(nn.Variable((2, 4)))
+        assert [k for k, _ in twin.named_parameters()] == ["out/affine/W", "out/affine/b",
+                                                          "fc/affine/W", "fc/affine/b"]
+        assert list(twin.get_parameters()) == list(net.get_parameters())
+
+
 def test_a_lazy_module_copy_picks_its_values_up_at_its_first_call():
     class Lazy(nm.Module):
         def __call__(self, x):
