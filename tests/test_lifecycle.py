@@ -167,6 +167,28 @@ def test_a_frozen_modules_file_does_not_freeze_the_module_it_is_loaded_into(tmp_
     assert list(trained.get_parameters()) == []  # the source stays frozen
 
 
+def test_a_module_frozen_before_its_first_call_is_frozen_as_one_frozen_after_it(tmp_path):
+    # docs/concepts.md, rule 10 and Order: the weights its first call creates are frozen,
+    # listed by parameters(), and saved with the flag the code asked for, never the freeze.
+    early = PFCode(name="early").freeze()
+    early(nn.Variable((2, 4)))
+    late = PFCode(name="late")
+    late(nn.Variable((2, 4)))
+    late.freeze()
+    for model in (early, late):
+        assert list(model.get_parameters()) == []
+        assert [k for k, _ in model.named_parameters()] == [
+            "fc/affine/W", "fc/affine/b", "bn/bn/beta", "bn/bn/gamma"]
+        path = str(tmp_path / f"{model.prefix}.h5")
+        model.save_parameters(path)
+        flags = {k: flag for k, (_, flag) in nm.files.read_parameters(path).items()}
+        assert flags == {"fc/affine/W": True, "fc/affine/b": True, "bn/bn/beta": True,
+                         "bn/bn/gamma": True, "bn/bn/mean": False, "bn/bn/var": False}
+    with nn.parameter_scope("early"):  # PF code reusing the weights by name: frozen holds
+        PF.affine(nn.Variable((2, 4)), 3, name="fc")
+    assert list(early.get_parameters()) == []
+
+
 # --- copies list what their source lists, in its order ---------------------------------
 
 
