@@ -29,11 +29,13 @@ Example:
 
 import copy
 import re
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import nnabla as nn
 import nnabla.random as _nn_random
 
+from .checkpoint._load_check import PendingLoad, defer_check
 from .core import _registry
 from .core._naming import (
     check_name,
@@ -44,7 +46,14 @@ from .core._naming import (
     root_names,
     snake_case,
 )
-from .core._state import ModuleBase, copy_ownership, give_state, new_state_like, state_of
+from .core._state import (
+    ModuleBase,
+    copy_ownership,
+    frozen_entries,
+    give_state,
+    new_state_like,
+    state_of,
+)
 from .core._tree import attach_copy, detach_copy, is_ancestor
 
 if TYPE_CHECKING:  # for annotations only: this file may not import module.py
@@ -128,9 +137,71 @@ def _copy_tree(source, duplicate, memo):
     keys = list(source.get_parameters(grad_only=False))
     _name_root(source, duplicate, name, keys)
     _copy_values(source, duplicate)  # need_grad included
-    for module_source, module_copy in [(source, duplicate)] + pending:
-        copy_ownership(state_of(module_source), state_of(module_copy))
+    copies = [(source, duplicate)] + pending
+    checked = _carry_load_checks(source, duplicate, copies)
+    for module_source, module_copy in copies:
+        copy_ownership(state_of(module_source), state_of(module_copy), id(module_copy) in checked)
+    _copy_freeze(source, duplicate)
     return duplicate
+
+
+def _copy_freeze(source, duplicate):
+    """The copy's entries are frozen where the source's are, as :meth:`freeze` makes them.
+
+    So the freeze holds over PF code and NNabla's loaders, and ``parameters()``
+    lists the copy's frozen weights as the source's (docs/concepts.md, *Order*).
+    """
+    theirs = duplicate.get_parameters(grad_only=False)
+    for key, param in source.get_parameters(grad_only=False).items():
+        if id(param) in frozen_entries and key in theirs:
+            frozen_entries[id(theirs[key])] = theirs[key]
+
+
+def _carry_load_checks(source, duplicate, copies):
+    """A load the source's first call has not checked yet is checked by the copy's calls too.
+
+    Else a copy made between a strict load and the first call (an EMA, a
+    teacher) would run on PF's initial values where the file lacks keys
+    (docs/checkpoints.md). The copy's check undoes nothing but the keys its
+    calls create. Returns the ids of the copies whose calls check a load.
+    """
+    copy_of = {id(module_source): module_copy for module_source, module_copy in copies}
+    loads = {
+        id(load): load
+        for module_source, _ in copies
+        for load in state_of(module_source).pending or ()
+        if not load.finished and load.target() is not None
+    }
+    checked = set()
+    for load in loads.values():
+        target = load.target()
+        if id(target) in copy_of:  # the load was into the source or a module of its tree
+            copied_target, base = copy_of[id(target)], ""
+        else:  # into a module above the source
+            copied_target = duplicate
+            base = "/".join(prefix_of(source)[len(prefix_of(target)):])
+        hosts = [copy_of[i] for i in load.watched if i in copy_of]
+        carried = PendingLoad(
+            _below(load.keys, base),
+            set(_below(dict.fromkeys(load.known), base)),
+            load.strict,
+            f"{load.source} (loaded into {describe(target)} before it was copied)",
+            [],
+        )
+        carried.lenient = set(_below(dict.fromkeys(load.lenient), base))
+        defer_check(copied_target, carried, hosts)
+        checked.update(id(host) for host in hosts)
+        checked.add(id(copied_target))
+    return checked
+
+
+def _below(keys, base):
+    """The entries of ``keys`` under the scope path ``base``, keyed relative to it."""
+    if not base:
+        return OrderedDict(keys)
+    return OrderedDict(
+        (key[len(base) + 1:], value) for key, value in keys.items() if key.startswith(base + "/")
+    )
 
 
 def _copy_attributes(source, duplicate, memo):

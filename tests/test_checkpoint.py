@@ -584,6 +584,36 @@ def test_a_strict_load_before_the_first_call_is_checked_whatever_builds_the_grap
         _build(model, how)
 
 
+class _Wrapper(nm.Module):
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, x):
+        return self.inner.decode(self.inner.encode(x))
+
+
+@pytest.mark.parametrize("call", ["the holder", "the loaded model"])
+def test_a_load_before_the_first_call_is_still_checked_once_another_model_holds_the_loaded_one(
+    call,
+):
+    # docs/concepts.md: a pretrained model loaded with its own load_parameters takes the
+    # loaded values along when held, checked at its first call.
+    state = _two_stage_state()
+    model = TwoStage()
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("decoder/")})
+    wrapper = _Wrapper(model)  # the same Variables move under wrapper/inner
+    target = wrapper if call == "the holder" else model
+    with pytest.raises(checkpoint.CheckpointError, match="wrapper/inner/decoder/affine/W"):
+        target(nn.Variable((1, 3)))
+    assert nn.get_parameters(grad_only=False) == {}  # the whole load was undone
+
+    fits = TwoStage()
+    fits.load_state_dict(state)
+    _Wrapper(fits)(nn.Variable((1, 3)))
+    for key, value in fits.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+
+
 def test_listing_before_the_first_call_does_not_end_the_check():
     state = _two_stage_state()
     model = TwoStage()

@@ -97,6 +97,29 @@ def test_a_frozen_module_gives_a_frozen_copy():
     assert "conv0/conv/W" not in unit.get_parameters()
 
 
+@pytest.mark.parametrize("frozen", ["whole", "part"])
+def test_a_frozen_modules_copy_lists_its_frozen_weights_as_the_source_does(frozen):
+    # docs/concepts.md, Order: parameters() lists frozen weights, so a Polyak update over
+    # zip(target.parameters(), model.parameters()) pairs layer with layer in a copy too.
+    class Net(nm.Module):
+        def __init__(self):
+            self.fc = nm.Linear(4, 3)
+
+        def __call__(self, x):
+            return PF.affine(self.fc(x), 2, name="out")
+
+    net = Net()
+    net(nn.Variable((2, 4)))
+    (net if frozen == "whole" else net.fc).freeze()
+    for twin in (net.clone(name="target"), copy.deepcopy(net)):
+        assert [k for k, _ in twin.named_parameters()] == [k for k, _ in net.named_parameters()]
+        assert list(twin.get_parameters()) == list(net.get_parameters())
+        twin(nn.Variable((2, 4)))
+        assert [k for k, _ in twin.named_parameters()] == ["out/affine/W", "out/affine/b",
+                                                          "fc/affine/W", "fc/affine/b"]
+        assert list(twin.get_parameters()) == list(net.get_parameters())
+
+
 def test_a_lazy_module_copy_picks_its_values_up_at_its_first_call():
     class Lazy(nm.Module):
         def __call__(self, x):
@@ -133,6 +156,70 @@ def test_a_lazy_copy_under_a_reused_name_keeps_its_values():
     assert again.prefix == "lazy_1"
     again(x)
     assert_equal_values(values(lazy), values(again))
+
+
+class _HeadOnEncoder(nm.Module):
+    """Children and PF code of its own: a load before its first call is checked by that call."""
+
+    def __init__(self, *, name=None):
+        self.enc = nm.Linear(4, 8)
+
+    def __call__(self, x):
+        return PF.affine(F.relu(self.enc(x)), 3, name="head")
+
+
+class _Holder(nm.Module):
+    def __init__(self, *, name=None):
+        self.net = _HeadOnEncoder()
+
+
+_COPIERS = [lambda m: m.clone(name="teacher"), copy.deepcopy]
+
+
+@pytest.mark.parametrize("copier", _COPIERS, ids=["clone", "deepcopy"])
+@pytest.mark.parametrize("misfit", ["missing", "unused"])
+def test_a_copy_made_after_a_strict_load_before_the_first_call_is_checked_by_its_own_call(
+    copier, misfit
+):
+    # docs/checkpoints.md: the call checks a strict load made before it; a copy made in
+    # between (an EMA, a teacher) must not run on PF's initial values where the file fits not.
+    if misfit == "missing":
+        state = _HeadOnEncoder(name="saved").state_dict()  # never called: no head/ keys
+    else:
+        called = _HeadOnEncoder(name="saved")
+        called(nn.Variable((2, 4)))
+        state = {**called.state_dict(), "head/affine/extra": np.zeros(3)}
+    model = _HeadOnEncoder()
+    model.load_state_dict(state)
+    twin = copier(model)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="head/affine/"):
+        twin(nn.Variable((2, 4)))
+    with pytest.raises(nm.checkpoint.CheckpointError, match="head/affine/"):
+        model(nn.Variable((2, 4)))
+
+
+@pytest.mark.parametrize("copier", _COPIERS, ids=["clone", "deepcopy"])
+def test_a_copy_made_after_a_load_that_fits_before_the_first_call_runs_on_the_files_values(copier):
+    called = _HeadOnEncoder(name="saved")
+    called(nn.Variable((2, 4)))
+    for param in called.get_parameters().values():
+        param.d = np.random.RandomState(0).randn(*param.shape).astype(np.float32)
+    holder = _Holder()
+    holder.load_state_dict({f"net/{k}": v for k, v in called.state_dict().items()})
+    twin = copier(holder.net)  # a child: the keys of the load under it
+    twin(nn.Variable((2, 4)))
+    assert_equal_values(values(twin), called.state_dict())
+    holder.net(nn.Variable((2, 4)))
+    assert_equal_values(values(holder.net), called.state_dict())
+
+
+@pytest.mark.parametrize("copier", _COPIERS, ids=["clone", "deepcopy"])
+def test_a_copy_of_a_child_after_a_strict_load_into_its_parent_is_checked_by_its_own_call(copier):
+    holder = _Holder()
+    holder.load_state_dict(_Holder(name="saved").state_dict())  # never called: no net/head/ keys
+    twin = copier(holder.net)
+    with pytest.raises(nm.checkpoint.CheckpointError, match="head/affine/W"):
+        twin(nn.Variable((2, 4)))
 
 
 def test_a_name_that_would_overwrite_values_is_refused():

@@ -167,6 +167,28 @@ def test_a_frozen_modules_file_does_not_freeze_the_module_it_is_loaded_into(tmp_
     assert list(trained.get_parameters()) == []  # the source stays frozen
 
 
+def test_a_module_frozen_before_its_first_call_is_frozen_as_one_frozen_after_it(tmp_path):
+    # docs/concepts.md, rule 10 and Order: the weights its first call creates are frozen,
+    # listed by parameters(), and saved with the flag the code asked for, never the freeze.
+    early = PFCode(name="early").freeze()
+    early(nn.Variable((2, 4)))
+    late = PFCode(name="late")
+    late(nn.Variable((2, 4)))
+    late.freeze()
+    for model in (early, late):
+        assert list(model.get_parameters()) == []
+        assert [k for k, _ in model.named_parameters()] == [
+            "fc/affine/W", "fc/affine/b", "bn/bn/beta", "bn/bn/gamma"]
+        path = str(tmp_path / f"{model.prefix}.h5")
+        model.save_parameters(path)
+        flags = {k: flag for k, (_, flag) in nm.files.read_parameters(path).items()}
+        assert flags == {"fc/affine/W": True, "fc/affine/b": True, "bn/bn/beta": True,
+                         "bn/bn/gamma": True, "bn/bn/mean": False, "bn/bn/var": False}
+    with nn.parameter_scope("early"):  # PF code reusing the weights by name: frozen holds
+        PF.affine(nn.Variable((2, 4)), 3, name="fc")
+    assert list(early.get_parameters()) == []
+
+
 # --- copies list what their source lists, in its order ---------------------------------
 
 
@@ -387,6 +409,24 @@ def test_holding_a_trained_model_moves_its_weights_the_same_variables():
     assert model.backbone.get_parameters()["fc/affine/W"] is weights["fc/affine/W"]
 
 
+def test_a_trained_model_is_held_by_a_new_root_under_the_name_of_a_dead_one():
+    # docs/concepts.md: an automatic name is free again once its root is gone, and a
+    # trained model takes its weights along into the model that holds it.
+    def build():
+        pretrained = Backbone()
+        pretrained(nn.Variable((2, 4)))
+        model = WithHead(pretrained)
+        model(nn.Variable((2, 4)))
+        return model
+
+    first = build()
+    del first  # its entries stay in the registry, stale, until the name is used again
+    second = build()
+    assert second.prefix == "with_head"
+    assert sorted(nn.get_parameters(grad_only=False)) == sorted(
+        "with_head/" + key for key in second.get_parameters(grad_only=False))
+
+
 def test_a_layer_first_run_alone_then_put_in_a_list_is_held_with_its_weights():
     class Grow(nm.Module):
         def __init__(self):
@@ -506,6 +546,20 @@ def test_two_loads_before_the_first_call_are_undone_together(tmp_path):
         fresh(nn.Variable((2, 3)))
     after = fresh.state_dict()
     assert all(np.array_equal(after[key], before[key]) for key in before)
+
+
+def test_a_lenient_load_after_a_strict_one_before_the_first_call_only_warns_of_its_extra_keys():
+    # docs/checkpoints.md, strict=False: what does not fit is reported, not an error, as it
+    # is when the two loads come after the first call.
+    source = Mixed(name="source")
+    source(nn.Variable((2, 3)))
+    state = source.state_dict()
+    fresh = Mixed(name="fresh")
+    fresh.load_state_dict(state)
+    fresh.load_state_dict({**state, "out/affine/extra": np.zeros(2)}, strict=False)
+    with pytest.warns(UserWarning, match="out/affine/extra"):
+        fresh(nn.Variable((2, 3)))
+    assert_same_arrays(fresh.state_dict(), state)
 
 
 def test_repeated_loads_before_the_first_call_keep_one_copy_of_the_old_values():

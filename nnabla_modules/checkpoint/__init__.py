@@ -290,7 +290,8 @@ def _apply(module, plan, source, strict):
         for owner, owner_key, key, need_grad in _provisional(plan):
             state_of(owner).credit_loaded(owner_key, need_grad)
             keys[key] = need_grad
-        defer_check(module, PendingLoad(keys, plan.known, strict, source, undo), plan.hosts)
+        pending = PendingLoad(keys, plan.known, strict, source, undo, created)
+        defer_check(module, pending, plan.hosts)
 
 
 #: Each value's place in the buffer of :func:`_read_ahead` starts at a multiple of this.

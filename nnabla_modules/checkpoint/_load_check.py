@@ -39,6 +39,9 @@ def defer_check(module, pending, hosts):
     for earlier in state_of(module).pending or ():
         if earlier.target() is module:  # two loads before the call: one check, both undone
             earlier.finish()
+            # A key a strict load gave is checked strictly; one only lenient loads gave warns.
+            strictly = (set(earlier.keys) - earlier.lenient) | (set(pending.keys) - pending.lenient)
+            pending.lenient = (earlier.lenient | pending.lenient) - strictly
             pending.keys = OrderedDict(list(earlier.keys.items()) + list(pending.keys.items()))
             # The earlier load's copies of old values undo both: one copy, however many loads.
             kept = {id(action.param) for action in earlier.undo if hasattr(action, "param")}
@@ -46,6 +49,7 @@ def defer_check(module, pending, hosts):
                 action for action in pending.undo if id(getattr(action, "param", None)) not in kept
             ]
             pending.strict = earlier.strict or pending.strict
+            pending.placed = earlier.placed + pending.placed
             pending.known = earlier.known
     pending.target = weakref.ref(module)
     hosts = {id(host) for host in hosts}
@@ -62,12 +66,16 @@ class PendingLoad:
     (saved, frozen, listed).
     """
 
-    def __init__(self, keys, known, strict, source, undo):
+    def __init__(self, keys, known, strict, source, undo, placed=()):
         self.keys = keys  # key relative to the loaded module -> need_grad from the file
         self.known = known  # keys the module had before the load
         self.strict = strict
         self.source = source
         self.undo = undo
+        # The new registry entries the load made: ``undo`` removes them where they were put,
+        # and so does :meth:`_undo` where they are now (the module held meanwhile).
+        self.placed = list(placed)
+        self.lenient = set() if strict else set(keys)  # keys only strict=False loads gave
         self.target = None  # weakref to the loaded module
         self.watched = {}  # id -> (weakref, path relative to the loaded module)
         self.finished = False
@@ -97,10 +105,11 @@ class PendingLoad:
         ]
         if settled:
             self._unwatch([id(current) for _, current in walk(module)])
-        if self.strict and (unused or created):
+        unfit = [key for key in unused if key not in self.lenient] if self.strict else []
+        if unfit or (self.strict and created):
             self._undo(target, created)
             raise CheckpointError(
-                self._report(target, module, unused, created), LoadResult(created, unused, [])
+                self._report(target, module, unfit, created), LoadResult(created, unfit, [])
             )
         if unused:
             warnings.warn(
@@ -159,7 +168,10 @@ class PendingLoad:
         scope = _registry.resolve(prefix_of(module), create=False)
         for action in reversed(self.undo):
             action()
-        for key in created:
+        placed = {id(param) for param in self.placed}
+        moved = [key for key in self.keys if scope is not None
+                 and id(_registry.lookup(scope, key)) in placed]
+        for key in created + moved:
             if scope is not None:
                 _registry.remove(scope, key)
         for _, current in walk(module):

@@ -60,7 +60,11 @@ def observe(name, param, is_set, pf_use):
                 _registry.beside[id(scope)] = (scope, weakref.ref(module))
         elif is_set:
             claims[key] = requested
-        if param.need_grad and (state.frozen or id(param) in frozen_entries):
+        if state.frozen and id(param) not in frozen_entries:
+            # Made or used by a frozen module's call: frozen as freeze() makes it (listed,
+            # saved with the code's flag, held over NNabla's loaders).
+            frozen_entries[id(param)] = param
+        if param.need_grad and id(param) in frozen_entries:
             # Frozen holds whatever the code asks for, also when a module that
             # shares the entry by name and is not frozen uses it.
             param.need_grad = False

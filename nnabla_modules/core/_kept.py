@@ -10,13 +10,17 @@ import warnings
 from collections import OrderedDict
 
 from . import _registry
-from ._naming import describe, join, prefix_of, prefix_of_state, root_names
+from ._naming import describe, drop_stale_entries, join, prefix_of, prefix_of_state, root_names
 from ._state import frozen_entries, ownership_epoch
 
 
 def claims_of(state):
-    """``[(state, claims, provisional)]`` of a module's state tree, copied."""
-    found = [(state, OrderedDict(state.claims), OrderedDict(state.provisional))]
+    """``[(state, claims, provisional, pending)]`` of a module's state tree, copied.
+
+    ``pending``: the loads made before its first call that its calls check
+    (``checkpoint/_load_check.py``); they go along with the weights.
+    """
+    found = [(state, OrderedDict(state.claims), OrderedDict(state.provisional), state.pending)]
     for _, child_state in state.slots.values():
         found.extend(claims_of(child_state))
     return found
@@ -32,6 +36,7 @@ def check_restorable(parent, levels, child):
     state = child._module_state
     if state.kept is None:
         return
+    drop_stale_entries(parent)  # a dead auto-named root's leftovers are no one's weights
     base = prefix_of(parent) + _local_at(state, levels)
     target = _registry.resolve(base, create=False)
     freed = set()  # the entries of the module it replaces, removed on the way
@@ -61,9 +66,10 @@ def restore_kept(child):
         _registry.resolve(base + tuple(levels))[leaf] = param
         if key in frozen:
             frozen_entries[id(param)] = param
-    for owner, owned, provisional in claims:
+    for owner, owned, provisional, pending in claims:
         owner.claims.update(owned)
         owner.provisional.update(provisional)
+        owner.pending = tuple(load for load in pending or () if not load.finished) or None
     ownership_epoch[0] += 1
 
 

@@ -172,15 +172,21 @@ def new_state_like(state):
     return fresh
 
 
-def copy_ownership(source, copy):
+def copy_ownership(source, copy, checked_later=False):
     """The copy owns what its source owns, and is frozen where the source is.
 
     The copy's code creates some entries only at its first call (values are
     placed for it): owning them from the start, it saves and lists them now.
+    ``checked_later``: the copy's calls check a load made into the source before
+    its first call (clone.py), so the loaded entries stay credited until then.
     """
     copy.frozen = source.frozen
     for key in source.owned():
-        if key not in copy.claims:
+        if key in copy.claims:
+            continue
+        if checked_later and key not in source.claims:
+            copy.provisional[key] = source.provisional[key]
+        else:
             copy.claims[key] = source.requested_need_grad(key)
     ownership_epoch[0] += 1
 
