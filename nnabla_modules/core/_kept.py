@@ -8,6 +8,7 @@ trained model held by another goes the same way, at once: out, then back in.
 
 import warnings
 from collections import OrderedDict
+from typing import Dict
 
 from . import _registry
 from ._naming import describe, drop_stale_entries, join, prefix_of, prefix_of_state, root_names
@@ -110,7 +111,7 @@ def take_out(state, prefix):
 
 #: ``absolute key -> id(Variable)`` of the entries ``nn.load_parameters`` created or
 #: replaced: values meant for whatever builds under those names (PF's habit).
-loaded_alone = {}
+loaded_alone: Dict[str, int] = {}
 
 
 def note_loaded_alone(before, after):
