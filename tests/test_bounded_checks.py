@@ -169,6 +169,46 @@ def test_the_checking_child_dies_with_the_process_that_started_it(tmp_path):
             os.kill(child, signal.SIGKILL)
 
 
+# --- many tiny datasets: memory in proportion to the file -------------------------------------
+
+#: Reads the file in argv[1] and prints its size and how far the peak RSS grew doing so,
+#: after a read of the file in argv[3] has imported what reading needs.
+#: (VmHWM, not ru_maxrss: that one keeps the peak of the process before its exec.)
+PEAK_READ = """
+import os, sys
+from nnabla_modules import files
+def status(key):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(key))
+files.read_parameters(sys.argv[3])
+held = status("VmRSS")
+values = files.read_parameters(sys.argv[1])
+assert len(values) == int(sys.argv[2]), len(values)
+print(os.path.getsize(sys.argv[1]), status("VmHWM") - held)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_reading_many_tiny_datasets_takes_memory_in_proportion_to_the_file(tmp_path):
+    """HDF5 holds kilobytes per open dataset: the reader keeps none open but the one it
+    checks or reads (docs/checkpoints.md), so 5,000 one-value datasets take a few times
+    their file's size, not 40 times."""
+    path, count, first = tmp_path / "tiny.h5", 5000, tmp_path / "one.h5"
+    for target, datasets in ((path, count), (first, 1)):
+        with h5py.File(target, "w") as handle:
+            for i in range(datasets):
+                name = f"layer{i // 10}/p{i % 10}"
+                dataset = handle.create_dataset(name, data=np.ones(1, np.float32))
+                dataset.attrs["need_grad"] = True
+                dataset.attrs["index"] = i
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_READ, str(path), str(count), str(first)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    size, grown = map(int, done.stdout.split())
+    assert grown < 8 * size, f"{grown:,} bytes for a file of {size:,}"
+
+
 # --- .nnp: one budget from the archive's real size ----------------------------------------------
 
 

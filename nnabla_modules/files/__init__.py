@@ -177,7 +177,7 @@ def _open_h5(source, label, stack, budget=None):
             entry.shape,
             entry.dtype,
             entry.need_grad,
-            _h5.dataset_reader(entry, label),
+            _h5.dataset_reader(handle, entry, label),
         )
     return stored
 

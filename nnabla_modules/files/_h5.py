@@ -47,7 +47,10 @@ def short(text, limit=QUOTE_LIMIT):
     return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
-Entry = namedtuple("Entry", "name dataset shape dtype need_grad index")
+#: A checked dataset. It is not kept open (HDF5 holds kilobytes per open dataset):
+#: :func:`dataset_reader` opens it by ``name`` while reading, and ``address`` tells
+#: that the object opened is the one checked.
+Entry = namedtuple("Entry", "name address shape dtype need_grad index")
 
 
 def too_large(shape, itemsize):
@@ -87,7 +90,8 @@ class Unvouched(Exception):
 
 
 def entries(handle, label, budget=None, admits=None):
-    """Every dataset of an open file, checked, as :class:`Entry` in name order.
+    """Every dataset of an open file, checked, as :class:`Entry` in name order; each
+    dataset is open only while it is checked.
 
     Args:
         handle (h5py.File): The file.
@@ -100,21 +104,37 @@ def entries(handle, label, budget=None, admits=None):
     Raises:
         ParameterFileError: Anything a parameter file must not hold.
     """
+    _cap_metadata_cache(handle)
     file_size = handle.id.get_filesize()  # of the file HDF5 has open, not of a path
     budget = budget or Budget(label, file_size)
     return [
-        _entry(name, dataset, label, file_size, budget)
-        for name, dataset in _datasets(handle, label, admits)
+        _entry(name, address, dataset, label, file_size, budget)
+        for name, address, dataset in _datasets(handle, label, admits)
     ]
 
 
+#: The metadata HDF5 caches per open file, in bytes as stored. Its entries take some
+#: 20 times that in memory, and by default the cache may grow to 32 MB: 20,000 datasets
+#: of one value (6 MB) took 50 MB. Reads walk a file once and gain nothing from more.
+METADATA_CACHE = 256 << 10
+
+
+def _cap_metadata_cache(handle):
+    config = handle.id.get_mdc_config()
+    config.set_initial_size = True
+    config.initial_size = config.min_size = config.max_size = METADATA_CACHE
+    config.incr_mode = config.flash_incr_mode = config.decr_mode = 0  # a fixed size
+    handle.id.set_mdc_config(config)
+
+
 def _datasets(handle, label, admits):
-    """``[(name, DatasetID)]``: a depth-first walk in name order, as ``visititems`` goes.
+    """Yields ``(name, address, DatasetID)``: a depth-first walk in name order, as
+    ``visititems`` goes. Each dataset is closed once the next one is asked for.
 
     Full names are built for the datasets found and for errors only, and those of
     the objects opened are bounded (:data:`KEY_CHARACTERS_PER_BYTE`).
     """
-    found, seen = [], set()
+    seen = set()
     links = _Links(label, handle.id.get_filesize())
     root = h5py.h5g.open(handle.id, b"/")
     parts, lengths = [], [0]  # the open groups' names below the root, and their lengths
@@ -152,12 +172,12 @@ def _datasets(handle, label, admits):
             lengths.append(length)
             stack.append((obj, links.names(obj)))
         elif kind == h5py.h5i.DATASET:
-            found.append(("/".join([*parts, part]), obj))
+            yield "/".join([*parts, part]), link.u, obj
         else:
             raise ParameterFileError(
                 f"{label}: {_quoted(parts, part)} is a named datatype, not a parameter"
             )
-    return found
+        del obj  # closes a dataset: none stays open
 
 
 #: The most characters the full names of a file's groups and datasets may hold in all,
@@ -214,16 +234,20 @@ class _Links:
 
 
 def _text(raw, parts, label):
+    """The link's name; refused where its full name would not lead back to it
+    (:func:`dataset_reader` opens datasets by their full names)."""
+    group = short(repr("/".join(parts) + "/" if parts else "/"))
+    if raw in (b"", b".") or b"/" in raw:
+        raise ParameterFileError(f"{label}: the name {short(repr(raw))} in {group} is not a path")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        group = short(repr("/".join(parts) + "/" if parts else "/"))
         raise ParameterFileError(
             f"{label}: the name {short(repr(raw))} in {group} is not UTF-8 text"
         ) from None
 
 
-def _entry(name, dataset, label, file_size, budget):
+def _entry(name, address, dataset, label, file_size, budget):
     what = f"{label}: dataset {short(repr(name))}"
     if dataset.get_space().get_simple_extent_type() not in (h5py.h5s.SIMPLE, h5py.h5s.SCALAR):
         raise ParameterFileError(f"{what} has no shape (a null dataspace)")
@@ -243,7 +267,7 @@ def _entry(name, dataset, label, file_size, budget):
             f"{what} has no 'need_grad' attribute; not a file written by nn.save_parameters"
         )
     index = _attribute(dataset, b"index", (h5py.h5t.INTEGER,), what)
-    return Entry(name, dataset, shape, dtype, bool(need_grad), index)
+    return Entry(name, address, shape, dtype, bool(need_grad), index)
 
 
 def _check_storage(dataset, what, nbytes, file_size, budget):
@@ -434,16 +458,21 @@ def _limit_memory(extra):
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
-def dataset_reader(entry, label):
-    """``read_into(out)`` of one dataset: straight from the file; damage names the file."""
+def dataset_reader(handle, entry, label):
+    """``read_into(out)`` of one dataset of the open file ``handle``: straight from the
+    file, opening the dataset only while it reads; damage names the file."""
 
     def read_into(out):
+        what = f"{label}: the values of {short(repr(entry.name))} cannot be read"
         try:
-            entry.dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+            dataset = h5py.h5d.open(handle.id, entry.name.encode("utf-8"))
+        except (KeyError, OSError) as error:
+            raise ParameterFileError(f"{what} (the file changed?): {short(error)}") from None
+        if h5py.h5o.get_info(dataset).addr != entry.address:
+            raise ParameterFileError(f"{what}: the file changed since it was checked")
+        try:
+            dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         except OSError as error:  # a damaged chunk (its checksum, its compression)
-            raise ParameterFileError(
-                f"{label}: the values of {short(repr(entry.name))} cannot be read "
-                f"(the file is damaged): {short(error)}"
-            ) from None
+            raise ParameterFileError(f"{what} (the file is damaged): {short(error)}") from None
 
     return read_into
