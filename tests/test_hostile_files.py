@@ -412,6 +412,19 @@ def test_a_name_that_is_not_utf8_is_a_clean_error(tmp_path, capsys):
     assert "not UTF-8" in err and "Traceback" not in err
 
 
+def test_a_name_holding_a_slash_is_refused(tmp_path):
+    """A link named ``a/b`` beside a group ``a`` holding ``b``: its full name leads to
+    the other dataset, which reads open by name (docs/checkpoints.md)."""
+    path = tmp_path / "slash.h5"
+    with h5py.File(path, "w") as handle:
+        parameter(handle, "affine/W", np.zeros((4, 3), np.float32))
+        parameter(handle, "affinexW", np.ones(7, np.float32))
+    data = path.read_bytes()
+    assert data.count(b"affinexW") == 1
+    path.write_bytes(data.replace(b"affinexW", b"affine/W"))
+    refused(path, r"slash\.h5.*b'affine/W' in '/' is not a path")
+
+
 def test_junk_of_any_size_gives_a_short_error(tmp_path):
     path = tmp_path / "junk.nntxt"
     path.write_bytes(b"parameter { variable_name: " + b"x" * (8 * MB) + b"\n")
