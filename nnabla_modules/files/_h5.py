@@ -53,7 +53,7 @@ def short(text, limit=QUOTE_LIMIT):
 #: :func:`dataset_reader` opens it by ``name`` while it reads, ``address`` telling
 #: that the object opened is the one checked.
 Entry = namedtuple("Entry", "name address dataset shape dtype need_grad index")
-#: The datasets of a file kept open from their check to their read (2 MB at most).
+#: The datasets of a file kept open from their check to their read (about 2 MB).
 OPEN_DATASETS = 128
 
 
@@ -121,7 +121,7 @@ def entries(handle, label, budget=None, admits=None):
 
 #: The metadata HDF5 caches per open file, in bytes as stored. Its entries take some
 #: 20 times that in memory, and by default the cache may grow to 32 MB: 20,000 datasets
-#: of one value (6 MB) took 50 MB. Reads walk a file once and gain nothing from more.
+#: of one value (8.7 MB) filled 50 MB. Reads walk a file once and gain nothing from more.
 METADATA_CACHE = 256 << 10
 
 
