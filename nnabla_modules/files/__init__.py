@@ -62,6 +62,7 @@ from ._stored import (
     StoredParameter,
     array_parameters,
     check_h5_keys,
+    dataset_reader,
     file_format,
     in_memory,
     is_file_object,
@@ -177,7 +178,7 @@ def _open_h5(source, label, stack, budget=None):
             entry.shape,
             entry.dtype,
             entry.need_grad,
-            _h5.dataset_reader(handle, entry, label),
+            dataset_reader(handle, entry, label),
         )
     return stored
 

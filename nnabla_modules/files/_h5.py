@@ -48,13 +48,13 @@ def short(text, limit=QUOTE_LIMIT):
     return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
 
 
-#: A checked dataset. HDF5 holds some 17 KB per open dataset: ``dataset`` is kept
-#: open for a file's first :data:`OPEN_DATASETS` only, else None, and
-#: :func:`dataset_reader` opens it by ``name`` while it reads, ``address`` telling
-#: that the object opened is the one checked.
+#: A checked dataset, open (``dataset``) only if among the first :data:`OPEN_DATASETS`:
+#: ``_stored.dataset_reader`` opens the others by ``name``, checking their ``address``.
 Entry = namedtuple("Entry", "name address dataset shape dtype need_grad index")
-#: The datasets of a file kept open from their check to their read (about 2 MB).
-OPEN_DATASETS = 128
+OPEN_DATASETS = 128  # HDF5 holds some 17 KB per open dataset: about 2 MB
+#: HDF5's metadata cache, in bytes as stored (some 20 times that in memory; by default up
+#: to 32 MB: 20,000 one-value datasets filled 50 MB). A read walks a file once.
+METADATA_CACHE = 256 << 10
 
 
 def too_large(shape, itemsize):
@@ -94,8 +94,7 @@ class Unvouched(Exception):
 
 
 def entries(handle, label, budget=None, admits=None):
-    """Every dataset of an open file, checked, as :class:`Entry` in name order; past
-    the first :data:`OPEN_DATASETS`, each dataset is open only while it is checked.
+    """Every dataset of an open file, checked, as :class:`Entry` in name order.
 
     Args:
         handle (h5py.File): The file.
@@ -108,7 +107,11 @@ def entries(handle, label, budget=None, admits=None):
     Raises:
         ParameterFileError: Anything a parameter file must not hold.
     """
-    _cap_metadata_cache(handle)
+    cache = handle.id.get_mdc_config()
+    cache.set_initial_size = True
+    cache.initial_size = cache.min_size = cache.max_size = METADATA_CACHE
+    cache.incr_mode = cache.flash_incr_mode = cache.decr_mode = 0  # a fixed size
+    handle.id.set_mdc_config(cache)
     file_size = handle.id.get_filesize()  # of the file HDF5 has open, not of a path
     budget = budget or Budget(label, file_size)
     found, walk = [], _datasets(handle, label, admits)
@@ -119,23 +122,8 @@ def entries(handle, label, budget=None, admits=None):
     return found
 
 
-#: The metadata HDF5 caches per open file, in bytes as stored. Its entries take some
-#: 20 times that in memory, and by default the cache may grow to 32 MB: 20,000 datasets
-#: of one value (8.7 MB) filled 50 MB. Reads walk a file once and gain nothing from more.
-METADATA_CACHE = 256 << 10
-
-
-def _cap_metadata_cache(handle):
-    config = handle.id.get_mdc_config()
-    config.set_initial_size = True
-    config.initial_size = config.min_size = config.max_size = METADATA_CACHE
-    config.incr_mode = config.flash_incr_mode = config.decr_mode = 0  # a fixed size
-    handle.id.set_mdc_config(config)
-
-
 def _datasets(handle, label, admits):
-    """Yields ``(name, address, DatasetID)``: a depth-first walk in name order, as
-    ``visititems`` goes. A dataset is closed once no one holds it.
+    """Yields ``(name, address, DatasetID)``: a depth-first walk in name order, as ``visititems``.
 
     Full names are built for the datasets found and for errors only, and those of
     the objects opened are bounded (:data:`KEY_CHARACTERS_PER_BYTE`).
@@ -183,7 +171,6 @@ def _datasets(handle, label, admits):
             raise ParameterFileError(
                 f"{label}: {_quoted(parts, part)} is a named datatype, not a parameter"
             )
-        del obj  # a dataset stays open only where its Entry keeps it
 
 
 #: The most characters the full names of a file's groups and datasets may hold in all,
@@ -240,8 +227,7 @@ class _Links:
 
 
 def _text(raw, parts, label):
-    """The link's name; refused where its full name would not lead back to it
-    (:func:`dataset_reader` opens datasets by their full names)."""
+    """The link's name, if UTF-8 and a full name leads back to it (reads open by name)."""
     group = short(repr("/".join(parts) + "/" if parts else "/"))
     if raw in (b"", b".") or b"/" in raw:
         raise ParameterFileError(f"{label}: the name {short(repr(raw))} in {group} is not a path")
@@ -273,8 +259,7 @@ def _entry(name, address, dataset, label, file_size, budget, keep):
             f"{what} has no 'need_grad' attribute; not a file written by nn.save_parameters"
         )
     index = _attribute(dataset, b"index", (h5py.h5t.INTEGER,), what)
-    kept = dataset if keep else None
-    return Entry(name, address, kept, shape, dtype, bool(need_grad), index)
+    return Entry(name, address, dataset if keep else None, shape, dtype, bool(need_grad), index)
 
 
 def _check_storage(dataset, what, nbytes, file_size, budget):
@@ -463,35 +448,3 @@ def _limit_memory(extra):
         return
     limit = held * 1024 + extra
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
-
-
-def dataset_reader(handle, entry, label):
-    """``read_into(out)`` of one dataset of the open file ``handle``: straight from the
-    file, opening the dataset only while it reads unless it is kept open; damage names
-    the file."""
-
-    path = entry.name.encode("utf-8")  # the names checked lead back to their objects
-
-    def read_into(out):
-        dataset = entry.dataset or _reopen(handle, path, entry, label)
-        try:
-            dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-        except OSError as error:  # a damaged chunk (its checksum, its compression)
-            raise _unread(entry, label, f"(the file is damaged): {short(error)}") from None
-
-    return read_into
-
-
-def _reopen(handle, path, entry, label):
-    try:
-        dataset = h5py.h5d.open(handle.id, path)
-    except (KeyError, OSError) as error:
-        raise _unread(entry, label, f"(the file changed?): {short(error)}") from None
-    if h5py.h5o.get_info(dataset).addr != entry.address:
-        raise _unread(entry, label, "(the file changed since it was checked)")
-    return dataset
-
-
-def _unread(entry, label, why):
-    name = short(repr(entry.name))
-    return ParameterFileError(f"{label}: the values of {name} cannot be read {why}")

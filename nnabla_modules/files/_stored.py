@@ -10,6 +10,7 @@ import math
 import os
 from collections import OrderedDict
 
+import h5py
 import nnabla as nn
 import numpy as np
 
@@ -263,3 +264,32 @@ def _array_reader(array):
     return read_into
 
 
+def dataset_reader(handle, entry, label):
+    """``read_into(out)`` of one dataset (``_h5.Entry``) of the open ``h5py.File``:
+    straight from the file, opening the dataset only while it reads unless it is kept
+    open; damage names the file."""
+    path = entry.name.encode("utf-8")  # the names checked lead back to their objects
+
+    def read_into(out):
+        dataset = entry.dataset or _reopen(handle, path, entry, label)
+        try:
+            dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+        except OSError as error:  # a damaged chunk (its checksum, its compression)
+            raise _unread(entry, label, f"(the file is damaged): {short(error)}") from None
+
+    return read_into
+
+
+def _reopen(handle, path, entry, label):
+    try:
+        dataset = h5py.h5d.open(handle.id, path)
+    except (KeyError, OSError) as error:
+        raise _unread(entry, label, f"(the file changed?): {short(error)}") from None
+    if h5py.h5o.get_info(dataset).addr != entry.address:
+        raise _unread(entry, label, "(the file changed since it was checked)")
+    return dataset
+
+
+def _unread(entry, label, why):
+    name = short(repr(entry.name))
+    return ParameterFileError(f"{label}: the values of {name} cannot be read {why}")
