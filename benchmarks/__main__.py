@@ -11,7 +11,8 @@ import time
 
 from .common import summary
 
-SECTIONS = ("graph", "fresh", "enumeration", "rebuild", "checkpoint", "cli", "imports")
+SECTIONS = ("graph", "fresh", "enumeration", "rebuild", "checkpoint", "cli", "tiny_params",
+            "imports")
 
 
 def main():
