@@ -32,6 +32,7 @@ from crafted_h5 import (
 from nnabla.utils import nnabla_pb2
 from test_hostile_files import peak_bytes
 
+from benchmarks.tiny_params import write_tiny
 from nnabla_modules import files
 from nnabla_modules.files import _h5, _h5_check
 
@@ -195,12 +196,7 @@ def test_reading_many_tiny_datasets_takes_memory_in_proportion_to_the_file(tmp_p
     their file's size, not 40 times."""
     path, count, first = tmp_path / "tiny.h5", 5000, tmp_path / "one.h5"
     for target, datasets in ((path, count), (first, 1)):
-        with h5py.File(target, "w") as handle:
-            for i in range(datasets):
-                name = f"layer{i // 10}/p{i % 10}"
-                dataset = handle.create_dataset(name, data=np.ones(1, np.float32))
-                dataset.attrs["need_grad"] = True
-                dataset.attrs["index"] = i
+        write_tiny(target, datasets)
     done = subprocess.run(
         [sys.executable, "-c", PEAK_READ, str(path), str(count), str(first)],
         capture_output=True, text=True, check=True, timeout=60,
