@@ -14,7 +14,7 @@ import nnabla as nn
 import nnabla.parametric_functions as PF
 
 from nnabla_modules import files
-from nnabla_modules.files import _h5
+from nnabla_modules.files import _h5, _h5_probe
 
 UNDEFINED = 0xFFFFFFFFFFFFFFFF
 
@@ -126,7 +126,7 @@ def load_outcome(data, seconds=2, memory=256 << 20):
     "hang" or "memory" (the load ran out)."""
 
     def load():
-        _h5.probe = _handed_over
+        _h5_probe.probe = _handed_over
         files.read_parameters(io.BytesIO(data), extension=".h5")
 
     said = outcome_in_a_child(load, seconds, memory)

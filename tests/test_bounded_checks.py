@@ -34,7 +34,7 @@ from test_hostile_files import peak_bytes
 
 from benchmarks.tiny_params import write_tiny
 from nnabla_modules import files
-from nnabla_modules.files import _h5, _h5_check
+from nnabla_modules.files import _h5, _h5_check, _h5_probe
 
 MB = 1 << 20
 
@@ -62,7 +62,7 @@ def no_child(monkeypatch):
     def probe(stream, label):
         raise AssertionError(f"{label}: the Python check should have refused it")
 
-    monkeypatch.setattr(_h5, "probe", probe)
+    monkeypatch.setattr(_h5_probe, "probe", probe)
 
 
 # --- the Python check: every structure once --------------------------------------------------
@@ -93,10 +93,10 @@ def test_shared_group_tree_nodes_are_refused_in_linear_time(tmp_path, no_child):
 
 def test_the_checking_child_is_stopped_after_its_time(tmp_path, monkeypatch):
     data = shared_tree_nodes(nnabla_file(tmp_path / "good.h5"), levels=40)  # HDF5 walks it for ever
-    monkeypatch.setattr(_h5, "PROBE_SECONDS", 1.0)
+    monkeypatch.setattr(_h5_probe, "PROBE_SECONDS", 1.0)
     start = time.monotonic()
     with deadline(60), pytest.raises(files.ParameterFileError, match=r"more than 1 s"):
-        _h5.probe(io.BytesIO(data), "'shared.h5'")
+        _h5_probe.probe(io.BytesIO(data), "'shared.h5'")
     assert time.monotonic() - start < 15
     with pytest.raises(ChildProcessError):  # killed and reaped
         os.waitpid(-1, os.WNOHANG)
@@ -104,21 +104,19 @@ def test_the_checking_child_is_stopped_after_its_time(tmp_path, monkeypatch):
 
 def test_the_checking_child_has_an_address_space_limit(tmp_path, monkeypatch):
     data = looping_free_list(nnabla_file(tmp_path / "good.h5"))  # HDF5 allocates without end
-    monkeypatch.setattr(_h5, "PROBE_MEMORY", 256 * MB)
-    monkeypatch.setattr(_h5, "PROBE_SECONDS", 60.0)  # the memory limit, not the time, ends it
+    monkeypatch.setattr(_h5_probe, "PROBE_MEMORY", 256 * MB)
+    monkeypatch.setattr(_h5_probe, "PROBE_SECONDS", 60.0)  # the memory limit, not the time, ends it
     start = time.monotonic()
     with deadline(120), pytest.raises(files.ParameterFileError, match=r"'loop\.h5'"):
-        _h5.probe(io.BytesIO(data), "'loop.h5'")
+        _h5_probe.probe(io.BytesIO(data), "'loop.h5'")
     assert time.monotonic() - start < 30
 
 
 LOADER = """
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("_h5", sys.argv[1])
-_h5 = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(_h5)
-_h5.PROBE_SECONDS = 600.0
-_h5.probe(open(sys.argv[2], "rb"), "shared.h5")
+import sys
+from nnabla_modules.files import _h5_probe
+_h5_probe.PROBE_SECONDS = 600.0
+_h5_probe.probe(open(sys.argv[2], "rb"), "shared.h5")
 """
 
 
@@ -322,13 +320,13 @@ def test_a_version_2_superblock_over_unchecksummed_structures_is_not_trusted(tmp
 
 
 def _probes(monkeypatch):
-    probed, probe = [], _h5.probe
+    probed, probe = [], _h5_probe.probe
 
     def counted(stream, label):
         probed.append(label)
         return probe(stream, label)
 
-    monkeypatch.setattr(_h5, "probe", counted)
+    monkeypatch.setattr(_h5_probe, "probe", counted)
     return probed
 
 

@@ -30,7 +30,7 @@ from crafted_h5 import outcome_in_a_child
 
 import nnabla_modules as nm
 from nnabla_modules import checkpoint, files
-from nnabla_modules.files import _h5
+from nnabla_modules.files import _h5_probe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -1014,7 +1014,7 @@ def test_nnabla_files_are_checked_in_python_without_a_child_process(nnabla_file,
     def no_probe(stream, label):
         raise AssertionError("a plain nn.save_parameters file needs no child process")
 
-    monkeypatch.setattr(_h5, "probe", no_probe)
+    monkeypatch.setattr(_h5_probe, "probe", no_probe)
     model.load_parameters(path)
     assert_values(model, values)
 
@@ -1039,20 +1039,20 @@ def test_unusual_files_are_probed_however_they_are_given(tmp_path, monkeypatch):
         (stdio.BytesIO(data), ".h5"),
         (archive_path, None),
     ]
-    probed, probe = [], _h5.probe
+    probed, probe = [], _h5_probe.probe
 
     def counted(stream, label):
         probed.append(label)
         return probe(stream, label)
 
-    monkeypatch.setattr(_h5, "probe", counted)
+    monkeypatch.setattr(_h5_probe, "probe", counted)
     for source, extension in sources:
         model.load_parameters(source, extension=extension)
     assert len(probed) == 4, probed
     def crashed(stream, label):  # what the probe says when HDF5 crashed the child
         raise files.ParameterFileError(f"{label}: reading it crashed the HDF5 library")
 
-    monkeypatch.setattr(_h5, "probe", crashed)
+    monkeypatch.setattr(_h5_probe, "probe", crashed)
     for source, extension in sources:
         if hasattr(source, "seek"):
             source.seek(0)

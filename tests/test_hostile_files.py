@@ -183,20 +183,20 @@ def test_nnp_members_sharing_their_bytes_are_refused(tmp_path):
 
 def test_an_nnp_of_many_members_checked_in_a_child_process_is_refused(tmp_path, monkeypatch):
     """Each such member costs a fresh interpreter (0.4 s): 50 of them in 24 KB took 21 s."""
-    from nnabla_modules.files import _h5, _unzip
+    from nnabla_modules.files import _h5_probe, _unzip
 
     path = tmp_path / "many.nnp"
     member = _unvouched_h5(small_layer())
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for index in range(6):
             archive.writestr(f"parameter{index}.h5", member)
-    probed, probe = [], _h5.probe
+    probed, probe = [], _h5_probe.probe
 
     def counted(stream, label):
         probed.append(label)
         return probe(stream, label)
 
-    monkeypatch.setattr(_h5, "probe", counted)
+    monkeypatch.setattr(_h5_probe, "probe", counted)
     message = refused(path, "more than 4 members of the archive need checking")
     assert "parameter4.h5" in message
     assert len(probed) == _unzip.MAX_PROBES == 4

@@ -51,7 +51,7 @@ import numpy as np
 from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
-from . import _h5, _protobuf, _unzip
+from . import _h5, _h5_probe, _protobuf, _unzip
 from ._atomic import special_file, unbounded_stream, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
@@ -178,7 +178,7 @@ def _open_h5(source, label, stack, budget=None):
             entry.shape,
             entry.dtype,
             entry.need_grad,
-            dataset_reader(handle, entry, label),
+            dataset_reader(handle, entry, label, stream),
         )
     return stored
 
@@ -215,7 +215,7 @@ def _probe(stream, label, budget):
     if budget is not None:  # an .nnp member: one archive may start only so many
         budget.spend_probe(label)
     try:
-        _h5.probe(stream, label)
+        _h5_probe.probe(stream, label)
     except OSError as error:  # no child process: read it here, as NNabla would
         warnings.warn(
             f"{label}: cannot start the process that checks an HDF5 file Python cannot "

@@ -1,7 +1,7 @@
 """The structure of an ``.h5`` parameter file, checked before any value is read.
 
-Depends on h5py and numpy only: the crash probe (:func:`probe`) runs this file
-in a fresh interpreter, without importing NNabla.
+Depends on h5py and numpy only: the crash probe (``_h5_probe.py``) runs this
+file in a fresh interpreter, without importing NNabla (:func:`probe_main`).
 
 The walk is linear in the file's size: each group is opened from its parent
 (never by its full path) and its links are listed once, no more in all than
@@ -13,12 +13,8 @@ number, and chunked datasets whose declared sizes, each or together
 (:class:`Budget`), are out of proportion to what the file stores.
 """
 
-import contextlib
 import itertools
 import math
-import os
-import signal
-import subprocess
 import sys
 from collections import namedtuple
 
@@ -49,8 +45,9 @@ def short(text, limit=QUOTE_LIMIT):
 
 
 #: A checked dataset, open (``dataset``) only if among the first :data:`OPEN_DATASETS`:
-#: ``_stored.dataset_reader`` opens the others by ``name``, checking their ``address``.
-Entry = namedtuple("Entry", "name address dataset shape dtype need_grad index")
+#: ``_stored.dataset_reader`` opens the others by ``name``, checking their ``address``,
+#: or reads its values from the file where the Python check found them (``location``).
+Entry = namedtuple("Entry", "name address dataset shape dtype need_grad index location")
 OPEN_DATASETS = 128  # HDF5 holds some 17 KB per open dataset: about 2 MB
 #: HDF5's metadata cache, in bytes as stored (some 20 times that in memory; by default up
 #: to 32 MB: 20,000 one-value datasets filled 50 MB). A read walks a file once.
@@ -90,7 +87,7 @@ class Budget:
 
 
 class Unvouched(Exception):
-    """An object the check before HDF5 cannot vouch for: the file goes to :func:`probe`."""
+    """An object the check before HDF5 cannot vouch for: the file goes to the crash probe."""
 
 
 def entries(handle, label, budget=None, admits=None):
@@ -123,7 +120,7 @@ def entries(handle, label, budget=None, admits=None):
 
 
 def _datasets(handle, label, admits):
-    """Yields ``(name, address, DatasetID)``: a depth-first walk in name order, as ``visititems``.
+    """Yields ``(name, address, DatasetID or admits' Described)``: depth first, by name.
 
     Full names are built for the datasets found and for errors only, and those of
     the objects opened are bounded (:data:`KEY_CHARACTERS_PER_BYTE`).
@@ -159,6 +156,9 @@ def _datasets(handle, label, admits):
             raise Unvouched("/".join([*parts, part]))
         length = lengths[-1] + bool(parts) + len(part)
         links.spend_name(length)
+        if described := admits and admits.described.get(link.u):  # HDF5 need not open it
+            yield "/".join([*parts, part]), link.u, described
+            continue
         obj = h5py.h5o.open(group, raw)
         kind = h5py.h5i.get_type(obj)
         if kind == h5py.h5i.GROUP:
@@ -240,6 +240,8 @@ def _text(raw, parts, label):
 
 
 def _entry(name, address, dataset, label, file_size, budget, keep):
+    if not isinstance(dataset, h5py.h5d.DatasetID):  # the Python check's Described
+        return Entry(name, address, None, *dataset)
     what = f"{label}: dataset {short(repr(name))}"
     if dataset.get_space().get_simple_extent_type() not in (h5py.h5s.SIMPLE, h5py.h5s.SCALAR):
         raise ParameterFileError(f"{what} has no shape (a null dataspace)")
@@ -259,7 +261,8 @@ def _entry(name, address, dataset, label, file_size, budget, keep):
             f"{what} has no 'need_grad' attribute; not a file written by nn.save_parameters"
         )
     index = _attribute(dataset, b"index", (h5py.h5t.INTEGER,), what)
-    return Entry(name, address, dataset if keep else None, shape, dtype, bool(need_grad), index)
+    kept = dataset if keep else None
+    return Entry(name, address, kept, shape, dtype, bool(need_grad), index, None)
 
 
 def _check_storage(dataset, what, nbytes, file_size, budget):
@@ -311,111 +314,12 @@ def _attribute(dataset, name, classes, what):
     return int(value.reshape(()))
 
 
-# --- the crash probe --------------------------------------------------------------------
-
-#: The child's time: this many seconds, plus one per ``PROBE_BYTES_PER_SECOND`` of file.
-PROBE_SECONDS = 10.0
-PROBE_BYTES_PER_SECOND = 64 << 20
-#: The address space the child may take beyond what its interpreter and imports hold.
-PROBE_MEMORY = 512 << 20
-
+# --- the crash probe's child (``_h5_probe.py``) -----------------------------------------
 
 def not_readable(label, ext, error):
     """The ParameterFileError for whatever a reader raised on a file that is not one."""
     detail = short(str(error) or type(error).__name__)
     return ParameterFileError(f"{label} is not a readable NNabla {ext} parameter file: {detail}")
-
-
-def probe(stream, label):
-    """Reads the structure of the file in ``stream`` in a fresh interpreter first.
-
-    HDF5 trusts a file's metadata: some damage to an unchecksummed file crashes
-    the C library, loops forever or allocates without end, and no ``except``
-    catches that. A child process meets it instead, bounded: it has
-    :data:`PROBE_SECONDS` (more for a larger file), :data:`PROBE_MEMORY` of
-    address space (``RLIMIT_AS``), its own process group, and dies with the
-    process that started it (``PR_SET_PDEATHSIG`` on Linux). On a timeout or
-    any exception here, Ctrl-C included, its group is killed and it is
-    reaped. It reports by printing ``ok`` or ``error`` and the message, so the
-    verdict never depends on exit statuses (which a process ignoring
-    ``SIGCHLD`` cannot see), and a file it finds unreadable is never opened
-    here. A file on disk is handed over as the open file itself (Linux), other
-    streams as bytes on the child's standard input.
-
-    Raises:
-        ParameterFileError: The file is unreadable, or reading it crashed the
-            child, ran out of time or of memory.
-        OSError: No child can be started.
-    """
-    held = _held_file(stream)
-    data = b"" if held else _all_bytes(stream)
-    timeout = PROBE_SECONDS + (len(data) or os.path.getsize(held)) / PROBE_BYTES_PER_SECOND
-    # -I: neither the working folder nor the environment can put modules in its way
-    command = [sys.executable, "-I", "-c", _PROBE, __file__, os.pathsep.join(sys.path), held,
-               label, str(os.getpid()), str(PROBE_MEMORY)]  # fmt: skip
-    child = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        pass_fds=(stream.fileno(),) if held else (),
-        start_new_session=True,  # its own process group, killed whole below
-    )
-    try:
-        verdict, _ = child.communicate(data, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        verdict = None
-    finally:  # also on Ctrl-C: never leave a child running, nor a zombie
-        if child.returncode is None:  # not reaped yet: its process group is still its own
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-    if verdict == b"ok":
-        return
-    if verdict and verdict.startswith(b"error\n"):
-        raise ParameterFileError(verdict[6:].decode("utf-8", "replace"))
-    cause = (
-        f"reading it took a child process more than {timeout:.0f} s (its metadata loops?)"
-        if verdict is None
-        else "reading it crashed the HDF5 library in a child process, or exhausted its memory"
-    )
-    raise ParameterFileError(
-        f"{label} is not a readable NNabla .h5 parameter file: its structure is corrupted ({cause})"
-    )
-
-
-def _held_file(stream):
-    """``/proc/self/fd/N`` of a file on disk (the child opens the very file), else ``""``."""
-    try:
-        path = f"/proc/self/fd/{stream.fileno()}"
-    except (AttributeError, OSError, ValueError):  # BytesIO and other streams
-        return ""
-    return path if os.path.isfile(path) else ""
-
-
-def _all_bytes(stream):
-    position = stream.tell()
-    try:
-        stream.seek(0)
-        return stream.read()
-    finally:
-        stream.seek(position)
-
-
-# Dies with its parent, and does nothing if the parent died before that was set.
-_PROBE = """
-import ctypes, os, signal, sys
-if sys.platform.startswith("linux"):
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-if os.getppid() != int(sys.argv[5]):
-    sys.exit(1)
-import importlib.util
-sys.path[:0] = [p for p in sys.argv[2].split(os.pathsep) if p]
-spec = importlib.util.spec_from_file_location("_h5_probe", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-module.probe_main(sys.argv[3], sys.argv[4], int(sys.argv[6]))
-"""
 
 
 def probe_main(held, label, memory):

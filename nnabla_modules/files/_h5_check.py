@@ -47,7 +47,7 @@ def vouch(stream):
     number of parameters, not with their size.
 
     Returns:
-        A function ``admits(address)``, to call before HDF5 opens each object
+        Admits: A function ``admits(address)``, to call before HDF5 opens each object
         below the root (by its address): True when it is vouched for (always
         True for a file checked whole), False when it is not (the caller then
         reads the file in the child process). None when Python cannot vouch
@@ -59,15 +59,34 @@ def vouch(stream):
             would follow for ever (reached twice, a free list that loops).
     """
     version = Reader(stream).guarded(Reader.version)
-    if version == 0 and _V0File(stream).guarded(_V0File.check):
-        return _everything
+    if version == 0:
+        whole_file = _V0File(stream)
+        if whole_file.guarded(_V0File.check):
+            return Admits(_everything, whole_file.described)
     if version in (2, 3):
         objects = _V2Objects(stream)
         if objects.guarded(_V2Objects.check):
-            return objects.admits
+            return Admits(objects.admits, objects.described)
         if objects.guarded(_V2Objects.superblock_fails_checksum):
-            return _everything  # HDF5 refuses a damaged superblock with a clean error
+            return Admits(_everything)  # HDF5 refuses a damaged superblock with a clean error
     return None
+
+
+class Admits:
+    """``admits(address)``: True when HDF5 may open the object at ``address``.
+
+    ``described`` maps the address of each dataset vouched for so far to what
+    the check learned of it (``_h5_read.Described``, None if unusual): the
+    walk of ``_h5.py`` takes it instead of asking HDF5, and its values are read
+    from the file directly.
+    """
+
+    def __init__(self, admits, described=None):
+        self.admits = admits
+        self.described = {} if described is None else described
+
+    def __call__(self, address):
+        return self.admits(address)
 
 
 def _everything(address):
@@ -117,7 +136,7 @@ class _V0File(Messages):
                 if child_cache == 1:
                     pending.append((child, 1, child_scratch))
                 elif child_cache == 0:
-                    self._dataset(self._object(child))
+                    self.described[child] = self._dataset(self._object(child))
                 else:
                     raise Unsure  # a soft link: refused later, by the walk, after the probe
 
@@ -258,7 +277,7 @@ class _V2Objects(Messages):
         """A dataset or a group, each message checked against what h5py writes."""
         messages = self._object(address)
         if any(kind == 0x08 for kind, _ in messages):
-            self._dataset(messages)
+            self.described[address] = self._dataset(messages)
             return True
         kinds = [kind for kind, _ in messages]
         if kinds.count(0x02) != 1 or kinds.count(0x0A) != 1:

@@ -9,6 +9,11 @@ and HDF5's checksum.
 import math
 import os
 import struct
+from collections import namedtuple
+
+import numpy as np
+
+from ._h5 import too_large
 
 
 class Unsure(Exception):
@@ -35,6 +40,7 @@ class Reader:
         self.stream = stream
         self.size = stream.seek(0, os.SEEK_END)
         self.seen = set()
+        self.described = {}  # dataset address -> Described or None
 
     def read(self, offset, size):
         if offset < 0 or size < 0 or offset + size > self.size:
@@ -74,11 +80,17 @@ class Messages(Reader):
     """Checks the messages of a dataset's object header against what h5py writes."""
 
     def _dataset(self, messages):
-        """Checks a dataset's messages: exactly what h5py writes for an array of numbers."""
-        found = {}
+        """Checks a dataset's messages: exactly what h5py writes for an array of numbers.
+
+        Returns:
+            Described: What HDF5 would report of it, or None where it is not an
+            ordinary parameter (``_h5.entries`` then asks HDF5, and says why).
+        """
+        found, attributes = {}, {}
         for kind, body in messages:
             if kind == 0x0C:
-                self._attribute(body)
+                name, value = self._attribute(body)
+                attributes[name] = None if name in attributes else value  # twice: unusual
             elif kind in (0x12, 0x0E):
                 continue  # modification time
             elif kind == 0x15:
@@ -92,7 +104,8 @@ class Messages(Reader):
         shape = self._dataspace(found[0x01])
         itemsize = self._datatype(found[0x03])
         self._fill(found[0x05], itemsize)
-        self._layout(found[0x08], math.prod(shape) * itemsize)
+        location = self._layout(found[0x08], math.prod(shape) * itemsize)
+        return _described(shape, found[0x03], location, attributes)
 
     def _dataspace(self, body):
         version, rank, flags = body[0], body[1], body[2]
@@ -167,15 +180,21 @@ class Messages(Reader):
             address, size = struct.unpack_from("<QQ", body, 2)
             if size != nbytes or (size and address + size > self.size):
                 raise Unsure
-        elif klass == 0:  # compact: the values are in the message
+            return address
+        if klass == 0:  # compact: the values are in the message
             (size,) = struct.unpack_from("<H", body, 2)
             if size != nbytes or len(body) < 4 + size:
                 raise Unsure
-        else:
-            raise Unsure  # chunked: not NNabla's layout
+            return body[4 : 4 + size]
+        raise Unsure  # chunked: not NNabla's layout
 
     def _attribute(self, body):
-        """A number: version 1 (fields padded to 8 bytes) or 3 (HDF5 1.8's, unpadded)."""
+        """A number: version 1 (fields padded to 8 bytes) or 3 (HDF5 1.8's, unpadded).
+
+        Returns:
+            ``(name, value)``: the value as ``_h5.py`` reads ``need_grad`` and ``index``
+            (one integer, or h5py's bool), else None.
+        """
         version, flags, name_size, type_size, space_size = struct.unpack_from("<BBHHH", body)
         if version not in (1, 3) or (version == 3 and (flags or body[8] > 1)):
             raise Unsure  # version 3: no shared datatype or dataspace; ASCII or UTF-8
@@ -189,12 +208,16 @@ class Messages(Reader):
         position += pad(name_size)
         if len(body) < position + type_size:
             raise Unsure
-        itemsize = self._datatype(body[position : position + type_size])
+        datatype = body[position : position + type_size]
+        itemsize = self._datatype(datatype)
         position += pad(type_size)
         dims = self._dataspace(body[position : position + space_size] + bytes(8))
         position += pad(space_size)
         if math.prod(dims) > 1 or len(body) < position + itemsize * math.prod(dims):
             raise Unsure
+        one_value = len(dims) <= 1 and math.prod(dims) == 1
+        value = body[position : position + itemsize] if one_value else None
+        return name[:-1], value and _integer(datatype, value)
 
 
     @staticmethod
@@ -204,6 +227,44 @@ class Messages(Reader):
         (heap,) = struct.unpack_from("<Q", body, 2 + (2 if flags & 1 else 0))
         if body[0] != 0 or flags & ~3 or heap != UNDEFINED:
             raise Unsure
+
+
+#: What the check learned of a dataset HDF5 would read: enough to read its values
+#: without HDF5 (``location``: where its values start in the file, or the values).
+Described = namedtuple("Described", "shape dtype need_grad index location")
+
+
+def _described(shape, datatype, location, attributes):
+    """A :class:`Described` of an ordinary parameter, or None (anything else is
+    left to HDF5, which reads it or says what is wrong)."""
+    dtype = _numbers(datatype)
+    need_grad, index = attributes.get(b"need_grad"), attributes.get(b"index", -1)
+    if dtype is None or need_grad is None or index is None or isinstance(index, bool):
+        return None
+    if too_large(shape, dtype.itemsize):
+        return None
+    return Described(shape, dtype, bool(need_grad), None if index == -1 else index, location)
+
+
+def _numbers(datatype):
+    """The numpy dtype of an integer or IEEE float datatype (checked), else None."""
+    klass, bits, size = datatype[0] & 0x0F, datatype[1], datatype[4]
+    order = ">" if bits & 1 else "<"
+    if klass == 0:
+        return np.dtype(f"{order}{'i' if bits & 0b1000 else 'u'}{size}")
+    return np.dtype(f"{order}f{size}") if klass == 1 else None
+
+
+def _integer(datatype, value):
+    """An attribute's value as ``_h5.py`` reads it: h5py's bool as stored (0 or 1, a
+    bool here), an integer that fits int64; else None."""
+    klass, bits = datatype[0] & 0x0F, datatype[1]
+    if klass == 8:  # h5py's bool: one byte, read as int8
+        return bool(int.from_bytes(value, "little", signed=True))
+    if klass != 0:
+        return None
+    number = int.from_bytes(value, "big" if bits & 1 else "little", signed=bool(bits & 0b1000))
+    return number if -(1 << 63) <= number < 1 << 63 else None
 
 
 def padded(size):

@@ -264,10 +264,13 @@ def _array_reader(array):
     return read_into
 
 
-def dataset_reader(handle, entry, label):
+def dataset_reader(handle, entry, label, stream):
     """``read_into(out)`` of one dataset (``_h5.Entry``) of the open ``h5py.File``:
     straight from the file, opening the dataset only while it reads unless it is kept
-    open; damage names the file."""
+    open; damage names the file. A dataset the Python check described
+    (``entry.location``) is read from ``stream`` without HDF5."""
+    if entry.location is not None:
+        return _located_reader(stream, entry, label)
     path = entry.name.encode("utf-8")  # the names checked lead back to their objects
 
     def read_into(out):
@@ -278,6 +281,48 @@ def dataset_reader(handle, entry, label):
             raise _unread(entry, label, f"(the file is damaged): {short(error)}") from None
 
     return read_into
+
+
+def _located_reader(stream, entry, label):
+    """Reads what HDF5 would: the dataset's bytes where its layout says, in its dtype.
+
+    Only for a dataset the Python check read whole (``_h5_read.Described``): its
+    values are contiguous in the file at ``entry.location``, or are that ``bytes``
+    (a compact layout). Conversions are numpy's, which round and overflow as HDF5's.
+    """
+
+    def read_into(out):
+        values = out if out.dtype == entry.dtype else np.empty(out.shape, entry.dtype)
+        raw = values.reshape(-1).view(np.uint8)
+        if isinstance(entry.location, bytes):
+            raw[:] = np.frombuffer(entry.location, np.uint8)
+        else:
+            _read_at(stream, entry.location, memoryview(raw), entry, label)
+        if values is not out:
+            np.copyto(out, values, casting="unsafe")
+
+    return read_into
+
+
+def _read_at(stream, offset, view, entry, label):
+    done = 0
+    while done < len(view):
+        try:
+            stream.seek(offset + done)
+            count = _read_into(stream, view[done:])
+        except OSError as error:
+            raise _unread(entry, label, f"(a disk error?): {short(error)}") from None
+        if not count:
+            raise _unread(entry, label, "(the file is shorter than when it was checked)")
+        done += count
+
+
+def _read_into(stream, view):
+    if hasattr(stream, "readinto"):
+        return stream.readinto(view)
+    data = stream.read(len(view))  # a file object with read() only
+    view[: len(data)] = data
+    return len(data)
 
 
 def _reopen(handle, path, entry, label):
