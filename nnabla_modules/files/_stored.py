@@ -292,14 +292,16 @@ def _located_reader(stream, entry, label):
     """
 
     def read_into(out):
-        values = out if out.dtype == entry.dtype else np.empty(out.shape, entry.dtype)
+        direct = out.dtype == entry.dtype and out.flags.c_contiguous
+        values = out if direct else np.empty(out.shape, entry.dtype)
         raw = values.reshape(-1).view(np.uint8)
         if isinstance(entry.location, bytes):
             raw[:] = np.frombuffer(entry.location, np.uint8)
         else:
             _read_at(stream, entry.location, memoryview(raw), entry, label)
-        if values is not out:
-            np.copyto(out, values, casting="unsafe")
+        if not direct:
+            with np.errstate(all="ignore"):  # HDF5's conversions say nothing either
+                np.copyto(out, values, casting="unsafe")
 
     return read_into
 
