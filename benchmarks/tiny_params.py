@@ -1,11 +1,15 @@
-"""Peak memory and time of reading an ``.h5`` of many one-value parameters.
+"""Peak memory and time of reading files of many one-value parameters.
 
-20,000 datasets by default, ten to a group, in NNabla's layout (a ``need_grad``
-and an ``index`` attribute each). A fresh subprocess reads a one-dataset file
-first (imports, caches), resets its peak resident set, reads the large file with
-``files.read_parameters`` and reports how far the peak rose. HDF5 holds some
-17 KB per open dataset: the reader keeps few open (docs/checkpoints.md, "a file
-of many tiny parameters"), so the target is 8 times the file's size.
+An ``.h5`` of 20,000 datasets by default, ten to a group, in NNabla's layout (a
+``need_grad`` and an ``index`` attribute each), and a ``.protobuf`` of ten times
+as many parameters. A fresh subprocess reads a one-parameter file first
+(imports, caches), resets its peak resident set, reads the large file with
+``files.read_parameters`` and reports how far the peak rose
+(docs/checkpoints.md, "a file of many tiny parameters"). Targets: for the
+``.h5``, 8 times the file's size (HDF5 holds some 17 KB per open dataset: the
+reader keeps few open); for the ``.protobuf``, whose parameters take some 33
+bytes each, 1 KiB per parameter: the numpy array, the key and the entry that
+``read_parameters`` returns for each take about a third of it.
 
     python -m benchmarks.tiny_params [--count 20000]
 """
@@ -28,6 +32,9 @@ from .common import figure
 
 MB = 1 << 20
 TARGET_RATIO = 8
+#: Bytes per parameter of a .protobuf of one-value parameters, and how many more it has.
+TARGET_PER_PARAMETER = 1024
+PROTOBUF_TIMES = 10
 
 
 def write_tiny(path, count):
@@ -37,6 +44,11 @@ def write_tiny(path, count):
             dataset = handle.create_dataset(name, data=np.ones(1, np.float32))
             dataset.attrs["need_grad"] = True
             dataset.attrs["index"] = i
+
+
+def write_tiny_protobuf(path, count):
+    names = (f"layer{i // 10}/p{i % 10}" for i in range(count))
+    files.write_parameters(path, ((name, (np.ones(1, np.float32), True)) for name in names))
 
 
 def peak_of_read_here(warm, path):
@@ -58,27 +70,44 @@ def main(argv=None):
         seconds, extra, count = peak_of_read_here(*args.peak_of)
         print(json.dumps({"seconds": seconds, "extra_bytes": extra, "count": count}))
         return 0
+    h5 = _measure(".h5", write_tiny, args.count)
+    print(f"file: {args.count:,} one-value datasets, {h5['size'] / MB:.1f} MiB")
+    print(f"  read_parameters: {h5['seconds']:.2f} s")
+    extra, size = h5["extra_bytes"], h5["size"]
+    met = figure(
+        "read_parameters of many tiny .h5 datasets: peak RSS above the resident set",
+        f"{extra / MB:.1f} MiB ({extra / size:.1f}x the file)",
+        f"<= {TARGET_RATIO}x the file ({TARGET_RATIO * size / MB:.0f} MiB)",
+        extra <= TARGET_RATIO * size and h5["count"] == args.count,
+    )
+    count = PROTOBUF_TIMES * args.count
+    pb = _measure(".protobuf", write_tiny_protobuf, count)
+    print(f"file: {count:,} one-value .protobuf parameters, {pb['size'] / MB:.1f} MiB")
+    print(f"  read_parameters: {pb['seconds']:.2f} s")
+    extra, size = pb["extra_bytes"], pb["size"]
+    met &= figure(
+        "read_parameters of many tiny .protobuf parameters: peak RSS above the resident set",
+        f"{extra / MB:.1f} MiB ({extra / count:.0f} bytes per parameter, {extra / size:.1f}x "
+        "the file)",
+        f"<= {TARGET_PER_PARAMETER} bytes per parameter",
+        extra <= TARGET_PER_PARAMETER * count and pb["count"] == count,
+    )
+    return 0 if met else 1
+
+
+def _measure(ext, write, count):
+    """The figures of reading a file of ``count`` parameters, in a fresh process."""
     with tempfile.TemporaryDirectory(prefix="nm-bench-") as folder:
-        warm, path = os.path.join(folder, "one.h5"), os.path.join(folder, "tiny.h5")
-        write_tiny(warm, 1)
-        write_tiny(path, args.count)
-        size = os.path.getsize(path)
+        warm, path = os.path.join(folder, "one" + ext), os.path.join(folder, "tiny" + ext)
+        write(warm, 1)
+        write(path, count)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.tiny_params", "--peak-of", warm, path],
             cwd=root, check=True, capture_output=True, text=True,
         )  # fmt: skip
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    extra = result["extra_bytes"]
-    print(f"file: {args.count:,} one-value datasets, {size / MB:.1f} MiB")
-    print(f"  read_parameters: {result['seconds']:.2f} s")
-    met = figure(
-        "read_parameters of many tiny .h5 datasets: peak RSS above the resident set",
-        f"{extra / MB:.1f} MiB ({extra / size:.1f}x the file)",
-        f"<= {TARGET_RATIO}x the file ({TARGET_RATIO * size / MB:.0f} MiB)",
-        extra <= TARGET_RATIO * size and result["count"] == args.count,
-    )
-    return 0 if met else 1
+        size = os.path.getsize(path)
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "size": size}
 
 
 if __name__ == "__main__":

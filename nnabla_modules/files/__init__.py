@@ -238,7 +238,7 @@ def _open_protobuf(source, label, stack):
                 f"{_h5.short(repr(parameter.name))})"
             ) from None
         count = parameter.count
-        read_into = _protobuf.reader(handle, parameter.segments, count, label)
+        read_into = _protobuf.Reader(handle, parameter.segments, count, label)
         _protobuf.add_parameter(stored, label, name, parameter.dims, count, parameter.need_grad,
                              read_into)  # fmt: skip
     return stored

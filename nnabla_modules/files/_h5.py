@@ -58,7 +58,10 @@ def too_large(shape, itemsize):
     """True when no array can have ``shape``, however few values it holds: numpy
     refuses a shape (``(2**62, 0)`` included) whose bytes, its zero dimensions left
     out, overflow an index."""
-    return math.prod(d for d in shape if d) * itemsize > np.iinfo(np.intp).max
+    return math.prod(d for d in shape if d) * itemsize > _LARGEST_INDEX
+
+
+_LARGEST_INDEX = np.iinfo(np.intp).max
 
 
 class Budget:
