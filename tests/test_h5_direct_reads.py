@@ -50,19 +50,14 @@ def _write(path, libver, compact):
             dataset.attrs["index"] = index
 
 
-def _forbid_hdf5_opening_datasets(monkeypatch):
-    """From now on, HDF5 opening a dataset fails the test (the walk opens groups only)."""
-    opened = h5py.h5o.open
-
-    def groups_only(*args, **kwargs):
-        found = opened(*args, **kwargs)
-        assert h5py.h5i.get_type(found) != h5py.h5i.DATASET, "HDF5 opened a dataset"
-        return found
+def _forbid_hdf5_reading_datasets(monkeypatch):
+    """From now on, HDF5 reading a dataset's attributes or opening one by name fails the
+    test: the walk opens each object (HDF5 verifies its checksum), nothing more."""
 
     def refused(*args, **kwargs):
-        raise AssertionError("HDF5 opened a dataset")
+        raise AssertionError("HDF5 read a dataset")
 
-    monkeypatch.setattr(h5py.h5o, "open", groups_only)
+    monkeypatch.setattr(h5py.h5a, "open", refused)
     monkeypatch.setattr(h5py.h5d, "open", refused)
 
 
@@ -85,7 +80,7 @@ def test_the_values_read_without_hdf5_are_hdf5s_bit_for_bit(tmp_path, libver, co
     expected = {
         (name, dtype): _hdf5s_read(path, name, dtype) for name in ARRAYS for dtype in dtypes[name]
     }
-    _forbid_hdf5_opening_datasets(monkeypatch)
+    _forbid_hdf5_reading_datasets(monkeypatch)
     with files.open_parameters(path) as stored:
         assert list(stored) == list(ARRAYS)
         for index, (name, array) in enumerate(ARRAYS.items()):
@@ -100,7 +95,7 @@ def test_the_values_read_without_hdf5_are_hdf5s_bit_for_bit(tmp_path, libver, co
 
 
 @pytest.mark.parametrize("writer", ["nn.save_parameters", "Module.save_parameters"])
-def test_a_load_of_either_writers_file_opens_no_dataset_in_hdf5(tmp_path, writer, monkeypatch):
+def test_a_load_of_either_writers_file_reads_no_dataset_through_hdf5(tmp_path, writer, monkeypatch):
     nn.clear_parameters()
     model = nm.Sequential(*(nm.Linear(3, 3) for _ in range(12)), name="net")
     path = str(tmp_path / "p.h5")
@@ -111,7 +106,7 @@ def test_a_load_of_either_writers_file_opens_no_dataset_in_hdf5(tmp_path, writer
         model.save_parameters(path)
     for param in model.get_parameters().values():
         param.d = 0
-    _forbid_hdf5_opening_datasets(monkeypatch)
+    _forbid_hdf5_reading_datasets(monkeypatch)
     model.load_parameters(path)
     for key, param in model.get_parameters().items():
         np.testing.assert_array_equal(param.d, expected[key])
@@ -143,3 +138,27 @@ def test_a_disk_error_while_reading_values_is_an_error_naming_the_file():
         stream.failing = True
         with pytest.raises(files.ParameterFileError, match=r"'a'.*disk error.*Input/output"):
             stored["a"].read()
+
+
+def test_a_changed_attribute_of_a_checksummed_file_is_refused_not_loaded(tmp_path):
+    """HDF5 1.8's object headers carry checksums: HDF5 still opens each described dataset."""
+    nn.clear_parameters()
+    model = nm.Linear(3, 2, name="fc")
+    path = tmp_path / "fc.h5"
+    model.save_parameters(path)
+    data = bytearray(path.read_bytes())
+    name = data.index(b"need_grad\0")  # a version 3 attribute message: its value last
+    type_size, space_size = (
+        int.from_bytes(data[name - 5 : name - 3], "little"),
+        int.from_bytes(data[name - 3 : name - 1], "little"),
+    )
+    value = name + len(b"need_grad\0") + type_size + space_size
+    assert data[value] == 1
+    data[value] = 0  # need_grad=False: a frozen weight, if it loaded
+    path.write_bytes(bytes(data))
+    before = {k: v.d.copy() for k, v in model.get_parameters().items()}
+    with pytest.raises(files.ParameterFileError, match=r"fc\.h5"):
+        model.load_parameters(path)
+    for key, param in model.get_parameters().items():
+        np.testing.assert_array_equal(param.d, before[key])
+        assert param.need_grad
