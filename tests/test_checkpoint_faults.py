@@ -731,6 +731,31 @@ def test_saving_over_a_file_keeps_its_access_control_list(open_tmp):
 
 
 @needs_root
+def test_saving_over_a_file_without_an_access_list_gives_it_none_from_its_folder(open_tmp):
+    """A folder's default list (setfacl -d -m u:daemon:rw), set after the file was made:
+    a new file takes it, as open() gives it, but a replaced file grants no one more."""
+    if not hasattr(os, "setxattr"):
+        pytest.skip("POSIX ACLs are Linux's")
+    path = open_tmp / "model.h5"
+    assert _save(path) == "saved"
+    os.chmod(path, 0o640)
+    user_obj, user, group_obj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
+    default = _access_list(
+        (user_obj, 6, -1), (user, 6, DAEMON), (group_obj, 4, -1), (mask, 6, -1), (other, 0, -1)
+    )
+    try:
+        os.setxattr(open_tmp, "system.posix_acl_default", default)
+    except OSError as error:
+        pytest.skip(f"no POSIX ACLs on {open_tmp}: {error}")
+    assert _save(path, 1.0) == "saved"
+    assert ACCESS_LIST not in os.listxattr(path)  # daemon may not read it, as before
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert files.read_parameters(path)["w"][0][0] == 1.0
+    assert _save(open_tmp / "new.h5") == "saved"  # a new file: what open() gives
+    assert ACCESS_LIST in os.listxattr(open_tmp / "new.h5")
+
+
+@needs_root
 def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
     path = _setgid_folder(open_tmp, 0o777) / "model.h5"
     assert _save(path) == "saved"

@@ -196,8 +196,8 @@ def _keep_owner_and_mode(temporary, old, path):
             f"cannot be kept, and the new file's group ({_group(new.st_gid)}) could read it "
             "(save it as a member of its group, or change its group or mode first)", path
         )
-    os.chmod(temporary, stat.S_IMODE(old.st_mode))
     _keep_access_list(temporary, path)
+    os.chmod(temporary, stat.S_IMODE(old.st_mode))
 
 
 _ACCESS_LIST = "system.posix_acl_access"  # Linux's POSIX ACLs (setfacl)
@@ -207,13 +207,17 @@ def _keep_access_list(temporary, path):
     """Gives the temporary the replaced file's access control list, or refuses.
 
     With a list, the mode's group bits are its mask: the mode alone would let the
-    file's group read what the list forbids it (``setfacl -m g::-``).
+    file's group read what the list forbids it (``setfacl -m g::-``). Without
+    one, the temporary loses the list its folder's default gave it (``setfacl
+    -d``): that would grant users the replaced file did not.
     """
     if not hasattr(os, "getxattr"):  # not Linux
         return
     try:
         access_list = os.getxattr(path, _ACCESS_LIST)
     except OSError:  # none (ENODATA), or a file system without them
+        with contextlib.suppress(OSError):
+            os.removexattr(temporary, _ACCESS_LIST)
         return
     try:
         os.setxattr(temporary, _ACCESS_LIST, access_list)
