@@ -270,7 +270,8 @@ def _apply(module, plan, source, strict):
         raise
     undo = []
     # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
-    # calling sys.exit) wait until the writes are complete or undone.
+    # calling sys.exit) wait until the writes are complete or undone, and the
+    # check of the first call is set up: a load left unchecked would be half one.
     with interrupts_held_back():
         try:
             for placement, param in zip(plan.placements, created):
@@ -282,16 +283,22 @@ def _apply(module, plan, source, strict):
                 action()
             _note_failure(error, module, source)
             raise
-    if deferred:
-        # Keys the module could not know yet: its first call shows whether they fit.
-        # Until then each entry is credited to the deepest module on its path that
-        # could not know its keys; ``undo`` keeps what undoing the load needs.
-        keys = OrderedDict()
-        for owner, owner_key, key, need_grad in _provisional(plan):
-            state_of(owner).credit_loaded(owner_key, need_grad)
-            keys[key] = need_grad
-        pending = PendingLoad(keys, plan.known, strict, source, undo, created)
-        defer_check(module, pending, plan.hosts)
+        if deferred:
+            _defer(module, plan, source, strict, undo, created)
+
+
+def _defer(module, plan, source, strict, undo, created):
+    """Keys the module could not know yet: its first call shows whether they fit.
+
+    Until then each entry is credited to the deepest module on its path that
+    could not know its keys; ``undo`` keeps what undoing the load needs.
+    """
+    keys = OrderedDict()
+    for owner, owner_key, key, need_grad in _provisional(plan):
+        state_of(owner).credit_loaded(owner_key, need_grad)
+        keys[key] = need_grad
+    pending = PendingLoad(keys, plan.known, strict, source, undo, created)
+    defer_check(module, pending, plan.hosts)
 
 
 #: Each value's place in the buffer of :func:`_read_ahead` starts at a multiple of this.

@@ -6,6 +6,7 @@ h5py's cleanup code, Python could only print it. See docs/checkpoints.md.
 """
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -64,6 +65,7 @@ class _HeldSignals:
                     self.previous[number] = handler
         self.received = []
         self.recording = True
+        self.thread = threading.get_ident()  # the main thread, whose block this is
 
     def record(self, number, frame):
         if not self.recording:
@@ -98,25 +100,40 @@ class _HeldSignals:
         finally:
             self.deliver(final)
 
-    def _restore(self):
-        """Puts each handler back, unless one delivered above set another one."""
-        raised = []
-        for number, handler in self.previous.items():
-            while signal.getsignal(number) == self.record:
-                try:
-                    signal.signal(number, handler)
-                except BaseException as error:  # a handler ran meanwhile (Ctrl-C)
-                    raised.append(error)
-        _raise_chained(raised)
+    def _restore(self, waiting=None):
+        """Puts each handler back, unless one delivered above set another one.
 
-
-def _raise_chained(errors):
-    """Raises each of ``errors`` in turn, as if each had arrived while the one before was raised.
-
-    The last one is raised, the others are its ``__context__`` chain.
-    """
-    if errors:
+        A handler running meanwhile (a signal arriving, passed on) may raise at
+        any point of the loop: the handlers still ``waiting`` are put back in
+        its ``finally``, the exceptions chained, the last one raised.
+        """
+        waiting = list(self.previous.items()) if waiting is None else waiting
         try:
-            raise errors[0]
+            while waiting:
+                number, handler = waiting[0]
+                if signal.getsignal(number) == self.record:
+                    signal.signal(number, handler)  # runs what arrived first: may raise
+                waiting.pop(0)
         finally:
-            _raise_chained(errors[1:])
+            if waiting:
+                self._restore(waiting)
+
+
+def _after_fork_in_child():
+    """A child forked by another thread while the main thread's block ran.
+
+    The block never ends in the child (the thread running it is not there): its
+    recorders would swallow every signal for good (a worker deaf to Ctrl-C), and
+    no load of the child would hold signals back. The child's handlers are put
+    back as they were outside the block; what the parent recorded is the parent's.
+    """
+    if not _HOLDING or _HOLDING[0].thread == threading.get_ident():
+        return  # nothing held, or the forking thread runs the block: it goes on
+    held = _HOLDING.pop()
+    held.received.clear()
+    held.recording = False
+    held._restore()
+
+
+if hasattr(os, "register_at_fork"):  # not Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,151 @@
+"""Loads interrupted by signals at their edges: the first call's check, the handlers, forks.
+
+See docs/checkpoints.md, "Loading" and "Guarantees and limits".
+"""
+
+import os
+import signal
+import threading
+
+import nnabla as nn
+import nnabla.parametric_functions as PF
+import numpy as np
+import pytest
+from conftest import at_write
+
+import nnabla_modules as nm
+from nnabla_modules.checkpoint import CheckpointError
+
+
+class Headed(nm.Module):
+    """A layer that knows its parameters, and PF code whose parameters appear at the call."""
+
+    def __init__(self):
+        self.fc = nm.Affine(4, 3)
+
+    def __call__(self, x):
+        return PF.affine(self.fc(x), 2, name="head")
+
+
+def test_ctrl_c_while_a_state_dict_is_written_keeps_the_check_of_the_first_call(monkeypatch):
+    """The Ctrl-C waits for the whole load, its first call's check included: a strict load
+    of a state dict lacking a key that call creates still fails there, and is undone."""
+    source = Headed()
+    source(nn.Variable((1, 4)))
+    state = source.state_dict()
+    del state["head/affine/b"]
+    model = Headed()
+    before = model.fc.get_parameters()["affine/W"].d.copy()
+    at_write(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        model.load_state_dict(state)
+    monkeypatch.undo()
+    assert np.array_equal(model.fc.get_parameters()["affine/W"].d, state["fc/affine/W"])
+    assert "head/affine/W" in model.get_parameters()  # taken, until the call shows it fits
+    with pytest.raises(CheckpointError, match="missing from the file"):
+        model(nn.Variable((1, 4)))
+    assert np.array_equal(model.fc.get_parameters()["affine/W"].d, before)  # undone
+
+
+class Raised(Exception):
+    pass
+
+
+def test_a_signal_raising_while_the_handlers_are_put_back_leaves_each_as_it_was(
+    tmp_path, monkeypatch
+):
+    """SIGUSR1 arrives as the load puts its first handler back (SIGINT's): its handler runs
+    and raises there, and every handler is still put back, the values loaded whole."""
+    model = nm.Sequential(*[nm.Affine(4, 4) for _ in range(3)])
+    model.save_parameters(tmp_path / "net.h5")
+    saved = model.state_dict()
+    for param in model.get_parameters().values():
+        param.d = 0.0
+
+    def usr1(signum, frame):
+        raise Raised()
+
+    def term(signum, frame):
+        pass
+
+    handlers = {signal.SIGUSR1: usr1, signal.SIGTERM: term}
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+    handlers[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+    getsignal, written = signal.getsignal, []
+
+    def getsignal_then_usr1(number):
+        handler = getsignal(number)
+        if written and number == signal.SIGINT:  # the writes are done: the handlers go back
+            written.clear()
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return handler
+
+    try:
+        at_write(monkeypatch, 1, lambda: written.append(1))
+        monkeypatch.setattr(signal, "getsignal", getsignal_then_usr1)
+        with pytest.raises(Raised):
+            model.load_parameters(tmp_path / "net.h5")
+        monkeypatch.undo()
+        assert {n: signal.getsignal(n) for n in handlers} == handlers
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, saved[key]), key
+
+
+def _in_child(function):
+    """``function()``'s result (or error) in a process forked by another thread, as text."""
+    read, write = os.pipe()
+    found = []
+
+    def fork():
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            try:
+                os.write(write, repr(function()).encode())
+            except BaseException as error:  # noqa: B036
+                os.write(write, f"error {error!r}".encode())
+            finally:
+                os._exit(0)
+        found.append(pid)
+
+    thread = threading.Thread(target=fork)
+    thread.start()
+    thread.join()
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        result = pipe.read()
+    os.waitpid(found[0], 0)
+    return result
+
+
+def test_a_process_forked_by_another_thread_during_a_load_gets_its_handlers_back(monkeypatch):
+    """A data-loader thread forks while the main thread loads: the child's Ctrl-C is its own
+    (not recorded for a load that never ends there), and its own loads hold signals back."""
+    model = nm.Affine(4, 3)
+    state = {key: value + 1 for key, value in model.state_dict().items()}
+
+    def child():
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs at once
+                pass
+        except KeyboardInterrupt:
+            pass
+        else:
+            return "Ctrl-C was lost"
+        writes = at_write(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGINT))
+        try:
+            model.load_state_dict({key: value + 2 for key, value in state.items()})
+        except KeyboardInterrupt:
+            return f"interrupted after {len(writes)} writes"
+        return "not interrupted"
+
+    outcome = []
+    at_write(monkeypatch, 1, lambda: outcome.append(_in_child(child)))
+    model.load_state_dict(state)
+    monkeypatch.undo()
+    assert outcome == ["'interrupted after 2 writes'"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
