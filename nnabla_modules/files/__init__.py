@@ -62,6 +62,7 @@ from ._stored import (
     StoredParameter,
     array_parameters,
     check_h5_keys,
+    check_keys,
     dataset_reader,
     file_format,
     in_memory,
@@ -328,8 +329,8 @@ def write_parameters(target, params, extension=None):
     """
     ext = file_format(target, extension, writing=True)
     items = list(params.items() if hasattr(params, "items") else params)
-    if ext == ".h5":
-        check_h5_keys([name for name, _ in items], source_name(target))
+    check = check_h5_keys if ext == ".h5" else check_keys  # before anything is written
+    check([name for name, _ in items], source_name(target))
     writer = _WRITERS[ext]
     if is_file_object(target):
         with interrupts_held_back():  # as write_atomically does: see _write_h5
