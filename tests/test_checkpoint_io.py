@@ -228,7 +228,9 @@ def test_keys_an_h5_file_cannot_hold_as_given_are_refused_before_writing(tmp_pat
         ([("fc/W", 1.0), ("fc/W", 2.0)], "the key 'fc/W' is given twice"),  # one read back
     ],
 )
-def test_keys_no_file_reads_back_as_written_are_refused_before_writing(tmp_path, ext, pairs, message):
+def test_keys_no_file_reads_back_as_written_are_refused_before_writing(
+    tmp_path, ext, pairs, message
+):
     path = tmp_path / f"out{ext}"
     files.write_parameters(path, {"old": np.ones(1, np.float32)})
     items = [(key, np.full(2, value, np.float32)) for key, value in pairs]

@@ -88,7 +88,8 @@ def check_keys(keys, label):
             key.encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError(
-                f"{label}: the key {short(repr(key))} is not valid text (UTF-8), as a file's keys are"
+                f"{label}: the key {short(repr(key))} is not valid text (UTF-8), "
+                "as a file's keys are"
             ) from None
         if not key or key in seen:
             why = "is given twice" if key else "is empty: a file's key names its parameter"
