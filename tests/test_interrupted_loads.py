@@ -149,3 +149,22 @@ def test_a_process_forked_by_another_thread_during_a_load_gets_its_handlers_back
     monkeypatch.undo()
     assert outcome == ["'interrupted after 2 writes'"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_handler_held_back_runs_with_the_handlers_as_they_were(tmp_path, monkeypatch):
+    """A SIGTERM handler that looks up its own handler (to chain to it, to reinstall it)
+    finds itself, not the load's recorder."""
+    model = nm.Affine(4, 3)
+    model.save_parameters(tmp_path / "fc.h5")
+    seen = []
+
+    def term(signum, frame):
+        seen.append(signal.getsignal(signal.SIGTERM))
+
+    previous = signal.signal(signal.SIGTERM, term)
+    try:
+        at_write(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        model.load_parameters(tmp_path / "fc.h5")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [term]

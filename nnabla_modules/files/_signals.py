@@ -41,19 +41,19 @@ def interrupts_held_back():
 def deliver_pending():
     """Where a load can stop with nothing changed: the handlers of what arrived run now."""
     if _HOLDING and threading.current_thread() is threading.main_thread():
-        _HOLDING[-1].deliver(final=False)
+        _HOLDING[-1].deliver()
 
 
 class _HeldSignals:
-    """Signal handlers that record what arrives, then deliver it and put the handlers back.
+    """Signal handlers that record what arrives, then put the handlers back and deliver it.
 
-    On release, each recorded signal's own handler runs, in the order they
-    arrived (a signal arriving twice meanwhile runs once, as the OS merges a
-    blocked signal), every one of them even when one raises: the exceptions
-    chain as if the signals had arrived just after the block, the last one's
-    raised. Then every handler is put back exactly (one that a delivered
-    handler set stays), even if a signal arrives meanwhile: until its own
-    handler is back, the recorder passes it on.
+    On release, every handler is put back exactly (one that a delivered
+    handler set stays), the recorders recording until then: a signal arriving
+    meanwhile is recorded, or, once its own handler is back, runs it. Then each
+    recorded signal's own handler runs, in the order they arrived (a signal
+    arriving twice meanwhile runs once, as the OS merges a blocked signal),
+    every one of them even when one raises: the exceptions chain as if the
+    signals had arrived just after the block, the last one's raised.
     """
 
     def __init__(self):
@@ -69,7 +69,7 @@ class _HeldSignals:
 
     def record(self, number, frame):
         if not self.recording:
-            self.previous[number](number, frame)  # delivered now: the block is over
+            self.previous[number](number, frame)  # a recorder left behind: passed on
         elif number not in self.received:
             self.received.append(number)
 
@@ -78,34 +78,31 @@ class _HeldSignals:
             signal.signal(number, self.record)
 
     def release(self):
+        # Each step in the ``finally`` of the one before: a handler raising in
+        # one (a signal arriving just after its handler is back) stops no other.
         try:
-            self.deliver(final=True)
-        finally:
             self._restore()
-
-    def deliver(self, final):
-        """Runs each recorded signal's handler, in order; one raising does not stop the rest.
-
-        ``final``: stop recording; what arrives from then on is passed on at once.
-        """
-        if not self.received:
-            if not final:
-                return
-            self.recording = False
-            if not self.received:  # nothing arrived between the check and the switch
-                return
-        number = self.received.pop(0)
-        try:
-            self.previous[number](number, sys._getframe())
         finally:
-            self.deliver(final)
+            try:
+                self.deliver()
+            finally:
+                self.recording = False
+
+    def deliver(self):
+        """Runs each recorded signal's handler, in order; one raising does not stop the rest."""
+        if self.received:
+            try:
+                number = self.received.pop(0)
+                self.previous[number](number, sys._getframe())
+            finally:
+                self.deliver()
 
     def _restore(self, waiting=None):
-        """Puts each handler back, unless one delivered above set another one.
+        """Puts each handler back, unless one delivered mid-block set another one.
 
-        A handler running meanwhile (a signal arriving, passed on) may raise at
-        any point of the loop: the handlers still ``waiting`` are put back in
-        its ``finally``, the exceptions chained, the last one raised.
+        A handler put back may run at once (its signal arriving) and raise at any
+        point of the loop: the handlers still ``waiting`` are put back in its
+        ``finally``, the exceptions chained, the last one raised.
         """
         waiting = list(self.previous.items()) if waiting is None else waiting
         try:
