@@ -168,3 +168,43 @@ def test_a_handler_held_back_runs_with_the_handlers_as_they_were(tmp_path, monke
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == [term]
+
+
+def test_a_signal_as_a_load_starts_holding_signals_back_leaves_later_loads_whole(
+    tmp_path, monkeypatch
+):
+    """SIGUSR1's handler raises just as the first load starts holding signals back; a
+    Ctrl-C during the writes of the next load still waits for all of them."""
+    from nnabla_modules.files import _signals
+
+    model = nm.Sequential(*[nm.Affine(4, 4) for _ in range(3)])
+    model.save_parameters(tmp_path / "net.h5")
+    saved = model.state_dict()
+    for param in model.get_parameters().values():
+        param.d = 0.0
+
+    class Arriving(list):
+        sent = False
+
+        def append(self, item):
+            super().append(item)
+            if not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+    def usr1(signum, frame):
+        raise Raised()
+
+    previous = signal.signal(signal.SIGUSR1, usr1)
+    try:
+        monkeypatch.setattr(_signals, "_HOLDING", Arriving())
+        with pytest.raises(Raised):
+            model.load_parameters(tmp_path / "net.h5")
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert signal.getsignal(signal.SIGUSR1) is previous
+    at_write(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt):
+        model.load_parameters(tmp_path / "net.h5")
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, saved[key]), key

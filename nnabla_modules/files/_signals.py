@@ -29,13 +29,16 @@ def interrupts_held_back():
         yield
         return
     held = _HeldSignals()
-    _HOLDING.append(held)
-    try:
+    try:  # Python runs no handler as a ``try`` starts: none between here and ``append``
+        _HOLDING.append(held)  # left behind, no later block would hold signals back
         held.install()
         yield
     finally:
-        _HOLDING.pop()
-        held.release()
+        try:
+            if held in _HOLDING:
+                _HOLDING.remove(held)
+        finally:
+            held.release()
 
 
 def deliver_pending():
