@@ -208,3 +208,32 @@ def test_a_signal_as_a_load_starts_holding_signals_back_leaves_later_loads_whole
         model.load_parameters(tmp_path / "net.h5")
     for key, value in model.state_dict().items():
         assert np.array_equal(value, saved[key]), key
+
+
+def test_ctrl_c_while_the_first_call_undoes_a_load_waits_for_the_whole_undo(monkeypatch):
+    """The first call shows the state dict lacked a key; a Ctrl-C arriving as its undo
+    puts the first old value back is raised once every value is back."""
+    from nnabla_modules import checkpoint
+
+    source = Headed()
+    source(nn.Variable((1, 4)))
+    state = source.state_dict()
+    del state["head/affine/b"]
+    model = Headed()
+    before = model.state_dict()
+    model.load_state_dict(state)
+    restore, sent = checkpoint._Restorer.__call__, []
+
+    def interrupted(self):
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return restore(self)
+
+    monkeypatch.setattr(checkpoint._Restorer, "__call__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model(nn.Variable((1, 4)))
+    assert sent
+    assert list(model.get_parameters()) == list(before)  # the file's head undone
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, before[key]), key
