@@ -237,3 +237,30 @@ def test_ctrl_c_while_the_first_call_undoes_a_load_waits_for_the_whole_undo(monk
     assert list(model.get_parameters()) == list(before)  # the file's head undone
     for key, value in model.state_dict().items():
         assert np.array_equal(value, before[key]), key
+
+
+def test_ctrl_c_as_the_first_call_ends_its_check_leaves_later_calls_working(monkeypatch):
+    """The Ctrl-C arrives as the check of a load at the first call forgets the modules it
+    watched: it is raised once the check is over, and later calls run as usual."""
+    from nnabla_modules.core import _state
+
+    source = Headed()
+    source(nn.Variable((1, 4)))
+    model = Headed()
+    model.load_state_dict(source.state_dict())
+    unwatch, sent = _state.ModuleState.unwatch, []
+
+    def interrupted(self, pending):
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return unwatch(self, pending)
+
+    monkeypatch.setattr(_state.ModuleState, "unwatch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model(nn.Variable((1, 4)))
+    monkeypatch.undo()
+    assert sent
+    for _ in range(2):
+        model(nn.Variable((1, 4)))
+    assert list(model.get_parameters()) == list(source.get_parameters())

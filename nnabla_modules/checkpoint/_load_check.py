@@ -82,7 +82,16 @@ class PendingLoad:
         self.finished = False
 
     def after_call(self, module, method, failed):
-        """Checks what the call of ``module`` (a watched module) has shown."""
+        """Checks what the call of ``module`` (a watched module) has shown.
+
+        Signals wait until the check and its bookkeeping are whole: half of
+        it (a module still watched whose load has forgotten it) would break
+        every later call.
+        """
+        with interrupts_held_back():
+            self._check(module, method, failed)
+
+    def _check(self, module, method, failed):
         target = self.target()
         if target is None:
             return self.finish()
@@ -117,7 +126,7 @@ class PendingLoad:
                 f"{describe(module)}: {len(unused)} key(s) loaded from {self.source} "
                 f"before its first call were not used by it: {', '.join(unused[:5])}"
                 f"{' ...' if len(unused) > 5 else ''}",
-                stacklevel=5,
+                stacklevel=6,  # the module call in the user's code
             )
         if not self.watched:
             self.finish()
