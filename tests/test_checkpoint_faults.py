@@ -535,6 +535,31 @@ def test_a_write_protected_checkpoint_is_refused_like_open_refuses_it(open_tmp):
     assert path.read_bytes() == previous
 
 
+@needs_root
+@pytest.mark.parametrize("attribute", ["+i", "+a"], ids=["immutable", "append-only"])
+def test_an_immutable_or_append_only_checkpoint_is_refused_in_the_oss_words(
+    open_tmp, attribute
+):
+    """chattr +i or +a: open(path, "w") says "Operation not permitted", even to root; the
+    save says so before writing anything, not "change its mode", not a folder's fault."""
+    path = open_tmp / "model.h5"
+    files.write_parameters(path, {"old": np.ones(2, np.float32)})
+    previous = path.read_bytes()
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr")
+    if subprocess.run(["chattr", attribute, str(path)], capture_output=True).returncode:
+        pytest.skip(f"{open_tmp}'s file system takes no chattr {attribute}")
+    try:
+        with pytest.raises(PermissionError) as caught:
+            files.write_parameters(path, {"new": np.zeros(2, np.float32)})
+    finally:
+        subprocess.run(["chattr", "-" + attribute[1:], str(path)], check=True)
+    assert caught.value.errno == errno.EPERM and caught.value.filename == str(path)
+    assert "Operation not permitted" in str(caught.value) and "folder" not in str(caught.value)
+    assert "change its mode" not in str(caught.value)
+    assert path.read_bytes() == previous and temporaries(open_tmp) == []
+
+
 def test_a_symlinked_checkpoint_is_written_through(tmp_path):
     (tmp_path / "big").mkdir()
     (tmp_path / "run").mkdir()

@@ -158,14 +158,32 @@ def _existing(path, target):
             errno.EINVAL, f"Not a regular file but {kind}: a save would replace it with a "
             "regular file (write to a file path instead)", path
         )
-    if not os.access(target, os.W_OK):
-        if _read_only_file_system(target):
-            raise OSError(errno.EROFS, "Read-only file system", path)
-        raise PermissionError(
-            errno.EACCES, "Permission denied: the file is write-protected (change its mode "
-            "to replace it, or write elsewhere)", path
-        )
+    _refuse_unwritable(target, path)
     return status
+
+
+def _refuse_unwritable(target, path):
+    """Refuses a file that ``open(path, "w")`` would refuse, in the OS's words.
+
+    Opened for writing, neither created nor truncated: nothing changes.
+    """
+    try:
+        os.close(os.open(target, os.O_WRONLY))
+    except OSError as error:
+        if error.errno == errno.EROFS or _read_only_file_system(target):
+            raise OSError(errno.EROFS, "Read-only file system", path) from None
+        if error.errno == errno.EACCES:
+            raise PermissionError(
+                errno.EACCES, "Permission denied: the file is write-protected (change its "
+                "mode to replace it, or write elsewhere)", path
+            ) from None
+        if error.errno == errno.EPERM:  # Linux: an immutable or append-only file
+            raise PermissionError(
+                errno.EPERM, "Operation not permitted: the file may not be written, as "
+                "open() says (an immutable or append-only file refuses it: lsattr shows "
+                "its attributes, chattr changes them); write elsewhere", path
+            ) from None
+        raise type(error)(error.errno, error.strerror, path) from None
 
 
 def _read_only_file_system(path):
