@@ -949,6 +949,26 @@ def test_a_writable_file_in_a_folder_the_user_cannot_write_names_the_folder(open
 
 
 @needs_root
+def test_an_immutable_folder_is_named_in_the_oss_words(open_tmp):
+    """chattr +i on the folder: open() says "Operation not permitted" (EPERM), not EACCES."""
+    folder = open_tmp / "immutable"
+    folder.mkdir()
+    assert _save(folder / "model.h5") == "saved"
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr")
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip(f"{open_tmp}'s file system takes no chattr +i")
+    try:
+        outcomes = [_save(folder / name, 1.0) for name in ("model.h5", "new.h5")]
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    for outcome in outcomes:
+        assert outcome.startswith("PermissionError [Errno 1] Operation not permitted"), outcome
+        assert repr(str(folder)) in outcome and ".tmp" not in outcome
+    assert files.read_parameters(folder / "model.h5")["w"][0][0] == 0.0
+
+
+@needs_root
 def test_another_users_file_in_a_sticky_folder_names_the_folder(open_tmp):
     folder = open_tmp / "sticky"
     folder.mkdir()

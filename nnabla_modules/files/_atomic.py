@@ -297,9 +297,9 @@ def _create_temporary(temporary, existing, folder, path):
     """Creates the empty temporary: private while it replaces a file, else as open() would."""
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _creation_mode(existing)))
-    except PermissionError:
+    except PermissionError as error:  # EACCES; EPERM: an immutable folder (chattr +i)
         raise PermissionError(
-            errno.EACCES, f"Permission denied: cannot create a file in the folder {folder!r}. "
+            error.errno, f"{error.strerror}: cannot create a file in the folder {folder!r}. "
             "A save writes a temporary file beside the checkpoint and renames it over it, "
             "so that a failure never leaves half a file: make the folder writable, or save "
             "elsewhere", path,
