@@ -264,3 +264,30 @@ def test_ctrl_c_as_the_first_call_ends_its_check_leaves_later_calls_working(monk
     for _ in range(2):
         model(nn.Variable((1, 4)))
     assert list(model.get_parameters()) == list(source.get_parameters())
+
+
+@pytest.mark.parametrize("snapshot", ["state_dict", "save_parameters"])
+def test_a_snapshot_taken_by_another_thread_during_a_load_is_before_it_or_after_it(
+    monkeypatch, snapshot
+):
+    """Another thread asks for the values while the load writes them: it gets them once
+    the load is over, all new, never some of each."""
+    import io
+
+    model = nm.Sequential(*[nm.Affine(4, 4) for _ in range(3)])
+    new = {key: np.full(value.shape, 2.0, np.float32) for key, value in model.state_dict().items()}
+    taken = []
+
+    def take():
+        if snapshot == "state_dict":
+            taken.append(model.state_dict())
+        else:
+            buffer = io.BytesIO()
+            model.save_parameters(buffer, extension=".h5")
+            taken.append({k: v for k, (v, _) in nm.files.read_parameters(buffer, ".h5").items()})
+
+    thread = threading.Thread(target=take)
+    at_write(monkeypatch, 3, lambda: (thread.start(), thread.join(timeout=1.0)))
+    model.load_state_dict(new)
+    thread.join()
+    assert {key: float(value.flat[0]) for key, value in taken[0].items()} == dict.fromkeys(new, 2.0)

@@ -65,16 +65,20 @@ def save_parameters(module, path, grad_only=False, extension=None):
         files.file_format(path, extension, writing=True)
     except ValueError as error:  # a directory is also an IsADirectoryError: kept
         raise type(error)(f"{describe(module)}: {error}") from None
-    params = module.get_parameters(grad_only=grad_only)
-    if not params:
-        _check_nothing_pending(module)
-    flags = _enumeration.unfrozen_need_grad(module) if not grad_only else {}
-    if flags:  # a frozen weight is stored with its own flag: loading it does not freeze
-        params = OrderedDict(
-            (key, (param.data.get_data("r"), flags[id(param)]) if id(param) in flags else param)
-            for key, param in params.items()
-        )
-    files.write_parameters(path, params, extension)
+    # A load in another thread holds this lock from its plan to its last write: the
+    # file holds the values before it or after it, never some of each.
+    with _registry.lock:
+        params = module.get_parameters(grad_only=grad_only)
+        if not params:
+            _check_nothing_pending(module)
+        flags = _enumeration.unfrozen_need_grad(module) if not grad_only else {}
+        if flags:  # a frozen weight is stored with its own flag: loading it does not freeze
+            params = OrderedDict(
+                (key, (param.data.get_data("r"), flags[id(param)]) if id(param) in flags
+                 else param)
+                for key, param in params.items()
+            )
+        files.write_parameters(path, params, extension)
 
 
 def load_parameters(module, path, strict=True, extension=None):
@@ -122,10 +126,11 @@ def state_dict(module, grad_only=False):
     Returns:
         OrderedDict: key relative to the module -> ``numpy.ndarray`` (a copy).
     """
-    return OrderedDict(
-        (key, param.data.get_data("r", value_dtype(param)).copy())
-        for key, param in module.get_parameters(grad_only=grad_only).items()
-    )
+    with _registry.lock:  # a load in another thread: its values before it or after it
+        return OrderedDict(
+            (key, param.data.get_data("r", value_dtype(param)).copy())
+            for key, param in module.get_parameters(grad_only=grad_only).items()
+        )
 
 
 def load_state_dict(module, state, strict=True):
