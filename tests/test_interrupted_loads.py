@@ -266,7 +266,7 @@ def test_ctrl_c_as_the_first_call_ends_its_check_leaves_later_calls_working(monk
     assert list(model.get_parameters()) == list(source.get_parameters())
 
 
-@pytest.mark.parametrize("snapshot", ["state_dict", "save_parameters"])
+@pytest.mark.parametrize("snapshot", ["state_dict", "save_parameters", "clone"])
 def test_a_snapshot_taken_by_another_thread_during_a_load_is_before_it_or_after_it(
     monkeypatch, snapshot
 ):
@@ -281,6 +281,8 @@ def test_a_snapshot_taken_by_another_thread_during_a_load_is_before_it_or_after_
     def take():
         if snapshot == "state_dict":
             taken.append(model.state_dict())
+        elif snapshot == "clone":
+            taken.append(model.clone().state_dict())
         else:
             buffer = io.BytesIO()
             model.save_parameters(buffer, extension=".h5")
