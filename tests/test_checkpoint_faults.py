@@ -492,6 +492,32 @@ def test_ctrl_c_inside_h5pys_cleanup_during_a_save_reaches_the_caller(
     assert sorted(os.listdir(tmp_path)) == ["net.h5"]  # no temporary left
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_ctrl_c_as_a_save_opens_the_file_it_replaces_leaves_no_descriptor_open(
+    tmp_path, monkeypatch
+):
+    """The save opens the file it replaces for writing (is it writable?) and closes it; a
+    Ctrl-C arriving just after the open waits for the close, then undoes the save."""
+    path = tmp_path / "model.h5"
+    files.write_parameters(path, {"w": np.zeros(2, np.float32)})
+    opened, sent = os.open, []
+
+    def open_then_ctrl_c(name, flags, *args, **kwargs):
+        descriptor = opened(name, flags, *args, **kwargs)
+        if not sent and os.fspath(name) == str(path) and flags & os.O_WRONLY:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return descriptor
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "open", open_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_parameters(path, {"w": np.ones(2, np.float32)})
+    monkeypatch.undo()
+    assert sent and len(os.listdir("/proc/self/fd")) == before
+    assert files.read_parameters(path)["w"][0][0] == 0.0 and temporaries(tmp_path) == []
+
+
 def test_a_file_failing_at_its_last_value_changes_nothing(tmp_path):
     model = Net()
     randomize(model, 1)

@@ -54,12 +54,12 @@ def write_atomically(path, write):
         write (callable): ``write(temporary_path)``; whatever it returns is ignored.
     """
     path = os.fspath(path)
-    _refuse_planted_link(path)
-    target = os.path.realpath(path)
-    existing = _existing(path, target)
-    folder, base = os.path.split(target)
-    temporary = _temporary_name(folder, base)
-    with interrupts_held_back():
+    with interrupts_held_back():  # from the first descriptor opened (_existing) to the last
+        _refuse_planted_link(path)
+        target = os.path.realpath(path)
+        existing = _existing(path, target)
+        folder, base = os.path.split(target)
+        temporary = _temporary_name(folder, base)
         try:
             _create_temporary(temporary, existing, folder, path)
             write(temporary)
