@@ -293,3 +293,33 @@ def test_a_snapshot_taken_by_another_thread_during_a_load_is_before_it_or_after_
     model.load_state_dict(new)
     thread.join()
     assert {key: float(value.flat[0]) for key, value in taken[0].items()} == dict.fromkeys(new, 2.0)
+
+
+def test_a_handler_raising_as_a_file_is_opened_is_raised_as_itself(tmp_path, monkeypatch):
+    """A SIGALRM-style timeout raising while open_parameters opens a sound file is no
+    ParameterFileError: the file is fine (code that skips damaged checkpoints would skip it)."""
+    import h5py
+
+    from nnabla_modules import files
+
+    path = tmp_path / "fc.h5"
+    files.write_parameters(path, {"fc/W": np.ones((2, 3), np.float32)})
+    h5_file = h5py.File
+
+    def opening(*args, **kwargs):
+        handle = h5_file(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        return handle
+
+    def usr1(signum, frame):
+        raise Raised()
+
+    previous = signal.signal(signal.SIGUSR1, usr1)
+    try:
+        monkeypatch.setattr(h5py, "File", opening)
+        with pytest.raises(Raised):
+            files.read_parameters(path)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    monkeypatch.undo()
+    assert float(files.read_parameters(path)["fc/W"][0][0, 0]) == 1.0

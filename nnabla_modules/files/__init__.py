@@ -127,12 +127,15 @@ def open_parameters(source, extension=None):
         if kind is not None:
             raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
     with contextlib.ExitStack() as stack:
-        try:
-            stored = _OPENERS[ext](source, label, stack)
-        except (ParameterFileError, FileNotFoundError, PermissionError):
-            raise
-        except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
-            raise _h5.not_readable(label, ext, error) from error
+        # A signal's handler raising meanwhile (a SIGALRM timeout) would be taken for the
+        # file's fault, or leave _probe's child running: it raises once the file is open.
+        with interrupts_held_back():
+            try:
+                stored = _OPENERS[ext](source, label, stack)
+            except (ParameterFileError, FileNotFoundError, PermissionError):
+                raise
+            except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
+                raise _h5.not_readable(label, ext, error) from error
         yield stored
 
 
