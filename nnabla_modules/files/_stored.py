@@ -105,8 +105,9 @@ def check_h5_keys(keys, label):
     ``fc/./W`` would all come back as ``fc/W``; a key cannot be a dataset and
     the group of another key at once.
     """
+    keys = list(keys)
     ordered = check_keys(keys, label)
-    for key in ordered:
+    for key in keys:  # the first bad key as given
         names = key.split("/")
         if not all(names) or "." in names or "\0" in key:
             raise ValueError(
