@@ -23,8 +23,8 @@ with nnabla_import_quiet():  # NNabla's "Initializing CPU extension..." INFO lin
     )
     from .wrap import FunctionModule, wrap
 
+from ._solver_save import read_solvers_by_registry
 from .core._imports import mark_missing
-from .core._solver_save import read_solvers_by_registry
 
 mark_missing()  # docs/nnabla_process.md
 read_solvers_by_registry()  # docs/nnabla_process.md

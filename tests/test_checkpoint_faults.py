@@ -492,6 +492,32 @@ def test_ctrl_c_inside_h5pys_cleanup_during_a_save_reaches_the_caller(
     assert sorted(os.listdir(tmp_path)) == ["net.h5"]  # no temporary left
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_ctrl_c_as_a_save_opens_the_file_it_replaces_leaves_no_descriptor_open(
+    tmp_path, monkeypatch
+):
+    """The save opens the file it replaces for writing (is it writable?) and closes it; a
+    Ctrl-C arriving just after the open waits for the close, then undoes the save."""
+    path = tmp_path / "model.h5"
+    files.write_parameters(path, {"w": np.zeros(2, np.float32)})
+    opened, sent = os.open, []
+
+    def open_then_ctrl_c(name, flags, *args, **kwargs):
+        descriptor = opened(name, flags, *args, **kwargs)
+        if not sent and os.fspath(name) == str(path) and flags & os.O_WRONLY:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return descriptor
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "open", open_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_parameters(path, {"w": np.ones(2, np.float32)})
+    monkeypatch.undo()
+    assert sent and len(os.listdir("/proc/self/fd")) == before
+    assert files.read_parameters(path)["w"][0][0] == 0.0 and temporaries(tmp_path) == []
+
+
 def test_a_file_failing_at_its_last_value_changes_nothing(tmp_path):
     model = Net()
     randomize(model, 1)
@@ -533,6 +559,31 @@ def test_a_write_protected_checkpoint_is_refused_like_open_refuses_it(open_tmp):
     else:
         assert _save_over_write_protected(str(open_tmp)) == "refused"
     assert path.read_bytes() == previous
+
+
+@needs_root
+@pytest.mark.parametrize("attribute", ["+i", "+a"], ids=["immutable", "append-only"])
+def test_an_immutable_or_append_only_checkpoint_is_refused_in_the_oss_words(
+    open_tmp, attribute
+):
+    """chattr +i or +a: open(path, "w") says "Operation not permitted", even to root; the
+    save says so before writing anything, not "change its mode", not a folder's fault."""
+    path = open_tmp / "model.h5"
+    files.write_parameters(path, {"old": np.ones(2, np.float32)})
+    previous = path.read_bytes()
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr")
+    if subprocess.run(["chattr", attribute, str(path)], capture_output=True).returncode:
+        pytest.skip(f"{open_tmp}'s file system takes no chattr {attribute}")
+    try:
+        with pytest.raises(PermissionError) as caught:
+            files.write_parameters(path, {"new": np.zeros(2, np.float32)})
+    finally:
+        subprocess.run(["chattr", "-" + attribute[1:], str(path)], check=True)
+    assert caught.value.errno == errno.EPERM and caught.value.filename == str(path)
+    assert "Operation not permitted" in str(caught.value) and "folder" not in str(caught.value)
+    assert "change its mode" not in str(caught.value)
+    assert path.read_bytes() == previous and temporaries(open_tmp) == []
 
 
 def test_a_symlinked_checkpoint_is_written_through(tmp_path):
@@ -731,6 +782,31 @@ def test_saving_over_a_file_keeps_its_access_control_list(open_tmp):
 
 
 @needs_root
+def test_saving_over_a_file_without_an_access_list_gives_it_none_from_its_folder(open_tmp):
+    """A folder's default list (setfacl -d -m u:daemon:rw), set after the file was made:
+    a new file takes it, as open() gives it, but a replaced file grants no one more."""
+    if not hasattr(os, "setxattr"):
+        pytest.skip("POSIX ACLs are Linux's")
+    path = open_tmp / "model.h5"
+    assert _save(path) == "saved"
+    os.chmod(path, 0o640)
+    user_obj, user, group_obj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
+    default = _access_list(
+        (user_obj, 6, -1), (user, 6, DAEMON), (group_obj, 4, -1), (mask, 6, -1), (other, 0, -1)
+    )
+    try:
+        os.setxattr(open_tmp, "system.posix_acl_default", default)
+    except OSError as error:
+        pytest.skip(f"no POSIX ACLs on {open_tmp}: {error}")
+    assert _save(path, 1.0) == "saved"
+    assert ACCESS_LIST not in os.listxattr(path)  # daemon may not read it, as before
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert files.read_parameters(path)["w"][0][0] == 1.0
+    assert _save(open_tmp / "new.h5") == "saved"  # a new file: what open() gives
+    assert ACCESS_LIST in os.listxattr(open_tmp / "new.h5")
+
+
+@needs_root
 def test_a_group_the_saver_cannot_keep_is_refused_when_it_could_read(open_tmp):
     path = _setgid_folder(open_tmp, 0o777) / "model.h5"
     assert _save(path) == "saved"
@@ -896,6 +972,26 @@ def test_a_writable_file_in_a_folder_the_user_cannot_write_names_the_folder(open
     outcome = as_nobody(lambda: _save(str(path), 1.0))
     assert "PermissionError" in outcome and repr(str(folder)) in outcome, outcome
     assert "renames it over it" in outcome and ".tmp" not in outcome
+
+
+@needs_root
+def test_an_immutable_folder_is_named_in_the_oss_words(open_tmp):
+    """chattr +i on the folder: open() says "Operation not permitted" (EPERM), not EACCES."""
+    folder = open_tmp / "immutable"
+    folder.mkdir()
+    assert _save(folder / "model.h5") == "saved"
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr")
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip(f"{open_tmp}'s file system takes no chattr +i")
+    try:
+        outcomes = [_save(folder / name, 1.0) for name in ("model.h5", "new.h5")]
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    for outcome in outcomes:
+        assert outcome.startswith("PermissionError [Errno 1] Operation not permitted"), outcome
+        assert repr(str(folder)) in outcome and ".tmp" not in outcome
+    assert files.read_parameters(folder / "model.h5")["w"][0][0] == 0.0
 
 
 @needs_root

@@ -217,3 +217,25 @@ def test_keys_an_h5_file_cannot_hold_as_given_are_refused_before_writing(tmp_pat
         files.write_parameters(path, {key: np.ones(2, np.float32) for key in keys})
     assert list(files.read_parameters(path)) == ["old"]
     files.write_parameters(tmp_path / "out.protobuf", {key: np.ones(2) for key in keys})
+
+
+@pytest.mark.parametrize("ext", [".h5", ".protobuf"])
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        ([("", 1.0)], "the key '' is empty"),  # a .protobuf reader refuses a nameless value
+        ([("fc/\udcff", 1.0)], "is not valid text (UTF-8)"),
+        ([("fc/W", 1.0), ("fc/W", 2.0)], "the key 'fc/W' is given twice"),  # one read back
+    ],
+)
+def test_keys_no_file_reads_back_as_written_are_refused_before_writing(
+    tmp_path, ext, pairs, message
+):
+    path = tmp_path / f"out{ext}"
+    files.write_parameters(path, {"old": np.ones(1, np.float32)})
+    items = [(key, np.full(2, value, np.float32)) for key, value in pairs]
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        files.write_parameters(path, items)
+    assert str(path) in str(caught.value)
+    assert list(files.read_parameters(path)) == ["old"]
+    assert os.listdir(tmp_path) == [f"out{ext}"]  # no temporary left

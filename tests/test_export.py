@@ -1,6 +1,7 @@
 """export_nnp: the inference graph round trips through NNabla's own NnpLoader with equal outputs."""
 
 import os
+import signal
 import zipfile
 
 import nnabla as nn
@@ -320,6 +321,35 @@ def test_nnablas_save_of_the_docs_solver_loads_a_configuration_that_trains(tmp_p
     loaded.update()
     for key, param in loaded.get_parameters().items():
         assert not np.array_equal(param.d, before[key]), key  # every weight trains
+
+
+def test_a_ctrl_c_as_nnablas_save_gives_the_solver_back_waits_for_it(tmp_path, monkeypatch):
+    """The Ctrl-C arrives as the solver's own keys are being given back: it is raised once
+    they are, the solver keyed and ordered as before, its states its own."""
+    from nnabla.utils.save import save
+
+    from nnabla_modules import _solver_save
+
+    model = nm.Sequential(nm.Affine(4, 8), nm.Affine(8, 4), name="regressor")
+    x, t = nn.Variable((2, 4)), nn.Variable((2, 4))
+    loss = F.mean(F.squared_error(model(x), t))
+    solver = S.Momentum(0.1)
+    solver.set_parameters(model.get_parameters())
+    keys, states = list(solver.get_parameters()), _states(solver)
+    give_back = _solver_save._give_back
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return give_back(*args)
+
+    monkeypatch.setattr(_solver_save, "_give_back", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save(str(tmp_path / "train.nnp"), _training_contents(loss, x, t, solver),
+             include_solver_state=True)
+    assert list(solver.get_parameters()) == keys
+    assert list(_states(solver)) == keys
+    for key in keys:
+        np.testing.assert_array_equal(_states(solver)[key]["m"], states[key]["m"])
 
 
 def test_the_docs_solver_states_resume_into_a_model_under_another_name(tmp_path):

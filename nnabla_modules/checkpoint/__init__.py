@@ -65,16 +65,20 @@ def save_parameters(module, path, grad_only=False, extension=None):
         files.file_format(path, extension, writing=True)
     except ValueError as error:  # a directory is also an IsADirectoryError: kept
         raise type(error)(f"{describe(module)}: {error}") from None
-    params = module.get_parameters(grad_only=grad_only)
-    if not params:
-        _check_nothing_pending(module)
-    flags = _enumeration.unfrozen_need_grad(module) if not grad_only else {}
-    if flags:  # a frozen weight is stored with its own flag: loading it does not freeze
-        params = OrderedDict(
-            (key, (param.data.get_data("r"), flags[id(param)]) if id(param) in flags else param)
-            for key, param in params.items()
-        )
-    files.write_parameters(path, params, extension)
+    # A load in another thread holds this lock from its plan to its last write: the
+    # file holds the values before it or after it, never some of each.
+    with _registry.lock:
+        params = module.get_parameters(grad_only=grad_only)
+        if not params:
+            _check_nothing_pending(module)
+        flags = _enumeration.unfrozen_need_grad(module) if not grad_only else {}
+        if flags:  # a frozen weight is stored with its own flag: loading it does not freeze
+            params = OrderedDict(
+                (key, (param.data.get_data("r"), flags[id(param)]) if id(param) in flags
+                 else param)
+                for key, param in params.items()
+            )
+        files.write_parameters(path, params, extension)
 
 
 def load_parameters(module, path, strict=True, extension=None):
@@ -122,10 +126,11 @@ def state_dict(module, grad_only=False):
     Returns:
         OrderedDict: key relative to the module -> ``numpy.ndarray`` (a copy).
     """
-    return OrderedDict(
-        (key, param.data.get_data("r", value_dtype(param)).copy())
-        for key, param in module.get_parameters(grad_only=grad_only).items()
-    )
+    with _registry.lock:  # a load in another thread: its values before it or after it
+        return OrderedDict(
+            (key, param.data.get_data("r", value_dtype(param)).copy())
+            for key, param in module.get_parameters(grad_only=grad_only).items()
+        )
 
 
 def load_state_dict(module, state, strict=True):
@@ -270,7 +275,8 @@ def _apply(module, plan, source, strict):
         raise
     undo = []
     # Signals whose Python handlers could raise here (Ctrl-C, a SIGTERM handler
-    # calling sys.exit) wait until the writes are complete or undone.
+    # calling sys.exit) wait until the writes are complete or undone, and the
+    # check of the first call is set up: a load left unchecked would be half one.
     with interrupts_held_back():
         try:
             for placement, param in zip(plan.placements, created):
@@ -282,16 +288,22 @@ def _apply(module, plan, source, strict):
                 action()
             _note_failure(error, module, source)
             raise
-    if deferred:
-        # Keys the module could not know yet: its first call shows whether they fit.
-        # Until then each entry is credited to the deepest module on its path that
-        # could not know its keys; ``undo`` keeps what undoing the load needs.
-        keys = OrderedDict()
-        for owner, owner_key, key, need_grad in _provisional(plan):
-            state_of(owner).credit_loaded(owner_key, need_grad)
-            keys[key] = need_grad
-        pending = PendingLoad(keys, plan.known, strict, source, undo, created)
-        defer_check(module, pending, plan.hosts)
+        if deferred:
+            _defer(module, plan, source, strict, undo, created)
+
+
+def _defer(module, plan, source, strict, undo, created):
+    """Keys the module could not know yet: its first call shows whether they fit.
+
+    Until then each entry is credited to the deepest module on its path that
+    could not know its keys; ``undo`` keeps what undoing the load needs.
+    """
+    keys = OrderedDict()
+    for owner, owner_key, key, need_grad in _provisional(plan):
+        state_of(owner).credit_loaded(owner_key, need_grad)
+        keys[key] = need_grad
+    pending = PendingLoad(keys, plan.known, strict, source, undo, created)
+    defer_check(module, pending, plan.hosts)
 
 
 #: Each value's place in the buffer of :func:`_read_ahead` starts at a multiple of this.

@@ -28,6 +28,7 @@ from ..core import _registry
 from ..core._naming import describe, join, prefix_of
 from ..core._state import state_of
 from ..core._tree import walk
+from ..files._signals import interrupts_held_back
 from ._results import CheckpointError, LoadResult
 
 
@@ -81,7 +82,16 @@ class PendingLoad:
         self.finished = False
 
     def after_call(self, module, method, failed):
-        """Checks what the call of ``module`` (a watched module) has shown."""
+        """Checks what the call of ``module`` (a watched module) has shown.
+
+        Signals wait until the check and its bookkeeping are whole: half of
+        it (a module still watched whose load has forgotten it) would break
+        every later call.
+        """
+        with interrupts_held_back():
+            self._check(module, method, failed)
+
+    def _check(self, module, method, failed):
         target = self.target()
         if target is None:
             return self.finish()
@@ -116,7 +126,7 @@ class PendingLoad:
                 f"{describe(module)}: {len(unused)} key(s) loaded from {self.source} "
                 f"before its first call were not used by it: {', '.join(unused[:5])}"
                 f"{' ...' if len(unused) > 5 else ''}",
-                stacklevel=5,
+                stacklevel=6,  # the module call in the user's code
             )
         if not self.watched:
             self.finish()
@@ -162,21 +172,22 @@ class PendingLoad:
                 state_of(current).unwatch(self)
 
     def _undo(self, module, created):
-        self.finish()
-        for _, current in walk(module):
-            state_of(current).forget_loaded_credit()
-        scope = _registry.resolve(prefix_of(module), create=False)
-        for action in reversed(self.undo):
-            action()
-        placed = {id(param) for param in self.placed}
-        moved = [key for key in self.keys if scope is not None
-                 and id(_registry.lookup(scope, key)) in placed]
-        for key in created + moved:
-            if scope is not None:
-                _registry.remove(scope, key)
-        for _, current in walk(module):
-            here = _registry.resolve(prefix_of(current), create=False)
-            state_of(current).forget_claims_without_entry(here)
+        with interrupts_held_back():  # a Ctrl-C (a second one) waits until it is whole
+            self.finish()
+            for _, current in walk(module):
+                state_of(current).forget_loaded_credit()
+            scope = _registry.resolve(prefix_of(module), create=False)
+            for action in reversed(self.undo):
+                action()
+            placed = {id(param) for param in self.placed}
+            moved = [key for key in self.keys if scope is not None
+                     and id(_registry.lookup(scope, key)) in placed]
+            for key in created + moved:
+                if scope is not None:
+                    _registry.remove(scope, key)
+            for _, current in walk(module):
+                here = _registry.resolve(prefix_of(current), create=False)
+                state_of(current).forget_claims_without_entry(here)
 
     def _report(self, target, module, unused, created):
         prefix = target.prefix

@@ -62,6 +62,7 @@ from ._stored import (
     StoredParameter,
     array_parameters,
     check_h5_keys,
+    check_keys,
     dataset_reader,
     file_format,
     in_memory,
@@ -126,12 +127,15 @@ def open_parameters(source, extension=None):
         if kind is not None:
             raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
     with contextlib.ExitStack() as stack:
-        try:
-            stored = _OPENERS[ext](source, label, stack)
-        except (ParameterFileError, FileNotFoundError, PermissionError):
-            raise
-        except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
-            raise _h5.not_readable(label, ext, error) from error
+        # A signal's handler raising meanwhile (a SIGALRM timeout) would be taken for the
+        # file's fault, or leave _probe's child running: it raises once the file is open.
+        with interrupts_held_back():
+            try:
+                stored = _OPENERS[ext](source, label, stack)
+            except (ParameterFileError, FileNotFoundError, PermissionError):
+                raise
+            except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
+                raise _h5.not_readable(label, ext, error) from error
         yield stored
 
 
@@ -328,8 +332,8 @@ def write_parameters(target, params, extension=None):
     """
     ext = file_format(target, extension, writing=True)
     items = list(params.items() if hasattr(params, "items") else params)
-    if ext == ".h5":
-        check_h5_keys([name for name, _ in items], source_name(target))
+    check = check_h5_keys if ext == ".h5" else check_keys  # before anything is written
+    check([name for name, _ in items], source_name(target))
     writer = _WRITERS[ext]
     if is_file_object(target):
         with interrupts_held_back():  # as write_atomically does: see _write_h5

@@ -54,12 +54,12 @@ def write_atomically(path, write):
         write (callable): ``write(temporary_path)``; whatever it returns is ignored.
     """
     path = os.fspath(path)
-    _refuse_planted_link(path)
-    target = os.path.realpath(path)
-    existing = _existing(path, target)
-    folder, base = os.path.split(target)
-    temporary = _temporary_name(folder, base)
-    with interrupts_held_back():
+    with interrupts_held_back():  # from the first descriptor opened (_existing) to the last
+        _refuse_planted_link(path)
+        target = os.path.realpath(path)
+        existing = _existing(path, target)
+        folder, base = os.path.split(target)
+        temporary = _temporary_name(folder, base)
         try:
             _create_temporary(temporary, existing, folder, path)
             write(temporary)
@@ -158,14 +158,32 @@ def _existing(path, target):
             errno.EINVAL, f"Not a regular file but {kind}: a save would replace it with a "
             "regular file (write to a file path instead)", path
         )
-    if not os.access(target, os.W_OK):
-        if _read_only_file_system(target):
-            raise OSError(errno.EROFS, "Read-only file system", path)
-        raise PermissionError(
-            errno.EACCES, "Permission denied: the file is write-protected (change its mode "
-            "to replace it, or write elsewhere)", path
-        )
+    _refuse_unwritable(target, path)
     return status
+
+
+def _refuse_unwritable(target, path):
+    """Refuses a file that ``open(path, "w")`` would refuse, in the OS's words.
+
+    Opened for writing, neither created nor truncated: nothing changes.
+    """
+    try:
+        os.close(os.open(target, os.O_WRONLY))
+    except OSError as error:
+        if error.errno == errno.EROFS or _read_only_file_system(target):
+            raise OSError(errno.EROFS, "Read-only file system", path) from None
+        if error.errno == errno.EACCES:
+            raise PermissionError(
+                errno.EACCES, "Permission denied: the file is write-protected (change its "
+                "mode to replace it, or write elsewhere)", path
+            ) from None
+        if error.errno == errno.EPERM:  # Linux: an immutable or append-only file
+            raise PermissionError(
+                errno.EPERM, "Operation not permitted: the file may not be written, as "
+                "open() says (an immutable or append-only file refuses it: lsattr shows "
+                "its attributes, chattr changes them); write elsewhere", path
+            ) from None
+        raise type(error)(error.errno, error.strerror, path) from None
 
 
 def _read_only_file_system(path):
@@ -196,8 +214,8 @@ def _keep_owner_and_mode(temporary, old, path):
             f"cannot be kept, and the new file's group ({_group(new.st_gid)}) could read it "
             "(save it as a member of its group, or change its group or mode first)", path
         )
-    os.chmod(temporary, stat.S_IMODE(old.st_mode))
     _keep_access_list(temporary, path)
+    os.chmod(temporary, stat.S_IMODE(old.st_mode))
 
 
 _ACCESS_LIST = "system.posix_acl_access"  # Linux's POSIX ACLs (setfacl)
@@ -207,13 +225,17 @@ def _keep_access_list(temporary, path):
     """Gives the temporary the replaced file's access control list, or refuses.
 
     With a list, the mode's group bits are its mask: the mode alone would let the
-    file's group read what the list forbids it (``setfacl -m g::-``).
+    file's group read what the list forbids it (``setfacl -m g::-``). Without
+    one, the temporary loses the list its folder's default gave it (``setfacl
+    -d``): that would grant users the replaced file did not.
     """
     if not hasattr(os, "getxattr"):  # not Linux
         return
     try:
         access_list = os.getxattr(path, _ACCESS_LIST)
     except OSError:  # none (ENODATA), or a file system without them
+        with contextlib.suppress(OSError):
+            os.removexattr(temporary, _ACCESS_LIST)
         return
     try:
         os.setxattr(temporary, _ACCESS_LIST, access_list)
@@ -275,9 +297,9 @@ def _create_temporary(temporary, existing, folder, path):
     """Creates the empty temporary: private while it replaces a file, else as open() would."""
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _creation_mode(existing)))
-    except PermissionError:
+    except PermissionError as error:  # EACCES; EPERM: an immutable folder (chattr +i)
         raise PermissionError(
-            errno.EACCES, f"Permission denied: cannot create a file in the folder {folder!r}. "
+            error.errno, f"{error.strerror}: cannot create a file in the folder {folder!r}. "
             "A save writes a temporary file beside the checkpoint and renames it over it, "
             "so that a failure never leaves half a file: make the folder writable, or save "
             "elsewhere", path,

@@ -6,6 +6,7 @@ h5py's cleanup code, Python could only print it. See docs/checkpoints.md.
 """
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -28,31 +29,34 @@ def interrupts_held_back():
         yield
         return
     held = _HeldSignals()
-    _HOLDING.append(held)
-    try:
+    try:  # Python runs no handler as a ``try`` starts: none between here and ``append``
+        _HOLDING.append(held)  # left behind, no later block would hold signals back
         held.install()
         yield
     finally:
-        _HOLDING.pop()
-        held.release()
+        try:
+            if held in _HOLDING:
+                _HOLDING.remove(held)
+        finally:
+            held.release()
 
 
 def deliver_pending():
     """Where a load can stop with nothing changed: the handlers of what arrived run now."""
     if _HOLDING and threading.current_thread() is threading.main_thread():
-        _HOLDING[-1].deliver(final=False)
+        _HOLDING[-1].deliver()
 
 
 class _HeldSignals:
-    """Signal handlers that record what arrives, then deliver it and put the handlers back.
+    """Signal handlers that record what arrives, then put the handlers back and deliver it.
 
-    On release, each recorded signal's own handler runs, in the order they
-    arrived (a signal arriving twice meanwhile runs once, as the OS merges a
-    blocked signal), every one of them even when one raises: the exceptions
-    chain as if the signals had arrived just after the block, the last one's
-    raised. Then every handler is put back exactly (one that a delivered
-    handler set stays), even if a signal arrives meanwhile: until its own
-    handler is back, the recorder passes it on.
+    On release, every handler is put back exactly (one that a delivered
+    handler set stays), the recorders recording until then: a signal arriving
+    meanwhile is recorded, or, once its own handler is back, runs it. Then each
+    recorded signal's own handler runs, in the order they arrived (a signal
+    arriving twice meanwhile runs once, as the OS merges a blocked signal),
+    every one of them even when one raises: the exceptions chain as if the
+    signals had arrived just after the block, the last one's raised.
     """
 
     def __init__(self):
@@ -64,10 +68,11 @@ class _HeldSignals:
                     self.previous[number] = handler
         self.received = []
         self.recording = True
+        self.thread = threading.get_ident()  # the main thread, whose block this is
 
     def record(self, number, frame):
         if not self.recording:
-            self.previous[number](number, frame)  # delivered now: the block is over
+            self.previous[number](number, frame)  # a recorder left behind: passed on
         elif number not in self.received:
             self.received.append(number)
 
@@ -76,47 +81,59 @@ class _HeldSignals:
             signal.signal(number, self.record)
 
     def release(self):
+        # Each step in the ``finally`` of the one before: a handler raising in
+        # one (a signal arriving just after its handler is back) stops no other.
         try:
-            self.deliver(final=True)
-        finally:
             self._restore()
+        finally:
+            try:
+                self.deliver()
+            finally:
+                self.recording = False
 
-    def deliver(self, final):
-        """Runs each recorded signal's handler, in order; one raising does not stop the rest.
+    def deliver(self):
+        """Runs each recorded signal's handler, in order; one raising does not stop the rest."""
+        if self.received:
+            try:
+                number = self.received.pop(0)
+                self.previous[number](number, sys._getframe())
+            finally:
+                self.deliver()
 
-        ``final``: stop recording; what arrives from then on is passed on at once.
+    def _restore(self, waiting=None):
+        """Puts each handler back, unless one delivered mid-block set another one.
+
+        A handler put back may run at once (its signal arriving) and raise at any
+        point of the loop: the handlers still ``waiting`` are put back in its
+        ``finally``, the exceptions chained, the last one raised.
         """
-        if not self.received:
-            if not final:
-                return
-            self.recording = False
-            if not self.received:  # nothing arrived between the check and the switch
-                return
-        number = self.received.pop(0)
+        waiting = list(self.previous.items()) if waiting is None else waiting
         try:
-            self.previous[number](number, sys._getframe())
+            while waiting:
+                number, handler = waiting[0]
+                if signal.getsignal(number) == self.record:
+                    signal.signal(number, handler)  # runs what arrived first: may raise
+                waiting.pop(0)
         finally:
-            self.deliver(final)
-
-    def _restore(self):
-        """Puts each handler back, unless one delivered above set another one."""
-        raised = []
-        for number, handler in self.previous.items():
-            while signal.getsignal(number) == self.record:
-                try:
-                    signal.signal(number, handler)
-                except BaseException as error:  # a handler ran meanwhile (Ctrl-C)
-                    raised.append(error)
-        _raise_chained(raised)
+            if waiting:
+                self._restore(waiting)
 
 
-def _raise_chained(errors):
-    """Raises each of ``errors`` in turn, as if each had arrived while the one before was raised.
+def _after_fork_in_child():
+    """A child forked by another thread while the main thread's block ran.
 
-    The last one is raised, the others are its ``__context__`` chain.
+    The block never ends in the child (the thread running it is not there): its
+    recorders would swallow every signal for good (a worker deaf to Ctrl-C), and
+    no load of the child would hold signals back. The child's handlers are put
+    back as they were outside the block; what the parent recorded is the parent's.
     """
-    if errors:
-        try:
-            raise errors[0]
-        finally:
-            _raise_chained(errors[1:])
+    if not _HOLDING or _HOLDING[0].thread == threading.get_ident():
+        return  # nothing held, or the forking thread runs the block: it goes on
+    held = _HOLDING.pop()
+    held.received.clear()
+    held.recording = False
+    held._restore()
+
+
+if hasattr(os, "register_at_fork"):  # not Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -77,6 +77,27 @@ def _directory_message(path, supported):
     )
 
 
+def check_keys(keys, label):
+    """Refuses keys that no file reads back as written: not text, empty, not UTF-8
+    (a lone surrogate), or given twice (a reader keeps one); returns them, sorted."""
+    seen = set()
+    for key in keys:
+        if not isinstance(key, str):
+            raise TypeError(f"{label}: parameter keys must be str, got {short(repr(key))}")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{label}: the key {short(repr(key))} is not valid text (UTF-8), "
+                "as a file's keys are"
+            ) from None
+        if not key or key in seen:
+            why = "is given twice" if key else "is empty: a file's key names its parameter"
+            raise ValueError(f"{label}: the key {short(repr(key))} {why}")
+        seen.add(key)
+    return sorted(seen)
+
+
 def check_h5_keys(keys, label):
     """Refuses keys that HDF5 would store under another name, or could not store at all.
 
@@ -84,10 +105,9 @@ def check_h5_keys(keys, label):
     ``fc/./W`` would all come back as ``fc/W``; a key cannot be a dataset and
     the group of another key at once.
     """
-    seen = set()
-    for key in keys:
-        if not isinstance(key, str):
-            raise TypeError(f"{label}: parameter keys must be str, got {short(repr(key))}")
+    keys = list(keys)
+    ordered = check_keys(keys, label)
+    for key in keys:  # the first bad key as given
         names = key.split("/")
         if not all(names) or "." in names or "\0" in key:
             raise ValueError(
@@ -95,10 +115,6 @@ def check_h5_keys(keys, label):
                 "HDF5 reads each '/' as a scope, so a key is names joined by single '/' "
                 "(none leading, trailing or doubled, no '.' name, no NUL character)"
             )
-        if key in seen:
-            raise ValueError(f"{label}: the key {short(repr(key))} is given twice")
-        seen.add(key)
-    ordered = sorted(seen)
     for key in ordered:  # the keys under "fc/" follow "fc/" in sorted order
         after = bisect.bisect_left(ordered, key + "/")
         if after < len(ordered) and ordered[after].startswith(key + "/"):

@@ -15,6 +15,8 @@ from collections import OrderedDict
 import nnabla as nn
 import nnabla.utils.save as _nnabla_save
 
+from .files._signals import interrupts_held_back
+
 
 @contextlib.contextmanager
 def solvers_keyed_by_the_registry(solvers):
@@ -30,19 +32,21 @@ def solvers_keyed_by_the_registry(solvers):
     registry = {param: key for key, param in nn.get_parameters(grad_only=False).items()}
     rekeyed = []
     try:
-        for solver in solvers:
-            params = solver.get_parameters()
-            keys = OrderedDict((registry.get(param, key), key) for key, param in params.items())
-            if len(keys) != len(params) or all(new == old for new, old in keys.items()):
-                continue  # keyed by the registry already, or two keys for one Variable
-            states = solver.get_states()
-            rekeyed.append((solver, params, states))
-            solver.set_parameters(OrderedDict((new, params[old]) for new, old in keys.items()))
-            solver.set_states(OrderedDict((new, states[old]) for new, old in keys.items()))
+        with interrupts_held_back():  # a Ctrl-C waits for each solver's keys and states
+            for solver in solvers:
+                params = solver.get_parameters()
+                keys = OrderedDict((registry.get(param, k), k) for k, param in params.items())
+                if len(keys) != len(params) or all(new == old for new, old in keys.items()):
+                    continue  # keyed by the registry already, or two keys for one Variable
+                states = solver.get_states()
+                rekeyed.append((solver, params, states))
+                solver.set_parameters(OrderedDict((new, params[old]) for new, old in keys.items()))
+                solver.set_states(OrderedDict((new, states[old]) for new, old in keys.items()))
         yield
     finally:
-        for solver, params, states in reversed(rekeyed):
-            _give_back(solver, params, states)
+        with interrupts_held_back():  # given back whole, even if a Ctrl-C arrives meanwhile
+            for solver, params, states in reversed(rekeyed):
+                _give_back(solver, params, states)
 
 
 def _give_back(solver, params, states):
