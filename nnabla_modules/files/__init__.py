@@ -225,8 +225,9 @@ def _probe(stream, label, budget):
         )
 
 
-def _open_protobuf(source, label, stack):
-    """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``)."""
+def _open_protobuf(source, label, stack, budget=None):
+    """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``); an
+    entry is checked as it is scanned, a later one of a name replacing the earlier."""
     handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
     stored = OrderedDict()
     for parameter in _protobuf.scan(handle, label):
@@ -240,15 +241,22 @@ def _open_protobuf(source, label, stack):
         count = parameter.count
         read_into = _protobuf.reader(handle, parameter.segments, count, label)
         _protobuf.add_parameter(stored, label, name, parameter.dims, count, parameter.need_grad,
-                             read_into)  # fmt: skip
+                             read_into, budget)  # fmt: skip
     return stored
 
 
-def _open_nntxt(source, label, stack):
-    proto = nnabla_pb2.NNablaProtoBuf()
+#: The most memory parsing text format takes per byte of the text (an empty message such as
+#: ``executor{}`` takes 21 bytes a byte), charged to an ``.nnp`` archive's budget.
+TEXT_PARSE_RATIO = 24
+
+
+def _open_nntxt(source, label, stack, budget=None):
     text = _read_bytes(source)
+    if budget is not None:
+        budget.spend(TEXT_PARSE_RATIO * len(text), f"{label}, parsed ({TEXT_PARSE_RATIO}x the text),")
+    proto = nnabla_pb2.NNablaProtoBuf()
     text_format.Merge(text.decode("utf-8") if isinstance(text, bytes) else text, proto)
-    return _protobuf.message_parameters(proto, label)
+    return _protobuf.message_parameters(proto, label, budget)
 
 
 def _read_bytes(source):
@@ -278,10 +286,7 @@ def _open_nnp(source, label, stack):
         data = _io.BytesIO(_unzip.member_bytes(archive, info, member, budget))
         data.name = member
         with contextlib.ExitStack() as member_stack:
-            if ext == ".h5":
-                found = _open_h5(data, member, member_stack, budget)
-            else:
-                found = _OPENERS[ext](data, member, member_stack)
+            found = _OPENERS[ext](data, member, member_stack, budget)
             stored.update((name, in_memory(param)) for name, param in found.items())
         del data, found
     return stored

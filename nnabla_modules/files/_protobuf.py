@@ -110,17 +110,17 @@ class Parameter:
 
 
 def scan(handle, label):
-    """``[Parameter, ...]`` of an ``NNablaProtoBuf`` file, in the file's order."""
+    """Yields each :class:`Parameter` of an ``NNablaProtoBuf`` file, in the file's order, as
+    it is scanned: a caller that keeps only what it needs (the last of a name) holds no
+    more, whatever the count of entries in the file."""
     stream = _Stream(handle, label)
-    parameters = []
     for field, wire, _ in stream.fields(stream.size):
         if field == PARAMETER and wire == LENGTH:
             end = stream.length(stream.size)
-            parameters.append(_parameter(stream, end))
-            handle.seek(end)
+            yield _parameter(stream, end)
+            handle.seek(end)  # where the next field starts, wherever the caller left it
         else:
             stream.skip(wire, stream.size)
-    return parameters
 
 
 def _parameter(stream, end):
@@ -199,19 +199,31 @@ def reader(handle, segments, count, label):
 MAX_RANK = 32
 
 
-def message_parameters(proto, label):
-    """The parameters of a parsed protobuf message (``.protobuf`` from a stream, ``.nnp``)."""
+#: The memory one parameter entry takes, in bytes, charged to an ``.nnp`` archive's budget:
+#: an entry without values is some 11 bytes of a member (``.protobuf``, ``.nntxt``).
+ENTRY_BYTES = 1024
+
+
+def message_parameters(proto, label, budget=None):
+    """The parameters of a parsed protobuf message (``.nntxt``)."""
     stored = OrderedDict()
     for parameter in proto.parameter:
         add_parameter(
             stored, label, parameter.variable_name, parameter.shape.dim, len(parameter.data),
-            parameter.need_grad, message_reader(parameter),
+            parameter.need_grad, message_reader(parameter), budget,
         )  # fmt: skip
     return stored
 
 
-def add_parameter(stored, label, name, dims, count, need_grad, read_into):
-    """Checks one parameter of a protobuf message; a later one of a name replaces it."""
+def add_parameter(stored, label, name, dims, count, need_grad, read_into, budget=None):
+    """Checks one parameter of a protobuf message; a later one of a name replaces it.
+
+    Args:
+        budget (nnabla_modules.files._h5.Budget, optional): An ``.nnp`` archive's, charged
+            :data:`ENTRY_BYTES` for the entry.
+    """
+    if budget is not None:
+        budget.spend(ENTRY_BYTES, f"{label}: one more parameter entry (its memory)")
     shape = tuple(dims)
     if len(shape) > MAX_RANK:  # before the product, whose size grows with the rank
         raise ParameterFileError(
