@@ -253,7 +253,8 @@ TEXT_PARSE_RATIO = 24
 def _open_nntxt(source, label, stack, budget=None):
     text = _read_bytes(source)
     if budget is not None:
-        budget.spend(TEXT_PARSE_RATIO * len(text), f"{label}, parsed ({TEXT_PARSE_RATIO}x the text),")
+        what = f"{label}, parsed ({TEXT_PARSE_RATIO}x the text),"
+        budget.spend(TEXT_PARSE_RATIO * len(text), what)
     proto = nnabla_pb2.NNablaProtoBuf()
     text_format.Merge(text.decode("utf-8") if isinstance(text, bytes) else text, proto)
     return _protobuf.message_parameters(proto, label, budget)
@@ -335,17 +336,16 @@ def write_parameters(target, params, extension=None):
     items = list(params.items() if hasattr(params, "items") else params)
     if ext == ".h5":
         check_h5_keys([name for name, _ in items], source_name(target))
-    writer = _WRITERS[ext]
+    writer, label = _WRITERS[ext], source_name(target)
     if is_file_object(target):
         with interrupts_held_back():  # as write_atomically does: see _write_h5
-            writer(target, items)
+            writer(target, items, label)
         if hasattr(target, "seek"):
             target.seek(0)
         return
-    label = source_name(target)
 
     def write_and_verify(path):
-        _verify(path, ext, writer(path, items), label)
+        _verify(path, ext, writer(path, items, label), label)
 
     write_atomically(target, write_and_verify)
 
@@ -366,7 +366,7 @@ def _values(value):
     return np.asarray(value), True
 
 
-def _write_h5(target, items):
+def _write_h5(target, items, label):
     """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`.
 
     Called with signals held back: a Ctrl-C raised inside h5py's cleanup code
@@ -404,7 +404,7 @@ def _new_h5(target):
     return h5py.File(h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fapl=access))
 
 
-def _write_protobuf(target, items):
+def _write_protobuf(target, items, label):
     """Writes the items; returns the number of bytes written, for :func:`_verify`."""
     proto = nnabla_pb2.NNablaProtoBuf()
     for name, value in items:
@@ -412,7 +412,7 @@ def _write_protobuf(target, items):
         parameter = proto.parameter.add()
         parameter.variable_name = name
         parameter.shape.dim.extend(array.shape)
-        parameter.data.extend(np.ravel(array).astype(np.float32, copy=False))
+        parameter.data.extend(_float32(array, f"{label}: parameter {_h5.short(repr(name))}"))
         parameter.need_grad = need_grad
     data = proto.SerializeToString()
     if is_file_object(target):
@@ -421,6 +421,23 @@ def _write_protobuf(target, items):
         with open(target, "wb") as handle:
             handle.write(data)
     return len(data)
+
+
+def _float32(array, what):
+    """The values of ``array`` as float32, which ``.protobuf`` stores; a finite value too
+    large for it (``1e300``) is a ValueError, not an infinity written without a word."""
+    values = np.ravel(array)
+    with np.errstate(over="ignore"):  # checked below, with a clear error
+        narrowed = values.astype(np.float32, copy=False)
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
+        return narrowed  # integers up to 2**64 fit
+    lost = ~np.isfinite(narrowed)
+    if lost.any() and np.isfinite(values[lost]).any():
+        raise ValueError(
+            f"{what} holds values too large for float32, the dtype of .protobuf files "
+            "(finite as given, infinite once converted); save it to .h5, which keeps its dtype"
+        )
+    return narrowed
 
 
 _WRITERS = {".h5": _write_h5, ".protobuf": _write_protobuf}
