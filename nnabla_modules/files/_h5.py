@@ -42,10 +42,8 @@ class ParameterFileError(ValueError):
 
 def short(text, limit=QUOTE_LIMIT):
     """``text`` cut to ``limit`` characters, saying how much was left out."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+    text, left = str(text), len(str(text)) - limit
+    return text if left <= 0 else f"{text[:limit]}... ({left:,} more characters)"
 
 
 #: A checked dataset, open (``dataset``) only if among the first :data:`OPEN_DATASETS`:
@@ -285,10 +283,8 @@ def _check_storage(dataset, what, nbytes, file_size, budget):
 
 
 def _attribute(dataset, name, classes, what):
-    """The attribute's one integer (h5py's bools are an enum of int8), or None when absent.
-
-    The file's type is inspected at the HDF5 level: numpy dtypes are slow to make.
-    """
+    """The attribute's one integer (h5py's bools are an enum of int8), or None when absent;
+    its type inspected at the HDF5 level (numpy dtypes are slow to make)."""
     try:
         attribute = h5py.h5a.open(dataset, name)
     except KeyError:  # absent
@@ -327,24 +323,23 @@ def not_readable(label, ext, error):
 
 
 def probe(stream, label):
-    """Reads the structure of the file in ``stream`` in a fresh interpreter first.
+    """Reads the file in ``stream`` in a fresh interpreter first: its structure, and the
+    values of its chunked datasets (their chunk index and filters).
 
-    HDF5 trusts a file's metadata: some damage to an unchecksummed file crashes
-    the C library, loops forever or allocates without end, and no ``except``
-    catches that. A child process meets it instead, bounded: it has
-    :data:`PROBE_SECONDS` (more for a larger file), :data:`PROBE_MEMORY` of
-    address space (``RLIMIT_AS``), its own process group, and dies with the
-    process that started it (``PR_SET_PDEATHSIG`` on Linux). On a timeout or
-    any exception here, Ctrl-C included, its group is killed and it is
-    reaped. It reports by printing ``ok`` or ``error`` and the message, so the
-    verdict never depends on exit statuses (which a process ignoring
-    ``SIGCHLD`` cannot see), and a file it finds unreadable is never opened
-    here. A file on disk is handed over as the open file itself (Linux), other
-    streams as bytes on the child's standard input.
+    HDF5 trusts a file's metadata: some damage to an unchecksummed file crashes the C
+    library, loops forever or allocates without end, and no ``except`` catches that. A
+    child process meets it instead, bounded: it has :data:`PROBE_SECONDS` (more for a
+    larger file), :data:`PROBE_MEMORY` of address space (``RLIMIT_AS``), its own process
+    group, and dies with the process that started it (``PR_SET_PDEATHSIG`` on Linux). On
+    a timeout or any exception here, Ctrl-C included, its group is killed and it is
+    reaped. It reports by printing ``ok`` or ``error`` and the message, so the verdict
+    never depends on exit statuses (which a process ignoring ``SIGCHLD`` cannot see), and
+    a file it finds unreadable is never opened here. A file on disk is handed over as the
+    open file itself (Linux), other streams as bytes on the child's standard input.
 
     Raises:
-        ParameterFileError: The file is unreadable, or reading it crashed the
-            child, ran out of time or of memory.
+        ParameterFileError: The file is unreadable, or reading it crashed the child, ran
+            out of time or of memory.
         OSError: No child can be started.
     """
     held = _held_file(stream)
@@ -353,14 +348,10 @@ def probe(stream, label):
     # -I: neither the working folder nor the environment can put modules in its way
     command = [sys.executable, "-I", "-c", _PROBE, __file__, os.pathsep.join(sys.path), held,
                label, str(os.getpid()), str(PROBE_MEMORY)]  # fmt: skip
-    child = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        pass_fds=(stream.fileno(),) if held else (),
-        start_new_session=True,  # its own process group, killed whole below
-    )
+    # start_new_session: its own process group, killed whole below
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, start_new_session=True,
+                             pass_fds=(stream.fileno(),) if held else ())  # fmt: skip
     try:
         verdict, _ = child.communicate(data, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -426,7 +417,7 @@ def probe_main(held, label, memory):
     _limit_memory(memory)
     try:
         with stream, h5py.File(stream, "r") as handle:
-            entries(handle, label)
+            _read_chunked(handle, entries(handle, label))
     except ParameterFileError as error:
         message = str(error)
     except Exception as error:  # noqa: BLE001 (reported to the parent, which raises it)
@@ -435,6 +426,15 @@ def probe_main(held, label, memory):
         sys.stdout.write("ok")
         return
     sys.stdout.write("error\n" + message)
+
+
+def _read_chunked(handle, found):
+    """Reads the values of chunked datasets, HDF5 walking their chunk index and running their
+    filters only then (a damaged index crashed it there): whole up to 64 MiB, else by chunk."""
+    for dataset in (handle[entry.name] for entry in found):
+        if dataset.chunks is not None and dataset.size:
+            for piece in [()] if dataset.nbytes <= 64 << 20 else dataset.iter_chunks():
+                dataset[piece]
 
 
 def _limit_memory(extra):
