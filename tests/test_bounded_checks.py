@@ -24,9 +24,9 @@ import pytest
 from crafted_h5 import (
     forged_object_header,
     load_outcome,
-    outcome_in_a_child,
     looping_free_list,
     nnabla_file,
+    outcome_in_a_child,
     shared_tree_nodes,
     version_2_superblock,
 )

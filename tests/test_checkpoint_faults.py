@@ -774,6 +774,21 @@ def test_loading_a_pipe_or_a_device_is_refused_before_it_is_opened(tmp_path, ext
             files.read_parameters(path)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's /proc")
+def test_a_text_file_is_read_for_no_more_than_its_size(tmp_path):
+    """Files of /proc and /sys have size 0 but yield text, or block for good when read to
+    their end (/proc/kmsg): an .nntxt load reads what the file's size says."""
+    status = tmp_path / "status.nntxt"
+    status.symlink_to("/proc/self/status")  # text that is no .nntxt: read, an error
+    assert files.read_parameters(status) == {}
+    with open("/proc/self/status", "rb") as handle:
+        assert files.read_parameters(handle, extension=".nntxt") == {}
+    if os.access("/proc/kmsg", os.R_OK):  # root: blocks until the kernel logs something
+        kmsg = tmp_path / "kmsg.nntxt"
+        kmsg.symlink_to("/proc/kmsg")
+        assert outcome_in_a_child(lambda: files.read_parameters(kmsg), seconds=5) == "returned"
+
+
 def _good_file_bytes(tmp_path, ext):
     """The bytes of a file of ``Net``'s parameters in the format ``ext``."""
     from google.protobuf import text_format

@@ -261,10 +261,22 @@ def _open_nntxt(source, label, stack, budget=None):
 
 
 def _read_bytes(source):
+    """The file's bytes, no more than its size says: read to its end, a file of ``/proc``
+    or ``/sys`` (of size 0) may never end or block for good (``/proc/kmsg``)."""
     if is_file_object(source):
-        return source.read()
+        return source.read(_size_left(source))
     with open(os.fspath(source), "rb") as handle:
-        return handle.read()
+        return handle.read(_size_left(handle))
+
+
+def _size_left(handle):
+    """The bytes from the position on, as the file's size says (``fstat`` for a file of the
+    system: one of ``/proc`` cannot seek to its end)."""
+    try:
+        size = os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # io.BytesIO and other streams
+        size = _stored_size(handle)
+    return max(size - handle.tell(), 0)
 
 
 def _open_nnp(source, label, stack):
