@@ -402,6 +402,36 @@ def test_ctrl_c_and_a_stop_request_at_any_time_of_a_load_are_both_delivered(tmp_
         assert marker.exists() and child.returncode == 3, (trial, child.returncode, err[-2000:])
 
 
+def test_a_signal_during_a_long_protobuf_scan_is_delivered_while_it_scans(
+    tmp_path, monkeypatch
+):
+    """A .protobuf file of a million small unknown fields takes seconds to scan; a Ctrl-C
+    meanwhile must not wait for the scan's end: nothing is changed yet."""
+    from nnabla_modules.files import _protobuf
+
+    path = tmp_path / "fields.protobuf"
+    path.write_bytes(b"\x10\x00" * 1_000_000)  # field 2, the varint 0: unknown, skipped
+    calls, varint = [0], _protobuf._Stream.varint
+
+    def counted(stream, end):
+        calls[0] += 1
+        if calls[0] == 1000:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return varint(stream, end)
+
+    def stop(signum, frame):  # as Ctrl-C's handler does
+        raise KeyboardInterrupt(calls[0])
+
+    monkeypatch.setattr(_protobuf._Stream, "varint", counted)
+    previous = signal.signal(signal.SIGUSR1, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            Net().load_parameters(path)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert caught.value.args[0] < 100_000, caught.value.args  # not 2,000,000: the whole file
+
+
 def test_a_handler_set_by_a_delivered_handler_stays(tmp_path, monkeypatch):
     model = Net()
     model.save_parameters(tmp_path / "net.h5")

@@ -18,6 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ._h5 import ParameterFileError, short, too_large
+from ._signals import deliver_pending
 from ._stored import StoredParameter
 
 # Field numbers of nnabla.proto: NNablaProtoBuf.parameter, Parameter's fields, Shape.dim.
@@ -27,6 +28,7 @@ DIM = 1
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 _FIXED = {FIXED64: 8, FIXED32: 4}
 _FLOAT = np.dtype("<f4")
+FIELDS_PER_SIGNAL_CHECK = 1 << 14
 
 
 class Truncated(ParameterFileError):
@@ -80,8 +82,17 @@ class _Stream:
             )
 
     def fields(self, end):
-        """Yields ``(field number, wire type, key length)``, positioned at each field's value."""
+        """Yields ``(field number, wire type, key length)``, positioned at each field's value.
+
+        Signals held back by a load are delivered every :data:`FIELDS_PER_SIGNAL_CHECK` fields:
+        a file of many small fields takes a while to scan (1.3 s per million), and nothing is
+        changed yet.
+        """
+        count = 0
         while self.handle.tell() < end:
+            count += 1
+            if count % FIELDS_PER_SIGNAL_CHECK == 0:
+                deliver_pending()
             start = self.handle.tell()
             key = self.varint(end)
             if key >> 3 == 0:
