@@ -66,7 +66,9 @@ from ._stored import (
     file_format,
     in_memory,
     is_file_object,
+    read_bytes,
     source_name,
+    stored_size,
 )
 
 __all__ = [
@@ -251,32 +253,13 @@ TEXT_PARSE_RATIO = 24
 
 
 def _open_nntxt(source, label, stack, budget=None):
-    text = _read_bytes(source)
+    text = read_bytes(source)
     if budget is not None:
         what = f"{label}, parsed ({TEXT_PARSE_RATIO}x the text),"
         budget.spend(TEXT_PARSE_RATIO * len(text), what)
     proto = nnabla_pb2.NNablaProtoBuf()
     text_format.Merge(text.decode("utf-8") if isinstance(text, bytes) else text, proto)
     return _protobuf.message_parameters(proto, label, budget)
-
-
-def _read_bytes(source):
-    """The file's bytes, no more than its size says: read to its end, a file of ``/proc``
-    or ``/sys`` (of size 0) may never end or block for good (``/proc/kmsg``)."""
-    if is_file_object(source):
-        return source.read(_size_left(source))
-    with open(os.fspath(source), "rb") as handle:
-        return handle.read(_size_left(handle))
-
-
-def _size_left(handle):
-    """The bytes from the position on, as the file's size says (``fstat`` for a file of the
-    system: one of ``/proc`` cannot seek to its end)."""
-    try:
-        size = os.fstat(handle.fileno()).st_size
-    except (AttributeError, OSError, ValueError):  # io.BytesIO and other streams
-        size = _stored_size(handle)
-    return max(size - handle.tell(), 0)
 
 
 def _open_nnp(source, label, stack):
@@ -289,7 +272,7 @@ def _open_nnp(source, label, stack):
     """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
     _unzip.check_members(archive, label)
-    budget = _unzip.Budget(label, _stored_size(archive.fp))
+    budget = _unzip.Budget(label, stored_size(archive.fp))
     stored = OrderedDict()
     for info in archive.infolist():
         ext = os.path.splitext(info.filename)[1].lower()
@@ -303,14 +286,6 @@ def _open_nnp(source, label, stack):
             stored.update((name, in_memory(param)) for name, param in found.items())
         del data, found
     return stored
-
-
-def _stored_size(stream):
-    position = stream.tell()
-    try:
-        return stream.seek(0, os.SEEK_END)
-    finally:
-        stream.seek(position)
 
 
 _OPENERS = {
@@ -424,7 +399,8 @@ def _write_protobuf(target, items, label):
         parameter = proto.parameter.add()
         parameter.variable_name = name
         parameter.shape.dim.extend(array.shape)
-        parameter.data.extend(_float32(array, f"{label}: parameter {_h5.short(repr(name))}"))
+        what = f"{label}: parameter {_h5.short(repr(name))}"
+        parameter.data.extend(_protobuf.float32_values(array, what))
         parameter.need_grad = need_grad
     data = proto.SerializeToString()
     if is_file_object(target):
@@ -433,23 +409,6 @@ def _write_protobuf(target, items, label):
         with open(target, "wb") as handle:
             handle.write(data)
     return len(data)
-
-
-def _float32(array, what):
-    """The values of ``array`` as float32, which ``.protobuf`` stores; a finite value too
-    large for it (``1e300``) is a ValueError, not an infinity written without a word."""
-    values = np.ravel(array)
-    with np.errstate(over="ignore"):  # checked below, with a clear error
-        narrowed = values.astype(np.float32, copy=False)
-    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
-        return narrowed  # integers up to 2**64 fit
-    lost = ~np.isfinite(narrowed)
-    if lost.any() and np.isfinite(values[lost]).any():
-        raise ValueError(
-            f"{what} holds values too large for float32, the dtype of .protobuf files "
-            "(finite as given, infinite once converted); save it to .h5, which keeps its dtype"
-        )
-    return narrowed
 
 
 _WRITERS = {".h5": _write_h5, ".protobuf": _write_protobuf}

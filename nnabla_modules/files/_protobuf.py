@@ -262,3 +262,20 @@ def message_reader(parameter):
         np.copyto(out, values.reshape(out.shape), casting="same_kind")
 
     return read_into
+
+
+def float32_values(array, what):
+    """The values of ``array`` as float32, which ``.protobuf`` stores; a finite value too
+    large for it (``1e300``) is a ValueError, not an infinity written without a word."""
+    values = np.ravel(array)
+    with np.errstate(over="ignore"):  # checked below, with a clear error
+        narrowed = values.astype(np.float32, copy=False)
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
+        return narrowed  # integers up to 2**64 fit
+    lost = ~np.isfinite(narrowed)
+    if lost.any() and np.isfinite(values[lost]).any():
+        raise ValueError(
+            f"{what} holds values too large for float32, the dtype of .protobuf files "
+            "(finite as given, infinite once converted); save it to .h5, which keeps its dtype"
+        )
+    return narrowed

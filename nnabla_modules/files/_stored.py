@@ -293,3 +293,31 @@ def _reopen(handle, path, entry, label):
 def _unread(entry, label, why):
     name = short(repr(entry.name))
     return ParameterFileError(f"{label}: the values of {name} cannot be read {why}")
+
+
+def stored_size(stream):
+    """The size of a seekable stream, its position kept."""
+    position = stream.tell()
+    try:
+        return stream.seek(0, os.SEEK_END)
+    finally:
+        stream.seek(position)
+
+
+def read_bytes(source):
+    """A file's bytes, no more than its size says: read to its end, a file of ``/proc``
+    or ``/sys`` (of size 0) may never end or block for good (``/proc/kmsg``)."""
+    if is_file_object(source):
+        return source.read(_size_left(source))
+    with open(os.fspath(source), "rb") as handle:
+        return handle.read(_size_left(handle))
+
+
+def _size_left(handle):
+    """The bytes from the position on, as the file's size says (``fstat`` for a file of the
+    system: one of ``/proc`` cannot seek to its end)."""
+    try:
+        size = os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # io.BytesIO and other streams
+        size = stored_size(handle)
+    return max(size - handle.tell(), 0)
