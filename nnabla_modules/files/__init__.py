@@ -55,7 +55,7 @@ from . import _h5, _protobuf, _unzip
 from ._atomic import special_file, unbounded_stream, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
-from ._signals import deliver_pending, interrupts_held_back
+from ._signals import deliver_pending, interrupts_held_back, raised_by_a_handler
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
@@ -133,6 +133,8 @@ def open_parameters(source, extension=None):
         except (ParameterFileError, FileNotFoundError, PermissionError):
             raise
         except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
+            if raised_by_a_handler(error):  # a signal's, delivered while a .protobuf is scanned
+                raise
             raise _h5.not_readable(label, ext, error) from error
         yield stored
 
