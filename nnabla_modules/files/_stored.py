@@ -14,7 +14,7 @@ import h5py
 import nnabla as nn
 import numpy as np
 
-from ._h5 import KEY_CHARACTERS_PER_BYTE, SMALL, ParameterFileError, short
+from ._h5 import KEY_CHARACTERS_PER_BYTE, SMALL, ParameterFileError, short, unread
 
 #: Extensions :func:`~nnabla_modules.files.open_parameters` reads.
 READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
@@ -275,7 +275,7 @@ def dataset_reader(handle, entry, label):
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         except OSError as error:  # a damaged chunk (its checksum, its compression)
-            raise _unread(entry, label, f"(the file is damaged): {short(error)}") from None
+            raise unread(entry, label, f"(the file is damaged): {short(error)}") from None
 
     return read_into
 
@@ -284,15 +284,10 @@ def _reopen(handle, path, entry, label):
     try:
         dataset = h5py.h5d.open(handle.id, path)
     except (KeyError, OSError) as error:
-        raise _unread(entry, label, f"(the file changed?): {short(error)}") from None
+        raise unread(entry, label, f"(the file changed?): {short(error)}") from None
     if h5py.h5o.get_info(dataset).addr != entry.address:
-        raise _unread(entry, label, "(the file changed since it was checked)")
+        raise unread(entry, label, "(the file changed since it was checked)")
     return dataset
-
-
-def _unread(entry, label, why):
-    name = short(repr(entry.name))
-    return ParameterFileError(f"{label}: the values of {name} cannot be read {why}")
 
 
 def stored_size(stream):
