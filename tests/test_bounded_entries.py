@@ -9,7 +9,9 @@ archive's budget. See docs/checkpoints.md, "Guarantees and limits".
 import io
 import zipfile
 
+import pytest
 from crafted_h5 import outcome_in_a_child
+from test_bounded_checks import deadline
 from test_hostile_files import peak_bytes
 
 from nnabla_modules import files
@@ -72,6 +74,15 @@ def test_the_entries_of_an_nnp_member_draw_on_the_archive_budget(tmp_path):
     assert isinstance(error, files.ParameterFileError), error
     assert "entries.nnp" in str(error) and "parameter entry" in str(error), error
     assert peak < 32 * MB, peak
+
+
+def test_the_fields_an_nnp_member_takes_to_scan_draw_on_the_archive_budget(tmp_path):
+    """4 million unknown fields take 5 s to scan; the archive holds 8 KB of them."""
+    path = _nnp(tmp_path, "parameter.protobuf", b"\x10\x00" * 4_000_000)
+    assert path.stat().st_size < 20_000
+    with deadline(3):  # the budget of 8 KB lasts for some 8,000 fields
+        with pytest.raises(files.ParameterFileError, match=r"entries\.nnp.*fields to scan"):
+            files.read_parameters(path)
 
 
 def test_a_text_member_of_an_nnp_is_charged_its_parse(tmp_path):

@@ -234,7 +234,7 @@ def _open_protobuf(source, label, stack, budget=None):
     entry is checked as it is scanned, a later one of a name replacing the earlier."""
     handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
     stored = OrderedDict()
-    for parameter in _protobuf.scan(handle, label):
+    for parameter in _protobuf.scan(handle, label, budget):
         try:
             name = parameter.name.decode("utf-8")
         except UnicodeDecodeError:
