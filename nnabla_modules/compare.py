@@ -103,7 +103,8 @@ def compare_files(a, b, atol=0.0, rtol=0.0, progress=None):
 
 
 def compare_values(x, y, atol=0.0, rtol=0.0):
-    """How two arrays of one shape differ, computed in float64 slices of :data:`SLICE`.
+    """How two arrays of one shape differ, computed in float64 slices of :data:`SLICE`
+    (``longdouble`` for 64-bit integers and ``longdouble`` values).
 
     Args:
         x (numpy.ndarray): The first array (file A).
@@ -120,11 +121,13 @@ def compare_values(x, y, atol=0.0, rtol=0.0):
         finite (None when there are none).
     """
     x, y = np.ravel(x), np.ravel(y)
+    exact = _exact_in_float64(x.dtype) and _exact_in_float64(y.dtype)
+    work = np.float64 if exact else np.longdouble
     differing, count, total, peak = 0, 0, 0.0, 0.0
     low, high, nan, inf = np.inf, -np.inf, False, False
     for start in range(0, x.size, SLICE):
-        xs = x[start : start + SLICE].astype(np.float64)
-        ys = y[start : start + SLICE].astype(np.float64)
+        xs = x[start : start + SLICE].astype(work)
+        ys = y[start : start + SLICE].astype(work)
         with np.errstate(invalid="ignore", over="ignore"):
             diff = ys - xs
             same = (np.isnan(xs) & np.isnan(ys)) | (np.isinf(xs) & (xs == ys))
@@ -148,6 +151,13 @@ def compare_values(x, y, atol=0.0, rtol=0.0):
         max_diff=high if count else None,
         mean_diff=total / count if count else None,
     )
+
+
+def _exact_in_float64(dtype):
+    """Whether float64 holds every value of ``dtype``: not so for integers past 2**53 and
+    ``longdouble``, which are compared in ``longdouble`` (exact for 64-bit integers where it
+    has a 64-bit mantissa, as on x86), so that values differing there never compare equal."""
+    return dtype.kind == "b" or dtype.itemsize <= (8 if dtype.kind == "f" else 4)
 
 
 def _key_json(param):

@@ -26,6 +26,7 @@ from crafted_h5 import (
     load_outcome,
     looping_free_list,
     nnabla_file,
+    outcome_in_a_child,
     shared_tree_nodes,
     version_2_superblock,
 )
@@ -342,6 +343,25 @@ def test_a_checksummed_file_with_an_unchecksummed_chunk_index_goes_to_the_child(
     loaded = files.read_parameters(path)
     assert len(probed) == 1, probed
     np.testing.assert_array_equal(loaded["affine/W"][0], values["affine/W"])
+
+
+def test_a_chunk_index_that_crashes_hdf5_when_values_are_read_is_refused(tmp_path):
+    """HDF5 walks a chunked dataset's index, and runs its filters, only when its values are
+    read: the child reads them too, so a chunk whose stored size is 1 byte (a Fletcher-32
+    checksum needs 4) crashes the child, not the load."""
+    path = tmp_path / "chunks.h5"
+    with h5py.File(path, "w") as handle:  # an HDF5 1.6 chunk B-tree, no checksums
+        dataset = handle.create_dataset(
+            "affine/W", data=np.ones((8, 8), np.float32), chunks=(4, 8), fletcher32=True
+        )
+        dataset.attrs["need_grad"] = True
+    data = bytearray(path.read_bytes())
+    tree = data.index(b"TREE\x01")  # the chunk index: a B-tree node of raw data chunks
+    struct.pack_into("<I", data, tree + 24, 1)  # its first key: the chunk's stored size
+    path.write_bytes(data)
+    said = outcome_in_a_child(lambda: files.read_parameters(path), seconds=30)
+    assert said.startswith("ParameterFileError"), said  # "crash" when only the parent reads it
+    assert "chunks.h5" in said and "crashed" in said, said
 
 
 def test_files_written_here_are_vouched_for_without_a_child(tmp_path, no_child):

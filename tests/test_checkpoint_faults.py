@@ -402,6 +402,41 @@ def test_ctrl_c_and_a_stop_request_at_any_time_of_a_load_are_both_delivered(tmp_
         assert marker.exists() and child.returncode == 3, (trial, child.returncode, err[-2000:])
 
 
+class Stop(Exception):
+    """What a service's SIGTERM handler may raise."""
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, Stop])
+def test_a_signal_during_a_long_protobuf_scan_is_delivered_while_it_scans(
+    tmp_path, monkeypatch, raised
+):
+    """A .protobuf file of a million small unknown fields takes seconds to scan; a Ctrl-C
+    meanwhile must not wait for the scan's end: nothing is changed yet."""
+    from nnabla_modules.files import _protobuf
+
+    path = tmp_path / "fields.protobuf"
+    path.write_bytes(b"\x10\x00" * 1_000_000)  # field 2, the varint 0: unknown, skipped
+    calls, varint = [0], _protobuf._Stream.varint
+
+    def counted(stream, end):
+        calls[0] += 1
+        if calls[0] == 1000:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return varint(stream, end)
+
+    def stop(signum, frame):  # as Ctrl-C's handler does
+        raise raised(calls[0])
+
+    monkeypatch.setattr(_protobuf._Stream, "varint", counted)
+    previous = signal.signal(signal.SIGUSR1, stop)
+    try:
+        with pytest.raises(raised) as caught:  # as it is, not a ParameterFileError
+            Net().load_parameters(path)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert caught.value.args[0] < 100_000, caught.value.args  # not 2,000,000: the whole file
+
+
 def test_a_handler_set_by_a_delivered_handler_stays(tmp_path, monkeypatch):
     model = Net()
     model.save_parameters(tmp_path / "net.h5")
@@ -848,6 +883,21 @@ def test_loading_a_pipe_or_a_device_is_refused_before_it_is_opened(tmp_path, ext
             Net().load_parameters(path)
         with pytest.raises(files.ParameterFileError, match=kind):
             files.read_parameters(path)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's /proc")
+def test_a_text_file_is_read_for_no_more_than_its_size(tmp_path):
+    """Files of /proc and /sys have size 0 but yield text, or block for good when read to
+    their end (/proc/kmsg): an .nntxt load reads what the file's size says."""
+    status = tmp_path / "status.nntxt"
+    status.symlink_to("/proc/self/status")  # text that is no .nntxt: read, an error
+    assert files.read_parameters(status) == {}
+    with open("/proc/self/status", "rb") as handle:
+        assert files.read_parameters(handle, extension=".nntxt") == {}
+    if os.access("/proc/kmsg", os.R_OK):  # root: blocks until the kernel logs something
+        kmsg = tmp_path / "kmsg.nntxt"
+        kmsg.symlink_to("/proc/kmsg")
+        assert outcome_in_a_child(lambda: files.read_parameters(kmsg), seconds=5) == "returned"
 
 
 def _good_file_bytes(tmp_path, ext):

@@ -239,3 +239,20 @@ def test_keys_no_file_reads_back_as_written_are_refused_before_writing(
     assert str(path) in str(caught.value)
     assert list(files.read_parameters(path)) == ["old"]
     assert os.listdir(tmp_path) == [f"out{ext}"]  # no temporary left
+
+
+def test_a_value_too_large_for_a_protobuf_files_float32_is_refused(tmp_path, capsys):
+    """``.protobuf`` stores float32: a float64 of 1e300 would be written as infinity."""
+    from nnabla_modules.cli import main
+
+    path = tmp_path / "big.protobuf"
+    with pytest.raises(ValueError, match=r"big\.protobuf.*'fc/W'.*too large for float32"):
+        files.write_parameters(path, {"fc/W": np.array([1.0, 1e300])})
+    assert not path.exists()
+    source = tmp_path / "big.h5"
+    files.write_parameters(source, {"fc/W": np.array([1.0, 1e300])})  # .h5 keeps float64
+    assert main(["convert", str(source), str(path)]) == 2
+    assert "too large for float32" in capsys.readouterr().err and not path.exists()
+    files.write_parameters(path, {"fc/W": np.array([np.inf, np.nan, 2.0])})  # as given
+    (values, _), = files.read_parameters(path).values()
+    np.testing.assert_array_equal(values, np.array([np.inf, np.nan, 2.0], np.float32))

@@ -261,6 +261,23 @@ def test_diff_reports_keys_only_in_one_file_and_hints_the_prefix(pf_file, module
     assert out.rstrip().endswith("Different.")
 
 
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (np.array([2**62, 5]), np.array([2**62 + 1, 5])),  # equal once in float64
+        (np.array([2**64 - 1], np.uint64), np.array([2**64 - 2], np.uint64)),
+        (np.array([np.longdouble(1) + np.longdouble(2) ** -60]), np.ones(1, np.longdouble)),
+    ],
+    ids=["int64", "uint64", "longdouble"],
+)
+def test_diff_tells_values_apart_that_float64_cannot(tmp_path, a, b, capsys):
+    for name, values in (("a.h5", a), ("b.h5", b)):
+        nm.files.write_parameters(tmp_path / name, {"fc/W": values})
+    status, report = run_json(capsys, "diff", tmp_path / "a.h5", tmp_path / "b.h5")
+    assert status == 1 and report["differing_elements"] == 1, report
+    assert run("diff", tmp_path / "a.h5", tmp_path / "a.h5") == 0
+
+
 def test_diff_reports_values_shapes_and_need_grad(tmp_path, module_file, capsys):
     unit = ResUnit(8, 16, name="changed")
     unit.load_parameters(module_file)

@@ -55,7 +55,7 @@ from . import _h5, _h5_probe, _protobuf, _unzip
 from ._atomic import special_file, unbounded_stream, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
-from ._signals import deliver_pending, interrupts_held_back
+from ._signals import deliver_pending, interrupts_held_back, raised_by_a_handler
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
@@ -67,7 +67,9 @@ from ._stored import (
     file_format,
     in_memory,
     is_file_object,
+    read_bytes,
     source_name,
+    stored_size,
 )
 
 __all__ = [
@@ -128,13 +130,16 @@ def open_parameters(source, extension=None):
             raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
     with contextlib.ExitStack() as stack:
         # A signal's handler raising meanwhile (a SIGALRM timeout) would be taken for the
-        # file's fault, or leave _probe's child running: it raises once the file is open.
+        # file's fault, or leave _probe's child running: it raises once the file is open,
+        # or where a long .protobuf scan delivers it, as itself.
         with interrupts_held_back():
             try:
                 stored = _OPENERS[ext](source, label, stack)
             except (ParameterFileError, FileNotFoundError, PermissionError):
                 raise
             except Exception as error:  # whatever h5py, zipfile or protobuf raise on garbage
+                if raised_by_a_handler(error):
+                    raise
                 raise _h5.not_readable(label, ext, error) from error
         yield stored
 
@@ -229,11 +234,12 @@ def _probe(stream, label, budget):
         )
 
 
-def _open_protobuf(source, label, stack):
-    """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``)."""
+def _open_protobuf(source, label, stack, budget=None):
+    """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``); an
+    entry is checked as it is scanned, a later one of a name replacing the earlier."""
     handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
     stored = OrderedDict()
-    for parameter in _protobuf.scan(handle, label):
+    for parameter in _protobuf.scan(handle, label, budget):
         try:
             name = parameter.name.decode("utf-8")
         except UnicodeDecodeError:
@@ -244,22 +250,23 @@ def _open_protobuf(source, label, stack):
         count = parameter.count
         read_into = _protobuf.Reader(handle, parameter.segments, count, label)
         _protobuf.add_parameter(stored, label, name, parameter.dims, count, parameter.need_grad,
-                             read_into)  # fmt: skip
+                             read_into, budget)  # fmt: skip
     return stored
 
 
-def _open_nntxt(source, label, stack):
+#: The most memory parsing text format takes per byte of the text (an empty message such as
+#: ``executor{}`` takes 21 bytes a byte), charged to an ``.nnp`` archive's budget.
+TEXT_PARSE_RATIO = 24
+
+
+def _open_nntxt(source, label, stack, budget=None):
+    text = read_bytes(source)
+    if budget is not None:
+        what = f"{label}, parsed ({TEXT_PARSE_RATIO}x the text),"
+        budget.spend(TEXT_PARSE_RATIO * len(text), what)
     proto = nnabla_pb2.NNablaProtoBuf()
-    text = _read_bytes(source)
     text_format.Merge(text.decode("utf-8") if isinstance(text, bytes) else text, proto)
-    return _protobuf.message_parameters(proto, label)
-
-
-def _read_bytes(source):
-    if is_file_object(source):
-        return source.read()
-    with open(os.fspath(source), "rb") as handle:
-        return handle.read()
+    return _protobuf.message_parameters(proto, label, budget)
 
 
 def _open_nnp(source, label, stack):
@@ -272,7 +279,7 @@ def _open_nnp(source, label, stack):
     """
     archive = stack.enter_context(zipfile.ZipFile(source, "r"))
     _unzip.check_members(archive, label)
-    budget = _unzip.Budget(label, _stored_size(archive.fp))
+    budget = _unzip.Budget(label, stored_size(archive.fp))
     stored = OrderedDict()
     for info in archive.infolist():
         ext = os.path.splitext(info.filename)[1].lower()
@@ -282,21 +289,10 @@ def _open_nnp(source, label, stack):
         data = _io.BytesIO(_unzip.member_bytes(archive, info, member, budget))
         data.name = member
         with contextlib.ExitStack() as member_stack:
-            if ext == ".h5":
-                found = _open_h5(data, member, member_stack, budget)
-            else:
-                found = _OPENERS[ext](data, member, member_stack)
+            found = _OPENERS[ext](data, member, member_stack, budget)
             stored.update((name, in_memory(param)) for name, param in found.items())
         del data, found
     return stored
-
-
-def _stored_size(stream):
-    position = stream.tell()
-    try:
-        return stream.seek(0, os.SEEK_END)
-    finally:
-        stream.seek(position)
 
 
 _OPENERS = {
@@ -334,17 +330,16 @@ def write_parameters(target, params, extension=None):
     items = list(params.items() if hasattr(params, "items") else params)
     check = check_h5_keys if ext == ".h5" else check_keys  # before anything is written
     check([name for name, _ in items], source_name(target))
-    writer = _WRITERS[ext]
+    writer, label = _WRITERS[ext], source_name(target)
     if is_file_object(target):
         with interrupts_held_back():  # as write_atomically does: see _write_h5
-            writer(target, items)
+            writer(target, items, label)
         if hasattr(target, "seek"):
             target.seek(0)
         return
-    label = source_name(target)
 
     def write_and_verify(path):
-        _verify(path, ext, writer(path, items), label)
+        _verify(path, ext, writer(path, items, label), label)
 
     write_atomically(target, write_and_verify)
 
@@ -365,7 +360,7 @@ def _values(value):
     return np.asarray(value), True
 
 
-def _write_h5(target, items):
+def _write_h5(target, items, label):
     """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`.
 
     Called with signals held back: a Ctrl-C raised inside h5py's cleanup code
@@ -403,7 +398,7 @@ def _new_h5(target):
     return h5py.File(h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fapl=access))
 
 
-def _write_protobuf(target, items):
+def _write_protobuf(target, items, label):
     """Writes the items; returns the number of bytes written, for :func:`_verify`."""
     proto = nnabla_pb2.NNablaProtoBuf()
     for name, value in items:
@@ -411,7 +406,8 @@ def _write_protobuf(target, items):
         parameter = proto.parameter.add()
         parameter.variable_name = name
         parameter.shape.dim.extend(array.shape)
-        parameter.data.extend(np.ravel(array).astype(np.float32, copy=False))
+        what = f"{label}: parameter {_h5.short(repr(name))}"
+        parameter.data.extend(_protobuf.float32_values(array, what))
         parameter.need_grad = need_grad
     data = proto.SerializeToString()
     if is_file_object(target):

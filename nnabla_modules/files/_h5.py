@@ -38,10 +38,8 @@ class ParameterFileError(ValueError):
 
 def short(text, limit=QUOTE_LIMIT):
     """``text`` cut to ``limit`` characters, saying how much was left out."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+    text, left = str(text), len(str(text)) - limit
+    return text if left <= 0 else f"{text[:limit]}... ({left:,} more characters)"
 
 
 #: A checked dataset, open (``dataset``) only if among the first :data:`OPEN_DATASETS`:
@@ -65,14 +63,9 @@ _LARGEST_INDEX = np.iinfo(np.intp).max
 
 
 class Budget:
-    """The bytes a file may make a reader allocate beyond its own: :data:`MAX_RATIO` per
-    stored byte, at least :data:`SMALL`, for the whole file (an ``.nnp`` archive's
-    members and the chunked datasets inside them draw on one budget).
-
-    Args:
-        label (str): The file, as errors name it.
-        stored (int): Its size in bytes, as stored.
-    """
+    """The bytes a file (``label``, as errors name it, of ``stored`` bytes) may make a reader
+    allocate beyond its own: :data:`MAX_RATIO` per stored byte, at least :data:`SMALL`, for
+    the whole file (an ``.nnp`` archive's members and chunked datasets draw on one budget)."""
 
     def __init__(self, label, stored):
         self.label, self.stored = label, stored
@@ -281,30 +274,23 @@ def _check_storage(dataset, what, nbytes, file_size, budget):
         chunk_bytes = math.prod(plist.get_chunk()) * dataset.dtype.itemsize
         stored = dataset.get_storage_size()
         if chunk_bytes > max(nbytes, SMALL) or nbytes > max(MAX_RATIO * stored, SMALL):
-            raise ParameterFileError(
-                f"{what} declares {nbytes:,} bytes of values in chunks of {chunk_bytes:,} "
-                f"bytes but stores {stored:,} bytes"
-            )
+            raise ParameterFileError(f"{what} declares {nbytes:,} bytes of values in chunks "
+                                     f"of {chunk_bytes:,} bytes but stores {stored:,} bytes")
         budget.spend(nbytes, what)
 
 
 def _attribute(dataset, name, classes, what):
-    """The attribute's one integer (h5py's bools are an enum of int8), or None when absent.
-
-    The file's type is inspected at the HDF5 level: numpy dtypes are slow to make.
-    """
+    """The attribute's one integer (h5py's bools are an enum of int8), or None when absent;
+    its type inspected at the HDF5 level (numpy dtypes are slow to make)."""
     try:
         attribute = h5py.h5a.open(dataset, name)
     except KeyError:  # absent
         return None
     space, stored = attribute.get_space(), attribute.get_type()
     klass = stored.get_class()
-    if (
-        klass not in classes
-        or space.get_simple_extent_npoints() != 1
-        or space.get_simple_extent_ndims() > 1
-        or (klass == h5py.h5t.ENUM and stored.get_size() != 1)
-    ):
+    if (klass not in classes or space.get_simple_extent_npoints() != 1
+            or space.get_simple_extent_ndims() > 1
+            or (klass == h5py.h5t.ENUM and stored.get_size() != 1)):  # fmt: skip
         raise ParameterFileError(f"{what} has a malformed {name.decode()!r} attribute")
     if klass == h5py.h5t.ENUM:  # read as stored: one byte, 0 or 1
         value = np.empty(space.shape, np.int8)
@@ -331,7 +317,7 @@ def probe_main(held, label, memory):
     _limit_memory(memory)
     try:
         with stream, h5py.File(stream, "r") as handle:
-            entries(handle, label)
+            _read_chunked(handle, entries(handle, label), label)
     except ParameterFileError as error:
         message = str(error)
     except Exception as error:  # noqa: BLE001 (reported to the parent, which raises it)
@@ -340,6 +326,25 @@ def probe_main(held, label, memory):
         sys.stdout.write("ok")
         return
     sys.stdout.write("error\n" + message)
+
+
+def _read_chunked(handle, found, label):
+    """Reads the values of chunked datasets, HDF5 walking their chunk index and running their
+    filters only then (a damaged index crashed it there): whole up to 64 MiB, else by chunk."""
+    for entry in found:
+        dataset = handle[entry.name]
+        pieces = [()] if dataset.nbytes <= 64 << 20 else dataset.iter_chunks()
+        try:
+            for piece in pieces if dataset.chunks is not None and dataset.size else []:
+                dataset[piece]
+        except OSError as error:  # a damaged chunk, as the load would find it
+            raise unread(entry, label, f"(the file is damaged): {short(error)}") from None
+
+
+def unread(entry, label, why):
+    """The ParameterFileError for the values of ``entry`` that cannot be read."""
+    name = short(repr(entry.name))
+    return ParameterFileError(f"{label}: the values of {name} cannot be read {why}")
 
 
 def _limit_memory(extra):

@@ -23,7 +23,8 @@ PROBE_MEMORY = 512 << 20
 
 
 def probe(stream, label):
-    """Reads the structure of the file in ``stream`` in a fresh interpreter first.
+    """Reads the file in ``stream`` in a fresh interpreter first: its structure, and the
+    values of its chunked datasets (their chunk index and filters).
 
     HDF5 trusts a file's metadata: some damage to an unchecksummed file crashes
     the C library, loops forever or allocates without end, and no ``except``

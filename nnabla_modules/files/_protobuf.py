@@ -18,6 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ._h5 import ParameterFileError, short, too_large
+from ._signals import deliver_pending
 from ._stored import StoredParameter
 
 # Field numbers of nnabla.proto: NNablaProtoBuf.parameter, Parameter's fields, Shape.dim.
@@ -27,6 +28,10 @@ DIM = 1
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 _FIXED = {FIXED64: 8, FIXED32: 4}
 _FLOAT = np.dtype("<f4")
+FIELDS_PER_SIGNAL_CHECK = 1 << 14
+#: What scanning a field costs an ``.nnp`` archive's budget, in bytes: some 2 µs, as long as
+#: unpacking kilobytes takes.
+FIELD_BYTES = 1024
 
 
 class Truncated(ParameterFileError):
@@ -39,8 +44,8 @@ class _Stream:
     It keeps its own position: asking the file (``tell``) took a third of a scan.
     """
 
-    def __init__(self, handle, label):
-        self.handle, self.label = handle, label
+    def __init__(self, handle, label, budget=None):
+        self.handle, self.label, self.budget = handle, label, budget
         handle.seek(0, 2)
         self.size, self.position = handle.tell(), 0
         handle.seek(0)
@@ -97,8 +102,22 @@ class _Stream:
             )
 
     def fields(self, end):
-        """Yields ``(field number, wire type, key length)``, positioned at each field's value."""
+        """Yields ``(field number, wire type, key length)``, positioned at each field's value.
+
+        Every :data:`FIELDS_PER_SIGNAL_CHECK` fields, signals held back by a load are
+        delivered (a file of many small fields takes a while to scan, and nothing is
+        changed yet), and an ``.nnp`` archive's budget is charged :data:`FIELD_BYTES` a
+        field: the scan's time is bounded by the archive's size, not by what a small
+        archive unpacks to.
+        """
+        count = 0
         while self.position < end:
+            count += 1
+            if count % FIELDS_PER_SIGNAL_CHECK == 0:
+                deliver_pending()
+                if self.budget is not None:
+                    what = f"{self.label}: {FIELDS_PER_SIGNAL_CHECK:,} more fields to scan"
+                    self.budget.spend(FIELDS_PER_SIGNAL_CHECK * FIELD_BYTES, what)
             start = self.position
             key = self.varint(end)
             if key >> 3 == 0:
@@ -128,15 +147,16 @@ class Parameter:
         self.segments.append((offset, 1, stride))
 
 
-def scan(handle, label):
-    """Yields each :class:`Parameter` of an ``NNablaProtoBuf`` file, in the file's order."""
-    stream = _Stream(handle, label)
+def scan(handle, label, budget=None):
+    """Yields each :class:`Parameter` of an ``NNablaProtoBuf`` file, in the file's order, as
+    it is scanned: a caller that keeps only what it needs (the last of a name) holds no
+    more, whatever the count of entries in the file."""
+    stream = _Stream(handle, label, budget)
     for field, wire, _ in stream.fields(stream.size):
         if field == PARAMETER and wire == LENGTH:
             end = stream.length(stream.size)
-            parameter = _parameter(stream, end)
-            stream.seek(end)
-            yield parameter
+            yield _parameter(stream, end)
+            stream.seek(end)  # where the next field starts, wherever the caller left it
         else:
             stream.skip(wire, stream.size)
 
@@ -223,19 +243,31 @@ class Reader:
 MAX_RANK = 32
 
 
-def message_parameters(proto, label):
-    """The parameters of a parsed protobuf message (``.protobuf`` from a stream, ``.nnp``)."""
+#: The memory one parameter entry takes, in bytes, charged to an ``.nnp`` archive's budget:
+#: an entry without values is some 11 bytes of a member (``.protobuf``, ``.nntxt``).
+ENTRY_BYTES = 1024
+
+
+def message_parameters(proto, label, budget=None):
+    """The parameters of a parsed protobuf message (``.nntxt``)."""
     stored = OrderedDict()
     for parameter in proto.parameter:
         add_parameter(
             stored, label, parameter.variable_name, parameter.shape.dim, len(parameter.data),
-            parameter.need_grad, message_reader(parameter),
+            parameter.need_grad, message_reader(parameter), budget,
         )  # fmt: skip
     return stored
 
 
-def add_parameter(stored, label, name, dims, count, need_grad, read_into):
-    """Checks one parameter of a protobuf message; a later one of a name replaces it."""
+def add_parameter(stored, label, name, dims, count, need_grad, read_into, budget=None):
+    """Checks one parameter of a protobuf message; a later one of a name replaces it.
+
+    Args:
+        budget (nnabla_modules.files._h5.Budget, optional): An ``.nnp`` archive's, charged
+            :data:`ENTRY_BYTES` for the entry.
+    """
+    if budget is not None:
+        budget.spend(ENTRY_BYTES, f"{label}: one more parameter entry (its memory)")
     shape = tuple(dims)
     if len(shape) > MAX_RANK:  # before the product, whose size grows with the rank
         raise ParameterFileError(
@@ -263,3 +295,20 @@ def message_reader(parameter):
         np.copyto(out, values.reshape(out.shape), casting="same_kind")
 
     return read_into
+
+
+def float32_values(array, what):
+    """The values of ``array`` as float32, which ``.protobuf`` stores; a finite value too
+    large for it (``1e300``) is a ValueError, not an infinity written without a word."""
+    values = np.ravel(array)
+    with np.errstate(over="ignore"):  # checked below, with a clear error
+        narrowed = values.astype(np.float32, copy=False)
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
+        return narrowed  # integers up to 2**64 fit
+    lost = ~np.isfinite(narrowed)
+    if lost.any() and np.isfinite(values[lost]).any():
+        raise ValueError(
+            f"{what} holds values too large for float32, the dtype of .protobuf files "
+            "(finite as given, infinite once converted); save it to .h5, which keeps its dtype"
+        )
+    return narrowed

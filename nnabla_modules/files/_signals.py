@@ -42,9 +42,23 @@ def interrupts_held_back():
 
 
 def deliver_pending():
-    """Where a load can stop with nothing changed: the handlers of what arrived run now."""
+    """Where a load can stop with nothing changed: the handlers of what arrived run now.
+
+    What a handler raises is marked (:func:`raised_by_a_handler`), so that a reader that
+    turns the errors of a damaged file into ``ParameterFileError`` lets it through as it is.
+    """
     if _HOLDING and threading.current_thread() is threading.main_thread():
-        _HOLDING[-1].deliver()
+        try:
+            _HOLDING[-1].deliver()
+        except Exception as error:
+            with contextlib.suppress(AttributeError):  # an exception type without a __dict__
+                error.raised_by_a_signal_handler = True
+            raise
+
+
+def raised_by_a_handler(error):
+    """Whether :func:`deliver_pending` raised ``error`` from a signal's handler."""
+    return getattr(error, "raised_by_a_signal_handler", False)
 
 
 class _HeldSignals:

@@ -14,7 +14,7 @@ import h5py
 import nnabla as nn
 import numpy as np
 
-from ._h5 import KEY_CHARACTERS_PER_BYTE, SMALL, ParameterFileError, short
+from ._h5 import KEY_CHARACTERS_PER_BYTE, SMALL, ParameterFileError, short, unread
 
 #: Extensions :func:`~nnabla_modules.files.open_parameters` reads.
 READ_FORMATS = (".h5", ".protobuf", ".nntxt", ".prototxt", ".nnp")
@@ -294,7 +294,7 @@ def dataset_reader(handle, entry, label, stream):
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         except OSError as error:  # a damaged chunk (its checksum, its compression)
-            raise _unread(entry, label, f"(the file is damaged): {short(error)}") from None
+            raise unread(entry, label, f"(the file is damaged): {short(error)}") from None
 
     return read_into
 
@@ -329,9 +329,9 @@ def _read_at(stream, offset, view, entry, label):
             stream.seek(offset + done)
             count = _read_into(stream, view[done:])
         except OSError as error:
-            raise _unread(entry, label, f"(a disk error?): {short(error)}") from None
+            raise unread(entry, label, f"(a disk error?): {short(error)}") from None
         if not count:
-            raise _unread(entry, label, "(the file is shorter than when it was checked)")
+            raise unread(entry, label, "(the file is shorter than when it was checked)")
         done += count
 
 
@@ -347,12 +347,35 @@ def _reopen(handle, path, entry, label):
     try:
         dataset = h5py.h5d.open(handle.id, path)
     except (KeyError, OSError) as error:
-        raise _unread(entry, label, f"(the file changed?): {short(error)}") from None
+        raise unread(entry, label, f"(the file changed?): {short(error)}") from None
     if h5py.h5o.get_info(dataset).addr != entry.address:
-        raise _unread(entry, label, "(the file changed since it was checked)")
+        raise unread(entry, label, "(the file changed since it was checked)")
     return dataset
 
 
-def _unread(entry, label, why):
-    name = short(repr(entry.name))
-    return ParameterFileError(f"{label}: the values of {name} cannot be read {why}")
+def stored_size(stream):
+    """The size of a seekable stream, its position kept."""
+    position = stream.tell()
+    try:
+        return stream.seek(0, os.SEEK_END)
+    finally:
+        stream.seek(position)
+
+
+def read_bytes(source):
+    """A file's bytes, no more than its size says: read to its end, a file of ``/proc``
+    or ``/sys`` (of size 0) may never end or block for good (``/proc/kmsg``)."""
+    if is_file_object(source):
+        return source.read(_size_left(source))
+    with open(os.fspath(source), "rb") as handle:
+        return handle.read(_size_left(handle))
+
+
+def _size_left(handle):
+    """The bytes from the position on, as the file's size says (``fstat`` for a file of the
+    system: one of ``/proc`` cannot seek to its end)."""
+    try:
+        size = os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # io.BytesIO and other streams
+        size = stored_size(handle)
+    return max(size - handle.tell(), 0)
