@@ -15,6 +15,7 @@ import pytest
 
 import nnabla_modules as nm
 from nnabla_modules import files
+from nnabla_modules.files import _h5_check
 
 RNG = np.random.default_rng(0)
 ARRAYS = {
@@ -79,9 +80,7 @@ def _hdf5s_read(path, name, dtype):
 def test_the_values_read_without_hdf5_are_hdf5s_bit_for_bit(tmp_path, libver, compact, monkeypatch):
     path = tmp_path / "p.h5"
     _write(path, libver, compact)
-    dtypes = {
-        name: (array.dtype, np.float32, np.float64, np.float16) for name, array in ARRAYS.items()
-    }
+    dtypes = {name: (array.dtype, np.float32, np.float64) for name, array in ARRAYS.items()}
     expected = {
         (name, dtype): _hdf5s_read(path, name, dtype) for name in ARRAYS for dtype in dtypes[name]
     }
@@ -143,3 +142,84 @@ def test_a_disk_error_while_reading_values_is_an_error_naming_the_file():
         stream.failing = True
         with pytest.raises(files.ParameterFileError, match=r"'a'.*disk error.*Input/output"):
             stored["a"].read()
+
+
+def _read_by_hdf5(data, name, dtype):
+    with h5py.File(io.BytesIO(data), "r") as handle:
+        dataset = handle[name]
+        out = np.empty(dataset.shape, dtype)
+        dataset.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+    return out
+
+
+def test_reads_into_a_dtype_numpy_converts_to_otherwise_are_hdf5s_bit_for_bit():
+    """HDF5 clamps what an integer type cannot hold (numpy wraps it) and rounds into
+    float16 its own way: those reads are HDF5's, the others stay without it."""
+    arrays = {
+        "i16": np.array([300, -300, 5], np.int16),
+        "f32": np.array([1e10, -1e10, np.nan, 2.7, 65519, 65520, 1 + 2**-11], np.float32),
+        "u64": np.array([2**64 - 1, 2**40, 7], np.uint64),
+        "i64": np.array([65519, -(2**63), 2**31], np.int64),
+    }
+    data = io.BytesIO()
+    files.write_parameters(data, arrays, extension=".h5")
+    data = data.getvalue()
+    with files.open_parameters(io.BytesIO(data), extension=".h5") as stored:
+        for name in arrays:
+            for dtype in (np.int8, np.uint8, np.int32, np.uint32, np.float16):
+                out = np.empty(arrays[name].shape, dtype)
+                with np.errstate(all="ignore"):
+                    stored[name].read_into(out)
+                expected = _read_by_hdf5(data, name, dtype)
+                assert out.tobytes() == expected.tobytes(), (name, dtype, out, expected)
+
+
+@pytest.mark.parametrize("libver", ["earliest", ("v108", "v108")], ids=["nnabla", "hdf5 1.8"])
+def test_an_index_of_minus_one_orders_parameters_as_any_other_index(tmp_path, libver, monkeypatch):
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w", libver=libver) as handle:
+        for name, index in (("a", 0), ("b", -1), ("c", None), ("d", 1)):
+            dataset = handle.create_dataset(name, data=np.zeros(2, np.float32))
+            dataset.attrs["need_grad"] = True
+            if index is not None:
+                dataset.attrs["index"] = index
+    assert list(files.read_parameters(path)) == ["b", "a", "d", "c"]  # by index, then unindexed
+    monkeypatch.setattr(files, "PROBE_UNCHECKSUMMED_H5", False)  # HDF5 reads every dataset
+    assert list(files.read_parameters(path)) == ["b", "a", "d", "c"]
+
+
+def _header_blocks(data, address):
+    """``[(start, end)]`` of the version 2 object header at ``address``: its first block
+    (to its checksum's end) and its continuation blocks ("OCHK")."""
+    flags = data[address + 5]
+    start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+    width = 1 << (flags & 3)
+    end = start + width + int.from_bytes(data[start : start + width], "little") + 4
+    blocks, position = [(address, end)], data.find(b"OCHK")
+    while position >= 0:
+        blocks.append((position, None))
+        position = data.find(b"OCHK", position + 4)
+    return blocks
+
+
+def test_a_damaged_checksummed_dataset_header_is_hdf5s_clean_error_not_other_values():
+    """HDF5 1.8's headers carry checksums, which HDF5 checks when it opens a dataset:
+    a dataset read without HDF5 has its header's checksums checked before."""
+    data = io.BytesIO()
+    files.write_parameters(data, {"w": np.arange(6, dtype=np.float32)}, extension=".h5")
+    with h5py.File(data, "r+") as handle:  # more attributes than the first block holds
+        for number in range(4):
+            handle["w"].attrs[f"note{number}"] = number
+    data = data.getvalue()
+    with h5py.File(io.BytesIO(data), "r") as handle:
+        address = h5py.h5o.get_info(handle["w"].id).addr
+    check = _h5_check.vouch(io.BytesIO(data))
+    assert check(address) and check.described[address], "read without HDF5 when undamaged"
+    (first, end), *continued = _header_blocks(data, address)
+    assert continued, "the header has a continuation block"
+    places = [*range(first, end), *(start + 4 * step for start, _ in continued for step in (1, 9))]
+    for place in places:
+        damaged = bytearray(data)
+        damaged[place] ^= 1
+        with pytest.raises(files.ParameterFileError):
+            files.read_parameters(io.BytesIO(bytes(damaged)), extension=".h5")

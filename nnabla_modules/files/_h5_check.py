@@ -264,14 +264,18 @@ class _V2Objects(Messages):
 
     def _checksum_fails(self, address):
         """True when the first block of the version 2 object header at ``address`` is damaged."""
-        head = self.read(address, 6)
-        if head[:4] != b"OHDR":
+        if self.read(address, 4) != b"OHDR":
             raise Unsure  # no checksum to fail
-        flags = head[5]
+        start, length = self._first_block(address)
+        return fails_checksum(self.read(address, start + length + 4 - address))
+
+    def _first_block(self, address):
+        """``(start, length)`` of the messages in the first block of the version 2 header
+        at ``address`` (its checksum follows them)."""
+        flags = self.read(address, 6)[5]
         start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
         width = 1 << (flags & 3)
-        end = start + width + int.from_bytes(self.read(start, width), "little")
-        return fails_checksum(self.read(address, end + 4 - address))
+        return start + width, int.from_bytes(self.read(start, width), "little")
 
     def _vouch(self, address):
         """A dataset or a group, each message checked against what h5py writes."""
@@ -300,15 +304,16 @@ class _V2Objects(Messages):
         head = self.read(address, 6)
         if head[:5] != b"OHDR\2" or head[5] & ~0x3F:
             raise Unsure  # a version 1 header: no checksum
-        flags = head[5]
-        start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
-        width = 1 << (flags & 3)
-        blocks = [(start + width, int.from_bytes(self.read(start, width), "little"))]
-        header = 6 if flags & 0x04 else 4  # a message's type, size, flags (, creation order)
+        # HDF5 refuses a header whose checksum fails when it opens it; a dataset
+        # described here is never opened by HDF5: each block is checked here
+        blocks = [(address, *self._first_block(address))]
+        header = 6 if head[5] & 0x04 else 4  # a message's type, size, flags (, creation order)
         messages = []
         while blocks:
-            start, length = blocks.pop()
+            checked, start, length = blocks.pop()
             self.once(start, "an object header block")
+            if fails_checksum(self.read(checked, start + length + 4 - checked)):
+                raise Unsure  # HDF5 refuses it cleanly
             block, position = self.read(start, length), 0
             while position + header <= length:  # what is left is a gap
                 kind, size, message_flags = struct.unpack_from("<BHB", block, position)
@@ -320,7 +325,7 @@ class _V2Objects(Messages):
                     where, span = struct.unpack_from("<QQ", body)
                     if span < 8 or self.read(where, 4) != b"OCHK":
                         raise Unsure
-                    blocks.append((where + 4, span - 8))
+                    blocks.append((where, where + 4, span - 8))
                 elif kind:
                     messages.append((kind, body))
         return messages

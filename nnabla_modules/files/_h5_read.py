@@ -238,12 +238,16 @@ def _described(shape, datatype, location, attributes):
     """A :class:`Described` of an ordinary parameter, or None (anything else is
     left to HDF5, which reads it or says what is wrong)."""
     dtype = _numbers(datatype)
-    need_grad, index = attributes.get(b"need_grad"), attributes.get(b"index", -1)
+    need_grad, index = attributes.get(b"need_grad"), attributes.get(b"index", _NO_INDEX)
     if dtype is None or need_grad is None or index is None or isinstance(index, bool):
         return None
     if too_large(shape, dtype.itemsize):
         return None
-    return Described(shape, dtype, bool(need_grad), None if index == -1 else index, location)
+    index = None if index is _NO_INDEX else index  # -1 is an index like any other
+    return Described(shape, dtype, bool(need_grad), index, location)
+
+
+_NO_INDEX = object()
 
 
 def _numbers(datatype):
