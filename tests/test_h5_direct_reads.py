@@ -7,6 +7,7 @@ hold that path to HDF5's own reads, bit for bit, and show that it is the one tak
 
 import io
 import os
+import struct
 
 import h5py
 import nnabla as nn
@@ -15,7 +16,7 @@ import pytest
 
 import nnabla_modules as nm
 from nnabla_modules import files
-from nnabla_modules.files import _h5_check
+from nnabla_modules.files import _h5_check, _h5_read
 
 RNG = np.random.default_rng(0)
 ARRAYS = {
@@ -223,3 +224,65 @@ def test_a_damaged_checksummed_dataset_header_is_hdf5s_clean_error_not_other_val
         damaged[place] ^= 1
         with pytest.raises(files.ParameterFileError):
             files.read_parameters(io.BytesIO(bytes(damaged)), extension=".h5")
+
+
+def _messages(data, address):
+    """``{type: offset of its flags byte}`` of the object header at ``address``: version 1
+    (8-byte message headers after 16 bytes) or version 2 ("OHDR", one block)."""
+    if data[address : address + 4] != b"OHDR":
+        found, position = {}, address + 16
+        for _ in range(int.from_bytes(data[address + 2 : address + 4], "little")):
+            kind, size = struct.unpack_from("<HH", data, position)
+            found.setdefault(kind, position + 4)
+            position += 8 + size
+        return found
+    (first, end), *_ = _header_blocks(data, address)
+    flags = data[address + 5]
+    position, found = first + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0), {}
+    position += 1 << (flags & 3)
+    while position + 4 <= end - 4:
+        kind, size = struct.unpack_from("<BH", data, position)
+        found.setdefault(kind, position + 3)
+        position += (6 if flags & 0x04 else 4) + size
+    return found
+
+
+def _dataset_header(data, name):
+    with h5py.File(io.BytesIO(data), "r") as handle:
+        return h5py.h5o.get_info(handle[name].id).addr
+
+
+def _hdf5_refuses(data, name):
+    with pytest.raises((OSError, KeyError, RuntimeError)), h5py.File(io.BytesIO(data), "r") as f:
+        f[name].id.read(h5py.h5s.ALL, h5py.h5s.ALL, np.empty(f[name].shape, f[name].dtype))
+
+
+def test_a_modification_time_hdf5_refuses_is_an_error_not_values():
+    """HDF5 decodes a dataset's modification time (a message in NNabla's format) when it
+    opens it: one it refuses is the file's error, not values read without HDF5."""
+    stream = io.BytesIO()
+    with h5py.File(stream, "w") as handle:
+        dataset = handle.create_dataset("w", data=np.arange(3, dtype=np.float32), track_times=True)
+        dataset.attrs["need_grad"] = True
+    data = bytearray(stream.getvalue())
+    data[_messages(bytes(data), _dataset_header(bytes(data), "w"))[0x12] + 4] = 2  # its version
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="mtime"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+@pytest.mark.parametrize("kind", [0x01, 0x03, 0x08, 0x0C], ids=["dataspace", "datatype", "layout",
+                                                             "attribute"])  # fmt: skip
+def test_message_flags_hdf5_refuses_are_an_error_not_values(kind):
+    """A message flagged as HDF5 never writes it ("was unknown", "shareable") in a
+    checksummed header: HDF5's error."""
+    stream = io.BytesIO()
+    files.write_parameters(stream, {"w": np.arange(4, dtype=np.float32)}, extension=".h5")
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    data[_messages(bytes(data), address)[kind]] |= 0x20  # "was unknown", but it is known
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")

@@ -319,8 +319,8 @@ class _V2Objects(Messages):
                 kind, size, message_flags = struct.unpack_from("<BHB", block, position)
                 body = block[position + header : position + header + size]
                 position += header + size
-                if len(body) != size or message_flags & 0x02:
-                    raise Unsure  # cut short, or shared (kept elsewhere)
+                if len(body) != size or message_flags & ~0x05:
+                    raise Unsure  # cut short; shared (kept elsewhere) or flags h5py never sets
                 if kind == 0x10:  # continuation: an "OCHK" block, checksummed
                     where, span = struct.unpack_from("<QQ", body)
                     if span < 8 or self.read(where, 4) != b"OCHK":

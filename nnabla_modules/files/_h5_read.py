@@ -92,7 +92,7 @@ class Messages(Reader):
                 name, value = self._attribute(body)
                 attributes[name] = None if name in attributes else value  # twice: unusual
             elif kind in (0x12, 0x0E):
-                continue  # modification time
+                self._modification_time(kind, body)
             elif kind == 0x15:
                 self._attribute_info(body)
             elif kind in (0x01, 0x03, 0x05, 0x08) and kind not in found:
@@ -106,6 +106,12 @@ class Messages(Reader):
         self._fill(found[0x05], itemsize)
         location = self._layout(found[0x08], math.prod(shape) * itemsize)
         return _described(shape, found[0x03], location, attributes)
+
+    @staticmethod
+    def _modification_time(kind, body):
+        """As HDF5 decodes it when it opens the dataset: version 1, or 14 digits (old)."""
+        if (kind == 0x12 and body[0] != 1) or (kind == 0x0E and not body[:14].isdigit()):
+            raise Unsure  # HDF5 refuses it
 
     def _dataspace(self, body):
         version, rank, flags = body[0], body[1], body[2]
