@@ -286,3 +286,27 @@ def test_message_flags_hdf5_refuses_are_an_error_not_values(kind):
     _hdf5_refuses(bytes(data), "w")
     with pytest.raises(files.ParameterFileError):
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def _nnabla_format(array):
+    """Bytes of a file in NNabla's format (no checksums) with one dataset ``w``."""
+    stream = io.BytesIO()
+    with h5py.File(stream, "w") as handle:
+        handle.create_dataset("w", data=array).attrs["need_grad"] = True
+    data = bytearray(stream.getvalue())
+    return data, _messages(bytes(data), _dataset_header(bytes(data), "w"))
+
+
+def test_an_empty_dataset_whose_values_lie_past_the_end_is_hdf5s_error():
+    data, messages = _nnabla_format(np.zeros((0, 3), np.float32))
+    struct.pack_into("<Q", data, messages[0x08] + 4 + 2, len(data) + 8)  # the values' address
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="invalid dataset size"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_an_attribute_whose_dataspace_overruns_its_size_is_hdf5s_error():
+    data, messages = _nnabla_format(np.zeros(3, np.float32))
+    struct.pack_into("<H", data, messages[0x0C] + 4 + 6, 2)  # its dataspace's size: 8 bytes
+    with pytest.raises(files.ParameterFileError):  # as HDF5 reads it: no need_grad
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")

@@ -182,9 +182,9 @@ class Messages(Reader):
         version, klass = body[0], body[1]
         if version != 3:
             raise Unsure
-        if klass == 1:  # contiguous: inside the file, of exactly the declared size
+        if klass == 1:  # contiguous: inside the file (even if empty), of the declared size
             address, size = struct.unpack_from("<QQ", body, 2)
-            if size != nbytes or (size and address + size > self.size):
+            if size != nbytes or (address + size > self.size and (address, size) != (UNDEFINED, 0)):
                 raise Unsure
             return address
         if klass == 0:  # compact: the values are in the message
@@ -217,7 +217,7 @@ class Messages(Reader):
         datatype = body[position : position + type_size]
         itemsize = self._datatype(datatype)
         position += pad(type_size)
-        dims = self._dataspace(body[position : position + space_size] + bytes(8))
+        dims = self._dataspace(body[position : position + space_size])  # inside its size
         position += pad(space_size)
         if math.prod(dims) > 1 or len(body) < position + itemsize * math.prod(dims):
             raise Unsure
