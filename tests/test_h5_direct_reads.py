@@ -310,3 +310,18 @@ def test_an_attribute_whose_dataspace_overruns_its_size_is_hdf5s_error():
     struct.pack_into("<H", data, messages[0x0C] + 4 + 6, 2)  # its dataspace's size: 8 bytes
     with pytest.raises(files.ParameterFileError):  # as HDF5 reads it: no need_grad
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_a_fill_value_both_defined_and_undefined_is_hdf5s_error():
+    stream = io.BytesIO()
+    with h5py.File(stream, "w", libver=("v108", "v108")) as handle:
+        dataset = handle.create_dataset("w", data=np.zeros(3, np.float32), fillvalue=5.0)
+        dataset.attrs["need_grad"] = True
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    data[_messages(bytes(data), address)[0x05] + 2] |= 0x10  # "undefined", beside its value
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="undefined value"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")

@@ -173,6 +173,8 @@ class Messages(Reader):
             flags, start = (0 if version == 2 else 0xFF), 4
         if flags & ~0x3F or allocation not in (1, 2, 3) or write not in (0, 1, 2) or defined > 1:
             raise Unsure
+        if flags & 0x30 == 0x30:  # a value, and no value: HDF5 refuses it
+            raise Unsure
         if defined:
             (size,) = struct.unpack_from("<I", body, start)
             if size not in (0, itemsize) or len(body) < start + 4 + size:
