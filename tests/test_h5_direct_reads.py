@@ -325,3 +325,18 @@ def test_a_fill_value_both_defined_and_undefined_is_hdf5s_error():
     _hdf5_refuses(bytes(data), "w")
     with pytest.raises(files.ParameterFileError, match="undefined value"):
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_a_gap_in_a_header_block_with_null_messages_is_hdf5s_error():
+    stream = io.BytesIO()
+    files.write_parameters(stream, {"w": np.zeros(3, np.float32)}, extension=".h5")
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    null = _messages(bytes(data), address)[0x00] - 3  # the block's null message (free space)
+    size = struct.unpack_from("<H", data, null + 1)[0]
+    struct.pack_into("<H", data, null + 1, size - 2)  # two bytes left over: a gap
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="gap"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")

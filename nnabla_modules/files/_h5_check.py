@@ -314,7 +314,7 @@ class _V2Objects(Messages):
             self.once(start, "an object header block")
             if fails_checksum(self.read(checked, start + length + 4 - checked)):
                 raise Unsure  # HDF5 refuses it cleanly
-            block, position = self.read(start, length), 0
+            block, position, nulls = self.read(start, length), 0, 0
             while position + header <= length:  # what is left is a gap
                 kind, size, message_flags = struct.unpack_from("<BHB", block, position)
                 body = block[position + header : position + header + size]
@@ -328,6 +328,10 @@ class _V2Objects(Messages):
                     blocks.append((where, where + 4, span - 8))
                 elif kind:
                     messages.append((kind, body))
+                else:
+                    nulls += 1
+            if nulls and position != length:
+                raise Unsure  # HDF5 refuses a gap in a block that has null messages
         return messages
 
     def _link_info(self, body):
