@@ -178,6 +178,24 @@ def mutants(good, rng, count):
         yield ", ".join(what), bytes(data)
 
 
+def every_bit(good, datasets=1):
+    """Each bit of the first ``datasets`` dataset headers flipped in turn (the checksum
+    of a checksummed header made right): ``(what, bytes)``."""
+    with h5py.File(io.BytesIO(good), "r") as handle:
+        addresses = [h5py.h5o.get_info(handle[name].id).addr
+                     for name, _ in _walk(handle.id, "")][:datasets]  # fmt: skip
+    for start, end, checksummed in _headers(good):
+        if start not in addresses:
+            continue
+        for place in range(start, end - (4 if checksummed else 0)):
+            for bit in range(8):
+                data = bytearray(good)
+                data[place] ^= 1 << bit
+                if checksummed:
+                    struct.pack_into("<I", data, end - 4, lookup3(bytes(data[start : end - 4])))
+                yield f"bit {bit} at {place}", bytes(data)
+
+
 # --- the two readers ---------------------------------------------------------------
 
 
@@ -286,14 +304,16 @@ def short(value):
     return text if len(text) < 80 else text[:80] + "..."
 
 
-def run(count, seed, report=print):
-    """Reads ``count`` mutants of each good file; returns ``(counts, findings)``."""
+def run(count, seed, report=print, exhaustive=False):
+    """Reads ``count`` mutants of each good file (or each bit of a dataset header
+    flipped, if ``exhaustive``); returns ``(counts, findings)``."""
     rng, counts, findings = random.Random(seed), Counter(), []
     for label, good in good_files():
         mine, theirs = forked(ours, good), forked(reference, good)
         assert theirs[0] == "ok" and mine[0] in ("ok", "probed"), (label, mine, theirs)
         assert mine[0] == "probed" or differ(mine[1], theirs[1]) is None, label
-        for what, data in mutants(good, rng, count):
+        damaged = every_bit(good) if exhaustive else mutants(good, rng, count)
+        for what, data in damaged:
             mine, theirs = forked(ours, data), forked(reference, data)
             counts[mine[0], theirs[0]] += 1
             if mine[0] == "ok" and theirs[0] == "ok":
@@ -314,9 +334,11 @@ def main():
     parser.add_argument("--mutants", type=int, default=300, help="per good file")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--save", help="a folder for the files where they differ")
+    parser.add_argument("--every-bit", action="store_true",
+                        help="flip each bit of each file's first dataset header instead")
     args = parser.parse_args()
     started = time.monotonic()
-    counts, findings = run(args.mutants, args.seed)
+    counts, findings = run(args.mutants, args.seed, exhaustive=args.every_bit)
     for (mine, theirs), number in sorted(counts.items()):
         print(f"ours {mine:7} h5py {theirs:7}: {number}")
     print(f"{sum(counts.values())} mutants, {len(findings)} findings, "
