@@ -295,7 +295,9 @@ def dataset_reader(handle, entry, label, stream):
 def _converts_as_hdf5(stored, wanted):
     """True when numpy's cast from ``stored`` to ``wanted`` is HDF5's conversion: exact,
     or rounding into float32 or float64. HDF5 clamps a value an integer type cannot hold
-    (numpy wraps it) and rounds into float16 its own way."""
+    (numpy wraps it), rounds into float16 its own way and converts to no other kind."""
+    if wanted.kind not in "iuf":
+        return False
     return np.can_cast(stored, wanted, "safe") or (wanted.kind == "f" and wanted.itemsize >= 4)
 
 
