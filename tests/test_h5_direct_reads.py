@@ -229,11 +229,11 @@ def test_a_damaged_checksummed_dataset_header_is_hdf5s_clean_error_not_other_val
 
 
 def _messages(data, address):
-    """``{type: offset of its flags byte}`` of the object header at ``address``: version 1
-    (8-byte message headers after 16 bytes) or version 2 ("OHDR", one block)."""
-    if data[address : address + 4] != b"OHDR":
+    """``{type: offset of its flags byte}`` in the first block of the object header at
+    ``address``: version 1 (8-byte message headers after 16 bytes) or 2 ("OHDR")."""
+    if data[address : address + 4] != b"OHDR":  # its first block only
         found, position = {}, address + 16
-        for _ in range(int.from_bytes(data[address + 2 : address + 4], "little")):
+        while position < address + 16 + struct.unpack_from("<I", data, address + 8)[0]:
             kind, size = struct.unpack_from("<HH", data, position)
             found.setdefault(kind, position + 4)
             position += 8 + size
@@ -355,3 +355,14 @@ def test_damaged_files_read_as_h5py_reads_them_or_fail():
     assert sum(counts.values()) >= 300
     assert counts["ok", "ok"] >= 50, counts  # many were read without HDF5 opening them
     assert [finding[:3] for finding in findings] == []
+
+
+def test_an_empty_continuation_block_is_hdf5s_error():
+    data, messages = _nnabla_format(np.zeros(3, np.float32))
+    null = messages[0x00] - 4  # the header's free space: a null message of 16 bytes or more
+    assert struct.unpack_from("<H", data, null + 2)[0] >= 16
+    struct.pack_into("<H", data, null, 0x10)  # made a continuation: to 0 bytes at address 0
+    data[null + 8 : null + 24] = bytes(16)
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="continuation"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
