@@ -158,8 +158,9 @@ def _datasets(handle, label, admits):
         links.spend_name(length)
         if described := admits and admits.described.get(link.u):  # HDF5 need not open it
             # but loads its header, checking what it checks before decoding a dataset:
-            # its checksums, its blocks' framing (an error like opening it would raise)
-            h5py.h5o.get_info(group, raw)
+            # its checksums, its blocks' framing (an error like opening it would raise);
+            # only the header's basic information (its attributes' is read by h5o.get_info)
+            h5py.h5g.get_objinfo(group, raw)
             yield "/".join([*parts, part]), link.u, described
             continue
         obj = h5py.h5o.open(group, raw)
