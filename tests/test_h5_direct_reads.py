@@ -366,3 +366,15 @@ def test_an_empty_continuation_block_is_hdf5s_error():
     _hdf5_refuses(bytes(data), "w")
     with pytest.raises(files.ParameterFileError, match="continuation"):
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_attribute_info_whose_fields_run_past_it_is_hdf5s_error():
+    stream = io.BytesIO()
+    files.write_parameters(stream, {"w": np.zeros(3, np.float32)}, extension=".h5")
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    data[_messages(bytes(data), address)[0x15] + 2] |= 0x01  # 2 more bytes: creation order
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    with pytest.raises(files.ParameterFileError):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")

@@ -235,6 +235,8 @@ class Messages(Reader):
         (heap,) = struct.unpack_from("<Q", body, 2 + (2 if flags & 1 else 0))
         if body[0] != 0 or flags & ~3 or heap != UNDEFINED:
             raise Unsure
+        if len(body) < 18 + (2 if flags & 1 else 0) + (8 if flags & 2 else 0):
+            raise Unsure  # its fields run past it: HDF5 refuses to read the attributes
 
 
 #: What the check learned of a dataset HDF5 would read: enough to read its values
