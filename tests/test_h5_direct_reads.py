@@ -7,6 +7,7 @@ hold that path to HDF5's own reads, bit for bit, and show that it is the one tak
 
 import io
 import os
+import struct
 
 import h5py
 import nnabla as nn
@@ -15,6 +16,7 @@ import pytest
 
 import nnabla_modules as nm
 from nnabla_modules import files
+from nnabla_modules.files import _h5_check, _h5_read
 
 RNG = np.random.default_rng(0)
 ARRAYS = {
@@ -51,8 +53,8 @@ def _write(path, libver, compact):
 
 
 def _forbid_hdf5_reading_datasets(monkeypatch):
-    """From now on, HDF5 reading a dataset's attributes or opening one by name fails the
-    test: the walk opens each object (HDF5 verifies its checksum), nothing more."""
+    """From now on, HDF5 reading a dataset's attributes or opening one fails the test: the
+    walk has HDF5 load each header (verifying its checksums), nothing more."""
 
     def refused(*args, **kwargs):
         raise AssertionError("HDF5 read a dataset")
@@ -74,9 +76,7 @@ def _hdf5s_read(path, name, dtype):
 def test_the_values_read_without_hdf5_are_hdf5s_bit_for_bit(tmp_path, libver, compact, monkeypatch):
     path = tmp_path / "p.h5"
     _write(path, libver, compact)
-    dtypes = {
-        name: (array.dtype, np.float32, np.float64, np.float16) for name, array in ARRAYS.items()
-    }
+    dtypes = {name: (array.dtype, np.float32, np.float64) for name, array in ARRAYS.items()}
     expected = {
         (name, dtype): _hdf5s_read(path, name, dtype) for name in ARRAYS for dtype in dtypes[name]
     }
@@ -141,7 +141,7 @@ def test_a_disk_error_while_reading_values_is_an_error_naming_the_file():
 
 
 def test_a_changed_attribute_of_a_checksummed_file_is_refused_not_loaded(tmp_path):
-    """HDF5 1.8's object headers carry checksums: HDF5 still opens each described dataset."""
+    """HDF5 1.8's object headers carry checksums: HDF5 still loads each described header."""
     nn.clear_parameters()
     model = nm.Linear(3, 2, name="fc")
     path = tmp_path / "fc.h5"
@@ -162,3 +162,238 @@ def test_a_changed_attribute_of_a_checksummed_file_is_refused_not_loaded(tmp_pat
     for key, param in model.get_parameters().items():
         np.testing.assert_array_equal(param.d, before[key])
         assert param.need_grad
+
+
+def _read_by_hdf5(data, name, dtype):
+    with h5py.File(io.BytesIO(data), "r") as handle:
+        dataset = handle[name]
+        out = np.empty(dataset.shape, dtype)
+        dataset.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+    return out
+
+
+def test_reads_into_a_dtype_numpy_converts_to_otherwise_are_hdf5s_bit_for_bit():
+    """HDF5 clamps what an integer type cannot hold (numpy wraps it) and rounds into
+    float16 its own way: those reads are HDF5's, the others stay without it."""
+    arrays = {
+        "i16": np.array([300, -300, 5], np.int16),
+        "f32": np.array([1e10, -1e10, np.nan, 2.7, 65519, 65520, 1 + 2**-11], np.float32),
+        "u64": np.array([2**64 - 1, 2**40, 7], np.uint64),
+        "i64": np.array([65519, -(2**63), 2**31], np.int64),
+    }
+    data = io.BytesIO()
+    files.write_parameters(data, arrays, extension=".h5")
+    data = data.getvalue()
+    with files.open_parameters(io.BytesIO(data), extension=".h5") as stored:
+        for name in arrays:
+            for dtype in (np.int8, np.uint8, np.int32, np.uint32, np.float16):
+                out = np.empty(arrays[name].shape, dtype)
+                with np.errstate(all="ignore"):
+                    stored[name].read_into(out)
+                expected = _read_by_hdf5(data, name, dtype)
+                assert out.tobytes() == expected.tobytes(), (name, dtype, out, expected)
+            with pytest.raises(files.ParameterFileError):  # HDF5 has no such conversion
+                stored[name].read_into(np.empty(arrays[name].shape, np.complex64))
+
+
+@pytest.mark.parametrize("libver", ["earliest", ("v108", "v108")], ids=["nnabla", "hdf5 1.8"])
+def test_an_index_of_minus_one_orders_parameters_as_any_other_index(tmp_path, libver, monkeypatch):
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w", libver=libver) as handle:
+        for name, index in (("a", 0), ("b", -1), ("c", None), ("d", 1)):
+            dataset = handle.create_dataset(name, data=np.zeros(2, np.float32))
+            dataset.attrs["need_grad"] = True
+            if index is not None:
+                dataset.attrs["index"] = index
+    assert list(files.read_parameters(path)) == ["b", "a", "d", "c"]  # by index, then unindexed
+    monkeypatch.setattr(files, "PROBE_UNCHECKSUMMED_H5", False)  # HDF5 reads every dataset
+    assert list(files.read_parameters(path)) == ["b", "a", "d", "c"]
+
+
+def _header_blocks(data, address):
+    """``[(start, end)]`` of the version 2 object header at ``address``: its first block
+    (to its checksum's end) and its continuation blocks ("OCHK")."""
+    flags = data[address + 5]
+    start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+    width = 1 << (flags & 3)
+    end = start + width + int.from_bytes(data[start : start + width], "little") + 4
+    blocks, position = [(address, end)], data.find(b"OCHK")
+    while position >= 0:
+        blocks.append((position, None))
+        position = data.find(b"OCHK", position + 4)
+    return blocks
+
+
+def test_a_damaged_checksummed_dataset_header_is_hdf5s_clean_error_not_other_values():
+    """HDF5 1.8's headers carry checksums, which HDF5 checks when it opens a dataset:
+    a dataset read without HDF5 has its header's checksums checked before."""
+    data = io.BytesIO()
+    files.write_parameters(data, {"w": np.arange(6, dtype=np.float32)}, extension=".h5")
+    with h5py.File(data, "r+") as handle:  # more attributes than the first block holds
+        for number in range(4):
+            handle["w"].attrs[f"note{number}"] = number
+    data = data.getvalue()
+    with h5py.File(io.BytesIO(data), "r") as handle:
+        address = h5py.h5o.get_info(handle["w"].id).addr
+    check = _h5_check.vouch(io.BytesIO(data))
+    assert check(address) and check.described[address], "read without HDF5 when undamaged"
+    (first, end), *continued = _header_blocks(data, address)
+    assert continued, "the header has a continuation block"
+    places = [*range(first, end), *(start + 4 * step for start, _ in continued for step in (1, 9))]
+    for place in places:
+        damaged = bytearray(data)
+        damaged[place] ^= 1
+        with pytest.raises(files.ParameterFileError):
+            files.read_parameters(io.BytesIO(bytes(damaged)), extension=".h5")
+
+
+def _messages(data, address):
+    """``{type: offset of its flags byte}`` in the first block of the object header at
+    ``address``: version 1 (8-byte message headers after 16 bytes) or 2 ("OHDR")."""
+    if data[address : address + 4] != b"OHDR":  # its first block only
+        found, position = {}, address + 16
+        while position < address + 16 + struct.unpack_from("<I", data, address + 8)[0]:
+            kind, size = struct.unpack_from("<HH", data, position)
+            found.setdefault(kind, position + 4)
+            position += 8 + size
+        return found
+    (first, end), *_ = _header_blocks(data, address)
+    flags = data[address + 5]
+    position, found = first + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0), {}
+    position += 1 << (flags & 3)
+    while position + 4 <= end - 4:
+        kind, size = struct.unpack_from("<BH", data, position)
+        found.setdefault(kind, position + 3)
+        position += (6 if flags & 0x04 else 4) + size
+    return found
+
+
+def _dataset_header(data, name):
+    with h5py.File(io.BytesIO(data), "r") as handle:
+        return h5py.h5o.get_info(handle[name].id).addr
+
+
+def _hdf5_refuses(data, name):
+    with pytest.raises((OSError, KeyError, RuntimeError)), h5py.File(io.BytesIO(data), "r") as f:
+        f[name].id.read(h5py.h5s.ALL, h5py.h5s.ALL, np.empty(f[name].shape, f[name].dtype))
+
+
+def test_a_modification_time_hdf5_refuses_is_an_error_not_values():
+    """HDF5 decodes a dataset's modification time (a message in NNabla's format) when it
+    opens it: one it refuses is the file's error, not values read without HDF5."""
+    stream = io.BytesIO()
+    with h5py.File(stream, "w") as handle:
+        dataset = handle.create_dataset("w", data=np.arange(3, dtype=np.float32), track_times=True)
+        dataset.attrs["need_grad"] = True
+    data = bytearray(stream.getvalue())
+    data[_messages(bytes(data), _dataset_header(bytes(data), "w"))[0x12] + 4] = 2  # its version
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="mtime"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+@pytest.mark.parametrize("kind", [0x01, 0x03, 0x08, 0x0C], ids=["dataspace", "datatype", "layout",
+                                                             "attribute"])  # fmt: skip
+def test_message_flags_hdf5_refuses_are_an_error_not_values(kind):
+    """A message flagged as HDF5 never writes it ("was unknown", "shareable") in a
+    checksummed header: HDF5's error."""
+    stream = io.BytesIO()
+    files.write_parameters(stream, {"w": np.arange(4, dtype=np.float32)}, extension=".h5")
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    data[_messages(bytes(data), address)[kind]] |= 0x20  # "was unknown", but it is known
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def _nnabla_format(array):
+    """Bytes of a file in NNabla's format (no checksums) with one dataset ``w``."""
+    stream = io.BytesIO()
+    with h5py.File(stream, "w") as handle:
+        handle.create_dataset("w", data=array).attrs["need_grad"] = True
+    data = bytearray(stream.getvalue())
+    return data, _messages(bytes(data), _dataset_header(bytes(data), "w"))
+
+
+def test_an_empty_dataset_whose_values_lie_past_the_end_is_hdf5s_error():
+    data, messages = _nnabla_format(np.zeros((0, 3), np.float32))
+    struct.pack_into("<Q", data, messages[0x08] + 4 + 2, len(data) + 8)  # the values' address
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="invalid dataset size"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_an_attribute_whose_dataspace_overruns_its_size_is_hdf5s_error():
+    data, messages = _nnabla_format(np.zeros(3, np.float32))
+    struct.pack_into("<H", data, messages[0x0C] + 4 + 6, 2)  # its dataspace's size: 8 bytes
+    with pytest.raises(files.ParameterFileError):  # as HDF5 reads it: no need_grad
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_a_fill_value_both_defined_and_undefined_is_hdf5s_error():
+    stream = io.BytesIO()
+    with h5py.File(stream, "w", libver=("v108", "v108")) as handle:
+        dataset = handle.create_dataset("w", data=np.zeros(3, np.float32), fillvalue=5.0)
+        dataset.attrs["need_grad"] = True
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    data[_messages(bytes(data), address)[0x05] + 2] |= 0x10  # "undefined", beside its value
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="undefined value"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_a_gap_in_a_header_block_with_null_messages_is_hdf5s_error():
+    stream = io.BytesIO()
+    files.write_parameters(stream, {"w": np.zeros(3, np.float32)}, extension=".h5")
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    null = _messages(bytes(data), address)[0x00] - 3  # the block's null message (free space)
+    size = struct.unpack_from("<H", data, null + 1)[0]
+    struct.pack_into("<H", data, null + 1, size - 2)  # two bytes left over: a gap
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="gap"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_damaged_files_read_as_h5py_reads_them_or_fail():
+    """Differential fuzzing (tests/h5_differential.py): damaged copies of files of many
+    kinds, each read in a forked child by the load and by h5py alone. Where h5py reads
+    one, the load reads the same or fails; where h5py fails, the load fails too."""
+    from h5_differential import run
+
+    counts, findings = run(count=25, seed=7, report=lambda line: None)
+    assert sum(counts.values()) >= 300
+    assert counts["ok", "ok"] >= 50, counts  # many were read without HDF5 opening them
+    assert [finding[:3] for finding in findings] == []
+
+
+def test_an_empty_continuation_block_is_hdf5s_error():
+    data, messages = _nnabla_format(np.zeros(3, np.float32))
+    null = messages[0x00] - 4  # the header's free space: a null message of 16 bytes or more
+    assert struct.unpack_from("<H", data, null + 2)[0] >= 16
+    struct.pack_into("<H", data, null, 0x10)  # made a continuation: to 0 bytes at address 0
+    data[null + 8 : null + 24] = bytes(16)
+    _hdf5_refuses(bytes(data), "w")
+    with pytest.raises(files.ParameterFileError, match="continuation"):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def test_attribute_info_whose_fields_run_past_it_is_hdf5s_error():
+    stream = io.BytesIO()
+    files.write_parameters(stream, {"w": np.zeros(3, np.float32)}, extension=".h5")
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    data[_messages(bytes(data), address)[0x15] + 2] |= 0x01  # 2 more bytes: creation order
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    with pytest.raises(files.ParameterFileError):
+        files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")

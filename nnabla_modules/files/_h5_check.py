@@ -264,14 +264,18 @@ class _V2Objects(Messages):
 
     def _checksum_fails(self, address):
         """True when the first block of the version 2 object header at ``address`` is damaged."""
-        head = self.read(address, 6)
-        if head[:4] != b"OHDR":
+        if self.read(address, 4) != b"OHDR":
             raise Unsure  # no checksum to fail
-        flags = head[5]
+        start, length = self._first_block(address)
+        return fails_checksum(self.read(address, start + length + 4 - address))
+
+    def _first_block(self, address):
+        """``(start, length)`` of the messages in the first block of the version 2 header
+        at ``address`` (its checksum follows them)."""
+        flags = self.read(address, 6)[5]
         start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
         width = 1 << (flags & 3)
-        end = start + width + int.from_bytes(self.read(start, width), "little")
-        return fails_checksum(self.read(address, end + 4 - address))
+        return start + width, int.from_bytes(self.read(start, width), "little")
 
     def _vouch(self, address):
         """A dataset or a group, each message checked against what h5py writes."""
@@ -300,22 +304,19 @@ class _V2Objects(Messages):
         head = self.read(address, 6)
         if head[:5] != b"OHDR\2" or head[5] & ~0x3F:
             raise Unsure  # a version 1 header: no checksum
-        flags = head[5]
-        start = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
-        width = 1 << (flags & 3)
-        blocks = [(start + width, int.from_bytes(self.read(start, width), "little"))]
-        header = 6 if flags & 0x04 else 4  # a message's type, size, flags (, creation order)
+        blocks = [self._first_block(address)]  # checksums: HDF5's, as it loads it (_h5.py)
+        header = 6 if head[5] & 0x04 else 4  # a message's type, size, flags (, creation order)
         messages = []
         while blocks:
             start, length = blocks.pop()
             self.once(start, "an object header block")
-            block, position = self.read(start, length), 0
+            block, position, nulls = self.read(start, length), 0, 0
             while position + header <= length:  # what is left is a gap
                 kind, size, message_flags = struct.unpack_from("<BHB", block, position)
                 body = block[position + header : position + header + size]
                 position += header + size
-                if len(body) != size or message_flags & 0x02:
-                    raise Unsure  # cut short, or shared (kept elsewhere)
+                if len(body) != size or message_flags & ~0x05:
+                    raise Unsure  # cut short; shared (kept elsewhere) or flags h5py never sets
                 if kind == 0x10:  # continuation: an "OCHK" block, checksummed
                     where, span = struct.unpack_from("<QQ", body)
                     if span < 8 or self.read(where, 4) != b"OCHK":
@@ -323,6 +324,10 @@ class _V2Objects(Messages):
                     blocks.append((where + 4, span - 8))
                 elif kind:
                     messages.append((kind, body))
+                else:
+                    nulls += 1
+            if nulls and position != length:
+                raise Unsure  # HDF5 refuses a gap in a block that has null messages
         return messages
 
     def _link_info(self, body):

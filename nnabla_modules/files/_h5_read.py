@@ -92,7 +92,7 @@ class Messages(Reader):
                 name, value = self._attribute(body)
                 attributes[name] = None if name in attributes else value  # twice: unusual
             elif kind in (0x12, 0x0E):
-                continue  # modification time
+                self._modification_time(kind, body)
             elif kind == 0x15:
                 self._attribute_info(body)
             elif kind in (0x01, 0x03, 0x05, 0x08) and kind not in found:
@@ -106,6 +106,12 @@ class Messages(Reader):
         self._fill(found[0x05], itemsize)
         location = self._layout(found[0x08], math.prod(shape) * itemsize)
         return _described(shape, found[0x03], location, attributes)
+
+    @staticmethod
+    def _modification_time(kind, body):
+        """As HDF5 decodes it when it opens the dataset: version 1, or 14 digits (old)."""
+        if (kind == 0x12 and body[0] != 1) or (kind == 0x0E and not body[:14].isdigit()):
+            raise Unsure  # HDF5 refuses it
 
     def _dataspace(self, body):
         version, rank, flags = body[0], body[1], body[2]
@@ -167,6 +173,8 @@ class Messages(Reader):
             flags, start = (0 if version == 2 else 0xFF), 4
         if flags & ~0x3F or allocation not in (1, 2, 3) or write not in (0, 1, 2) or defined > 1:
             raise Unsure
+        if flags & 0x30 == 0x30:  # a value, and no value: HDF5 refuses it
+            raise Unsure
         if defined:
             (size,) = struct.unpack_from("<I", body, start)
             if size not in (0, itemsize) or len(body) < start + 4 + size:
@@ -176,9 +184,9 @@ class Messages(Reader):
         version, klass = body[0], body[1]
         if version != 3:
             raise Unsure
-        if klass == 1:  # contiguous: inside the file, of exactly the declared size
+        if klass == 1:  # contiguous: inside the file (even if empty), of the declared size
             address, size = struct.unpack_from("<QQ", body, 2)
-            if size != nbytes or (size and address + size > self.size):
+            if size != nbytes or (address + size > self.size and (address, size) != (UNDEFINED, 0)):
                 raise Unsure
             return address
         if klass == 0:  # compact: the values are in the message
@@ -211,7 +219,7 @@ class Messages(Reader):
         datatype = body[position : position + type_size]
         itemsize = self._datatype(datatype)
         position += pad(type_size)
-        dims = self._dataspace(body[position : position + space_size] + bytes(8))
+        dims = self._dataspace(body[position : position + space_size])  # inside its size
         position += pad(space_size)
         if math.prod(dims) > 1 or len(body) < position + itemsize * math.prod(dims):
             raise Unsure
@@ -227,6 +235,8 @@ class Messages(Reader):
         (heap,) = struct.unpack_from("<Q", body, 2 + (2 if flags & 1 else 0))
         if body[0] != 0 or flags & ~3 or heap != UNDEFINED:
             raise Unsure
+        if len(body) < 18 + (2 if flags & 1 else 0) + (8 if flags & 2 else 0):
+            raise Unsure  # its fields run past it: HDF5 refuses to read the attributes
 
 
 #: What the check learned of a dataset HDF5 would read: enough to read its values
@@ -238,12 +248,16 @@ def _described(shape, datatype, location, attributes):
     """A :class:`Described` of an ordinary parameter, or None (anything else is
     left to HDF5, which reads it or says what is wrong)."""
     dtype = _numbers(datatype)
-    need_grad, index = attributes.get(b"need_grad"), attributes.get(b"index", -1)
+    need_grad, index = attributes.get(b"need_grad"), attributes.get(b"index", _NO_INDEX)
     if dtype is None or need_grad is None or index is None or isinstance(index, bool):
         return None
     if too_large(shape, dtype.itemsize):
         return None
-    return Described(shape, dtype, bool(need_grad), None if index == -1 else index, location)
+    index = None if index is _NO_INDEX else index  # -1 is an index like any other
+    return Described(shape, dtype, bool(need_grad), index, location)
+
+
+_NO_INDEX = object()
 
 
 def _numbers(datatype):

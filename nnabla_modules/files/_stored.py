@@ -284,19 +284,37 @@ def dataset_reader(handle, entry, label, stream):
     """``read_into(out)`` of one dataset (``_h5.Entry``) of the open ``h5py.File``:
     straight from the file, opening the dataset only while it reads unless it is kept
     open; damage names the file. A dataset the Python check described
-    (``entry.location``) is read from ``stream`` without HDF5."""
-    if entry.location is not None:
-        return _located_reader(stream, entry, label)
+    (``entry.location``) is read from ``stream`` without HDF5, unless ``out``'s dtype
+    asks for a conversion numpy does not make as HDF5 does (:func:`_converts_as_hdf5`)."""
     path = entry.name.encode("utf-8")  # the names checked lead back to their objects
 
-    def read_into(out):
+    def hdf5_read_into(out):
         dataset = entry.dataset or _reopen(handle, path, entry, label)
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         except OSError as error:  # a damaged chunk (its checksum, its compression)
             raise unread(entry, label, f"(the file is damaged): {short(error)}") from None
 
+    if entry.location is None:
+        return hdf5_read_into
+    located_read_into = _located_reader(stream, entry, label)
+
+    def read_into(out):
+        if _converts_as_hdf5(entry.dtype, out.dtype):
+            located_read_into(out)
+        else:
+            hdf5_read_into(out)
+
     return read_into
+
+
+def _converts_as_hdf5(stored, wanted):
+    """True when numpy's cast from ``stored`` to ``wanted`` is HDF5's conversion: exact,
+    or rounding into float32 or float64. HDF5 clamps a value an integer type cannot hold
+    (numpy wraps it), rounds into float16 its own way and converts to no other kind."""
+    if wanted.kind not in "iuf":
+        return False
+    return np.can_cast(stored, wanted, "safe") or (wanted.kind == "f" and wanted.itemsize >= 4)
 
 
 def _located_reader(stream, entry, label):
@@ -304,7 +322,8 @@ def _located_reader(stream, entry, label):
 
     Only for a dataset the Python check read whole (``_h5_read.Described``): its
     values are contiguous in the file at ``entry.location``, or are that ``bytes``
-    (a compact layout). Conversions are numpy's, which round and overflow as HDF5's.
+    (a compact layout). Conversions are numpy's: ``dataset_reader`` asks for those
+    only where they are HDF5's.
     """
 
     def read_into(out):
