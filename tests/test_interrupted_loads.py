@@ -323,3 +323,45 @@ def test_a_handler_raising_as_a_file_is_opened_is_raised_as_itself(tmp_path, mon
         signal.signal(signal.SIGUSR1, previous)
     monkeypatch.undo()
     assert float(files.read_parameters(path)["fc/W"][0][0, 0]) == 1.0
+
+
+@pytest.mark.parametrize("outcome", ["loaded", "refused"])
+def test_the_hdf5_objects_of_a_load_are_gone_before_the_signals_it_held_back_run(
+    tmp_path, monkeypatch, outcome
+):
+    """An HDF5 object's death runs Python code (h5py's registry): a stop request's handler
+    raising SystemExit there would only be printed. So none may die after a load stops
+    holding signals back, even when its error's traceback keeps the load's frames."""
+    import weakref
+
+    import h5py
+
+    from nnabla_modules.files import _signals
+
+    nn.clear_parameters()
+    model = nm.Sequential(*(nm.Linear(3, 3) for _ in range(3)), name="net")
+    path = tmp_path / "net.h5"
+    model.save_parameters(path)
+    if outcome == "refused":
+        nm.Linear(3, 4, name="other").save_parameters(path)
+    opened, alive_at_release = [], []
+
+    class RecordedFile(h5py.File):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(weakref.ref(self.id))
+
+    release = _signals._HeldSignals.release
+
+    def checked_release(held):  # only an outermost block has its own _HeldSignals
+        alive_at_release.append(sum(ref() is not None for ref in opened))
+        return release(held)
+
+    monkeypatch.setattr(h5py, "File", RecordedFile)
+    monkeypatch.setattr(_signals._HeldSignals, "release", checked_release)
+    try:
+        model.load_parameters(path)
+    except CheckpointError as error:
+        kept = error  # its traceback keeps the load's frames, as a caller's except does
+        assert outcome == "refused" and kept.__traceback__ is not None
+    assert opened and alive_at_release and alive_at_release[-1] == 0, alive_at_release

@@ -59,6 +59,7 @@ from ._signals import deliver_pending, interrupts_held_back, raised_by_a_handler
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
+    OpenH5,
     StoredParameter,
     array_parameters,
     check_h5_keys,
@@ -166,16 +167,18 @@ def _open_h5(source, label, stack, budget=None):
     admits = _check_before_hdf5(stream, label, budget)
     # HDF5 reads through the stream: the file checked above, even if its path is
     # replaced meanwhile (an atomic save by another process), and its own size.
-    handle = stack.enter_context(h5py.File(stream, "r"))
+    opened = OpenH5(stack.enter_context(h5py.File(stream, "r")))
+    stack.callback(opened.close)  # before the file is closed: see OpenH5
     try:
-        found = _h5.entries(handle, label, budget, admits)
+        found = _h5.entries(opened.handle, label, budget, admits)
     except _h5.Unvouched:  # an object deeper in the file that Python cannot vouch for
-        handle.close()
+        opened.handle.close()
         _probe(stream, label, budget)
-        handle = stack.enter_context(h5py.File(stream, "r"))
-        found = _h5.entries(handle, label, budget)
+        opened.handle = stack.enter_context(h5py.File(stream, "r"))
+        found = _h5.entries(opened.handle, label, budget)
     except Damaged as error:
         raise _corrupted(label, error) from None
+    opened.datasets = {e.name: e.dataset for e in found if e.dataset is not None}
     stored = OrderedDict()
     order = sorted(  # NNabla's order: by 'index', then as found
         range(len(found)), key=lambda i: (found[i].index is None, found[i].index or 0, i)
@@ -187,7 +190,7 @@ def _open_h5(source, label, stack, budget=None):
             entry.shape,
             entry.dtype,
             entry.need_grad,
-            dataset_reader(handle, entry, label, stream),
+            dataset_reader(opened, entry._replace(dataset=None), label, stream),
         )
     return stored
 

@@ -280,8 +280,24 @@ def _array_reader(array):
     return read_into
 
 
-def dataset_reader(handle, entry, label, stream):
-    """``read_into(out)`` of one dataset (``_h5.Entry``) of the open ``h5py.File``:
+class OpenH5:
+    """The open ``h5py.File`` and the datasets kept open (name -> DatasetID) that readers
+    use, until :meth:`close` when the file's ``with`` block ends: then no HDF5 object is
+    left to a ``StoredParameter`` kept longer (a traceback's), so they all die inside the
+    block. Their deaths run Python code (h5py's registry of objects): a signal handler
+    raising there, where a load no longer holds signals back, would only be printed."""
+
+    __slots__ = ("handle", "datasets")
+
+    def __init__(self, handle):
+        self.handle, self.datasets = handle, {}
+
+    def close(self):
+        self.handle, self.datasets = None, {}
+
+
+def dataset_reader(opened, entry, label, stream):
+    """``read_into(out)`` of one dataset (``_h5.Entry``) of an :class:`OpenH5`:
     straight from the file, opening the dataset only while it reads unless it is kept
     open; damage names the file. A dataset the Python check described
     (``entry.location``) is read from ``stream`` without HDF5, unless ``out``'s dtype
@@ -289,7 +305,9 @@ def dataset_reader(handle, entry, label, stream):
     path = entry.name.encode("utf-8")  # the names checked lead back to their objects
 
     def hdf5_read_into(out):
-        dataset = entry.dataset or _reopen(handle, path, entry, label)
+        if opened.handle is None:
+            raise ValueError(f"{label} is closed: read its values inside its with block")
+        dataset = opened.datasets.get(entry.name) or _reopen(opened.handle, path, entry, label)
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         except OSError as error:  # a damaged chunk (its checksum, its compression)
