@@ -39,7 +39,11 @@ def write_atomically(path, write):
       refused when the mode lets the group read.
       The temporary is private to its owner until then; a new file gets what
       ``open()`` gives (the umask's mode, the folder's group).
-    * A named pipe, a device or a socket is refused, not replaced by a file.
+    * A named pipe, a device or a socket is refused, not replaced by a file, even
+      one put in its place after it was looked at (its opening never waits).
+    * The temporary is synced and given its owner and mode through its descriptor:
+      one replaced while it was written (a link, in a folder another user can
+      write) is refused, its owner and mode never given to the file linked to.
     * A folder the user cannot write, and a file that is a mount point (a
       single-file bind mount), are errors that say so: the rename needs both.
     * Errors name ``path``, never the temporary.
