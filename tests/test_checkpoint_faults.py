@@ -986,6 +986,90 @@ def test_a_named_pipe_is_refused_not_replaced(tmp_path):
         os.close(write)
 
 
+
+def _returns_within(seconds, call, release):
+    """``call()``'s result or exception, run in a thread; a call still blocked after
+    ``seconds`` is released by ``release()`` and reported as ``"blocked"``."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except BaseException as error:  # noqa: BLE001 (reported to the test)
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        release()
+        thread.join(10)
+        return "blocked"
+    return outcome[0]
+
+
+def _open_other_end(pipe, flags):
+    with contextlib.suppress(OSError):
+        os.close(os.open(pipe, flags | os.O_NONBLOCK))
+
+
+@pytest.mark.parametrize("ext", [".h5", ".protobuf", ".nnp", ".nntxt"])
+def test_a_path_made_a_pipe_after_its_check_is_refused_not_waited_on(tmp_path, ext, monkeypatch):
+    """Another user who can write the folder can replace the file by a named pipe between
+    the check of what it is and its opening: the load is refused, not blocked for good."""
+    pipe = tmp_path / f"model{ext}"
+    os.mkfifo(pipe)
+    monkeypatch.setattr(files, "special_file", lambda path: None)  # checked as a file
+    outcome = _returns_within(
+        5, lambda: files.read_parameters(pipe), lambda: _open_other_end(pipe, os.O_WRONLY)
+    )
+    assert isinstance(outcome, files.ParameterFileError), outcome
+    assert "not a regular file but a named pipe" in str(outcome)
+
+
+def test_a_file_made_a_pipe_after_its_check_is_not_waited_on_by_a_save(tmp_path, monkeypatch):
+    from nnabla_modules.files import _atomic
+
+    path = tmp_path / "model.h5"
+    assert _save(path) == "saved"
+    check = _atomic._refuse_unwritable
+
+    def swapped(target, named):  # another user's swap, just after the file was looked at
+        os.unlink(target)
+        os.mkfifo(target)
+        return check(target, named)
+
+    monkeypatch.setattr(_atomic, "_refuse_unwritable", swapped)
+    outcome = _returns_within(5, lambda: _save(path), lambda: _open_other_end(path, os.O_RDONLY))
+    assert outcome != "blocked" and "a named pipe" in outcome and "model.h5" in outcome, outcome
+    assert temporaries(tmp_path) == []
+
+
+def test_a_temporary_made_a_link_while_written_gives_nothing_away(tmp_path):
+    """In a folder another user can write, the temporary's name can be made a link to any
+    file while it is written: the replaced file's owner and mode must not go to that
+    file (root's save would give it to the folder's owner), and nothing is installed."""
+    from nnabla_modules.files import _atomic
+
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o644)
+    other = tmp_path / "other"
+    other.write_bytes(b"someone else's")
+    os.chmod(other, 0o600)
+
+    def write_then_swap(temporary):
+        pathlib.Path(temporary).write_bytes(b"new")
+        os.unlink(temporary)
+        os.symlink(other, temporary)
+
+    with pytest.raises(OSError, match="replaced while it was written") as caught:
+        _atomic.write_atomically(path, write_then_swap)
+    assert caught.value.filename == str(path)
+    assert stat.S_IMODE(os.stat(other).st_mode) == 0o600
+    assert other.read_bytes() == b"someone else's" and path.read_bytes() == b"old"
+    assert temporaries(tmp_path) == []
+
 @needs_root
 def test_a_device_node_is_refused_not_replaced(tmp_path):
     path = tmp_path / "null.h5"

@@ -102,6 +102,16 @@ def test_external_storage_and_links_are_refused(tmp_path):
     refused(tmp_path / "hardlink.h5", r"reached a second time")
 
 
+
+@pytest.mark.parametrize("libver", ["earliest", "latest"])
+def test_a_dataset_never_written_is_refused_as_such_not_as_truncated(tmp_path, libver):
+    """h5py's create_dataset(shape=...) allocates no storage until it is written: the file
+    is whole, and the error says what is missing rather than suspecting a cut."""
+    with h5py.File(tmp_path / "unwritten.h5", "w", libver=libver) as handle:
+        parameter(handle, "affine/W", shape=(4, 3), dtype=np.float32)
+        parameter(handle, "affine/b", np.zeros(3, np.float32))
+    refused(tmp_path / "unwritten.h5", r"'affine/W' stores no values: it was created, never written")
+
 # --- allocation bombs ----------------------------------------------------------------------------
 
 

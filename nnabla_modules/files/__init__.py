@@ -52,7 +52,7 @@ from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
 from . import _h5, _h5_probe, _protobuf, _unzip
-from ._atomic import special_file, unbounded_stream, write_atomically
+from ._atomic import NotRegularFile, open_regular, special_file, unbounded_stream, write_atomically
 from ._h5 import ParameterFileError
 from ._h5_check import Damaged, vouch
 from ._signals import deliver_pending, interrupts_held_back, raised_by_a_handler
@@ -135,6 +135,8 @@ def open_parameters(source, extension=None):
         # or where a long .protobuf scan delivers it, as itself.
         with interrupts_held_back():
             try:
+                if not is_file_object(source):  # opened here for every format
+                    source = stack.enter_context(_open_path(source, label))
                 stored = _OPENERS[ext](source, label, stack)
             except (ParameterFileError, FileNotFoundError, PermissionError):
                 raise
@@ -143,6 +145,15 @@ def open_parameters(source, extension=None):
                     raise
                 raise _h5.not_readable(label, ext, error) from error
         yield stored
+
+
+def _open_path(path, label):
+    """The file at ``path``; refused if it is no longer a regular file (``open_regular``)."""
+    try:
+        return open(open_regular(os.fspath(path), os.O_RDONLY), "rb")
+    except NotRegularFile as error:  # a named pipe put in its place since it was checked
+        kind = error.kind
+    raise ParameterFileError(f"{label} is not a regular file but {kind}; give a file")
 
 
 def read_parameters(source, extension=None):
@@ -159,11 +170,7 @@ def read_parameters(source, extension=None):
         return OrderedDict((name, (p.read(), p.need_grad)) for name, p in stored.items())
 
 
-def _open_h5(source, label, stack, budget=None):
-    if is_file_object(source):
-        stream = source
-    else:  # FileNotFoundError / PermissionError as they are
-        stream = stack.enter_context(open(os.fspath(source), "rb"))
+def _open_h5(stream, label, stack, budget=None):
     admits = _check_before_hdf5(stream, label, budget)
     # HDF5 reads through the stream: the file checked above, even if its path is
     # replaced meanwhile (an atomic save by another process), and its own size.
@@ -237,10 +244,9 @@ def _probe(stream, label, budget):
         )
 
 
-def _open_protobuf(source, label, stack, budget=None):
+def _open_protobuf(handle, label, stack, budget=None):
     """Scanned, not parsed: the values stay in the file until read (``_protobuf.py``); an
     entry is checked as it is scanned, a later one of a name replacing the earlier."""
-    handle = source if is_file_object(source) else stack.enter_context(open(source, "rb"))
     stored = OrderedDict()
     for parameter in _protobuf.scan(handle, label, budget):
         try:

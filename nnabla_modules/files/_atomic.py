@@ -39,7 +39,11 @@ def write_atomically(path, write):
       refused when the mode lets the group read.
       The temporary is private to its owner until then; a new file gets what
       ``open()`` gives (the umask's mode, the folder's group).
-    * A named pipe, a device or a socket is refused, not replaced by a file.
+    * A named pipe, a device or a socket is refused, not replaced by a file, even
+      one put in its place after it was looked at (its opening never waits).
+    * The temporary is synced and given its owner and mode through its descriptor:
+      one replaced while it was written (a link, in a folder another user can
+      write) is refused, its owner and mode never given to the file linked to.
     * A folder the user cannot write, and a file that is a mount point (a
       single-file bind mount), are errors that say so: the rename needs both.
     * Errors name ``path``, never the temporary.
@@ -61,11 +65,9 @@ def write_atomically(path, write):
         folder, base = os.path.split(target)
         temporary = _temporary_name(folder, base)
         try:
-            _create_temporary(temporary, existing, folder, path)
+            created = _create_temporary(temporary, existing, folder, path)
             write(temporary)
-            _fsync(temporary)
-            if existing is not None:
-                _keep_owner_and_mode(temporary, existing, path)
+            _finish_temporary(temporary, created, existing, path)
             deliver_pending()  # the last point where a Ctrl-C undoes the save
             _replace(temporary, target, path)
         except BaseException as error:
@@ -83,6 +85,42 @@ _SPECIAL_FILES = {
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
 }
+
+
+class NotRegularFile(OSError):
+    """A path that turned out, once opened, to be no regular file; ``kind`` says what."""
+
+    def __init__(self, kind, path):
+        super().__init__(errno.EINVAL, f"Not a regular file but {kind}", path)
+        self.kind = kind
+
+
+def open_regular(path, flags):
+    """``os.open(path, flags)`` of a regular file; :class:`NotRegularFile` otherwise.
+
+    Opened without blocking, then checked by its descriptor: a path checked before
+    (:func:`special_file`) can be replaced by a named pipe meanwhile, in a folder another
+    user can write, and ``open()`` would wait for good for the pipe's other end.
+    """
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags | nonblocking | getattr(os, "O_NOCTTY", 0))
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a named pipe opened for writing, nobody reading
+            raise NotRegularFile(special_file(path) or "a named pipe", path) from None
+        raise
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else _SPECIAL_FILES.get(
+                stat.S_IFMT(mode), "a special file")
+            raise NotRegularFile(kind, path)
+        if nonblocking:
+            os.set_blocking(descriptor, True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 def special_file(path):
@@ -153,13 +191,16 @@ def _existing(path, target):
     if stat.S_ISDIR(status.st_mode):
         raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
     if not stat.S_ISREG(status.st_mode):
-        kind = _SPECIAL_FILES.get(stat.S_IFMT(status.st_mode), "a special file")
-        raise OSError(
-            errno.EINVAL, f"Not a regular file but {kind}: a save would replace it with a "
-            "regular file (write to a file path instead)", path
-        )
+        raise _not_regular(_SPECIAL_FILES.get(stat.S_IFMT(status.st_mode), "a special file"), path)
     _refuse_unwritable(target, path)
     return status
+
+
+def _not_regular(kind, path):
+    return OSError(
+        errno.EINVAL, f"Not a regular file but {kind}: a save would replace it with a "
+        "regular file (write to a file path instead)", path
+    )
 
 
 def _refuse_unwritable(target, path):
@@ -168,7 +209,9 @@ def _refuse_unwritable(target, path):
     Opened for writing, neither created nor truncated: nothing changes.
     """
     try:
-        os.close(os.open(target, os.O_WRONLY))
+        os.close(open_regular(target, os.O_WRONLY))
+    except NotRegularFile as error:  # replaced since _existing looked at it
+        raise _not_regular(error.kind, path) from None
     except OSError as error:
         if error.errno == errno.EROFS or _read_only_file_system(target):
             raise OSError(errno.EROFS, "Read-only file system", path) from None
@@ -194,7 +237,8 @@ def _read_only_file_system(path):
 
 
 def _keep_owner_and_mode(temporary, old, path):
-    """Gives the temporary the replaced file's owner, group and mode, or refuses.
+    """Gives the temporary (its descriptor, where the OS takes one) the replaced file's
+    owner, group and mode, or refuses.
 
     The mode is set last: changing the owner clears the set-user-ID and set-group-ID bits.
     """
@@ -296,7 +340,8 @@ def _temporary_name(folder, base):
 def _create_temporary(temporary, existing, folder, path):
     """Creates the empty temporary: private while it replaces a file, else as open() would."""
     try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _creation_mode(existing)))
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             _creation_mode(existing))
     except PermissionError as error:  # EACCES; EPERM: an immutable folder (chattr +i)
         raise PermissionError(
             error.errno, f"{error.strerror}: cannot create a file in the folder {folder!r}. "
@@ -304,6 +349,10 @@ def _create_temporary(temporary, existing, folder, path):
             "so that a failure never leaves half a file: make the folder writable, or save "
             "elsewhere", path,
         ) from None
+    try:
+        return os.fstat(descriptor)  # the file a link put in its place would not be
+    finally:
+        os.close(descriptor)
 
 
 def _creation_mode(existing):
@@ -313,10 +362,29 @@ def _creation_mode(existing):
     return 0o666 if existing is None else 0o600
 
 
-def _fsync(path):
-    descriptor = os.open(path, os.O_RDONLY)
+def _finish_temporary(temporary, created, existing, path):
+    """Syncs the written temporary and gives it the replaced file's owner and mode, through
+    a descriptor of the very file created: in a folder another user can write, the
+    temporary's name could be made a link meanwhile, and a change by name would give
+    them the file it points to (root's save: any file of the system)."""
+    try:
+        descriptor = open_regular(temporary, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        status = os.fstat(descriptor)
+    except OSError:
+        status = descriptor = None
+    if status is None or (status.st_dev, status.st_ino) != (created.st_dev, created.st_ino):
+        if descriptor is not None:
+            os.close(descriptor)
+        raise OSError(
+            errno.EINVAL, "Invalid argument: the temporary file was replaced while it was "
+            "written (someone else can write the folder); nothing was saved: save to a "
+            "folder only you can write", path,
+        )
     try:
         os.fsync(descriptor)
+        if existing is not None:
+            _keep_owner_and_mode(descriptor if os.chmod in os.supports_fd else temporary,
+                                 existing, path)
     finally:
         os.close(descriptor)
 

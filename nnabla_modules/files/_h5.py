@@ -274,7 +274,9 @@ def _check_storage(dataset, what, nbytes, file_size, budget):
         raise ParameterFileError(f"{what} is a virtual dataset (its values come from other files)")
     if layout == h5py.h5d.CONTIGUOUS:
         offset, size = dataset.get_offset(), dataset.get_storage_size()
-        if nbytes and (offset is None or size != nbytes or offset + size > file_size):
+        if nbytes and offset is None:  # h5py's create_dataset(shape=...) never written
+            raise ParameterFileError(f"{what} stores no values: it was created, never written")
+        if nbytes and (size != nbytes or offset + size > file_size):
             raise ParameterFileError(f"{what}: its values lie outside the file (truncated?)")
     elif layout == h5py.h5d.CHUNKED:
         chunk_bytes = math.prod(plist.get_chunk()) * dataset.dtype.itemsize
