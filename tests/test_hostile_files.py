@@ -110,7 +110,9 @@ def test_a_dataset_never_written_is_refused_as_such_not_as_truncated(tmp_path, l
     with h5py.File(tmp_path / "unwritten.h5", "w", libver=libver) as handle:
         parameter(handle, "affine/W", shape=(4, 3), dtype=np.float32)
         parameter(handle, "affine/b", np.zeros(3, np.float32))
-    refused(tmp_path / "unwritten.h5", r"'affine/W' stores no values: it was created, never written")
+    refused(
+        tmp_path / "unwritten.h5", r"'affine/W' stores no values: it was created, never written"
+    )
 
 # --- allocation bombs ----------------------------------------------------------------------------
 

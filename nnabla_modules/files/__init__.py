@@ -192,12 +192,9 @@ def _open_h5(stream, label, stack, budget=None):
     )
     for position in order:
         entry = found[position]
+        read_into = dataset_reader(opened, entry._replace(dataset=None), label, stream)
         stored[entry.name] = StoredParameter(
-            entry.name,
-            entry.shape,
-            entry.dtype,
-            entry.need_grad,
-            dataset_reader(opened, entry._replace(dataset=None), label, stream),
+            entry.name, entry.shape, entry.dtype, entry.need_grad, read_into
         )
     return stored
 
