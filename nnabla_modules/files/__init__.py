@@ -59,12 +59,12 @@ from ._signals import deliver_pending, interrupts_held_back, raised_by_a_handler
 from ._stored import (
     READ_FORMATS,
     WRITE_FORMATS,
+    DatasetReader,
     OpenH5,
     StoredParameter,
     array_parameters,
     check_h5_keys,
     check_keys,
-    dataset_reader,
     file_format,
     in_memory,
     is_file_object,
@@ -192,7 +192,7 @@ def _open_h5(stream, label, stack, budget=None):
     )
     for position in order:
         entry = found[position]
-        read_into = dataset_reader(opened, entry._replace(dataset=None), label, stream)
+        read_into = DatasetReader(opened, entry._replace(dataset=None), label, stream)
         stored[entry.name] = StoredParameter(
             entry.name, entry.shape, entry.dtype, entry.need_grad, read_into
         )

@@ -43,7 +43,7 @@ def short(text, limit=QUOTE_LIMIT):
 
 
 #: A checked dataset, open (``dataset``) only if among the first :data:`OPEN_DATASETS`:
-#: ``_stored.dataset_reader`` opens the others by ``name``, checking their ``address``,
+#: ``_stored.DatasetReader`` opens the others by ``name``, checking their ``address``,
 #: or reads its values from the file where the Python check found them (``location``).
 Entry = namedtuple("Entry", "name address dataset shape dtype need_grad index location")
 OPEN_DATASETS = 128  # HDF5 holds some 17 KB per open dataset: about 2 MB

@@ -296,34 +296,38 @@ class OpenH5:
         self.handle, self.datasets = None, {}
 
 
-def dataset_reader(opened, entry, label, stream):
+class DatasetReader:
     """``read_into(out)`` of one dataset (``_h5.Entry``) of an :class:`OpenH5`:
     straight from the file, opening the dataset only while it reads unless it is kept
     open; damage names the file. A dataset the Python check described
     (``entry.location``) is read from ``stream`` without HDF5, unless ``out``'s dtype
-    asks for a conversion numpy does not make as HDF5 does (:func:`_converts_as_hdf5`)."""
-    path = entry.name.encode("utf-8")  # the names checked lead back to their objects
+    asks for a conversion numpy does not make as HDF5 does (:func:`_converts_as_hdf5`).
 
-    def hdf5_read_into(out):
+    An object of four slots, not closures: a file may hold 20,000 datasets.
+    """
+
+    __slots__ = ("opened", "entry", "label", "stream")
+
+    def __init__(self, opened, entry, label, stream):
+        self.opened, self.entry, self.label, self.stream = opened, entry, label, stream
+
+    def __call__(self, out):
+        entry = self.entry
+        if entry.location is not None and _converts_as_hdf5(entry.dtype, out.dtype):
+            _read_located(self.stream, entry, self.label, out)
+        else:
+            self._read_by_hdf5(out)
+
+    def _read_by_hdf5(self, out):
+        opened, entry, label = self.opened, self.entry, self.label
         if opened.handle is None:
             raise ValueError(f"{label} is closed: read its values inside its with block")
+        path = entry.name.encode("utf-8")  # the names checked lead back to their objects
         dataset = opened.datasets.get(entry.name) or _reopen(opened.handle, path, entry, label)
         try:
             dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         except OSError as error:  # a damaged chunk (its checksum, its compression)
             raise unread(entry, label, f"(the file is damaged): {short(error)}") from None
-
-    if entry.location is None:
-        return hdf5_read_into
-    located_read_into = _located_reader(stream, entry, label)
-
-    def read_into(out):
-        if _converts_as_hdf5(entry.dtype, out.dtype):
-            located_read_into(out)
-        else:
-            hdf5_read_into(out)
-
-    return read_into
 
 
 def _converts_as_hdf5(stored, wanted):
@@ -335,28 +339,24 @@ def _converts_as_hdf5(stored, wanted):
     return np.can_cast(stored, wanted, "safe") or (wanted.kind == "f" and wanted.itemsize >= 4)
 
 
-def _located_reader(stream, entry, label):
+def _read_located(stream, entry, label, out):
     """Reads what HDF5 would: the dataset's bytes where its layout says, in its dtype.
 
     Only for a dataset the Python check read whole (``_h5_read.Described``): its
     values are contiguous in the file at ``entry.location``, or are that ``bytes``
-    (a compact layout). Conversions are numpy's: ``dataset_reader`` asks for those
-    only where they are HDF5's.
+    (a compact layout). Conversions are numpy's: :class:`DatasetReader` asks for
+    those only where they are HDF5's.
     """
-
-    def read_into(out):
-        direct = out.dtype == entry.dtype and out.flags.c_contiguous
-        values = out if direct else np.empty(out.shape, entry.dtype)
-        raw = values.reshape(-1).view(np.uint8)
-        if isinstance(entry.location, bytes):
-            raw[:] = np.frombuffer(entry.location, np.uint8)
-        else:
-            _read_at(stream, entry.location, memoryview(raw), entry, label)
-        if not direct:
-            with np.errstate(all="ignore"):  # HDF5's conversions say nothing either
-                np.copyto(out, values, casting="unsafe")
-
-    return read_into
+    direct = out.dtype == entry.dtype and out.flags.c_contiguous
+    values = out if direct else np.empty(out.shape, entry.dtype)
+    raw = values.reshape(-1).view(np.uint8)
+    if isinstance(entry.location, bytes):
+        raw[:] = np.frombuffer(entry.location, np.uint8)
+    else:
+        _read_at(stream, entry.location, memoryview(raw), entry, label)
+    if not direct:
+        with np.errstate(all="ignore"):  # HDF5's conversions say nothing either
+            np.copyto(out, values, casting="unsafe")
 
 
 def _read_at(stream, offset, view, entry, label):
