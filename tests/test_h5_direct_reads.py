@@ -297,16 +297,28 @@ def test_a_modification_time_hdf5_refuses_is_an_error_not_values():
 def test_message_flags_hdf5_refuses_are_an_error_not_values(kind):
     """A message flagged as HDF5 never writes it ("was unknown", "shareable") in a
     checksummed header: HDF5's error."""
-    stream = io.BytesIO()
-    files.write_parameters(stream, {"w": np.arange(4, dtype=np.float32)}, extension=".h5")
-    data = bytearray(stream.getvalue())
-    address = _dataset_header(bytes(data), "w")
-    data[_messages(bytes(data), address)[kind]] |= 0x20  # "was unknown", but it is known
-    (first, end), *_ = _header_blocks(bytes(data), address)
-    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    data, address, messages = _module_format(np.arange(4, dtype=np.float32))
+    data[messages[kind]] |= 0x20  # "was unknown", but it is known
+    _checksum_again(data, address)
     _hdf5_refuses(bytes(data), "w")
     with pytest.raises(files.ParameterFileError):
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
+
+
+def _module_format(array):
+    """Bytes of a file ``write_parameters`` wrote (HDF5 1.8's format) with one dataset
+    ``w``, its header's address and its messages."""
+    stream = io.BytesIO()
+    files.write_parameters(stream, {"w": array}, extension=".h5")
+    data = bytearray(stream.getvalue())
+    address = _dataset_header(bytes(data), "w")
+    return data, address, _messages(bytes(data), address)
+
+
+def _checksum_again(data, address):
+    """The first block of the header at ``address`` given a right checksum, as a forger would."""
+    (first, end), *_ = _header_blocks(bytes(data), address)
+    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
 
 
 def _nnabla_format(array):
@@ -341,23 +353,18 @@ def test_a_fill_value_both_defined_and_undefined_is_hdf5s_error():
     data = bytearray(stream.getvalue())
     address = _dataset_header(bytes(data), "w")
     data[_messages(bytes(data), address)[0x05] + 2] |= 0x10  # "undefined", beside its value
-    (first, end), *_ = _header_blocks(bytes(data), address)
-    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _checksum_again(data, address)
     _hdf5_refuses(bytes(data), "w")
     with pytest.raises(files.ParameterFileError, match="undefined value"):
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
 
 
 def test_a_gap_in_a_header_block_with_null_messages_is_hdf5s_error():
-    stream = io.BytesIO()
-    files.write_parameters(stream, {"w": np.zeros(3, np.float32)}, extension=".h5")
-    data = bytearray(stream.getvalue())
-    address = _dataset_header(bytes(data), "w")
-    null = _messages(bytes(data), address)[0x00] - 3  # the block's null message (free space)
+    data, address, messages = _module_format(np.zeros(3, np.float32))
+    null = messages[0x00] - 3  # the block's null message (free space)
     size = struct.unpack_from("<H", data, null + 1)[0]
     struct.pack_into("<H", data, null + 1, size - 2)  # two bytes left over: a gap
-    (first, end), *_ = _header_blocks(bytes(data), address)
-    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    _checksum_again(data, address)
     _hdf5_refuses(bytes(data), "w")
     with pytest.raises(files.ParameterFileError, match="gap"):
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
@@ -388,12 +395,8 @@ def test_an_empty_continuation_block_is_hdf5s_error():
 
 
 def test_attribute_info_whose_fields_run_past_it_is_hdf5s_error():
-    stream = io.BytesIO()
-    files.write_parameters(stream, {"w": np.zeros(3, np.float32)}, extension=".h5")
-    data = bytearray(stream.getvalue())
-    address = _dataset_header(bytes(data), "w")
-    data[_messages(bytes(data), address)[0x15] + 2] |= 0x01  # 2 more bytes: creation order
-    (first, end), *_ = _header_blocks(bytes(data), address)
-    struct.pack_into("<I", data, end - 4, _h5_read.lookup3(bytes(data[first : end - 4])))
+    data, address, messages = _module_format(np.zeros(3, np.float32))
+    data[messages[0x15] + 2] |= 0x01  # 2 more bytes: creation order
+    _checksum_again(data, address)
     with pytest.raises(files.ParameterFileError):
         files.read_parameters(io.BytesIO(bytes(data)), extension=".h5")
