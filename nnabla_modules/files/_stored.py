@@ -313,6 +313,8 @@ class DatasetReader:
 
     def __call__(self, out):
         entry = self.entry
+        if self.opened.handle is None:  # a file object or bytes may hold another file now
+            raise ValueError(f"{self.label} is closed: read its values inside its with block")
         if entry.location is not None and _converts_as_hdf5(entry.dtype, out.dtype):
             _read_located(self.stream, entry, self.label, out)
         else:
@@ -320,8 +322,6 @@ class DatasetReader:
 
     def _read_by_hdf5(self, out):
         opened, entry, label = self.opened, self.entry, self.label
-        if opened.handle is None:
-            raise ValueError(f"{label} is closed: read its values inside its with block")
         path = entry.name.encode("utf-8")  # the names checked lead back to their objects
         dataset = opened.datasets.get(entry.name) or _reopen(opened.handle, path, entry, label)
         try:
