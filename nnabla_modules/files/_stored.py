@@ -416,3 +416,29 @@ def _size_left(handle):
     except (AttributeError, OSError, ValueError):  # io.BytesIO and other streams
         size = stored_size(handle)
     return max(size - handle.tell(), 0)
+
+
+def written_values(value, what, kinds):
+    """``(array, need_grad)`` of one value given to :func:`write_parameters`; a ValueError
+    unless the array's dtype is of ``kinds``: what the format's readers take back as
+    numbers (an ``.h5`` bool is an enum to them; complex, text and dates are no weights)."""
+    array, need_grad = _given_values(value)
+    if array.dtype.kind not in kinds:
+        raise ValueError(f"{what} holds {array.dtype}, not numbers the file can keep: give "
+                         "it as integers or floats")
+    return array, need_grad
+
+
+def _given_values(value):
+    if isinstance(value, nn.Variable):
+        return value.data.get_data("r"), value.need_grad
+    if isinstance(value, StoredParameter):
+        return value.read(), value.need_grad
+    if isinstance(value, tuple) and len(value) == 2:
+        array, need_grad = value
+        if isinstance(array, nn.NdArray):
+            array = array.get_data("r")
+        return np.asarray(array), bool(need_grad)
+    if isinstance(value, nn.NdArray):
+        return value.get_data("r"), True
+    return np.asarray(value), True
