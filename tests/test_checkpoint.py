@@ -964,7 +964,7 @@ def test_a_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path, monke
     unit.save_parameters(path)
     os.chmod(path, 0o640)
     previous = path.read_bytes()
-    monkeypatch.setattr(files, "_values", _failing_after(5, files._values))
+    monkeypatch.setattr(files, "written_values", _failing_after(5, files.written_values))
     with pytest.raises(MemoryError):
         unit.save_parameters(path)
     assert path.read_bytes() == previous

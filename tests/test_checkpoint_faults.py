@@ -667,17 +667,17 @@ def test_saving_over_a_private_checkpoint_never_exposes_the_new_weights(open_tmp
     files.write_parameters(path, {"w": np.ones(2, np.float32)})
     os.chmod(path, 0o600)
     seen = []
-    values = files._values
+    values = files.written_values
 
-    def look(value):  # mid-save: what does the temporary allow?
+    def look(value, *args):  # mid-save: what does the temporary allow?
         for name in temporaries(open_tmp):
             temporary = str(open_tmp / name)
             seen.append(os.stat(temporary).st_mode & 0o777)
             if IS_ROOT:
                 seen.append(as_nobody(lambda t=temporary: open(t, "rb").read(1)))
-        return values(value)
+        return values(value, *args)
 
-    monkeypatch.setattr(files, "_values", look)
+    monkeypatch.setattr(files, "written_values", look)
     files.write_parameters(path, {"w": np.zeros(2, np.float32), "v": np.zeros(3, np.float32)})
     assert seen and all(mode & 0o077 == 0 for mode in seen if isinstance(mode, int)), seen
     assert all("PermissionError" in text for text in seen if isinstance(text, str)), seen

@@ -256,3 +256,26 @@ def test_a_value_too_large_for_a_protobuf_files_float32_is_refused(tmp_path, cap
     files.write_parameters(path, {"fc/W": np.array([np.inf, np.nan, 2.0])})  # as given
     (values, _), = files.read_parameters(path).values()
     np.testing.assert_array_equal(values, np.array([np.inf, np.nan, 2.0], np.float32))
+
+
+@pytest.mark.parametrize("ext", [".h5", ".protobuf"])
+@pytest.mark.parametrize("value", [np.array([1 + 2j, 3 - 1j]), np.array(["2020-01-01"], "M8[D]"),
+                                   np.array([1.0, None], object), np.array(["1"])])  # fmt: skip
+def test_values_that_are_not_numbers_are_refused_not_saved_otherwise(tmp_path, ext, value):
+    """A .protobuf save cast complex to its real part and dates to day counts; an .h5 save
+    wrote complex values no load reads back."""
+    path = tmp_path / f"out{ext}"
+    files.write_parameters(path, {"old": np.ones(1, np.float32)})
+    with pytest.raises(ValueError, match=rf"out\{ext}.*'fc/W' holds .*not numbers"):
+        files.write_parameters(path, {"fc/b": np.ones(2), "fc/W": value})
+    assert list(files.read_parameters(path)) == ["old"]
+    assert os.listdir(tmp_path) == [f"out{ext}"]  # no temporary left
+
+
+def test_bool_values_are_numbers_to_protobuf_files_only(tmp_path):
+    """An .h5 file holds bool as an enum, which loads refuse."""
+    files.write_parameters(tmp_path / "m.protobuf", {"mask": np.array([True, False])})
+    (values, _), = files.read_parameters(tmp_path / "m.protobuf").values()
+    np.testing.assert_array_equal(values, [1.0, 0.0])
+    with pytest.raises(ValueError, match=r"m\.h5.*'mask' holds bool"):
+        files.write_parameters(tmp_path / "m.h5", {"mask": np.array([True, False])})

@@ -121,6 +121,22 @@ def test_a_file_cut_short_after_its_check_is_an_error_naming_it(tmp_path):
             stored["a"].read()
 
 
+@pytest.mark.parametrize("compact", [False, True])
+@pytest.mark.parametrize("given", ["path", "bytes"])
+def test_values_read_after_the_with_block_are_refused_as_closed_not_read(tmp_path, compact, given):
+    """Bytes or a file object outlive the block: the stream may hold another file by then."""
+    path = tmp_path / "m.h5"
+    _write(path, "earliest", compact)
+    stream = io.BytesIO(path.read_bytes())
+    source, options = (path, {}) if given == "path" else (stream, {"extension": ".h5"})
+    with files.open_parameters(source, **options) as stored:
+        kept = stored["f32"]
+    stream.seek(0)
+    stream.write(bytes(len(stream.getvalue())))  # the caller reuses its buffer
+    with pytest.raises(ValueError, match="is closed: read its values inside its with block"):
+        kept.read()
+
+
 class _FailingDisk(io.BytesIO):
     failing = False
 

@@ -46,8 +46,6 @@ import zipfile
 from collections import OrderedDict
 
 import h5py
-import nnabla as nn
-import numpy as np
 from google.protobuf import text_format
 from nnabla.utils import nnabla_pb2
 
@@ -71,6 +69,7 @@ from ._stored import (
     read_bytes,
     source_name,
     stored_size,
+    written_values,
 )
 
 __all__ = [
@@ -350,22 +349,6 @@ def write_parameters(target, params, extension=None):
     write_atomically(target, write_and_verify)
 
 
-def _values(value):
-    """``(array, need_grad)`` of one value given to :func:`write_parameters`."""
-    if isinstance(value, nn.Variable):
-        return value.data.get_data("r"), value.need_grad
-    if isinstance(value, StoredParameter):
-        return value.read(), value.need_grad
-    if isinstance(value, tuple) and len(value) == 2:
-        array, need_grad = value
-        if isinstance(array, nn.NdArray):
-            array = array.get_data("r")
-        return np.asarray(array), bool(need_grad)
-    if isinstance(value, nn.NdArray):
-        return value.get_data("r"), True
-    return np.asarray(value), True
-
-
 def _write_h5(target, items, label):
     """Writes the items; returns ``[(name, shape)]`` as written, for :func:`_verify`.
 
@@ -376,7 +359,7 @@ def _write_h5(target, items, label):
     written = []
     with _new_h5(target) as handle:
         for index, (name, value) in enumerate(items):
-            array, need_grad = _values(value)
+            array, need_grad = written_values(value, _what(label, name), "iuf")
             dataset = handle.create_dataset(name, data=array)
             dataset.attrs["need_grad"] = need_grad
             dataset.attrs["index"] = index  # NNabla reads the order back from it
@@ -408,11 +391,11 @@ def _write_protobuf(target, items, label):
     """Writes the items; returns the number of bytes written, for :func:`_verify`."""
     proto = nnabla_pb2.NNablaProtoBuf()
     for name, value in items:
-        array, need_grad = _values(value)
+        what = _what(label, name)
+        array, need_grad = written_values(value, what, "biuf")
         parameter = proto.parameter.add()
         parameter.variable_name = name
         parameter.shape.dim.extend(array.shape)
-        what = f"{label}: parameter {_h5.short(repr(name))}"
         parameter.data.extend(_protobuf.float32_values(array, what))
         parameter.need_grad = need_grad
     data = proto.SerializeToString()
@@ -422,6 +405,10 @@ def _write_protobuf(target, items, label):
         with open(target, "wb") as handle:
             handle.write(data)
     return len(data)
+
+
+def _what(label, name):
+    return f"{label}: parameter {_h5.short(repr(name))}"
 
 
 _WRITERS = {".h5": _write_h5, ".protobuf": _write_protobuf}

@@ -313,6 +313,8 @@ class DatasetReader:
 
     def __call__(self, out):
         entry = self.entry
+        if self.opened.handle is None:  # a file object or bytes may hold another file now
+            raise ValueError(f"{self.label} is closed: read its values inside its with block")
         if entry.location is not None and _converts_as_hdf5(entry.dtype, out.dtype):
             _read_located(self.stream, entry, self.label, out)
         else:
@@ -320,8 +322,6 @@ class DatasetReader:
 
     def _read_by_hdf5(self, out):
         opened, entry, label = self.opened, self.entry, self.label
-        if opened.handle is None:
-            raise ValueError(f"{label} is closed: read its values inside its with block")
         path = entry.name.encode("utf-8")  # the names checked lead back to their objects
         dataset = opened.datasets.get(entry.name) or _reopen(opened.handle, path, entry, label)
         try:
@@ -416,3 +416,29 @@ def _size_left(handle):
     except (AttributeError, OSError, ValueError):  # io.BytesIO and other streams
         size = stored_size(handle)
     return max(size - handle.tell(), 0)
+
+
+def written_values(value, what, kinds):
+    """``(array, need_grad)`` of one value given to :func:`write_parameters`; a ValueError
+    unless the array's dtype is of ``kinds``: what the format's readers take back as
+    numbers (an ``.h5`` bool is an enum to them; complex, text and dates are no weights)."""
+    array, need_grad = _given_values(value)
+    if array.dtype.kind not in kinds:
+        raise ValueError(f"{what} holds {array.dtype}, not numbers the file can keep: give "
+                         "it as integers or floats")
+    return array, need_grad
+
+
+def _given_values(value):
+    if isinstance(value, nn.Variable):
+        return value.data.get_data("r"), value.need_grad
+    if isinstance(value, StoredParameter):
+        return value.read(), value.need_grad
+    if isinstance(value, tuple) and len(value) == 2:
+        array, need_grad = value
+        if isinstance(array, nn.NdArray):
+            array = array.get_data("r")
+        return np.asarray(array), bool(need_grad)
+    if isinstance(value, nn.NdArray):
+        return value.get_data("r"), True
+    return np.asarray(value), True
