@@ -208,8 +208,9 @@ def test_reads_into_a_dtype_numpy_converts_to_otherwise_are_hdf5s_bit_for_bit():
                     stored[name].read_into(out)
                 expected = _read_by_hdf5(data, name, dtype)
                 assert out.tobytes() == expected.tobytes(), (name, dtype, out, expected)
-            with pytest.raises(files.ParameterFileError):  # HDF5 has no such conversion
-                stored[name].read_into(np.empty(arrays[name].shape, np.complex64))
+            for dtype in (np.complex64, np.bool_):  # HDF5 has no such conversion
+                with pytest.raises(files.ParameterFileError, match=f"into {np.dtype(dtype)}: read"):
+                    stored[name].read_into(np.empty(arrays[name].shape, dtype))
 
 
 @pytest.mark.parametrize("libver", ["earliest", ("v108", "v108")], ids=["nnabla", "hdf5 1.8"])

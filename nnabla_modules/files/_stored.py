@@ -315,6 +315,9 @@ class DatasetReader:
         entry = self.entry
         if self.opened.handle is None:  # a file object or bytes may hold another file now
             raise ValueError(f"{self.label} is closed: read its values inside its with block")
+        if out.dtype.kind not in "iuf":  # the caller's array, not the file, is at fault
+            raise unread(entry, self.label, f"into {out.dtype}: read numbers into an array of "
+                         "integers or floats")  # fmt: skip
         if entry.location is not None and _converts_as_hdf5(entry.dtype, out.dtype):
             _read_located(self.stream, entry, self.label, out)
         else:
