@@ -117,6 +117,7 @@ LOADER = """
 import sys
 from nnabla_modules.files import _h5_probe
 _h5_probe.PROBE_SECONDS = 600.0
+print("imported", flush=True)  # importing NNabla may start short-lived processes of its own
 _h5_probe.probe(open(sys.argv[2], "rb"), "shared.h5")
 """
 
@@ -146,9 +147,12 @@ def _running(pid):
 def test_the_checking_child_dies_with_the_process_that_started_it(tmp_path):
     path = tmp_path / "shared.h5"
     path.write_bytes(shared_tree_nodes(nnabla_file(tmp_path / "good.h5"), levels=40))
-    loader = subprocess.Popen([sys.executable, "-c", LOADER, _h5.__file__, str(path)])
+    loader = subprocess.Popen(
+        [sys.executable, "-c", LOADER, _h5.__file__, str(path)], stdout=subprocess.PIPE
+    )
     child = None
     try:
+        assert loader.stdout.readline() == b"imported\n"
         deadline_at = time.monotonic() + 60
         while child is None and time.monotonic() < deadline_at:
             child = next(iter(_children(loader.pid)), None)
@@ -165,6 +169,7 @@ def test_the_checking_child_dies_with_the_process_that_started_it(tmp_path):
     finally:
         loader.kill()
         loader.wait()
+        loader.stdout.close()
         if child is not None and _running(child):
             os.kill(child, signal.SIGKILL)
 
